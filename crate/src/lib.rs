@@ -1,0 +1,1 @@
+//! florence2: the plain-Rust core of florence2-web.
