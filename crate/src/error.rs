@@ -1,10 +1,10 @@
 //! The one error type of the library. Every failure that can reach a user (JS, the proxy, the
 //! CLI) is an `Error` with a stable machine-readable [`ErrorCode`] and a human message.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Stable error codes (a contract: JS code switches on them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The task token is not one of the known tasks.
@@ -107,15 +107,16 @@ impl std::fmt::Display for ErrorCode {
 
 /// A failure with its stable code, a message for people, and optional details that callers
 /// may act on (the HTTP status of an upstream error, the wait of a rate limit).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
     /// HTTP status of an upstream answer, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Seconds to wait before trying again (rate limits).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<f64>,
 }
 
@@ -143,6 +144,13 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The JSON body of an error answer of our proxy: `{"error": {"code", "message", "status"?,
+/// "retryAfterSecs"?}}` (a contract between the proxy and the JS client).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: Error,
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -155,5 +163,13 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+    }
+
+    #[test]
+    fn error_bodies_round_trip() {
+        let body = ErrorBody { error: Error::new(ErrorCode::RateLimited, "slow down").with_status(429).with_retry_after(Some(2.5)) };
+        let json = serde_json::to_string(&body).unwrap();
+        assert_eq!(json, r#"{"error":{"code":"RATE_LIMITED","message":"slow down","status":429,"retryAfterSecs":2.5}}"#);
+        assert_eq!(serde_json::from_str::<ErrorBody>(&json).unwrap(), body);
     }
 }
