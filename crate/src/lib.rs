@@ -4,9 +4,12 @@
 //! the remote (endpoint) and local (model) paths.
 
 pub mod error;
+pub mod http_error;
 pub mod postprocess;
 pub mod prompt;
 pub mod region;
+pub mod request;
+pub mod response;
 pub mod result;
 pub mod task;
 
