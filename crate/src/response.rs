@@ -97,6 +97,11 @@ fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Vec<u8>)
     if bytes.len() > limits.max_archive_bytes {
         return Err(too_large(format!("the archive is {} bytes; at most {} are accepted", bytes.len(), limits.max_archive_bytes)));
     }
+    // The end-of-central-directory record states the entry count: refuse a huge archive before
+    // the zip crate reads (and allocates for) its whole central directory.
+    if let Some(count) = declared_entry_count(bytes).filter(|&n| n > limits.max_entries) {
+        return Err(too_large(format!("the archive has {count} entries; at most {} are accepted", limits.max_entries)));
+    }
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(invalid)?;
     if archive.len() > limits.max_entries {
         return Err(too_large(format!("the archive has {} entries; at most {} are accepted", archive.len(), limits.max_entries)));
@@ -136,6 +141,30 @@ fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Vec<u8>)
         out.push((name, data));
     }
     Ok(out)
+}
+
+/// The total entry count the end-of-central-directory record states (or, for ZIP64 archives,
+/// the ZIP64 record its locator points to); `None` when the records cannot be found, in which
+/// case the zip crate decides.
+fn declared_entry_count(bytes: &[u8]) -> Option<usize> {
+    const EOCD_LEN: usize = 22;
+    const LOCATOR_LEN: usize = 20;
+    let search_from = bytes.len().saturating_sub(EOCD_LEN + usize::from(u16::MAX));
+    let eocd = bytes[search_from..].windows(4).rposition(|w| w == b"PK\x05\x06")? + search_from;
+    let count = u16::from_le_bytes(bytes.get(eocd + 10..eocd + 12)?.try_into().ok()?);
+    if count != u16::MAX {
+        return Some(usize::from(count));
+    }
+    let locator = bytes.get(eocd.checked_sub(LOCATOR_LEN)?..eocd)?;
+    if &locator[..4] != b"PK\x06\x07" {
+        return None;
+    }
+    let record = usize::try_from(u64::from_le_bytes(locator[8..16].try_into().ok()?)).ok()?;
+    let record = bytes.get(record..record.checked_add(40)?)?;
+    if &record[..4] != b"PK\x06\x06" {
+        return None;
+    }
+    usize::try_from(u64::from_le_bytes(record[32..40].try_into().ok()?)).ok()
 }
 
 #[derive(Deserialize)]
