@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod http_error;
+pub mod image_prep;
 pub mod postprocess;
 pub mod prompt;
 pub mod region;

@@ -69,10 +69,10 @@ pub fn parse_zip(bytes: &[u8], ctx: ResponseContext, limits: ZipLimits) -> Resul
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".response") {
             response.get_or_insert(data);
-        } else if let Some(mime) = image_mime(&lower) {
-            if overlay.is_none() {
-                overlay = Some(Overlay { name, mime, bytes: data });
-            }
+        } else if let Some(mime) = image_mime(&lower)
+            && overlay.is_none()
+        {
+            overlay = Some(Overlay { name, mime, bytes: data });
         }
     }
     let response = response.ok_or_else(|| Error::new(ErrorCode::ResponseInvalid, "the archive holds no .response file"))?;
@@ -240,16 +240,15 @@ fn check_entities(e: &Entities) -> Result<()> {
     if !e.polygons.iter().flatten().flatten().all(|ring| finite(ring) && ring.len() % 2 == 0) {
         return invalid("a polygon ring has a non-finite coordinate or an odd count");
     }
-    let len = |v: &Option<Vec<String>>| v.as_ref().map(Vec::len);
-    if let (Some(b), Some(l)) = (e.bboxes_labels.as_ref(), e.bboxes.as_ref()) {
-        if b.len() != l.len() {
-            return invalid("bboxes_labels and bboxes differ in length");
-        }
+    let pairs = |things: Option<usize>, labels: &Option<Vec<String>>| match (things, labels) {
+        (Some(n), Some(l)) => n == l.len(),
+        _ => true,
+    };
+    if !pairs(e.bboxes.as_ref().map(Vec::len), &e.bboxes_labels) {
+        return invalid("bboxes_labels and bboxes differ in length");
     }
-    if let (Some(p), Some(l)) = (e.polygons.as_ref(), len(&e.polygons_labels)) {
-        if p.len() != l {
-            return invalid("polygons_labels and polygons differ in length");
-        }
+    if !pairs(e.polygons.as_ref().map(Vec::len), &e.polygons_labels) {
+        return invalid("polygons_labels and polygons differ in length");
     }
     Ok(())
 }
