@@ -20,3 +20,6 @@ pub use prompt::{Prompt, PromptInput, build_content, model_prompt};
 pub use region::{ImageSize, Region};
 pub use result::{Entities, Florence2Result, Source};
 pub use task::{Task, TaskGroup, TextKind};
+
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
+pub mod js;

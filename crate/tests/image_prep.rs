@@ -1,5 +1,6 @@
 //! Native image preparation on real encoded images (the browser path has its own tests in
 //! `tests/browser.rs`, run in headless Chromium).
+#![cfg(not(target_arch = "wasm32"))]
 
 use florence2::image_prep::{PrepareOptions, base64_len, native};
 use florence2::ErrorCode;
