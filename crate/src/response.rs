@@ -3,6 +3,7 @@
 //! archives (entry count, total inflated bytes, compression ratio — all enforced while
 //! inflating, not trusted from the archive's own headers).
 
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 
 use serde::Deserialize;
@@ -31,12 +32,13 @@ impl Default for ZipLimits {
     }
 }
 
-/// The endpoint's overlay image, travelling beside the result.
+/// The endpoint's overlay image, travelling beside the result. Stored (uncompressed) entries,
+/// as image entries usually are, are borrowed from the archive's bytes without a copy.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Overlay {
+pub struct Overlay<'a> {
     pub name: String,
     pub mime: &'static str,
-    pub bytes: Vec<u8>,
+    pub bytes: Cow<'a, [u8]>,
 }
 
 /// How to read an answer: the size of the image that was sent (the coordinates' frame) and of
@@ -55,13 +57,13 @@ impl ResponseContext {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParsedResponse {
+pub struct ParsedResponse<'a> {
     pub result: Florence2Result,
-    pub overlay: Option<Overlay>,
+    pub overlay: Option<Overlay<'a>>,
 }
 
 /// Parses the endpoint's ZIP into the result and the overlay.
-pub fn parse_zip(bytes: &[u8], ctx: ResponseContext, limits: ZipLimits) -> Result<ParsedResponse> {
+pub fn parse_zip(bytes: &[u8], ctx: ResponseContext, limits: ZipLimits) -> Result<ParsedResponse<'_>> {
     let entries = read_entries(bytes, limits)?;
     let mut response = None;
     let mut overlay = None;
@@ -91,7 +93,7 @@ fn image_mime(name: &str) -> Option<&'static str> {
     })
 }
 
-fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Vec<u8>)>> {
+fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Cow<'_, [u8]>)>> {
     let too_large = |why: String| Error::new(ErrorCode::ZipTooLarge, why);
     let invalid = |e: zip::result::ZipError| Error::new(ErrorCode::ZipInvalid, format!("the answer is not a readable ZIP archive: {e}"));
     if bytes.len() > limits.max_archive_bytes {
@@ -109,11 +111,25 @@ fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Vec<u8>)
     let mut total: u64 = 0;
     let mut out = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
-        let mut file = archive.by_index(i).map_err(invalid)?;
+        let name = archive.name_for_index(i).ok_or_else(|| Error::new(ErrorCode::ZipInvalid, "an entry has no name"))?.map_err(invalid)?.into_owned();
+        let is_image = image_mime(&name.to_ascii_lowercase()).is_some();
+        // Images carry their own checksums, checked by the decoder that shows them: a stored
+        // image is borrowed as it lies in the archive (no CRC pass, no copy of a megabyte).
+        let mut file = archive.by_index_with_options(i, zip::ZipReadOptions::new().ignore_crc32(is_image)).map_err(invalid)?;
         if file.is_dir() {
             continue;
         }
-        let name = file.name().map_err(invalid)?.into_owned();
+        if is_image && file.compression() == zip::CompressionMethod::Stored {
+            let start = file.data_start().and_then(|s| usize::try_from(s).ok());
+            let range = start.and_then(|s| Some(s..s.checked_add(usize::try_from(file.size()).ok()?)?));
+            let data = range.and_then(|r| bytes.get(r)).ok_or_else(|| Error::new(ErrorCode::ZipInvalid, format!("entry {name:?} lies outside the archive")))?;
+            total += data.len() as u64;
+            if total > limits.max_total_bytes {
+                return Err(too_large(format!("the archive inflates to more than {} bytes", limits.max_total_bytes)));
+            }
+            out.push((name, Cow::Borrowed(data)));
+            continue;
+        }
         let compressed = file.compressed_size().max(1);
         let budget = limits.max_total_bytes - total;
         let mut data = Vec::with_capacity(file.size().min(budget).min(16 << 20) as usize);
@@ -138,7 +154,7 @@ fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Vec<u8>)
         }
         let read = data.len() as u64;
         total += read;
-        out.push((name, data));
+        out.push((name, Cow::Owned(data)));
     }
     Ok(out)
 }

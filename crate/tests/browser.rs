@@ -241,6 +241,9 @@ async fn parse_response_reads_200_boxes_and_a_1_mb_overlay_fast() {
     let size = obj(&[("width", 4000.into()), ("height", 3000.into())]);
     let mut times = Vec::new();
     let mut parsed = JsValue::UNDEFINED;
+    for _ in 0..3 {
+        js::parse_response(zip_js.clone(), size.clone()).unwrap();
+    }
     for _ in 0..30 {
         let started = now_ms();
         parsed = js::parse_response(zip_js.clone(), size.clone()).unwrap();

@@ -8,9 +8,13 @@ use florence2::{ErrorCode, ImageSize, Task};
 use zip::write::SimpleFileOptions;
 
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_with(entries, zip::CompressionMethod::Deflated)
+}
+
+fn zip_with(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in entries {
-        w.start_file(*name, SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated)).unwrap();
+        w.start_file(*name, SimpleFileOptions::default().compression_method(method)).unwrap();
         w.write_all(data).unwrap();
     }
     w.finish().unwrap().into_inner()
@@ -34,7 +38,23 @@ fn reads_the_response_and_the_overlay() {
     assert!(r.entities.polygons.is_none());
     assert_eq!(r.usage.unwrap()["total_tokens"], 0);
     let overlay = parsed.overlay.unwrap();
-    assert_eq!((overlay.name.as_str(), overlay.mime, overlay.bytes.as_slice()), ("abc.png", "image/png", &png[..]));
+    assert_eq!((overlay.name.as_str(), overlay.mime, &*overlay.bytes), ("abc.png", "image/png", &png[..]));
+}
+
+#[test]
+fn stored_overlays_are_borrowed_not_copied() {
+    let png = vec![7u8; 4096];
+    let zip = zip_with(&[("abc.response", OD.as_bytes()), ("abc.png", &png)], zip::CompressionMethod::Stored);
+    let overlay = parse_zip(&zip, ctx(100, 100), ZipLimits::default()).unwrap().overlay.unwrap();
+    assert!(matches!(overlay.bytes, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(&*overlay.bytes, &png[..]);
+    // A lying size cannot reach past the archive.
+    let mut patched = zip.clone();
+    let cd = patched.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+    patched[cd + 24..cd + 28].copy_from_slice(&u32::MAX.to_le_bytes());
+    patched[cd + 20..cd + 24].copy_from_slice(&u32::MAX.to_le_bytes());
+    let result = parse_zip(&patched, ctx(100, 100), ZipLimits::default());
+    assert!(matches!(result.as_ref().map_err(|e| e.code), Err(ErrorCode::ZipInvalid) | Err(ErrorCode::ZipTooLarge)), "{result:?}");
 }
 
 #[test]

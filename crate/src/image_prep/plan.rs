@@ -96,8 +96,11 @@ impl Planner {
             && self.budget_chars.is_none_or(|chars| base64_len(byte_len) <= chars)
     }
 
+    /// Without a budget, the best quality; with one, the quality most photos fit at (one
+    /// encode fewer in the common case; an undershoot is followed by a better try).
     pub fn first(&self) -> Attempt {
-        Attempt { width: self.full.0, height: self.full.1, quality: QUALITIES[0].0 }
+        let quality = if self.budget_chars.is_some() { QUALITIES[1].0 } else { QUALITIES[0].0 };
+        Attempt { width: self.full.0, height: self.full.1, quality }
     }
 
     /// Judges the encode of `attempt`, `encoded_len` bytes long, and says what comes next.
@@ -111,7 +114,8 @@ impl Planner {
         let done = Verdict { fits, next: Next::Done };
         let out_of_budget = || Error::new(ErrorCode::ImageBudget, format!("no JPEG of this image fits in {} base64 characters", budget / 3 * 4));
         // Good enough: the best settings fit, or a fit uses most of the budget.
-        if fits && (attempt == self.first() || encoded_len as f64 >= budget as f64 * CLOSE_ENOUGH) {
+        let best_possible = (attempt.width, attempt.height) == self.full && attempt.quality == QUALITIES[0].0;
+        if fits && (best_possible || encoded_len as f64 >= budget as f64 * CLOSE_ENOUGH) {
             return Ok(done);
         }
         // A miss after a fit: the fit is as good as it gets without more guessing.

@@ -197,7 +197,7 @@ async fn run(config: &ClientConfig, request: &JsValue) -> Result<JsValue> {
         let _ = Reflect::set(&out, &k.into(), v);
     };
     set("result", &to_js(&parsed.result).map_err(|e| Error::new(ErrorCode::ResponseInvalid, describe(&e)))?);
-    set("overlay", &overlay_to_js(parsed.overlay.as_ref()));
+    set("overlay", &overlay_to_js(parsed.overlay.as_ref(), None));
     let sent = serde_json::json!({
         "width": prepared.sent_width, "height": prepared.sent_height, "bytes": prepared.bytes.len(),
         "inline": inline, "quality": prepared.quality,
