@@ -21,5 +21,7 @@ pub use region::{ImageSize, Region};
 pub use result::{Entities, Florence2Result, Source};
 pub use task::{Task, TaskGroup, TextKind};
 
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+pub mod browser;
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js;

@@ -9,6 +9,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::image_prep::PreparedImage;
 use crate::response::{Overlay, ParsedResponse};
+use crate::browser::describe;
 use crate::{Error, ErrorCode};
 
 /// A JS `Error` named `Florence2Error` carrying `code` (and `status`, `retryAfterSecs` when
@@ -73,14 +74,6 @@ pub fn sync_bytes_of(value: &JsValue) -> Result<Vec<u8>, JsValue> {
         return Ok(Uint8Array::new_with_byte_offset_and_length(&view.buffer(), view.byte_offset() as u32, view.byte_length() as u32).to_vec());
     }
     Err(error(ErrorCode::BadOption, "expected bytes: a Uint8Array, an ArrayBuffer or a Blob"))
-}
-
-pub fn describe(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {

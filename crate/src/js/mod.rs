@@ -2,7 +2,6 @@
 //! core. Every export returns a typed error (`Error` with a stable `code`) instead of
 //! panicking; the TypeScript types of every object are in `types.d.ts`.
 
-mod browser_image;
 mod client;
 pub use client::Florence2Client;
 mod convert;
@@ -67,7 +66,7 @@ pub async fn prepare_image(
     };
     let options = prepare_options(opts.max_base64_chars, opts.max_pixels).map_err(js_error)?;
     let bytes = convert::bytes_of(&image).await?;
-    let prepared = browser_image::prepare(&bytes, &options).await.map_err(js_error)?;
+    let prepared = crate::browser::image::prepare(&bytes, &options).await.map_err(js_error)?;
     convert::prepared_to_js(&prepared)
 }
 

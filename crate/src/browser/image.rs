@@ -13,7 +13,7 @@ use web_sys::{
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::image_prep::{Attempt, Next, PrepareOptions, PreparedImage, Planner, sniff};
-use crate::js::convert::describe;
+use crate::browser::describe;
 
 #[wasm_bindgen]
 extern "C" {
