@@ -1,1 +1,59 @@
-fn main() {}
+//! `florence2-proxy`: the server as a process.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use florence2_proxy::config::LogFormat;
+use florence2_proxy::{ApiKey, Config, serve};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut config = Config::parse();
+    init_logging(config.log_format);
+    match std::env::var("NVIDIA_API_KEY") {
+        Ok(raw) if !raw.trim().is_empty() => match ApiKey::parse(&raw, "NVIDIA_API_KEY") {
+            Ok(key) => config.api_key = Some(key),
+            Err(e) => {
+                eprintln!("florence2-proxy: {}", e.message);
+                return ExitCode::from(2);
+            }
+        },
+        _ => tracing::warn!("NVIDIA_API_KEY is not set: each request must bring its own key in X-Api-Key"),
+    }
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("florence2-proxy: cannot listen on {}: {e}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(addr) = listener.local_addr() else {
+        eprintln!("florence2-proxy: the listening socket has no address");
+        return ExitCode::FAILURE;
+    };
+    // Harnesses read the port from this first stdout line (logs go to stderr).
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "listening on http://{addr}").and_then(|()| stdout.flush()).is_err() {
+        return ExitCode::FAILURE;
+    }
+    drop(stdout);
+    match serve(config, listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("florence2-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

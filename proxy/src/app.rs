@@ -1,0 +1,43 @@
+//! The whole server: routes, their shared state, and the layers every request passes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::guard::concurrency::ConcurrencyCap;
+use crate::guard::rate_limit::ClientRateLimit;
+use crate::guard::{cors, deadline, request_target};
+use crate::observe::access_log;
+use crate::routes::{assets, healthz, invoke, not_found, static_files};
+
+/// What handlers share.
+pub struct App {
+    pub backend: Arc<dyn Backend>,
+    pub rate: ClientRateLimit,
+    pub slots: ConcurrencyCap,
+}
+
+pub fn router(config: &Config, backend: Arc<dyn Backend>) -> Router {
+    let app = Arc::new(App {
+        backend,
+        rate: ClientRateLimit::new(config.rate_limit, config.rate_burst),
+        slots: ConcurrencyCap::new(config.max_concurrent),
+    });
+    let api = Router::new()
+        .route("/v1/vlm/microsoft/florence-2", post(invoke::invoke))
+        .route("/v1/assets", post(assets::upload))
+        .route("/healthz", get(healthz::healthz))
+        .method_not_allowed_fallback(not_found::method_not_allowed)
+        .with_state(app);
+    // Outermost last: the access log sees everything (with its id), CORS headers reach even
+    // refusals, refusals come before any work, and the deadline bounds the work.
+    static_files::attach(api, config.static_dir.as_deref())
+        .layer(from_fn_with_state(config.timeout(), deadline::enforce))
+        .layer(from_fn(request_target::check))
+        .layer(cors::layer(config.origins()))
+        .layer(from_fn(access_log::record))
+}
