@@ -23,12 +23,29 @@ pub use backend::Backend;
 pub use backend::upstream::UpstreamBackend;
 pub use config::Config;
 
-#[derive(Debug, thiserror::Error)]
+/// Why serving stopped or could not start.
+#[derive(Debug)]
 pub enum ServeError {
-    #[error("{0}")]
+    /// The configuration cannot work (e.g. the HTTP client cannot be built).
     Config(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Config(why) => f.write_str(why),
+            ServeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> ServeError {
+        ServeError::Io(e)
+    }
 }
 
 /// Serves `config` on `listener` until SIGTERM or Ctrl-C.
