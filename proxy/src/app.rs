@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
+use florence2::request::{ASSETS_PATH, INVOKE_PATH};
 
 use crate::backend::Backend;
 use crate::config::Config;
@@ -28,8 +29,8 @@ pub fn router(config: &Config, backend: Arc<dyn Backend>) -> Router {
         slots: ConcurrencyCap::new(config.max_concurrent),
     });
     let api = Router::new()
-        .route("/v1/vlm/microsoft/florence-2", post(invoke::invoke))
-        .route("/v1/assets", post(assets::upload))
+        .route(INVOKE_PATH, post(invoke::invoke))
+        .route(ASSETS_PATH, post(assets::upload))
         .route("/healthz", get(healthz::healthz))
         .method_not_allowed_fallback(not_found::method_not_allowed)
         .with_state(app);

@@ -15,19 +15,20 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
+use florence2::request::{INVOKE_PATH, MAX_INVOKE_BODY_BYTES};
 use tower_http::cors::CorsLayer;
 
 use crate::problem::Problem;
 use crate::state::State;
 
 /// Longest JSON body NVCF accepts (its documented 5 MB).
-pub const MAX_JSON_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_JSON_BYTES: usize = MAX_INVOKE_BODY_BYTES;
 /// Longest asset upload the emulator stores (NVCF allows 5 GB; tests need far less).
 pub const MAX_ASSET_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
-        .route("/v1/vlm/microsoft/florence-2", post(invoke::invoke))
+        .route(INVOKE_PATH, post(invoke::invoke))
         .route("/v2/nvcf/pexec/status/{req_id}", get(status::status))
         .route("/v2/nvcf/assets", post(assets::create))
         .route("/s3/assets/{asset_id}", put(assets::upload))

@@ -26,11 +26,11 @@ pub async fn invoke(
     app.rate.check(client.0)?;
     body::require_media_type(&headers, |m| m == "application/json", "application/json")?;
     let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
-    let request = invoke_body::parse(&bytes)?;
+    let invocation = invoke_body::parse(&bytes)?;
     let context = CallContext { caller_key: caller_key::from_headers(&headers)?, deadline: deadline.0 };
     let _slot = app.slots.enter().await?;
-    tracing::info!(task = %request.prompt.task, asset = request.image.asset_id().is_some(), "invoke");
-    let zip = app.backend.invoke(request, context).await?;
+    tracing::info!(task = %invocation.prompt.task, asset = invocation.image.asset_id().is_some(), "invoke");
+    let zip = app.backend.invoke(invocation, context).await?;
     let mut response = zip.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));

@@ -140,12 +140,23 @@ async fn an_absent_upstream_is_a_network_error() {
 }
 
 #[tokio::test]
-async fn max_tokens_is_forwarded_and_other_fields_refused() {
-    let stack = support::start(&[], &[], Some("nvapi-body")).await;
-    let mut request = body(Task::Caption, &data_url(&png(32, 32, 3)));
-    request["max_tokens"] = 256.into();
-    assert_eq!(stack.invoke(&request).await.status(), 200);
-    request["temperature"] = 0.5.into();
-    let (status, error) = error_of(stack.invoke(&request).await).await;
-    assert_eq!((status, error["code"].as_str()), (400, Some("BAD_OPTION")));
+async fn invalid_bodies_are_typed_errors_and_go_nowhere() {
+    let stack = support::start(&[], &["--rate-limit", "0"], Some("nvapi-body")).await;
+    let img = data_url(&png(16, 16, 3));
+    let content = |c: String| serde_json::json!({ "messages": [{ "role": "user", "content": c }] });
+    let cases = [
+        (serde_json::json!("not an invocation"), "BAD_OPTION"),
+        (serde_json::json!({ "messages": [] }), "BAD_OPTION"),
+        (content(format!("<NOPE><img src=\"{img}\" />")), "UNKNOWN_TASK"),
+        (content(format!("<REGION_TO_OCR><loc_1><loc_1><loc_9><loc_9><img src=\"{img}\" />")), "UNKNOWN_TASK"),
+        (content(format!("<OPEN_VOCABULARY_DETECTION><img src=\"{img}\" />")), "TEXT_REQUIRED"),
+        (content(format!("<OD>cat<img src=\"{img}\" />")), "TEXT_NOT_ALLOWED"),
+        (content(format!("<REGION_TO_CATEGORY>the dog<img src=\"{img}\" />")), "BAD_REGION"),
+        (content("<OD><img src=\"http://127.0.0.1:1/x.png\" />".to_owned()), "BAD_OPTION"),
+    ];
+    for (request, code) in cases {
+        let (status, error) = error_of(stack.invoke(&request).await).await;
+        assert_eq!((status, error["code"].as_str()), (400, Some(code)), "{request}");
+    }
+    assert!(stack.emulator.journal().is_empty());
 }

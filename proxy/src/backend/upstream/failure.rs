@@ -1,15 +1,18 @@
-//! Turning what went wrong upstream into typed errors: transport failures, and error answers
-//! (RFC 7807 problems: `detail`, else `message`, else `error`, else `title`).
+//! Turning what went wrong upstream into typed errors: transport failures here, error answers
+//! by florence2's mapping (`http_error`), with the key redacted from anything quoted.
 
+use std::time::SystemTime;
+
+use florence2::http_error::error_from_http;
 use florence2::{Error, ErrorCode};
-use reqwest::{Response, StatusCode};
-use serde_json::Value;
+use reqwest::Response;
+use reqwest::header::RETRY_AFTER;
 
 use crate::api_key::ApiKey;
 
 /// How much of an error body is read, and how much of its text is passed on.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-const MAX_DETAIL_CHARS: usize = 300;
+const MAX_MESSAGE_CHARS: usize = 400;
 
 /// A request that got no HTTP answer. `what` names it ("the inference request").
 pub fn transport(error: reqwest::Error, what: &str, host: &str) -> Error {
@@ -30,29 +33,11 @@ pub fn transport(error: reqwest::Error, what: &str, host: &str) -> Error {
     Error::new(ErrorCode::Network, format!("{what} to {host} failed: {cause}"))
 }
 
-/// An HTTP error answer. The text quoted from it is cut short and has the key redacted (an
-/// upstream echoing the Authorization header must not hand the key to the caller).
-pub async fn from_response(response: Response, what: &str, key: Option<&ApiKey>) -> Error {
-    let status = response.status();
-    let detail = read_detail(response).await;
-    let detail = match key {
-        Some(key) => key.redact(&detail),
-        None => detail,
-    };
-    let said = if detail.is_empty() { String::new() } else { format!(": {detail}") };
-    let code = status.as_u16();
-    let error = match status {
-        StatusCode::UNAUTHORIZED => Error::new(ErrorCode::Unauthorized, format!("NVIDIA refused the API key (401){said}")),
-        StatusCode::FORBIDDEN => Error::new(ErrorCode::Unauthorized, format!("the API key may not use this function (403){said}")),
-        StatusCode::PAYMENT_REQUIRED => Error::new(ErrorCode::Upstream, format!("the NVIDIA account has no credits left (402){said}")),
-        StatusCode::TOO_MANY_REQUESTS => Error::new(ErrorCode::RateLimited, format!("NVIDIA rate limit (429){said}")),
-        s if s.is_server_error() => Error::new(ErrorCode::Upstream, format!("{what} failed upstream ({code}){said}")),
-        _ => Error::new(ErrorCode::Upstream, format!("{what} was refused upstream ({code}){said}")),
-    };
-    error.with_status(code)
-}
-
-async fn read_detail(mut response: Response) -> String {
+/// An HTTP error answer. Its text is cut short, made one line, and has the key redacted: an
+/// upstream echoing the Authorization header must not hand the key to the caller.
+pub async fn from_response(mut response: Response, what: &str, key: Option<&ApiKey>) -> Error {
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
@@ -60,19 +45,14 @@ async fn read_detail(mut response: Response) -> String {
             break;
         }
     }
-    let text = match serde_json::from_slice::<Value>(&body) {
-        Ok(json) => ["detail", "message", "error", "title"]
-            .iter()
-            .find_map(|k| match &json[k] {
-                Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-                Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
-                _ => None,
-            })
-            .unwrap_or_default(),
-        // Not JSON (an HTML error page, S3's XML): the start of the text, if it is text.
-        Err(_) => String::from_utf8_lossy(&body).into_owned(),
+    let mut error = error_from_http(status, retry_after.as_deref(), &body, SystemTime::now());
+    let message = format!("{what}: {}", error.message);
+    let message = key.map_or(message.clone(), |k| k.redact(&message));
+    let one_line = message.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    error.message = if one_line.chars().count() > MAX_MESSAGE_CHARS {
+        format!("{}…", one_line.chars().take(MAX_MESSAGE_CHARS).collect::<String>())
+    } else {
+        one_line
     };
-    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    if clean.chars().count() > MAX_DETAIL_CHARS { format!("{}…", clean.chars().take(MAX_DETAIL_CHARS).collect::<String>()) } else { clean }
+    error
 }

@@ -4,15 +4,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use florence2::request::{HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, InvokeRequest, Invocation};
 use florence2::{Error, ErrorCode, Result};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Response, StatusCode};
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::{UpstreamBackend, archive, failure};
 use crate::api_key::ApiKey;
-use crate::backend::{CallContext, InvokeRequest};
+use crate::backend::CallContext;
 
 /// Shortest gap between two status polls, in case the upstream answers 202 at once instead
 /// of holding the call for NVCF-POLL-SECONDS.
@@ -20,14 +20,12 @@ const MIN_POLL_GAP: Duration = Duration::from_millis(250);
 /// Longest request id accepted from `NVCF-REQID` (NVCF's are UUIDs).
 const MAX_REQ_ID_CHARS: usize = 128;
 
-pub async fn invoke(up: &UpstreamBackend, request: InvokeRequest, context: &CallContext) -> Result<Bytes> {
+pub async fn invoke(up: &UpstreamBackend, invocation: Invocation, context: &CallContext) -> Result<Bytes> {
     let key = up.key(context)?;
-    let mut body = json!({ "messages": [{ "role": "user", "content": request.prompt.endpoint_content(&request.image.src())? }] });
-    if let Some(max_tokens) = request.max_tokens {
-        body["max_tokens"] = max_tokens.into();
-    }
-    let body = Bytes::from(body.to_string());
-    let asset = request.image.asset_id();
+    // Rebuilt from the validated parts: nothing the caller sent goes upstream unchecked.
+    let content = invocation.prompt.endpoint_content(&invocation.image.src())?;
+    let body = Bytes::from(InvokeRequest::new(content).to_json());
+    let asset = invocation.image.asset_id();
     let response = up
         .send_retrying(context, "the inference request", key, || {
             let mut post = up
@@ -39,7 +37,7 @@ pub async fn invoke(up: &UpstreamBackend, request: InvokeRequest, context: &Call
                 .header("NVCF-POLL-SECONDS", up.poll_seconds)
                 .body(body.clone());
             if let Some(id) = asset {
-                post = post.header("NVCF-INPUT-ASSET-REFERENCES", id).header("NVCF-FUNCTION-ASSET-IDS", id);
+                post = post.header(HEADER_INPUT_ASSET_REFERENCES, id).header(HEADER_FUNCTION_ASSET_IDS, id);
             }
             post
         })

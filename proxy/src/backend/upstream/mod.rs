@@ -13,13 +13,14 @@ mod retry;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use florence2::request::Invocation;
 use florence2::{Error, ErrorCode, Result};
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
 use tokio::time::Instant;
 
 use self::handoff::HandoffPolicy;
 use self::reachability::Prober;
-use super::{AssetUpload, Backend, BoxFuture, CallContext, Health, InvokeRequest};
+use super::{AssetUpload, Backend, BoxFuture, CallContext, Health};
 use crate::api_key::ApiKey;
 use crate::config::Config;
 
@@ -116,8 +117,8 @@ impl UpstreamBackend {
 }
 
 impl Backend for UpstreamBackend {
-    fn invoke(&self, request: InvokeRequest, context: CallContext) -> BoxFuture<'_, Result<Bytes>> {
-        Box::pin(async move { invoke::invoke(self, request, &context).await })
+    fn invoke(&self, invocation: Invocation, context: CallContext) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(async move { invoke::invoke(self, invocation, &context).await })
     }
 
     fn upload_asset(&self, upload: AssetUpload, context: CallContext) -> BoxFuture<'_, Result<String>> {
