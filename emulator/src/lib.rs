@@ -14,6 +14,9 @@ mod overlay;
 mod problem;
 mod routes;
 mod shutdown;
+
+/// Registers for Ctrl-C and SIGTERM at once; the future completes on the first.
+pub use shutdown::signal as shutdown_signal;
 mod state;
 
 use std::future::Future;

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use nvcf_emulator::{Config, serve};
+use nvcf_emulator::{Config, Emulator, shutdown_signal};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -29,13 +29,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signals are caught from before the port is announced: a harness may stop us at once.
+    let shutdown = shutdown_signal();
     // The harness reads the port from this first line.
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "listening on http://{addr}").and_then(|()| stdout.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     drop(stdout);
-    match serve(config, listener).await {
+    match Emulator::new(config).serve_until(listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nvcf-emulator: {e}");

@@ -10,6 +10,9 @@ mod guard;
 mod observe;
 mod routes;
 mod shutdown;
+
+/// Registers for Ctrl-C and SIGTERM at once; the future completes on the first.
+pub use shutdown::signal as shutdown_signal;
 pub mod tls;
 
 use std::future::Future;

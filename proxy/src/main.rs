@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use florence2_proxy::config::LogFormat;
-use florence2_proxy::{ApiKey, Config, serve};
+use florence2_proxy::{ApiKey, Config, serve_until, shutdown_signal};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -34,13 +34,15 @@ async fn main() -> ExitCode {
         eprintln!("florence2-proxy: the listening socket has no address");
         return ExitCode::FAILURE;
     };
+    // Signals are caught from before the port is announced: a harness may stop us at once.
+    let shutdown = shutdown_signal();
     // Harnesses read the port from this first stdout line (logs go to stderr).
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "listening on http://{addr}").and_then(|()| stdout.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     drop(stdout);
-    match serve(config, listener).await {
+    match serve_until(config, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("florence2-proxy: {e}");
