@@ -207,5 +207,7 @@ fn the_binary_prints_its_port_and_stops_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("still running 10 s after SIGTERM");
 }

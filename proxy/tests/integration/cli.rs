@@ -31,6 +31,9 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Not left behind when the test fails.
+    let _ = child.kill();
+    let _ = child.wait();
     None
 }
 
