@@ -1,5 +1,6 @@
 //! The whole server: routes, their shared state, and the layers every request passes.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -11,7 +12,8 @@ use crate::backend::Backend;
 use crate::config::Config;
 use crate::guard::concurrency::ConcurrencyCap;
 use crate::guard::rate_limit::ClientRateLimit;
-use crate::guard::{cors, deadline, request_target};
+use crate::guard::host::AllowedHosts;
+use crate::guard::{cors, deadline, host, request_target};
 use crate::observe::access_log;
 use crate::routes::{assets, healthz, invoke, not_found, static_files};
 
@@ -22,7 +24,9 @@ pub struct App {
     pub slots: ConcurrencyCap,
 }
 
-pub fn router(config: &Config, backend: Arc<dyn Backend>) -> Router {
+/// The server for `config`, answering through `backend`, listening on `local` (which decides
+/// the Host names it answers to by default).
+pub fn router(config: &Config, backend: Arc<dyn Backend>, local: SocketAddr) -> Router {
     let app = Arc::new(App {
         backend,
         rate: ClientRateLimit::new(config.rate_limit, config.rate_burst),
@@ -39,6 +43,7 @@ pub fn router(config: &Config, backend: Arc<dyn Backend>) -> Router {
     static_files::attach(api, config.static_dir.as_deref())
         .layer(from_fn_with_state(config.timeout(), deadline::enforce))
         .layer(from_fn(request_target::check))
+        .layer(from_fn_with_state(AllowedHosts::new(&config.allow_hosts, local), host::check))
         .layer(cors::layer(config.origins()))
         .layer(from_fn(access_log::record))
 }

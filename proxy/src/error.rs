@@ -35,7 +35,8 @@ impl From<Error> for ApiError {
 fn status_for(error: &Error) -> StatusCode {
     let upstream = error.status.and_then(|s| StatusCode::from_u16(s).ok());
     match error.code {
-        ErrorCode::ImageTooLarge | ErrorCode::ZipTooLarge if upstream.is_none() => StatusCode::PAYLOAD_TOO_LARGE,
+        // A request body over our limits; an upstream's oversized answer is a bad gateway below.
+        ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unauthorized => match upstream {
             Some(StatusCode::FORBIDDEN) => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
@@ -55,7 +56,6 @@ fn status_for(error: &Error) -> StatusCode {
         | ErrorCode::TextInvalid
         | ErrorCode::BadRegion
         | ErrorCode::ImageDecode
-        | ErrorCode::ImageTooLarge
         | ErrorCode::ImageTooSmall
         | ErrorCode::ImageBudget
         | ErrorCode::PostProcess
@@ -96,6 +96,7 @@ mod tests {
         let status = |e: Error| ApiError::from(e).status;
         assert_eq!(status(Error::new(ErrorCode::TextRequired, "x")), StatusCode::BAD_REQUEST);
         assert_eq!(status(Error::new(ErrorCode::ImageTooLarge, "x")), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(status(Error::new(ErrorCode::ZipTooLarge, "x")), StatusCode::BAD_GATEWAY);
         assert_eq!(status(Error::new(ErrorCode::Upstream, "x").with_status(422)), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(status(Error::new(ErrorCode::Upstream, "x").with_status(500)), StatusCode::BAD_GATEWAY);
         assert_eq!(status(Error::new(ErrorCode::Unauthorized, "x").with_status(403)), StatusCode::FORBIDDEN);

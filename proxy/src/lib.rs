@@ -78,7 +78,7 @@ pub async fn serve_backend(
         key_configured = config.api_key.is_some(),
         "serving"
     );
-    let app = app::router(config, backend);
+    let app = app::router(config, backend, listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

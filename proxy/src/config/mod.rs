@@ -83,6 +83,12 @@ pub struct Config {
     #[arg(long = "allow-origin", value_name = "ORIGIN", env = "FLORENCE2_ALLOW_ORIGINS", value_delimiter = ',')]
     pub allow_origins: Vec<OriginPattern>,
 
+    /// A Host name the proxy answers to (a guard against DNS rebinding). Repeatable; `*`
+    /// allows any. Default: on a loopback --listen address, localhost, 127.0.0.1 and [::1]
+    /// (any port); on other addresses, any name.
+    #[arg(long = "allow-host", value_name = "HOST", env = "FLORENCE2_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
     /// Longest time one request may take end to end, in seconds: reading the body, waiting
     /// for a slot, 429 retries and NVCF's 202 polling. Past it the answer is a TIMEOUT error.
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_TIMEOUT")]

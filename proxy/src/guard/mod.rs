@@ -6,5 +6,6 @@ pub mod body;
 pub mod concurrency;
 pub mod cors;
 pub mod deadline;
+pub mod host;
 pub mod rate_limit;
 pub mod request_target;

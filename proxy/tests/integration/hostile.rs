@@ -46,7 +46,7 @@ async fn traversal_paths_are_refused() {
         format!("/..\\{secret}"),
         "/v1/../healthz".to_owned(),
     ] {
-        let (status, body) = raw(stack.proxy_addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
+        let (status, body) = raw(stack.proxy_addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
         assert!(status == 400, "{path}: {status} {body}");
         assert!(!body.contains("secret"), "{path}: {body}");
     }
@@ -85,7 +85,7 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
-    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     let mut framed = head.into_bytes();
     for chunk in body.chunks(256 * 1024) {
         framed.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
@@ -130,21 +130,34 @@ async fn wrong_content_types_are_refused() {
 }
 
 #[tokio::test]
-async fn a_host_header_pointing_elsewhere_changes_nothing() {
+async fn a_host_header_pointing_elsewhere_goes_nowhere_else() {
     let stack = support::start(&[], &[], Some("nvapi-host")).await;
     let canary = Canary::start().await;
     let json = body(Task::Caption, &data_url(&png(16, 16, 1))).to_string();
-    let request = format!(
-        "POST /v1/vlm/microsoft/florence-2 HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        canary.addr,
-        json.len()
-    );
-    let (status, _) = raw(stack.proxy_addr, &request).await;
+    let request = |host: &str| {
+        format!(
+            "POST /v1/vlm/microsoft/florence-2 HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            json.len()
+        )
+    };
+    // Another loopback port: still this machine; served, and only to the upstream.
+    let (status, _) = raw(stack.proxy_addr, &request(&canary.addr.to_string())).await;
     assert_eq!(status, 200);
-    assert_eq!(canary.hits(), 0);
     let invokes = stack.seen("/v1/vlm");
     assert_eq!(invokes.len(), 1);
     assert_eq!(invokes[0].host.as_deref(), Some(stack.emulator_url.trim_start_matches("http://")), "the upstream got its own Host");
+    // A foreign name (DNS rebinding): refused on a loopback proxy.
+    for host in ["evil.example", "evil.example:80", "localhost.evil.example"] {
+        let (status, body) = raw(stack.proxy_addr, &request(host)).await;
+        assert_eq!(status, 421, "{host}: {body}");
+        assert!(body.contains("BAD_OPTION") && body.contains("--allow-host"), "{body}");
+    }
+    assert_eq!(stack.seen("/v1/vlm").len(), 1);
+    assert_eq!(canary.hits(), 0);
+    // Told otherwise, it answers to that name.
+    let stack = support::start(&[], &["--allow-host", "demo.example"], Some("nvapi-host")).await;
+    assert_eq!(raw(stack.proxy_addr, &request("demo.example:8080")).await.0, 200);
+    assert_eq!(raw(stack.proxy_addr, &request("127.0.0.1")).await.0, 421);
 }
 
 #[tokio::test]
