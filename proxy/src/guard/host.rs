@@ -39,7 +39,7 @@ impl AllowedHosts {
         let host = host_name(host_header).to_ascii_lowercase();
         // Any loopback address is this machine, whichever of 127.0.0.0/8 the client used.
         let loopback_ip = host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        names.iter().any(|n| *n == host) || (loopback_ip && names.iter().any(|n| n == "127.0.0.1" || n == "::1"))
+        names.contains(&host) || (loopback_ip && names.iter().any(|n| n == "127.0.0.1" || n == "::1"))
     }
 }
 

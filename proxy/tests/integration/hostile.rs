@@ -4,7 +4,7 @@
 use florence2::Task;
 use nvcf_emulator::Fault;
 
-use crate::support::{self, Canary, body, data_url, error_of, png, raw};
+use crate::support::{self, Canary, body, data_url, error_of, png, raw, temp_dir};
 
 const JSON_BODY: &str = r#"{"messages":[{"role":"user","content":"<CAPTION><img src=\"data:image/png;base64,AA==\" />"}]}"#;
 
@@ -31,7 +31,7 @@ async fn absolute_form_targets_are_refused_and_go_nowhere() {
 
 #[tokio::test]
 async fn traversal_paths_are_refused() {
-    let dir = support_dir("traversal");
+    let dir = temp_dir("traversal");
     std::fs::write(dir.join("index.html"), "<h1>demo</h1>").expect("write");
     let outside = dir.parent().expect("parent").join(format!("{}-secret.txt", dir.file_name().expect("name").to_string_lossy()));
     std::fs::write(&outside, "secret").expect("write");
@@ -212,15 +212,4 @@ async fn unknown_routes_and_methods_are_typed_errors() {
         assert_eq!((status, error["code"].as_str()), (expect, Some("BAD_OPTION")), "{method} {path}");
     }
     assert!(stack.emulator.journal().is_empty());
-}
-
-/// A fresh directory under the system temp dir.
-pub fn support_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("florence2-proxy-test-{name}-{}-{}", std::process::id(), uuid_like()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn uuid_like() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }

@@ -4,8 +4,7 @@
 use florence2::Task;
 use serde_json::Value;
 
-use crate::hostile::support_dir;
-use crate::support::{self, body, data_url, png};
+use crate::support::{self, body, data_url, png, temp_dir};
 
 async fn healthz(stack: &support::Stack) -> Value {
     let response = stack.client.get(format!("{}/healthz", stack.proxy_url)).send().await.expect("answer");
@@ -40,7 +39,7 @@ async fn healthz_reports_key_and_upstream_without_the_key() {
 
 #[tokio::test]
 async fn the_demo_is_served_with_the_right_types() {
-    let dir = support_dir("static");
+    let dir = temp_dir("static");
     std::fs::write(dir.join("index.html"), "<h1>florence2 demo</h1>").expect("write");
     std::fs::write(dir.join("florence2_bg.wasm"), b"\0asm\x01\0\0\0").expect("write");
     std::fs::write(dir.join("app.js"), "export {}").expect("write");

@@ -233,3 +233,11 @@ fn capture_logs() {
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }
+
+/// A fresh directory under the system temp dir (the caller removes it).
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("florence2-proxy-test-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
