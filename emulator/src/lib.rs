@@ -13,10 +13,6 @@ pub mod fault;
 mod overlay;
 mod problem;
 mod routes;
-mod shutdown;
-
-/// Registers for Ctrl-C and SIGTERM at once; the future completes on the first.
-pub use shutdown::signal as shutdown_signal;
 mod state;
 
 use std::future::Future;
@@ -55,7 +51,7 @@ impl Emulator {
 
     /// Serves on `listener` until SIGTERM or Ctrl-C.
     pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
-        self.serve_until(listener, shutdown::signal()).await
+        self.serve_until(listener, florence2_process::Shutdown::on_signals()).await
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open requests finish.

@@ -9,10 +9,6 @@ mod error;
 mod guard;
 mod observe;
 mod routes;
-mod shutdown;
-
-/// Registers for Ctrl-C and SIGTERM at once; the future completes on the first.
-pub use shutdown::signal as shutdown_signal;
 pub mod tls;
 
 use std::future::Future;
@@ -53,7 +49,7 @@ impl From<std::io::Error> for ServeError {
 
 /// Serves `config` on `listener` until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeError> {
-    serve_until(config, listener, shutdown::signal()).await
+    serve_until(config, listener, florence2_process::Shutdown::on_signals()).await
 }
 
 /// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
