@@ -410,3 +410,55 @@ async fn client_validates_before_sending() {
     expect_code(js::Florence2Client::new(obj(&[("baseUrl", "ftp://x".into())])).map(|_| ()), "BAD_OPTION");
     expect_code(js::Florence2Client::new(obj(&[("timeoutMs", (-1).into())])).map(|_| ()), "BAD_OPTION");
 }
+
+// ---- through the real proxy to the endpoint emulator ------------------------------------------
+
+const PROXY: Option<&str> = option_env!("FLORENCE2_TEST_PROXY");
+
+/// Every task through `florence2-proxy` → `nvcf-emulator`, once inline and once through the
+/// asset route; the emulator's answers are boxes, quads and polygons inside the image.
+#[wasm_bindgen_test]
+async fn every_task_through_the_proxy_inline_and_as_asset() {
+    let (Some(_), Some(proxy)) = (server(), PROXY) else {
+        console_log!("SKIPPED: FLORENCE2_TEST_PROXY was not set at build time (run `cargo xtask test`)");
+        return;
+    };
+    let photo = fixture("photo-640.jpg").await;
+    let tasks: Array = js::tasks().unwrap().dyn_into().unwrap();
+    // A budget of 1000 characters sends everything through the asset route.
+    for (budget, inline) in [(180_000, true), (1000, false)] {
+        let c = client(proxy, &[("maxBase64Chars", budget.into())]);
+        for task in tasks.iter() {
+            let token = get(&task, "token").as_string().unwrap();
+            let text = match get(&task, "text").as_string().unwrap().as_str() {
+                "required" => Some("the largest region"),
+                "region" => Some("<loc_100><loc_100><loc_900><loc_900>"),
+                _ => None,
+            };
+            let out = settle(c.run(run_request(&photo, &token, text))).await.unwrap_or_else(|e| panic!("{token} (inline {inline}): {e:?}"));
+            assert_eq!(get(&out, "result.task").as_string().unwrap(), token);
+            assert_eq!(get(&out, "sent.inline"), JsValue::from_bool(inline), "{token}");
+            assert_eq!(get(&out, "result.source").as_string().unwrap(), "endpoint");
+            let e = get(&out, "result.entities");
+            // Entity kinds the task does not produce are null.
+            let list = |v: JsValue| if v.is_null() { Vec::new() } else { Array::from(&v).to_vec() };
+            let mut coords = Vec::new();
+            for kind in ["bboxes", "quad_boxes"] {
+                for shape in list(get(&e, kind)) {
+                    coords.extend(list(shape).iter().map(|v| v.as_f64().unwrap()));
+                }
+            }
+            for instance in list(get(&e, "polygons")) {
+                for ring in list(instance) {
+                    coords.extend(list(ring).iter().map(|v| v.as_f64().unwrap()));
+                }
+            }
+            let text_answer = get(&out, "result.text").as_string().unwrap_or_default();
+            assert!(!coords.is_empty() || !text_answer.is_empty(), "{token}: neither shapes nor text");
+            for (i, v) in coords.iter().enumerate() {
+                let side = if i % 2 == 0 { 640.0 } else { 480.0 };
+                assert!((0.0..=side).contains(v), "{token}: coordinate {v} outside the 640x480 image");
+            }
+        }
+    }
+}

@@ -1,9 +1,8 @@
-//! `cargo xtask demo`: builds the package and serves the page that exercises it.
-
-use std::path::{Path, PathBuf};
+//! `cargo xtask demo`: builds the package and serves it through the real proxy (NVIDIA as the
+//! upstream, key from `NVIDIA_API_KEY`), on http://127.0.0.1:8080 unless `--listen` says otherwise.
 
 use crate::build;
-use crate::util::{Result, root};
+use crate::util::{Result, cargo, root, run_step, target_dir};
 
 pub fn run(args: &[String]) -> Result {
     let listen = match args {
@@ -13,47 +12,38 @@ pub fn run(args: &[String]) -> Result {
     };
     let report = build::package()?;
     eprintln!("{report}");
-    let server = tiny_http::Server::http(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    println!("demo: http://{listen}/ (Ctrl-C to stop)");
-    let site = root();
-    for request in server.incoming_requests() {
-        let path = request.url().split('?').next().unwrap_or("/").to_owned();
-        let response = match resolve(&site, &path) {
-            Some(file) => match std::fs::read(&file) {
-                Ok(bytes) => tiny_http::Response::from_data(bytes).with_header(content_type(&file)),
-                Err(_) => not_found(),
-            },
-            None => not_found(),
-        };
-        let _ = request.respond(response);
+    let site = assemble_site()?;
+    if std::env::var_os("NVIDIA_API_KEY").is_none() {
+        eprintln!("note: NVIDIA_API_KEY is not set: the page can still send a key of your own (X-Api-Key)");
+    }
+    run_step(cargo().args(["run", "--release", "-p", "florence2-proxy", "--", "--listen", &listen, "--static"]).arg(&site))
+}
+
+/// The package page at `/` and the package at `/pkg/`.
+fn assemble_site() -> Result<std::path::PathBuf> {
+    let site = target_dir().join("demo-site");
+    let pkg = site.join("pkg");
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::create_dir_all(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))?;
+    copy(&root().join("tests/e2e/package.html"), &site.join("index.html"))?;
+    copy_dir(&root().join("pkg"), &pkg)?;
+    Ok(site)
+}
+
+fn copy(from: &std::path::Path, to: &std::path::Path) -> Result {
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result {
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            copy(&entry.path(), &target)?;
+        }
     }
     Ok(())
-}
-
-/// `/` is the package page; `/pkg/…` the package. Nothing else of the repository is served.
-fn resolve(site: &Path, path: &str) -> Option<PathBuf> {
-    if path.split('/').any(|segment| segment == ".." || segment.starts_with('.')) {
-        return None;
-    }
-    match path {
-        "/" | "/index.html" => Some(site.join("tests/e2e/package.html")),
-        p if p.starts_with("/pkg/") => Some(site.join(&p[1..])),
-        _ => None,
-    }
-}
-
-fn content_type(file: &Path) -> tiny_http::Header {
-    let mime = match file.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript",
-        Some("wasm") => "application/wasm",
-        Some("json") => "application/json",
-        Some("css") => "text/css",
-        _ => "application/octet-stream",
-    };
-    tiny_http::Header::from_bytes("Content-Type", mime).expect("static header")
-}
-
-fn not_found() -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    tiny_http::Response::from_string("not found").with_status_code(404)
 }

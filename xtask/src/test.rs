@@ -21,7 +21,8 @@ pub fn run(args: &[String]) -> Result {
     let native_secs = started.elapsed().as_secs_f64();
 
     let double = start_double()?;
-    let browser = browser_tests(&double, None)?;
+    let (_emulator, proxy) = start_proxy_to_emulator()?;
+    let browser = browser_tests(&double, Some(&proxy), None)?;
 
     let package = build::package()?;
     run_step(Command::new(setup::node_bin("tsc")).arg("-p").arg(root().join("pkg/tests")))?;
@@ -43,10 +44,30 @@ fn start_double() -> Result<Server> {
     start_server(Command::new(bin.join("proxy-double")).arg("--fixtures").arg(&fixtures))
 }
 
+/// The key the test proxy holds: the emulator accepts any.
+const EMULATOR_KEY: &str = "emulator-accepts-any-key";
+
+/// Starts `nvcf-emulator` and `florence2-proxy` in front of it, both on loopback.
+pub fn start_proxy_to_emulator() -> Result<(Server, Server)> {
+    run_step(cargo().args(["build", "-p", "florence2-proxy", "-p", "nvcf-emulator", "--bins"]))?;
+    let bin = target_dir().join("debug");
+    let emulator = start_server(Command::new(bin.join("nvcf-emulator")).args(["--listen", "127.0.0.1:0"]))?;
+    let proxy = start_server(
+        Command::new(bin.join("florence2-proxy"))
+            .args(["--listen", "127.0.0.1:0", "--upstream", &emulator.url, "--assets-upstream", &emulator.url, "--rate-limit", "0"])
+            .env("NVIDIA_API_KEY", EMULATOR_KEY)
+            .env("RUST_LOG", "warn"),
+    )?;
+    Ok((emulator, proxy))
+}
+
 /// Runs the wasm-bindgen browser tests (release build, so the timings mean something) and
 /// returns their result line; `BENCH` lines are echoed.
-fn browser_tests(double: &Server, filter: Option<&str>) -> Result<String> {
+fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) -> Result<String> {
     let mut cmd = cargo();
+    if let Some(proxy) = proxy {
+        cmd.env("FLORENCE2_TEST_PROXY", &proxy.url);
+    }
     cmd.args(["test", "--release", "-p", "florence2", "--target", "wasm32-unknown-unknown", "--test", "browser", "--", "--nocapture"])
         .args(filter)
         .current_dir(root().join("crate"))
@@ -81,8 +102,8 @@ pub fn bench() -> Result {
     setup::chromium()?;
     run_step(cargo().args(["bench", "-p", "florence2"]))?;
     let double = start_double()?;
-    browser_tests(&double, Some("fast"))?;
-    browser_tests(&double, Some("quickly"))?;
+    browser_tests(&double, None, Some("fast"))?;
+    browser_tests(&double, None, Some("quickly"))?;
     let package = build::package()?;
     println!("{package}");
     Ok(())
