@@ -8,4 +8,4 @@ pub mod view;
 
 pub use palette::Rgb;
 pub use shapes::{Geometry, Layer, LegendEntry, Scene, Shape};
-pub use view::View;
+pub use view::{View, pointer_to_image};

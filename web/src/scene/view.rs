@@ -40,12 +40,17 @@ impl View {
         (f64::from(self.width) / f64::from(self.image.width.max(1)), f64::from(self.height) / f64::from(self.image.height.max(1)))
     }
 
-    /// A pointer position in CSS pixels over the canvas to image pixels, clamped into the image.
-    pub fn to_image(&self, css_x: f64, css_y: f64) -> (f64, f64) {
-        let (sx, sy) = self.scale();
-        let clamp = |v: f64, max: u32| if v.is_finite() { v.clamp(0.0, f64::from(max)) } else { 0.0 };
-        (clamp(css_x * self.unit / sx, self.image.width), clamp(css_y * self.unit / sy, self.image.height))
-    }
+}
+
+/// A pointer at `(x, y)` CSS pixels over an element laid out at `css_size` showing `image`, in
+/// image pixels, clamped into the image. (From the exact layout size, not the canvas's rounded
+/// backing store, so a drag gives the tokens its pixels say.)
+pub fn pointer_to_image(image: ImageSize, css_size: (f64, f64), (x, y): (f64, f64)) -> (f64, f64) {
+    let map = |v: f64, css: f64, side: u32| {
+        let px = v / css * f64::from(side);
+        if px.is_finite() { px.clamp(0.0, f64::from(side)) } else { 0.0 }
+    };
+    (map(x, css_size.0, image.width), map(y, css_size.1, image.height))
 }
 
 #[cfg(test)]
@@ -65,10 +70,13 @@ mod tests {
 
     #[test]
     fn pointer_positions_map_to_image_pixels() {
-        let v = View::screen(PHOTO, 800.0, 600.0, 2.0);
-        assert_eq!(v.to_image(400.0, 300.0), (2000.0, 1500.0));
-        assert_eq!(v.to_image(-5.0, 700.0), (0.0, 3000.0), "clamped into the image");
-        assert_eq!(v.to_image(f64::NAN, 0.0), (0.0, 0.0));
+        assert_eq!(pointer_to_image(PHOTO, (800.0, 600.0), (400.0, 300.0)), (2000.0, 1500.0));
+        assert_eq!(pointer_to_image(PHOTO, (800.0, 600.0), (-5.0, 700.0)), (0.0, 3000.0), "clamped into the image");
+        assert_eq!(pointer_to_image(PHOTO, (800.0, 600.0), (f64::NAN, 0.0)), (0.0, 0.0));
+        assert_eq!(pointer_to_image(PHOTO, (0.0, 600.0), (10.0, 0.0)), (0.0, 0.0), "a collapsed layout");
+        // Fractional layouts are used as they are: 333.3 px wide, 100 px in is 30% of the image.
+        let (x, _) = pointer_to_image(ImageSize::new(1000, 10), (333.3, 10.0), (99.99, 0.0));
+        assert!((x - 300.0).abs() < 1e-9, "{x}");
     }
 
     #[test]

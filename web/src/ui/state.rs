@@ -1,6 +1,6 @@
 //! The app's state: signals the components share, passed to them explicitly.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use florence2::browser::client::Stage;
 use florence2::{Florence2Result, ImageSize, Task};
@@ -11,7 +11,7 @@ use crate::messages::{Problem, Situation};
 use crate::messages::health::Notice;
 use crate::scene::{Layer, Scene};
 use crate::session::{History, Settings};
-use crate::ui::dom::ObjectUrl;
+use crate::ui::dom::{ObjectUrl, blob_of};
 
 /// How many runs the history keeps (each holds its picture's bytes).
 const HISTORY_LENGTH: usize = 24;
@@ -44,7 +44,7 @@ pub struct Answer {
     /// The result JSON, pretty-printed.
     pub json: Arc<str>,
     /// The endpoint's own drawing, when it sent one.
-    pub overlay: Option<Arc<ObjectUrl>>,
+    pub overlay: Option<Arc<EndpointDrawing>>,
     /// What was sent and how long each step took, in a line.
     pub summary: String,
     /// From Run to the answer, e.g. `1.3 s`.
@@ -56,6 +56,27 @@ pub struct Answer {
 impl Answer {
     pub fn same(&self, other: &Answer) -> bool {
         Arc::ptr_eq(&self.result, &other.result)
+    }
+}
+
+/// The endpoint's overlay image. Its object URL is made the first time it is shown, so an
+/// answer is drawn without first copying a megabyte it may never need.
+#[derive(Debug)]
+pub struct EndpointDrawing {
+    bytes: Vec<u8>,
+    mime: &'static str,
+    url: OnceLock<Option<ObjectUrl>>,
+}
+
+impl EndpointDrawing {
+    pub fn new(bytes: Vec<u8>, mime: &'static str) -> EndpointDrawing {
+        EndpointDrawing { bytes, mime, url: OnceLock::new() }
+    }
+
+    /// Its object URL (`None` if the browser would not make one).
+    pub fn url(&self) -> Option<String> {
+        let url = self.url.get_or_init(|| blob_of(&self.bytes, self.mime).and_then(|b| ObjectUrl::new(&b)).ok());
+        url.as_ref().map(|u| u.as_str().to_owned())
     }
 }
 

@@ -51,7 +51,7 @@ pub fn TaskPicker(state: AppState) -> impl IntoView {
                                 {Task::ENDPOINT
                                     .iter()
                                     .filter(|t| t.group() == group)
-                                    .map(|&t| view! { <option value=t.token() selected=move || state.task.get() == t>{t.label()}</option> })
+                                    .map(|&t| view! { <option value=t.token() prop:selected=move || state.task.get() == t>{t.label()}</option> })
                                     .collect_view()}
                             </optgroup>
                         }

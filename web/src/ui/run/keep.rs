@@ -12,8 +12,8 @@ use wasm_bindgen::JsValue;
 use crate::messages::units::{bytes, duration};
 use crate::scene::{Scene, View};
 use crate::selection::from_tokens;
-use crate::ui::dom::{ObjectUrl, blob_of, context_2d, decode, new_canvas};
-use crate::ui::state::{Answer, AppState, Layers, Phase, Picture, Visit};
+use crate::ui::dom::{blob_of, context_2d, decode, new_canvas};
+use crate::ui::state::{Answer, AppState, EndpointDrawing, Layers, Phase, Picture, Visit};
 use crate::ui::viewer::{DrawOptions, paint};
 
 /// The history's thumbnails fit this box (CSS pixels; drawn at twice that for HiDPI).
@@ -24,7 +24,7 @@ pub fn keep_answer(state: AppState, picture: Picture, task: Task, text: String, 
     let scene = Scene::from_entities(&result.entities);
     // Serialising the result type to JSON cannot fail (plain numbers and strings).
     let json = serde_json::to_string_pretty(&result).unwrap_or_default();
-    let overlay = overlay.and_then(|o| blob_of(&o.bytes, o.mime).and_then(|b| ObjectUrl::new(&b)).ok()).map(Arc::new);
+    let overlay = overlay.map(|o| Arc::new(EndpointDrawing::new(o.bytes.into_owned(), o.mime)));
     let how = match (sent.inline, sent.quality) {
         (true, None) => "the original file, inline".to_owned(),
         (true, Some(q)) => format!("a JPEG at quality {:.0}, inline", q * 100.0),

@@ -49,10 +49,11 @@ fn draw_scene(ctx: &CanvasRenderingContext2d, view: &View, scene: &Scene, option
             outline(ctx, view, s, false);
         }
     }
+    let mut tags = Tags::new(ctx, view);
     if options.layers.labels {
         for (i, s) in scene.shapes.iter().enumerate() {
             if visible(s) && Some(i) != hovered {
-                tag(ctx, view, s);
+                tags.draw(s, false);
             }
         }
     }
@@ -61,7 +62,7 @@ fn draw_scene(ctx: &CanvasRenderingContext2d, view: &View, scene: &Scene, option
     if let Some(s) = hovered.map(|i| &scene.shapes[i]) {
         fill(ctx, view, s, true);
         outline(ctx, view, s, true);
-        tag(ctx, view, s);
+        tags.draw(s, true);
     }
 }
 
@@ -109,23 +110,56 @@ fn outline(ctx: &CanvasRenderingContext2d, view: &View, shape: &Shape, hovered: 
     ctx.stroke();
 }
 
-/// The label in a tag of the shape's colour, above its top-left corner (inside when there is
-/// no room above).
-fn tag(ctx: &CanvasRenderingContext2d, view: &View, shape: &Shape) {
-    let u = view.unit;
-    let (sx, sy) = view.scale();
-    let font_px = (12.0 * u).round();
-    ctx.set_font(&format!("600 {font_px}px system-ui, -apple-system, 'Segoe UI', sans-serif"));
-    let width = ctx.measure_text(&shape.name).map_or(0.0, |m| m.width()) + 8.0 * u;
-    let height = font_px + 6.0 * u;
-    let x = (shape.bounds.x1 * sx).min(f64::from(view.width) - width).max(0.0);
-    let top = shape.bounds.y1 * sy;
-    let y = if top >= height { top - height } else { top };
-    ctx.set_fill_style_str(&shape.colour.hex());
-    ctx.fill_rect(x, y, width, height);
-    ctx.set_fill_style_str(&shape.colour.ink().hex());
-    ctx.set_text_baseline("middle");
-    ctx.fill_text(&shape.name, x + 4.0 * u, y + height / 2.0 + 0.5 * u).ok();
+/// Label tags: the label in a tag of the shape's colour, above its top-left corner (inside
+/// when there is no room above). A tag that would cover one already drawn is left out — a
+/// crowd of overlapping tags reads as nothing, and the list and hovering name every shape.
+/// The font is set once and each label measured once per drawing (both are slow in canvas,
+/// and answers repeat their labels).
+struct Tags<'a> {
+    ctx: &'a CanvasRenderingContext2d,
+    view: &'a View,
+    font_px: f64,
+    widths: Vec<(&'a str, f64)>,
+    placed: Vec<Region>,
+}
+
+impl<'a> Tags<'a> {
+    fn new(ctx: &'a CanvasRenderingContext2d, view: &'a View) -> Tags<'a> {
+        let font_px = (12.0 * view.unit).round();
+        ctx.set_font(&format!("600 {font_px}px system-ui, -apple-system, 'Segoe UI', sans-serif"));
+        ctx.set_text_baseline("middle");
+        Tags { ctx, view, font_px, widths: Vec::new(), placed: Vec::new() }
+    }
+
+    fn width(&mut self, name: &'a str) -> f64 {
+        if let Some(&(_, w)) = self.widths.iter().find(|(n, _)| *n == name) {
+            return w;
+        }
+        let w = self.ctx.measure_text(name).map_or(0.0, |m| m.width());
+        self.widths.push((name, w));
+        w
+    }
+
+    /// Draws the shape's tag unless it would cover another (`always` draws it regardless).
+    fn draw(&mut self, shape: &'a Shape, always: bool) {
+        let (ctx, u) = (self.ctx, self.view.unit);
+        let (sx, sy) = self.view.scale();
+        let width = self.width(&shape.name) + 8.0 * u;
+        let height = self.font_px + 6.0 * u;
+        let x = (shape.bounds.x1 * sx).min(f64::from(self.view.width) - width).max(0.0);
+        let top = shape.bounds.y1 * sy;
+        let y = if top >= height { top - height } else { top };
+        let rect = Region { x1: x, y1: y, x2: x + width, y2: y + height };
+        let overlaps = |r: &Region| r.x1 < rect.x2 && rect.x1 < r.x2 && r.y1 < rect.y2 && rect.y1 < r.y2;
+        if !always && self.placed.iter().any(overlaps) {
+            return;
+        }
+        self.placed.push(rect);
+        ctx.set_fill_style_str(&shape.colour.hex());
+        ctx.fill_rect(x, y, width, height);
+        ctx.set_fill_style_str(&shape.colour.ink().hex());
+        ctx.fill_text(&shape.name, x + 4.0 * u, y + height / 2.0 + 0.5 * u).ok();
+    }
 }
 
 /// The selected region: a dashed white-on-black frame, readable on any picture, with the

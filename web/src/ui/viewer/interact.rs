@@ -7,7 +7,7 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use web_sys::{KeyboardEvent, PointerEvent};
 
-use crate::scene::View;
+use crate::scene::pointer_to_image;
 use crate::selection::{Nudge, centred, from_drag, nudge};
 use crate::ui::state::AppState;
 
@@ -34,8 +34,7 @@ fn position(state: AppState, canvas: NodeRef<Canvas>, ev: &PointerEvent) -> Opti
     let canvas = canvas.get_untracked()?;
     let size = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size))?;
     let rect = canvas.get_bounding_client_rect();
-    let view = View::screen(size, rect.width(), rect.height(), 1.0);
-    Some(view.to_image(f64::from(ev.client_x()) - rect.left(), f64::from(ev.client_y()) - rect.top()))
+    Some(pointer_to_image(size, (rect.width(), rect.height()), (f64::from(ev.client_x()) - rect.left(), f64::from(ev.client_y()) - rect.top())))
 }
 
 fn select(state: AppState, region: Region) {

@@ -71,7 +71,7 @@ pub fn Viewer(state: AppState) -> impl IntoView {
     let overlay = move || {
         let on = state.layers.with(|l| l.endpoint);
         let picture = state.picture.get()?;
-        state.answer.with(|a| a.as_ref().filter(|a| on && a.picture.same(&picture)).and_then(|a| a.overlay.as_ref().map(|o| o.as_str().to_owned())))
+        state.answer.with(|a| a.as_ref().filter(|a| on && a.picture.same(&picture)).and_then(|a| a.overlay.as_ref()?.url()))
     };
     // The picture fills the stage (up to twice its own size), keeping its shape: the frame's
     // width follows the stage, the height limit and the aspect ratio; everything inside fills it.
