@@ -645,6 +645,20 @@ await test("a picture from a URL (and a URL that is not one)", async () => {
   }
 });
 
+await test("the sample picture, for a first visit", async () => {
+  const { context, page } = await open();
+  await page.click("[data-testid=sample-button]");
+  await page.waitForFunction(() => document.querySelector(".picture-name")?.textContent === "sample.png");
+  assert.match(await page.textContent(".picture-info"), /1280 × 800 px/);
+  await page.waitForFunction(() => document.querySelector("[data-testid=result-canvas]").clientWidth > 0);
+  await chooseTask(page, "<DENSE_REGION_CAPTION>");
+  await run(page);
+  assert.ok(shapesOf(await resultJson(page)).length > 0);
+  await page.mouse.move(2, 2);
+  await page.screenshot({ path: join(ARTIFACTS, "sample.png") });
+  await close({ context, page });
+});
+
 await test("take a picture with the camera", async () => {
   await page.click("button:has-text('Camera')");
   await page.waitForSelector("dialog.camera[open]");

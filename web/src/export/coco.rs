@@ -75,7 +75,7 @@ mod tests {
     }
 
     fn export(r: &Florence2Result) -> Value {
-        coco(r, &Scene::from_entities(&r.entities), "street.jpg")
+        coco(r, &Scene::from_entities(&r.entities, None), "street.jpg")
     }
 
     #[test]

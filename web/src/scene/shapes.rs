@@ -82,8 +82,11 @@ pub struct Scene {
 }
 
 impl Scene {
-    pub fn from_entities(e: &Entities) -> Scene {
-        let mut builder = Builder::default();
+    /// The scene of `e`. Shapes without a label are named after `query` — what the person
+    /// asked for, e.g. the expression a mask was made for — or else by kind and number.
+    pub fn from_entities(e: &Entities, query: Option<&str>) -> Scene {
+        let query = query.map(str::trim).filter(|q| !q.is_empty());
+        let mut builder = Builder { query, ..Builder::default() };
         let box_labels = e.bboxes_labels.as_ref().or(e.labels.as_ref());
         for (i, b) in e.bboxes.iter().flatten().enumerate() {
             let region = Region { x1: b[0].min(b[2]), y1: b[1].min(b[3]), x2: b[0].max(b[2]), y2: b[1].max(b[3]) };
@@ -127,17 +130,24 @@ fn label_at(labels: Option<&Vec<String>>, i: usize) -> String {
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'a> {
     scene: Scene,
     unlabelled: usize,
+    query: Option<&'a str>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn add(&mut self, layer: Layer, geometry: Geometry, label: String, bounds: Region, area: f64) {
         let (name, colour) = if label.is_empty() {
-            // Unlabelled shapes (region proposals) each get their own colour, after the labels'.
+            // Unlabelled shapes (region proposals, masks) each get their own colour, after the labels'.
             self.unlabelled += 1;
-            (format!("region {}", self.unlabelled), palette::nth(self.scene.legend.len() + self.unlabelled - 1))
+            let name = match (self.query, layer) {
+                (Some(q), _) if self.unlabelled == 1 => q.to_owned(),
+                (Some(q), _) => format!("{q} {}", self.unlabelled),
+                (None, Layer::Masks) => format!("mask {}", self.unlabelled),
+                (None, _) => format!("region {}", self.unlabelled),
+            };
+            (name, palette::nth(self.scene.legend.len() + self.unlabelled - 1))
         } else {
             let legend = &mut self.scene.legend;
             let entry = match legend.iter().position(|e| e.label == label) {
@@ -171,7 +181,7 @@ mod tests {
             labels: strings(&["car", "dog", "car"]),
             ..Default::default()
         };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.shapes.len(), 3);
         assert_eq!(scene.shapes[0].colour, scene.shapes[2].colour);
         assert_ne!(scene.shapes[0].colour, scene.shapes[1].colour);
@@ -183,16 +193,20 @@ mod tests {
     #[test]
     fn inverted_boxes_are_normalised() {
         let e = Entities { bboxes: Some(vec![[50.0, 40.0, 10.0, 20.0]]), ..Default::default() };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.shapes[0].bounds, Region { x1: 10.0, y1: 20.0, x2: 50.0, y2: 40.0 });
     }
 
     #[test]
     fn unlabelled_proposals_are_named_and_coloured_apart() {
         let e = Entities { bboxes: Some(vec![[0.0, 0.0, 1.0, 1.0]; 3]), labels: strings(&["", "", ""]), ..Default::default() };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         let names: Vec<_> = scene.shapes.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["region 1", "region 2", "region 3"]);
+        let asked = Scene::from_entities(&e, Some(" the red car "));
+        let names: Vec<_> = asked.shapes.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["the red car", "the red car 2", "the red car 3"], "named after what was asked");
+        assert_eq!(asked.shapes[0].label, "", "the label stays the model's");
         assert!(scene.legend.is_empty());
         assert_ne!(scene.shapes[0].colour, scene.shapes[1].colour);
         assert_ne!(scene.shapes[1].colour, scene.shapes[2].colour);
@@ -207,7 +221,7 @@ mod tests {
             polygons_labels: strings(&["dog"]),
             ..Default::default()
         };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.shapes.iter().map(|s| (s.layer, s.label.as_str())).collect::<Vec<_>>(), [(Layer::Boxes, "cat"), (Layer::Masks, "dog")]);
         assert_eq!(scene.layers(), [Layer::Boxes, Layer::Masks]);
     }
@@ -219,7 +233,7 @@ mod tests {
             labels: strings(&["HELLO"]),
             ..Default::default()
         };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.shapes[0].layer, Layer::Text);
         assert_eq!(scene.shapes[0].area, 400.0);
         assert_eq!(scene.shapes[0].bounds, Region { x1: 0.0, y1: 0.0, x2: 40.0, y2: 10.0 });
@@ -228,10 +242,10 @@ mod tests {
             polygons: Some(vec![vec![vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0], vec![20.0, 20.0, 30.0, 30.0]], vec![vec![1.0, 1.0]]]),
             ..Default::default()
         };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.shapes.len(), 1, "an instance with no usable ring is not drawn");
         assert_eq!(scene.shapes[0].geometry, Geometry::Polygon(vec![vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0]]));
-        assert_eq!(scene.shapes[0].name, "region 1");
+        assert_eq!(scene.shapes[0].name, "mask 1");
     }
 
     #[test]
@@ -243,7 +257,7 @@ mod tests {
             polygons_labels: strings(&["handle"]),
             ..Default::default()
         };
-        let scene = Scene::from_entities(&e);
+        let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.hit(10.0, 10.0, |_| true), Some(0));
         assert_eq!(scene.hit(50.0, 48.0, |_| true), Some(2));
         assert_eq!(scene.hit(50.0, 48.0, |l| l == Layer::Boxes), Some(1), "hidden layers are not hit");

@@ -1,5 +1,5 @@
-//! The page: header and health, then the picture (sources, viewer, history) beside the task,
-//! the run and the answer.
+//! The page: header and health, then the picture (sources, viewer) beside the task, the run
+//! and the answer, and this session's history (under the picture; last on a phone).
 
 use leptos::prelude::*;
 
@@ -33,7 +33,6 @@ pub fn App(settings: Settings) -> impl IntoView {
             <section class="picture-column" aria-label="Picture">
                 <Sources state/>
                 <Viewer state/>
-                <HistoryStrip state/>
             </section>
             <section class="control-column" aria-label="Task and answer">
                 <TaskPicker state/>
@@ -41,6 +40,7 @@ pub fn App(settings: Settings) -> impl IntoView {
                 <ProblemView state/>
                 <ResultPanel state/>
             </section>
+            <HistoryStrip state/>
         </main>
         <footer class="footer">
             "Florence-2 by Microsoft, answered by NVIDIA's hosted endpoint through your florence2-web proxy. "

@@ -21,7 +21,8 @@ const THUMBNAIL: (f64, f64) = (84.0, 60.0);
 
 pub fn keep_answer(state: AppState, picture: Picture, task: Task, text: String, output: RunOutput, elapsed_ms: f64) {
     let RunOutput { result, overlay, sent, timings } = output;
-    let scene = Scene::from_entities(&result.entities);
+    let query = (task.text_kind() == TextKind::Required).then_some(text.as_str());
+    let scene = Scene::from_entities(&result.entities, query);
     // Serialising the result type to JSON cannot fail (plain numbers and strings).
     let json = serde_json::to_string_pretty(&result).unwrap_or_default();
     let overlay = overlay.map(|o| Arc::new(EndpointDrawing::new(o.bytes.into_owned(), o.mime)));

@@ -12,7 +12,7 @@ use web_sys::ResizeObserver;
 use crate::scene::View;
 use crate::selection::from_tokens;
 use crate::ui::dom::{context_2d, device_pixel_ratio};
-use crate::ui::source::open_data_transfer;
+use crate::ui::source::{open_data_transfer, open_sample};
 use crate::ui::state::AppState;
 use crate::ui::viewer::draw::{DrawOptions, draw};
 use crate::ui::viewer::interact::{Drag, on_key, on_pointer_down, on_pointer_leave, on_pointer_move, on_pointer_up};
@@ -92,7 +92,7 @@ pub fn Viewer(state: AppState) -> impl IntoView {
     };
 
     view! {
-        <div class="stage" class:dropping=move || dropping.get() class:empty=move || !has_picture()>
+        <div class="stage" class:dropping=move || dropping.get() class:empty=move || !has_picture() class:running=move || state.running()>
             <div class="frame" hidden=move || !has_picture() style=frame_style>
                 <img node_ref=picture_el class="picture" draggable="false"
                     src=move || state.picture.with(|p| p.as_ref().map(|p| p.url.as_str().to_owned()))
@@ -119,7 +119,10 @@ pub fn Viewer(state: AppState) -> impl IntoView {
                     </svg>
                     <p class="empty-title">"Drop a picture here"</p>
                     <p class="empty-text">"…or paste one (Ctrl+V), choose a file, take one with the camera, or load it from a URL."</p>
-                    <label for="image-input" class="button primary">"Choose a picture"</label>
+                    <div class="row center">
+                        <label for="image-input" class="button primary">"Choose a picture"</label>
+                        <button type="button" class="button" data-testid="sample-button" on:click=move |_| open_sample(state)>"Try the sample"</button>
+                    </div>
                 </div>
             </Show>
         </div>
