@@ -6,11 +6,14 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::messages::health::{Health, notices};
+use crate::session::Settings;
 use crate::ui::state::AppState;
 
 pub fn watch_health(state: AppState) {
+    // Only a new proxy URL asks again, not every settings change (the task is one).
+    let base = Memo::new(move |_| state.settings.with(|s| s.proxy_url.clone()));
     Effect::new(move |_| {
-        let (base, proxy) = state.settings.with(|s| (s.proxy_url.clone(), s.proxy_name()));
+        let (base, proxy) = (base.get(), state.settings.with_untracked(Settings::proxy_name));
         let own_key = state.api_key.with(|k| !k.is_empty());
         spawn_local(async move {
             let answer = match Request::get(&format!("{base}/healthz")).send().await {

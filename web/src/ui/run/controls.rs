@@ -17,12 +17,14 @@ fn rank(stage: Stage) -> usize {
 
 #[component]
 pub fn RunControls(state: AppState) -> impl IntoView {
-    // Seconds since the run started, ticking while it runs.
+    // Seconds since the run started (not since its current step), ticking while it runs.
     let seconds = RwSignal::new(0_u32);
-    Effect::new(move |_| {
-        if state.running() {
+    Effect::new(move |was_running: Option<bool>| {
+        let running = state.running();
+        if running && was_running != Some(true) {
             seconds.set(0);
         }
+        running
     });
     // The interval lives as long as the page; it only writes while a run is in flight.
     let _ = set_interval_with_handle(

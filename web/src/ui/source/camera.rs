@@ -54,12 +54,15 @@ pub fn CameraButton(state: AppState) -> impl IntoView {
         spawn_local(async move {
             match start_camera().await {
                 Ok(s) => {
+                    stream.set_value(Some(s.clone()));
                     if let (Some(d), Some(v)) = (dialog.get_untracked(), video.get_untracked()) {
                         v.set_src_object(Some(&s));
                         let _ = d.show_modal();
-                        let _ = v.play().map(JsFuture::from);
+                        // Awaited so that a refusal to play is handled, not left unhandled.
+                        if let Ok(playing) = v.play() {
+                            let _ = JsFuture::from(playing).await;
+                        }
                     }
-                    stream.set_value(Some(s));
                 }
                 Err(e) => state.fail(Problem::camera(describe(&e))),
             }
