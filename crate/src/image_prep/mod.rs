@@ -9,7 +9,7 @@
 mod plan;
 mod sniff;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "native-image"))]
 pub mod native;
 
 pub use plan::{Attempt, Next, Planner, Verdict};
