@@ -1,0 +1,237 @@
+//! The Florence-2 tasks: their tokens, what text they take, how people call them and the
+//! natural-language prompt the model itself is trained on.
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// What a task accepts after its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextKind {
+    /// The token alone.
+    None,
+    /// Free text is required (a caption, an expression, a category).
+    Required,
+    /// A region `<loc_x1><loc_y1><loc_x2><loc_y2>` is required.
+    Region,
+}
+
+/// How the demo groups tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskGroup {
+    Captions,
+    Detection,
+    Grounding,
+    Segmentation,
+    Regions,
+    Ocr,
+}
+
+/// How the generated text of a task is parsed (transformers' post-processing types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    PureText,
+    Ocr,
+    DescriptionWithBboxes,
+    Bboxes,
+    PhraseGrounding,
+    Polygons,
+    DescriptionWithBboxesOrPolygons,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Task {
+    Caption,
+    DetailedCaption,
+    MoreDetailedCaption,
+    ObjectDetection,
+    DenseRegionCaption,
+    RegionProposal,
+    CaptionToPhraseGrounding,
+    ReferringExpressionSegmentation,
+    RegionToSegmentation,
+    OpenVocabularyDetection,
+    RegionToCategory,
+    RegionToDescription,
+    Ocr,
+    OcrWithRegion,
+    /// Known to the model, not offered by the hosted endpoint.
+    RegionToOcr,
+}
+
+struct TaskInfo {
+    token: &'static str,
+    label: &'static str,
+    description: &'static str,
+    text: TextKind,
+    group: TaskGroup,
+    answer: AnswerKind,
+    /// The model's prompt; `{input}` stands for the task's text.
+    prompt: &'static str,
+}
+
+impl Task {
+    /// The 14 tasks the hosted endpoint answers, in the order people meet them.
+    pub const ENDPOINT: [Task; 14] = [
+        Task::Caption,
+        Task::DetailedCaption,
+        Task::MoreDetailedCaption,
+        Task::ObjectDetection,
+        Task::DenseRegionCaption,
+        Task::RegionProposal,
+        Task::CaptionToPhraseGrounding,
+        Task::ReferringExpressionSegmentation,
+        Task::RegionToSegmentation,
+        Task::OpenVocabularyDetection,
+        Task::RegionToCategory,
+        Task::RegionToDescription,
+        Task::Ocr,
+        Task::OcrWithRegion,
+    ];
+
+    /// Every task the model knows (the endpoint's 14 and `<REGION_TO_OCR>`).
+    pub const ALL: [Task; 15] = [
+        Task::Caption,
+        Task::DetailedCaption,
+        Task::MoreDetailedCaption,
+        Task::ObjectDetection,
+        Task::DenseRegionCaption,
+        Task::RegionProposal,
+        Task::CaptionToPhraseGrounding,
+        Task::ReferringExpressionSegmentation,
+        Task::RegionToSegmentation,
+        Task::OpenVocabularyDetection,
+        Task::RegionToCategory,
+        Task::RegionToDescription,
+        Task::Ocr,
+        Task::OcrWithRegion,
+        Task::RegionToOcr,
+    ];
+
+    fn info(self) -> TaskInfo {
+        use AnswerKind as A;
+        use TaskGroup as G;
+        use TextKind as T;
+        let (token, label, description, text, group, answer, prompt) = match self {
+            Task::Caption => ("<CAPTION>", "Caption", "One sentence about the picture.", T::None, G::Captions, A::PureText, "What does the image describe?"),
+            Task::DetailedCaption => ("<DETAILED_CAPTION>", "Detailed caption", "A few sentences about the picture.", T::None, G::Captions, A::PureText, "Describe in detail what is shown in the image."),
+            Task::MoreDetailedCaption => ("<MORE_DETAILED_CAPTION>", "More detailed caption", "A paragraph about the picture.", T::None, G::Captions, A::PureText, "Describe with a paragraph what is shown in the image."),
+            Task::ObjectDetection => ("<OD>", "Object detection", "Boxes around objects, each with its category.", T::None, G::Detection, A::DescriptionWithBboxes, "Locate the objects with category name in the image."),
+            Task::DenseRegionCaption => ("<DENSE_REGION_CAPTION>", "Dense region caption", "Boxes around regions, each with a short description.", T::None, G::Detection, A::DescriptionWithBboxes, "Locate the objects in the image, with their descriptions."),
+            Task::RegionProposal => ("<REGION_PROPOSAL>", "Region proposal", "Boxes around everything that could be an object, without labels.", T::None, G::Detection, A::Bboxes, "Locate the region proposals in the image."),
+            Task::CaptionToPhraseGrounding => ("<CAPTION_TO_PHRASE_GROUNDING>", "Phrase grounding", "Boxes for the phrases of a caption you write.", T::Required, G::Grounding, A::PhraseGrounding, "Locate the phrases in the caption: {input}"),
+            Task::ReferringExpressionSegmentation => ("<REFERRING_EXPRESSION_SEGMENTATION>", "Referring expression segmentation", "A mask for the thing you describe.", T::Required, G::Segmentation, A::Polygons, "Locate {input} in the image with mask"),
+            Task::RegionToSegmentation => ("<REGION_TO_SEGMENTATION>", "Region to segmentation", "A mask for the object inside the rectangle you draw.", T::Region, G::Segmentation, A::Polygons, "What is the polygon mask of region {input}"),
+            Task::OpenVocabularyDetection => ("<OPEN_VOCABULARY_DETECTION>", "Open-vocabulary detection", "Boxes for any object you name.", T::Required, G::Grounding, A::DescriptionWithBboxesOrPolygons, "Locate {input} in the image."),
+            Task::RegionToCategory => ("<REGION_TO_CATEGORY>", "Region to category", "The category of the object inside the rectangle you draw.", T::Region, G::Regions, A::PureText, "What is the region {input}?"),
+            Task::RegionToDescription => ("<REGION_TO_DESCRIPTION>", "Region to description", "A description of the rectangle you draw.", T::Region, G::Regions, A::PureText, "What does the region {input} describe?"),
+            Task::Ocr => ("<OCR>", "OCR", "The text in the picture.", T::None, G::Ocr, A::PureText, "What is the text in the image?"),
+            Task::OcrWithRegion => ("<OCR_WITH_REGION>", "OCR with regions", "The text in the picture, each line with its quadrilateral.", T::None, G::Ocr, A::Ocr, "What is the text in the image, with regions?"),
+            Task::RegionToOcr => ("<REGION_TO_OCR>", "Region to OCR", "The text inside the rectangle you draw (local model only).", T::Region, G::Ocr, A::PureText, "What text is in the region {input}?"),
+        };
+        TaskInfo { token, label, description, text, group, answer, prompt }
+    }
+
+    pub fn token(self) -> &'static str {
+        self.info().token
+    }
+
+    pub fn label(self) -> &'static str {
+        self.info().label
+    }
+
+    /// One line for people: what the task gives back.
+    pub fn description(self) -> &'static str {
+        self.info().description
+    }
+
+    pub fn text_kind(self) -> TextKind {
+        self.info().text
+    }
+
+    pub fn group(self) -> TaskGroup {
+        self.info().group
+    }
+
+    pub fn answer_kind(self) -> AnswerKind {
+        self.info().answer
+    }
+
+    /// Whether NVIDIA's hosted endpoint answers this task.
+    pub fn on_endpoint(self) -> bool {
+        self != Task::RegionToOcr
+    }
+
+    /// The model's prompt template, `{input}` standing for the task's text.
+    pub fn prompt_template(self) -> &'static str {
+        self.info().prompt
+    }
+
+    /// Parses a task token such as `<OD>`; surrounding whitespace is ignored.
+    pub fn from_token(token: &str) -> Result<Task> {
+        let token = token.trim();
+        Task::ALL.into_iter().find(|t| t.token() == token).ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownTask,
+                format!("unknown task {token:?}; expected one of {}", Task::ALL.map(Task::token).join(", ")),
+            )
+        })
+    }
+
+    /// Splits the task token off the front of a full prompt, `<OD>` or `<OPEN_VOCABULARY_DETECTION>cat`.
+    pub fn split_prompt(prompt: &str) -> Result<(Task, &str)> {
+        let prompt = prompt.trim_start();
+        let end = prompt.find('>').map(|i| i + 1).ok_or_else(|| {
+            Error::new(ErrorCode::UnknownTask, format!("the prompt {prompt:?} does not start with a task token like <OD>"))
+        })?;
+        Ok((Task::from_token(&prompt[..end])?, &prompt[end..]))
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_are_unique() {
+        for task in Task::ALL {
+            assert_eq!(Task::from_token(task.token()).unwrap(), task);
+        }
+        let mut tokens: Vec<_> = Task::ALL.iter().map(|t| t.token()).collect();
+        tokens.sort();
+        tokens.dedup();
+        assert_eq!(tokens.len(), 15);
+    }
+
+    #[test]
+    fn endpoint_has_fourteen_tasks_without_region_to_ocr() {
+        assert_eq!(Task::ENDPOINT.len(), 14);
+        assert!(Task::ENDPOINT.iter().all(|t| t.on_endpoint()));
+        assert!(!Task::RegionToOcr.on_endpoint());
+    }
+
+    #[test]
+    fn text_kinds_follow_the_endpoint_docs() {
+        let required: Vec<_> = Task::ALL.iter().filter(|t| t.text_kind() == TextKind::Required).map(|t| t.token()).collect();
+        assert_eq!(required, ["<CAPTION_TO_PHRASE_GROUNDING>", "<REFERRING_EXPRESSION_SEGMENTATION>", "<OPEN_VOCABULARY_DETECTION>"]);
+        let region: Vec<_> = Task::ALL.iter().filter(|t| t.text_kind() == TextKind::Region).map(|t| t.token()).collect();
+        assert_eq!(region, ["<REGION_TO_SEGMENTATION>", "<REGION_TO_CATEGORY>", "<REGION_TO_DESCRIPTION>", "<REGION_TO_OCR>"]);
+    }
+
+    #[test]
+    fn unknown_tokens_are_typed_errors() {
+        for bad in ["", "<od>", "OD", "<OD", "<NOPE>"] {
+            assert_eq!(Task::from_token(bad).unwrap_err().code, ErrorCode::UnknownTask, "{bad}");
+        }
+        assert_eq!(Task::split_prompt("no token").unwrap_err().code, ErrorCode::UnknownTask);
+        assert_eq!(Task::split_prompt("<OPEN_VOCABULARY_DETECTION>a cat").unwrap(), (Task::OpenVocabularyDetection, "a cat"));
+    }
+}
