@@ -97,7 +97,7 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
             },
         );
         // transformers truncates coordinates to integers; ours are floats (compare truncated).
-        let ours = serde_json::json!({ task_token: beam_out.answer.to_transformers_value(true) });
+        let ours = beam_out.answer.to_transformers_value(true);
         report.push(
             format!("{task_token} post-processed"),
             if ours == case.post_processed {

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
@@ -50,6 +51,20 @@ enum Command {
         #[arg(long)]
         tokenizer: PathBuf,
         text: String,
+    },
+    /// Times a `<CAPTION>`-style run: vision (with preprocessing and projector), encoder,
+    /// greedy decoding of exactly N new tokens, and the whole run; medians after a warm-up.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, default_value = "<CAPTION>")]
+        task: String,
+        #[arg(long, default_value_t = 20)]
+        new_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// Post-processes generated TEXT (special tokens kept) for a task and image size.
     Postprocess {
@@ -112,6 +127,15 @@ fn execute(command: Command) -> Result<bool> {
             print_json(&serde_json::json!({ "text": text, "prompt": prompt, "ids": ids, "tokens": tokens }))?;
             Ok(true)
         }
+        Command::Bench { model, image, task, new_tokens, runs } => {
+            let task = Task::from_token(&task)?;
+            let image = RgbImage::decode(&read(&image)?)?;
+            let start = Instant::now();
+            let model = load_model(&model, &device)?;
+            println!("load {:.2} s", start.elapsed().as_secs_f64());
+            bench(&model, &image, task, new_tokens, runs)?;
+            Ok(true)
+        }
         Command::Postprocess { task, width, height, text } => {
             let task = Task::from_token(&task)?;
             let size = ImageSize::new(width, height);
@@ -128,6 +152,66 @@ fn execute(command: Command) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, runs: usize) -> Result<()> {
+    let m = &model.model;
+    let device = m.device();
+    // Exactly `new_tokens` greedy tokens, as the PyTorch side is run (min = max new tokens).
+    let mut generation = model.generation_config(RunOptions { num_beams: Some(1), max_new_tokens: Some(new_tokens) });
+    generation.min_new_tokens = new_tokens;
+    generation.no_repeat_ngram_size = 0;
+    let one_run = || -> Result<[f64; 4]> {
+        let t0 = Instant::now();
+        let prompt_ids = model.prompt_ids(task, None)?;
+        let features = m.vision_features(image.to_tensor(&model.image_processor, device)?, None)?;
+        let image_features = m.image_features(features)?;
+        sync(&image_features)?;
+        let vision = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let encoder_hidden = m.encode(m.inputs_embeds(image_features, &prompt_ids)?, None)?;
+        sync(&encoder_hidden)?;
+        let encoder = t1.elapsed().as_secs_f64();
+        let t2 = Instant::now();
+        let ids = m.generate(&encoder_hidden, &generation, None)?;
+        let decoder = t2.elapsed().as_secs_f64();
+        if ids.len() != new_tokens + 1 {
+            return Err(Error::Input(format!("generated {} tokens, not {new_tokens}", ids.len() - 1)));
+        }
+        let t3 = Instant::now();
+        model.run_with(image, task, None, generation.clone())?;
+        Ok([vision, encoder, decoder, t3.elapsed().as_secs_f64()])
+    };
+    one_run()?;
+    let results: Vec<[f64; 4]> = (0..runs.max(1)).map(|_| one_run()).collect::<Result<_>>()?;
+    let median = |i: usize| {
+        let mut v: Vec<f64> = results.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("runs {}", results.len());
+    println!("vision  {:9.1} ms", median(0) * 1e3);
+    println!("encoder {:9.1} ms", median(1) * 1e3);
+    println!("decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens)", median(2) * 1e3, median(2) * 1e3 / new_tokens as f64);
+    println!("total   {:9.1} ms", median(3) * 1e3);
+    match peak_rss_mib() {
+        Some(mib) => println!("peak RSS {mib} MiB"),
+        None => println!("peak RSS n/a"),
+    }
+    Ok(())
+}
+
+/// Waits for a tensor's computation (reads one value back).
+fn sync(t: &burn::tensor::Tensor<3>) -> Result<()> {
+    florence2_burn::model::values(t.clone().slice([0..1, 0..1, 0..1])).map(drop)
+}
+
+/// The process's peak resident set (Linux: `VmHWM` of /proc/self/status).
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
