@@ -4,13 +4,11 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData, s};
 
 use crate::config::{BART_POSITION_OFFSET, TextConfig};
 use crate::error::{Error, Result};
-use crate::nn::{LayerNorm, Linear, Mlp};
+use crate::nn::{LayerNorm, Linear, Mlp, attention};
 use crate::weights::Weights;
 
 /// Multi-head attention with `q_proj`, `k_proj`, `v_proj`, `out_proj` (all with bias).
@@ -50,8 +48,8 @@ impl Attention {
         KeyValue { k: self.split_heads(self.k_proj.forward(x.clone())), v: self.split_heads(self.v_proj.forward(x)) }
     }
 
-    fn options(&self, d: usize, causal: bool) -> AttentionModuleOptions {
-        AttentionModuleOptions { scale: Some(((d / self.heads) as f64).powf(-0.5)), is_causal: causal, ..Default::default() }
+    fn scale(&self, d: usize) -> f64 {
+        ((d / self.heads) as f64).powf(-0.5)
     }
 
     /// Self-attention over `x` alone (the encoder; the decoder's full-sequence pass).
@@ -59,7 +57,7 @@ impl Attention {
         let [b, t, d] = x.dims();
         let q = self.split_heads(self.q_proj.forward(x.clone()));
         let kv = self.key_value(x);
-        let out = attention(q, kv.k.clone(), kv.v.clone(), None, None, self.options(d, causal));
+        let out = attention(q, kv.k.clone(), kv.v.clone(), self.scale(d), causal);
         (self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, d])), kv)
     }
 
@@ -67,7 +65,7 @@ impl Attention {
     fn forward_cached(&self, x: Tensor<3>, kv: &KeyValue) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let q = self.split_heads(self.q_proj.forward(x));
-        let out = attention(q, kv.k.clone(), kv.v.clone(), None, None, self.options(d, false));
+        let out = attention(q, kv.k.clone(), kv.v.clone(), self.scale(d), false);
         self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }
 
@@ -79,7 +77,7 @@ impl Attention {
         let hd = d / self.heads;
         // [b, t, d] → [1, heads, b·t, hd]
         let q = self.q_proj.forward(x).reshape([1, b * t, self.heads, hd]).swap_dims(1, 2);
-        let out = attention(q, kv.k.clone(), kv.v.clone(), None, None, self.options(d, false));
+        let out = attention(q, kv.k.clone(), kv.v.clone(), self.scale(d), false);
         self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }
 }

@@ -11,6 +11,8 @@
 
 pub mod bart;
 pub mod config;
+#[cfg(feature = "flex")]
+pub mod cpu;
 pub mod e2e;
 pub mod error;
 pub mod generation;

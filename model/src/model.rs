@@ -146,8 +146,15 @@ impl Florence2Model {
 
     /// `lm_head`: hidden states `[rows, t, d]` → logits `[rows, t, vocab]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens).clone();
-        hidden.matmul(head.transpose().unsqueeze_dim::<3>(0))
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        let [rows, t, d] = hidden.dims();
+        let x: Tensor<2> = hidden.reshape([rows * t, d]);
+        let vocab = head.dims()[0];
+        #[cfg(feature = "flex")]
+        if let Some(logits) = crate::cpu::matmul_transposed(&x, head) {
+            return logits.reshape([rows, t, vocab]);
+        }
+        x.matmul(head.clone().transpose()).reshape([rows, t, vocab])
     }
 }
 

@@ -27,7 +27,29 @@ impl Linear {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        burn::tensor::module::linear(x, self.weight_t.clone(), self.bias.clone())
+        self.apply(x, false)
+    }
+
+    /// `GELU(x Wᵀ + b)`, fused on the CPU.
+    pub fn forward_gelu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.apply(x, true)
+    }
+
+    fn apply<const D: usize>(&self, x: Tensor<D>, gelu: bool) -> Tensor<D> {
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = x.shape().num_elements() / d_in.max(1);
+        let x2: Tensor<2> = x.reshape([rows, d_in]);
+        #[cfg(feature = "flex")]
+        let fast = crate::cpu::linear(&x2, &self.weight_t, self.bias.as_ref(), gelu);
+        #[cfg(not(feature = "flex"))]
+        let fast = None;
+        let y = fast.unwrap_or_else(|| {
+            let y = burn::tensor::module::linear(x2, self.weight_t.clone(), self.bias.clone());
+            if gelu { activation::gelu(y) } else { y }
+        });
+        dims[D - 1] = self.weight_t.dims()[1];
+        y.reshape(dims)
     }
 }
 
@@ -44,6 +66,15 @@ impl LayerNorm {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        #[cfg(feature = "flex")]
+        {
+            let dims = x.dims();
+            let dim = dims[D - 1];
+            let x2: Tensor<2> = x.clone().reshape([x.shape().num_elements() / dim.max(1), dim]);
+            if let Some(y) = crate::cpu::layer_norm(&x2, &self.weight, &self.bias, LAYER_NORM_EPS) {
+                return y.reshape(dims);
+            }
+        }
         layer_norm(x, self.weight.clone(), Some(self.bias.clone()), LAYER_NORM_EPS)
     }
 }
@@ -94,6 +125,16 @@ impl Mlp {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.fc2.forward(activation::gelu(self.fc1.forward(x)))
+        self.fc2.forward(self.fc1.forward_gelu(x))
     }
+}
+
+/// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]` tensors, causal or not.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = crate::cpu::attention(&q, &k, &v, scale as f32, causal) {
+        return out;
+    }
+    let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), is_causal: causal, ..Default::default() };
+    burn::tensor::module::attention(q, k, v, None, None, options)
 }

@@ -7,13 +7,11 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Tensor, s};
 
 use crate::config::VisionConfig;
 use crate::error::Result;
-use crate::nn::{Conv2d, LayerNorm, Linear, Mlp};
+use crate::nn::{Conv2d, LayerNorm, Linear, Mlp, attention};
 use crate::weights::Weights;
 
 /// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
@@ -191,8 +189,7 @@ impl SpatialBlock {
         let hd = c / heads;
         let qkv = self.qkv.forward(windows).reshape([n, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
         let (q, k, v) = split_qkv(qkv);
-        let options = AttentionModuleOptions { scale: Some((hd as f64).powf(-0.5)), ..Default::default() };
-        let out = attention(q, k, v, None, None, options).swap_dims(1, 2).reshape([n, t, c]);
+        let out = attention(q, k, v, (hd as f64).powf(-0.5), false).swap_dims(1, 2).reshape([n, t, c]);
         let out = self.proj.forward(out);
         let out = out.reshape([b, nh, nw, ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b, hp, wp, c]);
         let out = if (hp, wp) != (h, w) { out.slice(s![.., 0..h, 0..w, ..]) } else { out };
@@ -230,9 +227,8 @@ impl ChannelBlock {
         // [b, n, 3, g, c/g] → [3, b, g, c/g, n]
         let qkv = self.qkv.forward(x).reshape([b, n, 3, g, c / g]).permute([2, 0, 3, 4, 1]);
         let (q, k, v) = split_qkv(qkv);
-        let options = AttentionModuleOptions { scale: Some((n as f64).powf(-0.5)), ..Default::default() };
         // [b, g, c/g, n] → [b, n, g, c/g] → [b, n, c]
-        let out = attention(q, k, v, None, None, options).permute([0, 3, 1, 2]).reshape([b, n, c]);
+        let out = attention(q, k, v, (n as f64).powf(-0.5), false).permute([0, 3, 1, 2]).reshape([b, n, c]);
         self.proj.forward(out)
     }
 }
