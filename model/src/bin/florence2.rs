@@ -161,7 +161,7 @@ fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, run
     let mut generation = model.generation_config(RunOptions { num_beams: Some(1), max_new_tokens: Some(new_tokens) });
     generation.min_new_tokens = new_tokens;
     generation.no_repeat_ngram_size = 0;
-    let one_run = || -> Result<[f64; 4]> {
+    let one_run = || -> Result<[f64; 5]> {
         let t0 = Instant::now();
         let prompt_ids = model.prompt_ids(task, None)?;
         let features = m.vision_features(image.to_tensor(&model.image_processor, device)?, None)?;
@@ -179,11 +179,14 @@ fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, run
             return Err(Error::Input(format!("generated {} tokens, not {new_tokens}", ids.len() - 1)));
         }
         let t3 = Instant::now();
+        let cpu3 = cpu_seconds();
         model.run_with(image, task, None, generation.clone())?;
-        Ok([vision, encoder, decoder, t3.elapsed().as_secs_f64()])
+        let total = t3.elapsed().as_secs_f64();
+        let total_cpu = cpu_seconds().zip(cpu3).map_or(f64::NAN, |(b, a)| b - a);
+        Ok([vision, encoder, decoder, total, total_cpu])
     };
     one_run()?;
-    let results: Vec<[f64; 4]> = (0..runs.max(1)).map(|_| one_run()).collect::<Result<_>>()?;
+    let results: Vec<[f64; 5]> = (0..runs.max(1)).map(|_| one_run()).collect::<Result<_>>()?;
     let median = |i: usize| {
         let mut v: Vec<f64> = results.iter().map(|r| r[i]).collect();
         v.sort_by(f64::total_cmp);
@@ -193,7 +196,7 @@ fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, run
     println!("vision  {:9.1} ms", median(0) * 1e3);
     println!("encoder {:9.1} ms", median(1) * 1e3);
     println!("decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens)", median(2) * 1e3, median(2) * 1e3 / new_tokens as f64);
-    println!("total   {:9.1} ms", median(3) * 1e3);
+    println!("total   {:9.1} ms  (CPU time {:.1} ms)", median(3) * 1e3, median(4) * 1e3);
     match peak_rss_mib() {
         Some(mib) => println!("peak RSS {mib} MiB"),
         None => println!("peak RSS n/a"),
@@ -204,6 +207,15 @@ fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, run
 /// Waits for a tensor's computation (reads one value back).
 fn sync(t: &burn::tensor::Tensor<3>) -> Result<()> {
     florence2_burn::model::values(t.clone().slice([0..1, 0..1, 0..1])).map(drop)
+}
+
+/// User + system CPU time of the process so far (Linux: /proc/self/stat), the fairer clock
+/// on a machine that other work shares.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// The process's peak resident set (Linux: `VmHWM` of /proc/self/status).

@@ -1,10 +1,12 @@
-//! Scaled dot-product attention on strided views: per batch and head, scores = q·kᵀ through
-//! `gemm` (reading q, k and v in place, however they were permuted), softmax per row,
-//! then scores·v. No copies of the inputs, one score matrix live at a time.
+//! Scaled dot-product attention on strided views (q, k and v are read however they were
+//! permuted), per batch and head. Short head dimensions (DaViT's windows, BART) are packed
+//! into small padded buffers for a register-blocked kernel, several times faster than
+//! `gemm` on 144×32 matrices; long ones (DaViT's channel attention, where the tokens are
+//! the features) take `gemm`.
 
 use burn::backend::flex::FlexTensor;
 
-use super::kernels::softmax_rows;
+use super::kernels::{PackedHead, attend_head, pad, softmax_rows};
 use super::matmul::{MatRef, matmul};
 
 /// Rank-4 view `[b, h, t, d]` of a flex tensor.
@@ -36,6 +38,10 @@ impl<'a> View4<'a> {
     }
 }
 
+/// Head dimensions up to this are packed for the register-blocked kernel; longer ones (the
+/// channel attention's token dimension) go to `gemm`.
+const SMALL_HEAD_MAX_DIM: usize = 256;
+
 /// Row-major `[b, h, tq, dv]` output, or `None` when the shapes do not fit together.
 pub fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, scale: f32, causal: bool) -> Option<Vec<f32>> {
     let (q, k, v) = (View4::new(q)?, View4::new(k)?, View4::new(v)?);
@@ -46,6 +52,36 @@ pub fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, scale: f32, cau
         return None;
     }
     let mut out = vec![0.0f32; b * h * tq * dv];
+    if d <= SMALL_HEAD_MAX_DIM {
+        let (tq4, tk16, dv16) = (pad(tq, 4), pad(tk, 16), pad(dv, 16));
+        let mut qs = vec![0.0f32; tq4 * d];
+        let mut kt = vec![0.0f32; d * tk16];
+        let mut vs = vec![0.0f32; tk * dv16];
+        let mut scores = vec![0.0f32; tq4 * tk16];
+        let mut tmp = vec![0.0f32; tq4 * dv16];
+        for bi in 0..b {
+            for hi in 0..h {
+                let (qm, km, vm) = (q.matrix(bi, hi), k.matrix(bi, hi), v.matrix(bi, hi));
+                for i in 0..tq {
+                    for e in 0..d {
+                        qs[i * d + e] = qm.at(i, e) * scale;
+                    }
+                }
+                for j in 0..tk {
+                    for e in 0..d {
+                        kt[e * tk16 + j] = km.at(j, e);
+                    }
+                    for e in 0..dv {
+                        vs[j * dv16 + e] = vm.at(j, e);
+                    }
+                }
+                let head = PackedHead { q: &qs, kt: &kt, v: &vs, tq, tk, d, dv };
+                let o = &mut out[(bi * h + hi) * tq * dv..][..tq * dv];
+                attend_head(&head, causal, &mut scores, &mut tmp, o);
+            }
+        }
+        return Some(out);
+    }
     let mut scores = vec![0.0f32; tq * tk];
     for bi in 0..b {
         for hi in 0..h {

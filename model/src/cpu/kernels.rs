@@ -35,8 +35,9 @@ pub fn exp(x: f32) -> f32 {
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     const MIN: f32 = -87.336_55;
+    const MAX: f32 = 88.376_26;
     let underflow = x < MIN;
-    let x = x.clamp(MIN, 88.376_26);
+    let x = if x < MIN { MIN } else if x > MAX { MAX } else { x };
     let n = (x * LOG2E + 0.5).floor();
     let r = x - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4;
@@ -46,7 +47,10 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    let e = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n from the integer bits of n + 1.5·2^23 (exact for |n| < 2^22; no float→int cast,
+    // which would not vectorise).
+    let bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
+    let e = y * f32::from_bits(bits);
     if underflow { 0.0 } else { e }
 }
 
@@ -80,21 +84,120 @@ multiversion! {
     }
 }
 
+/// Floating-point reductions do not vectorise by themselves (the compiler keeps their
+/// order); these keep 8 independent lanes, which it turns into one SIMD register.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
+}
+
+/// `x ← exp(x - max) / Σ` in place (at least one finite value).
+#[inline(always)]
+fn softmax(x: &mut [f32]) {
+    let m = max(x);
+    for v in x.iter_mut() {
+        *v = exp(*v - m);
+    }
+    let inv = 1.0 / sum(x);
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
 multiversion! {
     /// Softmax of each `row_len` row of `x` in place (a row needs one finite value: a causal
     /// mask always leaves the diagonal).
     pub fn softmax_rows(x: &mut [f32], row_len: usize) {
         for row in x.chunks_exact_mut(row_len) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = exp(*v - max);
-                sum += *v;
+            softmax(row);
+        }
+    }
+}
+
+/// `c[m×n] = a[m×k] · b[k×n]`, row-major with row strides `lda`, `n` and `n`, in blocks of 4
+/// rows × 16 columns held in registers (`m % 4 == 0`, `n % 16 == 0`).
+///
+/// # Panics
+/// On sizes that do not fit the slices (the callers pad their buffers; a bug otherwise).
+#[inline(always)]
+fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(m % 4 == 0 && n % 16 == 0 && k <= lda && b.len() >= k * n && c.len() >= m * n);
+    for i in (0..m).step_by(4) {
+        let a_rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
+        for j in (0..n).step_by(16) {
+            let mut acc = [[0.0f32; 16]; 4];
+            for (p, b_row) in b.chunks_exact(n).take(k).enumerate() {
+                let bv: &[f32; 16] = b_row[j..j + 16].try_into().expect("16 columns");
+                for r in 0..4 {
+                    let av = a_rows[r][p];
+                    for t in 0..16 {
+                        acc[r][t] += av * bv[t];
+                    }
+                }
             }
-            let inv = 1.0 / sum;
-            for v in row.iter_mut() {
-                *v *= inv;
+            for (r, row) in acc.iter().enumerate() {
+                c[(i + r) * n + j..][..16].copy_from_slice(row);
             }
+        }
+    }
+}
+
+/// Packed inputs of one attention head, padded for [`matmul_4x16`]: `q` `[tq4 × d]` (already
+/// scaled), `kt` `[d × tk16]` (keys transposed, zero columns after `tk`), `v` `[tk × dv16]`.
+pub struct PackedHead<'a> {
+    pub q: &'a [f32],
+    pub kt: &'a [f32],
+    pub v: &'a [f32],
+    pub tq: usize,
+    pub tk: usize,
+    pub d: usize,
+    pub dv: usize,
+}
+
+/// Rounds up to a multiple of `m`.
+pub fn pad(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+multiversion! {
+    /// `out[tq × dv] = softmax(q·kᵀ, causal?) · v` for one packed head; `scores` and `tmp`
+    /// are scratch of `pad(tq,4)·pad(tk,16)` and `pad(tq,4)·pad(dv,16)` floats.
+    pub fn attend_head(h: &PackedHead<'_>, causal: bool, scores: &mut [f32], tmp: &mut [f32], out: &mut [f32]) {
+        let (tq4, tk16, dv16) = (pad(h.tq, 4), pad(h.tk, 16), pad(h.dv, 16));
+        matmul_4x16(h.q, h.d, h.kt, scores, tq4, h.d, tk16);
+        for (i, row) in scores.chunks_exact_mut(tk16).take(h.tq).enumerate() {
+            // Query i sees keys up to i + (tk - tq) when causal.
+            let visible = if causal { i + 1 + h.tk - h.tq } else { h.tk };
+            softmax(&mut row[..visible]);
+            row[visible..].fill(0.0);
+        }
+        scores[h.tq * tk16..tq4 * tk16].fill(0.0);
+        matmul_4x16(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
+        for (o, t) in out.chunks_exact_mut(h.dv).zip(tmp.chunks_exact(dv16)) {
+            o.copy_from_slice(&t[..h.dv]);
         }
     }
 }
@@ -105,9 +208,11 @@ multiversion! {
     pub fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
         let dim = w.len();
         for (row, o) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-            let mean = row.iter().sum::<f32>() / dim as f32;
-            let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;
-            let inv = 1.0 / (var + eps).sqrt();
+            let mean = sum(row) / dim as f32;
+            for (o, &v) in o.iter_mut().zip(row) {
+                *o = (v - mean) * (v - mean);
+            }
+            let inv = 1.0 / (sum(o) / dim as f32 + eps).sqrt();
             for (((o, &v), &w), &b) in o.iter_mut().zip(row).zip(w).zip(b) {
                 *o = (v - mean) * inv * w + b;
             }

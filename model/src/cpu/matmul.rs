@@ -28,6 +28,14 @@ impl MatRef<'_> {
         matches!(last, Some(l) if l < self.data.len())
     }
 
+    /// Element `(r, c)`.
+    ///
+    /// # Panics
+    /// Outside the view's data (views come from tensor layouts, so that is a bug).
+    pub fn at(&self, r: usize, c: usize) -> f32 {
+        self.data[self.offset + r * self.row_stride + c * self.col_stride]
+    }
+
     /// The transposed view.
     pub fn t(self) -> Self {
         MatRef { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
