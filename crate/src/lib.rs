@@ -4,9 +4,13 @@
 //! the remote (endpoint) and local (model) paths.
 
 pub mod error;
+pub mod http_error;
+pub mod image_prep;
 pub mod postprocess;
 pub mod prompt;
 pub mod region;
+pub mod request;
+pub mod response;
 pub mod result;
 pub mod task;
 
@@ -16,3 +20,8 @@ pub use prompt::{Prompt, PromptInput, build_content, model_prompt};
 pub use region::{ImageSize, Region};
 pub use result::{Entities, Florence2Result, Source};
 pub use task::{Task, TaskGroup, TextKind};
+
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+pub mod browser;
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
+pub mod js;

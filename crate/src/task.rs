@@ -190,6 +190,24 @@ impl Task {
     }
 }
 
+/// A task as the JS API and the demo list it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDescriptor {
+    pub token: &'static str,
+    pub text: TextKind,
+    pub label: &'static str,
+    pub group: TaskGroup,
+    pub description: &'static str,
+}
+
+/// The endpoint's 14 tasks, described.
+pub fn endpoint_task_infos() -> Vec<TaskDescriptor> {
+    Task::ENDPOINT
+        .iter()
+        .map(|&t| TaskDescriptor { token: t.token(), text: t.text_kind(), label: t.label(), group: t.group(), description: t.description() })
+        .collect()
+}
+
 impl std::fmt::Display for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.token())

@@ -1,6 +1,7 @@
 //! Post-processing against transformers' own answers: the cases in
 //! `tokenizer/tokenizer_golden.json` and every case of `*/golden_e2e.json` in the reference
 //! folder (`FLORENCE2_REFERENCE_DIR`, default `../shared/reference` beside the workspace).
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
 

@@ -1,1 +1,42 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's build and test entry point.
+//!
+//! - `test`  — native tests, then the browser tests in headless Chromium, then the npm
+//!   package's checks; installs what is missing first.
+//! - `build` — release builds: the npm package into `pkg/`.
+//! - `demo`  — builds and serves the demo on http://127.0.0.1:8080.
+//! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser).
+
+mod build;
+mod demo;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::run(&args[1..]),
+        Some("build") => build::run(),
+        Some("demo") => demo::run(&args[1..]),
+        Some("bench") => test::bench(),
+        _ => {
+            eprintln!("usage: cargo xtask <test|build|demo|bench>\n\n{}", HELP);
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const HELP: &str = "\
+  test   native tests, browser tests (headless Chromium), package checks; installs what is missing
+  build  release build of the npm package into pkg/
+  demo   build and serve the demo on http://127.0.0.1:8080 (--listen ADDR to change)
+  bench  benchmarks: criterion natively, performance.now() in headless Chromium";

@@ -1,0 +1,127 @@
+//! The browser codec: the browser's own decoders (`createImageBitmap`, which also applies EXIF
+//! orientation), its resampler and its JPEG encoder (`OffscreenCanvas.convertToBlob`). Fast,
+//! and no codec bytes in the wasm. The decisions come from the shared planner.
+
+use js_sys::{Array, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, BlobPropertyBag, ImageBitmap, ImageBitmapOptions, ImageEncodeOptions, ImageOrientation, OffscreenCanvas,
+    OffscreenCanvasRenderingContext2d, ResizeQuality,
+};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::image_prep::{Attempt, Next, PrepareOptions, PreparedImage, Planner, sniff};
+use crate::browser::describe;
+
+#[wasm_bindgen]
+extern "C" {
+    // The global function, so this works in windows and workers alike.
+    #[wasm_bindgen(js_name = createImageBitmap, catch)]
+    fn create_image_bitmap_from_blob(image: &Blob, options: &ImageBitmapOptions) -> std::result::Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = createImageBitmap, catch)]
+    fn create_image_bitmap_from_bitmap(image: &ImageBitmap, options: &ImageBitmapOptions) -> std::result::Result<Promise, JsValue>;
+}
+
+/// Closes an ImageBitmap when dropped, so its pixels are freed even on an early return.
+struct Bitmap(ImageBitmap);
+
+impl Drop for Bitmap {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+pub async fn prepare(bytes: &[u8], options: &PrepareOptions) -> Result<PreparedImage> {
+    let info = sniff(bytes, options)?;
+    let decode_failed = |e: JsValue| Error::new(ErrorCode::ImageDecode, format!("the browser cannot decode this {}: {}", info.format.mime(), describe(&e)));
+    let blob = blob_of(bytes, info.format.mime()).map_err(decode_failed)?;
+    let decode_options = ImageBitmapOptions::new();
+    decode_options.set_image_orientation(ImageOrientation::FromImage);
+    let original = Bitmap(await_bitmap(create_image_bitmap_from_blob(&blob, &decode_options)).await.map_err(decode_failed)?);
+    let (width, height) = (original.0.width(), original.0.height());
+    let mut planner = Planner::new(width, height, options);
+    if planner.can_send_original(&info, bytes.len()) {
+        return Ok(PreparedImage { bytes: bytes.to_vec(), mime: info.format.mime(), width, height, sent_width: width, sent_height: height, quality: None, encodes: 0 });
+    }
+    let mut attempt = planner.first();
+    let mut canvas: Option<((u32, u32), OffscreenCanvas)> = None;
+    let mut kept: Option<(Attempt, Vec<u8>)> = None;
+    let mut encodes = 0;
+    loop {
+        let size = (attempt.width, attempt.height);
+        if canvas.as_ref().is_none_or(|(s, _)| *s != size) {
+            canvas = Some((size, draw(&original.0, size).await?));
+        }
+        let Some((_, surface)) = &canvas else { unreachable!("set just above") };
+        let jpeg = encode_jpeg(surface, attempt.quality).await?;
+        encodes += 1;
+        let verdict = planner.next(attempt, jpeg.len())?;
+        if verdict.fits && kept.as_ref().is_none_or(|(_, k)| jpeg.len() > k.len()) {
+            kept = Some((attempt, jpeg));
+        }
+        match verdict.next {
+            Next::Retry(next) => attempt = next,
+            Next::Done => {
+                let (attempt, bytes) = kept.ok_or_else(|| Error::new(ErrorCode::ImageBudget, "no encode fitted the budget"))?;
+                return Ok(PreparedImage {
+                    bytes,
+                    mime: "image/jpeg",
+                    width,
+                    height,
+                    sent_width: attempt.width,
+                    sent_height: attempt.height,
+                    quality: Some(attempt.quality),
+                    encodes,
+                });
+            }
+        }
+    }
+}
+
+fn blob_of(bytes: &[u8], mime: &str) -> std::result::Result<Blob, JsValue> {
+    let parts = Array::of1(&Uint8Array::from(bytes));
+    let props = BlobPropertyBag::new();
+    props.set_type(mime);
+    Blob::new_with_u8_array_sequence_and_options(&parts, &props)
+}
+
+async fn await_bitmap(promise: std::result::Result<Promise, JsValue>) -> std::result::Result<ImageBitmap, JsValue> {
+    JsFuture::from(promise?).await?.dyn_into::<ImageBitmap>()
+}
+
+/// The image resized to `size` on a white background (JPEG has no alpha).
+async fn draw(original: &ImageBitmap, (w, h): (u32, u32)) -> Result<OffscreenCanvas> {
+    let failed = |e: JsValue| Error::new(ErrorCode::ImageDecode, format!("the browser cannot resize the image: {}", describe(&e)));
+    let resized = if (w, h) == (original.width(), original.height()) {
+        None
+    } else {
+        let options = ImageBitmapOptions::new();
+        options.set_resize_width(w);
+        options.set_resize_height(h);
+        options.set_resize_quality(ResizeQuality::High);
+        Some(Bitmap(await_bitmap(create_image_bitmap_from_bitmap(original, &options)).await.map_err(failed)?))
+    };
+    let canvas = OffscreenCanvas::new(w, h).map_err(failed)?;
+    let context = canvas
+        .get_context("2d")
+        .map_err(failed)?
+        .and_then(|c| c.dyn_into::<OffscreenCanvasRenderingContext2d>().ok())
+        .ok_or_else(|| Error::new(ErrorCode::ImageDecode, "this browser offers no 2D canvas"))?;
+    context.set_fill_style_str("#ffffff");
+    context.fill_rect(0.0, 0.0, f64::from(w), f64::from(h));
+    let source = resized.as_ref().map_or(original, |b| &b.0);
+    context.draw_image_with_image_bitmap(source, 0.0, 0.0).map_err(failed)?;
+    Ok(canvas)
+}
+
+async fn encode_jpeg(canvas: &OffscreenCanvas, quality: f32) -> Result<Vec<u8>> {
+    let failed = |e: JsValue| Error::new(ErrorCode::ImageDecode, format!("the browser cannot encode JPEG: {}", describe(&e)));
+    let options = ImageEncodeOptions::new();
+    options.set_type("image/jpeg");
+    options.set_quality(f64::from(quality));
+    let blob: Blob = JsFuture::from(canvas.convert_to_blob_with_options(&options).map_err(failed)?).await.map_err(failed)?.unchecked_into();
+    let buffer = JsFuture::from(blob.array_buffer()).await.map_err(failed)?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}

@@ -1,0 +1,70 @@
+//! Where answers come from. Today: NVIDIA's hosted endpoint ([`upstream::UpstreamBackend`]).
+//! The local Rust model arrives later as a second implementation of [`Backend`]; the routes
+//! know only this trait.
+
+pub mod upstream;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use florence2::Result;
+use florence2::request::Invocation;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::api_key::ApiKey;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Raw image bytes to store as an asset.
+#[derive(Debug, Clone)]
+pub struct AssetUpload {
+    /// `image/<subtype>`, lower case, without parameters.
+    pub content_type: String,
+    pub bytes: Bytes,
+}
+
+/// What a call may use besides its request.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The key the request brought in `X-Api-Key`, if any (used only when none is configured).
+    pub caller_key: Option<ApiKey>,
+    /// When the whole request must be answered.
+    pub deadline: Instant,
+}
+
+/// What `/healthz` reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Which backend answers (`nvidia`).
+    pub backend: &'static str,
+    /// Whether the proxy holds a key (the key itself is never reported).
+    pub key_configured: bool,
+    /// Whether requests may bring their own key in `X-Api-Key`.
+    pub request_keys_accepted: bool,
+    pub upstream: Option<Reachability>,
+}
+
+/// Whether a remote service answered recently.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reachability {
+    pub url: String,
+    pub reachable: bool,
+    /// Why not, when it is not.
+    pub detail: Option<String>,
+    /// How old this finding is (it is cached).
+    pub checked_secs_ago: u64,
+}
+
+pub trait Backend: Send + Sync + 'static {
+    /// Runs one validated invocation; the answer is the endpoint's ZIP archive.
+    fn invoke(&self, invocation: Invocation, context: CallContext) -> BoxFuture<'_, Result<Bytes>>;
+
+    /// Stores an image for use as `data:image/…;asset_id,<id>`; answers the id.
+    fn upload_asset(&self, upload: AssetUpload, context: CallContext) -> BoxFuture<'_, Result<String>>;
+
+    fn health(&self) -> BoxFuture<'_, Health>;
+}

@@ -1,0 +1,183 @@
+//! The proxy's configuration: flags, each also settable by an environment variable, and the
+//! API key, which only the environment (`NVIDIA_API_KEY`) can give.
+
+mod origin;
+pub mod upstream_url;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use reqwest::Url;
+
+pub use self::origin::OriginPattern;
+use crate::api_key::ApiKey;
+
+const ABOUT: &str = "The florence2-web server: forwards Florence-2 requests to NVIDIA's hosted endpoint with your API key, and serves the demo.";
+
+const LONG_ABOUT: &str = "\
+The florence2-web server. It holds the NVIDIA API key so that no browser ever sees it, forwards
+Florence-2 requests to NVIDIA's hosted endpoint (resolving NVCF's 202 polling and 302 downloads),
+uploads large images through NVCF's two-step asset API, and serves the demo's static files.
+
+Routes:
+  POST /v1/vlm/microsoft/florence-2   the endpoint's JSON body in, the result ZIP out
+  POST /v1/assets                     raw image bytes (Content-Type: image/…) in, {\"assetId\"} out
+  GET  /healthz                       whether a key is configured and the upstream is reachable
+  GET  /…                             the demo (--static)
+Every failure is JSON: {\"error\":{\"code\",\"message\",\"status\"?,\"retryAfterSecs\"?}}.
+
+Requests go only to --upstream and --assets-upstream, and to the presigned upload URLs and result
+locations those hand back (https only; see --handoff-host).";
+
+const AFTER_HELP: &str = "\
+Environment:
+  NVIDIA_API_KEY   the key sent upstream as `Authorization: Bearer …` (get one at
+                   build.nvidia.com). It is read only from the environment, never logged,
+                   never echoed. Without it, each request must bring its own key in the
+                   X-Api-Key header (used for that request only, never stored or logged);
+                   with it, X-Api-Key headers are ignored.
+  RUST_LOG         log filter, e.g. `info` (default) or `florence2_proxy=debug`.
+Logs go to stderr; the first stdout line is `listening on http://IP:PORT`.
+SIGTERM or Ctrl-C stops accepting connections and lets open requests finish.
+
+Example:
+  NVIDIA_API_KEY=nvapi-… florence2-proxy --listen 127.0.0.1:8080 --static web/dist";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "florence2-proxy", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_HELP)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port; either way the first line on stdout is
+    /// `listening on http://IP:PORT`.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080", env = "FLORENCE2_LISTEN")]
+    pub listen: SocketAddr,
+
+    /// Base URL of NVIDIA's inference API; the proxy POSTs to
+    /// <URL>/v1/vlm/microsoft/florence-2. Must be https://, except http:// to a loopback host
+    /// (127.0.0.1, ::1, localhost), which exists for tests against the emulator.
+    #[arg(long, value_name = "URL", default_value = "https://ai.api.nvidia.com", value_parser = upstream_url::parse, env = "FLORENCE2_UPSTREAM")]
+    pub upstream: Url,
+
+    /// Base URL of NVCF's API: asset creation (<URL>/v2/nvcf/assets) and the polling of
+    /// pending requests (<URL>/v2/nvcf/pexec/status/<id>). Same https rule as --upstream.
+    #[arg(long, value_name = "URL", default_value = "https://api.nvcf.nvidia.com", value_parser = upstream_url::parse, env = "FLORENCE2_ASSETS_UPSTREAM")]
+    pub assets_upstream: Url,
+
+    /// Directory of the demo's static build (index.html, .js, .wasm), served at /. Without
+    /// it, / answers a page saying how to build the demo.
+    #[arg(long = "static", value_name = "DIR", env = "FLORENCE2_STATIC")]
+    pub static_dir: Option<PathBuf>,
+
+    /// An origin whose pages may call the proxy (CORS), as scheme://host[:port]; the port may
+    /// be `*`. Repeatable. Default: http://localhost:*, http://127.0.0.1:* and http://[::1]:*.
+    /// Pages served by the proxy itself (same origin) never need this.
+    #[arg(long = "allow-origin", value_name = "ORIGIN", env = "FLORENCE2_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub allow_origins: Vec<OriginPattern>,
+
+    /// A Host name the proxy answers to (a guard against DNS rebinding). Repeatable; `*`
+    /// allows any. Default: on a loopback --listen address, localhost, 127.0.0.1 and [::1]
+    /// (any port); on other addresses, any name.
+    #[arg(long = "allow-host", value_name = "HOST", env = "FLORENCE2_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
+    /// Longest time one request may take end to end, in seconds: reading the body, waiting
+    /// for a slot, 429 retries and NVCF's 202 polling. Past it the answer is a TIMEOUT error.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_TIMEOUT")]
+    pub timeout: u64,
+
+    /// NVCF-POLL-SECONDS sent upstream: how long NVCF may hold each call open before
+    /// answering 202 (0-300).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(0..=300), env = "FLORENCE2_POLL_SECONDS")]
+    pub poll_seconds: u16,
+
+    /// How many times an upstream 429 is retried (after its Retry-After, or 1, 2, 4… seconds)
+    /// before the client gets RATE_LIMITED with the wait time.
+    #[arg(long, value_name = "N", default_value_t = 3, env = "FLORENCE2_MAX_RETRIES")]
+    pub max_retries: u32,
+
+    /// Requests per minute one client address may make (inference and uploads; a token
+    /// bucket). 0 turns the limit off.
+    #[arg(long, value_name = "N", default_value_t = 60, env = "FLORENCE2_RATE_LIMIT")]
+    pub rate_limit: u32,
+
+    /// How many requests a client may make at once before --rate-limit paces it.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), env = "FLORENCE2_RATE_BURST")]
+    pub rate_burst: u32,
+
+    /// Most requests in flight to the upstream at once, across all clients; more wait (up to
+    /// 20 s) and then get RATE_LIMITED.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000), env = "FLORENCE2_MAX_CONCURRENT")]
+    pub max_concurrent: u32,
+
+    /// A host (or parent domain: `amazonaws.com` covers `x.s3.amazonaws.com`) that presigned
+    /// upload URLs and 302 result locations may point to. Repeatable. Default: any https host
+    /// name NVCF hands back, but never an IP address, localhost or plain http (except the
+    /// configured upstreams themselves).
+    #[arg(long = "handoff-host", value_name = "HOST", env = "FLORENCE2_HANDOFF_HOSTS", value_delimiter = ',')]
+    pub handoff_hosts: Vec<String>,
+
+    /// Log line format (stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FLORENCE2_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// The key, from NVIDIA_API_KEY (never a flag: flags show in `ps`).
+    #[arg(skip)]
+    pub api_key: Option<ApiKey>,
+}
+
+impl Config {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+
+    /// The CORS origins in force: the flags, or the local-development defaults.
+    pub fn origins(&self) -> Vec<OriginPattern> {
+        if self.allow_origins.is_empty() { OriginPattern::defaults() } else { self.allow_origins.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_documented_command_line_parses() {
+        let c = Config::try_parse_from([
+            "florence2-proxy",
+            "--listen",
+            "127.0.0.1:8080",
+            "--upstream",
+            "https://ai.api.nvidia.com",
+            "--assets-upstream",
+            "https://api.nvcf.nvidia.com",
+            "--static",
+            "web/dist",
+        ])
+        .unwrap();
+        assert_eq!(c.upstream.as_str(), "https://ai.api.nvidia.com/");
+        assert_eq!(c.origins(), OriginPattern::defaults());
+        assert!(c.api_key.is_none());
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn insecure_or_malformed_values_are_refused() {
+        let parse = |args: &[&str]| Config::try_parse_from(std::iter::once("florence2-proxy").chain(args.iter().copied()));
+        assert!(parse(&["--upstream", "http://ai.api.nvidia.com"]).is_err());
+        assert!(parse(&["--assets-upstream", "http://192.168.1.2:80"]).is_err());
+        assert!(parse(&["--poll-seconds", "301"]).is_err());
+        assert!(parse(&["--timeout", "0"]).is_err());
+        assert!(parse(&["--allow-origin", "localhost"]).is_err());
+        assert_eq!(parse(&["--allow-origin", "https://a.org,http://b.org:*"]).unwrap().origins().len(), 2);
+    }
+}

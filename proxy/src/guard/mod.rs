@@ -1,0 +1,11 @@
+//! Protection for a shared key and for the proxy itself: what requests may look like, how
+//! often a client may call, how many calls run at once, how large bodies are, how long
+//! anything may take.
+
+pub mod body;
+pub mod concurrency;
+pub mod cors;
+pub mod deadline;
+pub mod host;
+pub mod rate_limit;
+pub mod request_target;

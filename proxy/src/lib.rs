@@ -1,0 +1,80 @@
+//! florence2-proxy — the florence2-web server: holds the NVIDIA API key, speaks NVCF's protocol
+//! to the hosted Florence-2 endpoint, serves the demo. See `--help` and proxy/README.md.
+
+pub mod api_key;
+mod app;
+pub mod backend;
+pub mod config;
+mod error;
+mod guard;
+mod observe;
+mod routes;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use api_key::ApiKey;
+pub use backend::Backend;
+pub use backend::upstream::UpstreamBackend;
+pub use config::Config;
+
+/// Why serving stopped or could not start.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The configuration cannot work (e.g. the HTTP client cannot be built).
+    Config(String),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Config(why) => f.write_str(why),
+            ServeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> ServeError {
+        ServeError::Io(e)
+    }
+}
+
+/// Serves `config` on `listener` until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeError> {
+    serve_until(config, listener, florence2_process::Shutdown::on_signals()).await
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
+pub async fn serve_until(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let backend = UpstreamBackend::new(&config).map_err(ServeError::Config)?;
+    serve_backend(&config, Arc::new(backend), listener, shutdown).await
+}
+
+/// Serves with any [`Backend`] (the seam for the local model).
+pub async fn serve_backend(
+    config: &Config,
+    backend: Arc<dyn Backend>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if let Some(dir) = config.static_dir.as_deref().filter(|d| !d.is_dir()) {
+        tracing::warn!(dir = %dir.display(), "--static is not a directory; / will say how to build the demo");
+    }
+    tracing::info!(
+        upstream = %config.upstream,
+        assets_upstream = %config.assets_upstream,
+        key_configured = config.api_key.is_some(),
+        "serving"
+    );
+    let app = app::router(config, backend, listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! Per request: a fresh id (answered in `x-request-id`), a span carrying it, one log line for
+//! the answer. Client-sent ids are not trusted into logs.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::headers::loggable;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The client's address (for per-client limits); unspecified when the server runs without
+/// connection info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+pub async fn record(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    request.extensions_mut().insert(ClientAddr(client));
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path(), %client);
+    async move {
+        tracing::debug!(headers = ?loggable(request.headers()), "received");
+        let started = Instant::now();
+        let mut response = next.run(request).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let status = response.status().as_u16();
+        if response.status().is_server_error() {
+            tracing::warn!(status, ms, "answered");
+        } else {
+            tracing::info!(status, ms, "answered");
+        }
+        // A simple UUID is 32 hex digits: always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}

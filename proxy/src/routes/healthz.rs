@@ -1,0 +1,24 @@
+//! `GET /healthz`: the proxy is up; whether it holds a key (never the key) and whether the
+//! upstream answers (cached).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::backend::Health;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Healthz {
+    ok: bool,
+    version: &'static str,
+    #[serde(flatten)]
+    health: Health,
+}
+
+pub async fn healthz(State(app): State<Arc<App>>) -> Json<Healthz> {
+    Json(Healthz { ok: true, version: env!("CARGO_PKG_VERSION"), health: app.backend.health().await })
+}

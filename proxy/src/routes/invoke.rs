@@ -1,0 +1,39 @@
+//! `POST /v1/vlm/microsoft/florence-2`: the endpoint's body in, the result ZIP out.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{caller_key, invoke_body};
+use crate::app::App;
+use crate::backend::CallContext;
+use crate::error::ApiError;
+use crate::guard::body::{self, MAX_JSON_BYTES};
+use crate::guard::deadline::Deadline;
+use crate::observe::access_log::ClientAddr;
+
+pub async fn invoke(
+    State(app): State<Arc<App>>,
+    Extension(client): Extension<ClientAddr>,
+    Extension(deadline): Extension<Deadline>,
+    headers: HeaderMap,
+    request_body: Body,
+) -> Result<Response, ApiError> {
+    app.rate.check(client.0)?;
+    body::require_media_type(&headers, |m| m == "application/json", "application/json")?;
+    let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
+    let invocation = invoke_body::parse(&bytes)?;
+    let context = CallContext { caller_key: caller_key::from_headers(&headers)?, deadline: deadline.0 };
+    let _slot = app.slots.enter().await?;
+    tracing::info!(task = %invocation.prompt.task, asset = invocation.image.asset_id().is_some(), "invoke");
+    let zip = app.backend.invoke(invocation, context).await?;
+    let mut response = zip.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the proxy against the NVCF emulator, over real HTTP on loopback.
+//! One binary (one link) for all; every module shares the captured logs of `support`.
+
+mod cli;
+mod end_to_end;
+mod hostile;
+mod limits;
+mod load;
+mod protocol;
+mod secrets;
+mod serving;
+mod support;

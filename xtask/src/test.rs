@@ -1,0 +1,110 @@
+//! `cargo xtask test`: everything, in the order that fails fastest, with a summary line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::util::{Result, Server, cargo, describe, output, root, run_step, start_server, target_dir};
+use crate::{build, setup};
+
+pub fn run(args: &[String]) -> Result {
+    if let Some(unknown) = args.first() {
+        return Err(format!("cargo xtask test takes no arguments (got {unknown:?})"));
+    }
+    let started = Instant::now();
+    setup::wasm_toolchain()?;
+    setup::chromium()?;
+    setup::node_tools()?;
+    let chromium = output(Command::new("chromium").arg("--version")).unwrap_or_default().trim().to_owned();
+
+    run_step(cargo().args(["test", "--workspace"]))?;
+    let native_secs = started.elapsed().as_secs_f64();
+
+    let double = start_double()?;
+    let (_emulator, proxy) = start_proxy_to_emulator()?;
+    let browser = browser_tests(&double, Some(&proxy), None)?;
+
+    let package = build::package()?;
+    run_step(Command::new(setup::node_bin("tsc")).arg("-p").arg(root().join("pkg/tests")))?;
+    run_step(Command::new("node").arg(root().join("tests/e2e/package.mjs")).env("FLORENCE2_TEST_SERVER", &double.url))?;
+
+    println!(
+        "\nSUMMARY: native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | total {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}
+
+/// Writes the fixtures and starts the proxy double that serves them.
+fn start_double() -> Result<Server> {
+    let fixtures = target_dir().join("fixtures");
+    run_step(cargo().args(["build", "-p", "florence2-fixtures", "--bins"]))?;
+    let bin = target_dir().join("debug");
+    run_step(Command::new(bin.join("florence2-fixtures")).arg(&fixtures))?;
+    start_server(Command::new(bin.join("proxy-double")).arg("--fixtures").arg(&fixtures))
+}
+
+/// The key the test proxy holds: the emulator accepts any.
+const EMULATOR_KEY: &str = "emulator-accepts-any-key";
+
+/// Starts `nvcf-emulator` and `florence2-proxy` in front of it, both on loopback.
+pub fn start_proxy_to_emulator() -> Result<(Server, Server)> {
+    run_step(cargo().args(["build", "-p", "florence2-proxy", "-p", "nvcf-emulator", "--bins"]))?;
+    let bin = target_dir().join("debug");
+    let emulator = start_server(Command::new(bin.join("nvcf-emulator")).args(["--listen", "127.0.0.1:0"]))?;
+    let proxy = start_server(
+        Command::new(bin.join("florence2-proxy"))
+            .args(["--listen", "127.0.0.1:0", "--upstream", &emulator.url, "--assets-upstream", &emulator.url, "--rate-limit", "0"])
+            .env("NVIDIA_API_KEY", EMULATOR_KEY)
+            .env("RUST_LOG", "warn"),
+    )?;
+    Ok((emulator, proxy))
+}
+
+/// Runs the wasm-bindgen browser tests (release build, so the timings mean something) and
+/// returns their result line; `BENCH` lines are echoed.
+fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) -> Result<String> {
+    let mut cmd = cargo();
+    if let Some(proxy) = proxy {
+        cmd.env("FLORENCE2_TEST_PROXY", &proxy.url);
+    }
+    cmd.args(["test", "--release", "-p", "florence2", "--target", "wasm32-unknown-unknown", "--test", "browser", "--", "--nocapture"])
+        .args(filter)
+        .current_dir(root().join("crate"))
+        .env("FLORENCE2_TEST_SERVER", &double.url)
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
+        .stdout(Stdio::piped());
+    let shown = describe(&cmd);
+    eprintln!("+ {shown}");
+    let mut child = cmd.spawn().map_err(|e| format!("{shown}: {e}"))?;
+    let mut result = None;
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
+            println!("{line}");
+            if let Some(r) = line.trim().strip_prefix("test result: ") {
+                result = Some(r.split(';').next().unwrap_or(r).to_owned());
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    match (status.success(), result) {
+        (true, Some(r)) => Ok(r),
+        (true, None) => Err("the browser tests printed no result line".into()),
+        (false, _) => Err(format!("{shown}: {status}")),
+    }
+}
+
+/// `cargo xtask bench`: criterion natively, then the timed browser tests.
+pub fn bench() -> Result {
+    setup::wasm_toolchain()?;
+    setup::chromium()?;
+    run_step(cargo().args(["bench", "-p", "florence2"]))?;
+    let double = start_double()?;
+    browser_tests(&double, None, Some("fast"))?;
+    browser_tests(&double, None, Some("quickly"))?;
+    let package = build::package()?;
+    println!("{package}");
+    Ok(())
+}
