@@ -67,11 +67,12 @@ impl ImageRef {
     }
 }
 
-/// A validated invocation: its prompt and its image.
+/// A validated invocation: its prompt, its image and the token limit, if one was asked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
     pub prompt: Prompt,
     pub image: ImageRef,
+    pub max_tokens: Option<u32>,
 }
 
 /// Parses and validates an invocation body: JSON, exactly one user message whose content is
@@ -88,7 +89,7 @@ pub fn parse_invoke_body(body: &[u8]) -> Result<Invocation> {
     if message.role != "user" {
         return Err(bad(format!("the message's role must be \"user\", not {:?}", message.role)));
     }
-    parse_content(&message.content)
+    Ok(Invocation { max_tokens: request.max_tokens, ..parse_content(&message.content)? })
 }
 
 /// Splits `<TASK>text<img src="…" />` into a validated prompt and the image reference.
@@ -104,7 +105,7 @@ pub fn parse_content(content: &str) -> Result<Invocation> {
         return Err(bad("nothing may follow the image tag"));
     }
     let prompt = Prompt::parse(prompt_text)?;
-    Ok(Invocation { prompt, image: parse_image_src(src)? })
+    Ok(Invocation { prompt, image: parse_image_src(src)?, max_tokens: None })
 }
 
 fn parse_image_src(src: &str) -> Result<ImageRef> {
@@ -144,6 +145,9 @@ mod tests {
         let inv = parse_invoke_body(body.as_bytes()).unwrap();
         assert_eq!(inv.prompt.task, Task::OpenVocabularyDetection);
         assert_eq!(inv.image, ImageRef::Inline { mime: "image/jpeg".into(), base64: "/9j/AA==".into() });
+        assert_eq!(inv.max_tokens, None);
+        let with_limit = r#"{"messages":[{"role":"user","content":"<OD><img src=\"data:image/jpeg;base64,AA\" />"}],"max_tokens":1024}"#;
+        assert_eq!(parse_invoke_body(with_limit.as_bytes()).unwrap().max_tokens, Some(1024));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use web_sys::{
 };
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::image_prep::{Attempt, Next, PrepareOptions, PreparedImage, Planner, sniff};
+use crate::image_prep::{PrepareOptions, PreparedImage, Search, Step, sniff};
 use crate::browser::describe;
 
 #[wasm_bindgen]
@@ -40,42 +40,21 @@ pub async fn prepare(bytes: &[u8], options: &PrepareOptions) -> Result<PreparedI
     let decode_options = ImageBitmapOptions::new();
     decode_options.set_image_orientation(ImageOrientation::FromImage);
     let original = Bitmap(await_bitmap(create_image_bitmap_from_blob(&blob, &decode_options)).await.map_err(decode_failed)?);
-    let (width, height) = (original.0.width(), original.0.height());
-    let mut planner = Planner::new(width, height, options);
-    if planner.can_send_original(&info, bytes.len()) {
-        return Ok(PreparedImage { bytes: bytes.to_vec(), mime: info.format.mime(), width, height, sent_width: width, sent_height: height, quality: None, encodes: 0 });
-    }
-    let mut attempt = planner.first();
+    let mut search = Search::new(original.0.width(), original.0.height(), options);
+    let mut attempt = match search.start(&info, bytes) {
+        Step::Finished(unchanged) => return Ok(unchanged),
+        Step::Encode(attempt) => attempt,
+    };
     let mut canvas: Option<((u32, u32), OffscreenCanvas)> = None;
-    let mut kept: Option<(Attempt, Vec<u8>)> = None;
-    let mut encodes = 0;
     loop {
         let size = (attempt.width, attempt.height);
         if canvas.as_ref().is_none_or(|(s, _)| *s != size) {
             canvas = Some((size, draw(&original.0, size).await?));
         }
         let Some((_, surface)) = &canvas else { unreachable!("set just above") };
-        let jpeg = encode_jpeg(surface, attempt.quality).await?;
-        encodes += 1;
-        let verdict = planner.next(attempt, jpeg.len())?;
-        if verdict.fits && kept.as_ref().is_none_or(|(_, k)| jpeg.len() > k.len()) {
-            kept = Some((attempt, jpeg));
-        }
-        match verdict.next {
-            Next::Retry(next) => attempt = next,
-            Next::Done => {
-                let (attempt, bytes) = kept.ok_or_else(|| Error::new(ErrorCode::ImageBudget, "no encode fitted the budget"))?;
-                return Ok(PreparedImage {
-                    bytes,
-                    mime: "image/jpeg",
-                    width,
-                    height,
-                    sent_width: attempt.width,
-                    sent_height: attempt.height,
-                    quality: Some(attempt.quality),
-                    encodes,
-                });
-            }
+        match search.record(attempt, encode_jpeg(surface, attempt.quality).await?)? {
+            Step::Encode(next) => attempt = next,
+            Step::Finished(prepared) => return Ok(prepared),
         }
     }
 }

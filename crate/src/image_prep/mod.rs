@@ -7,12 +7,14 @@
 //! own decoders and encoders (`crate::js::browser_image`), so no codec is compiled to wasm.
 
 mod plan;
+mod search;
 mod sniff;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "native-image"))]
 pub mod native;
 
 pub use plan::{Attempt, Next, Planner, Verdict};
+pub use search::{Search, Step};
 pub use sniff::{ImageFormat, ImageInfo, sniff};
 
 use base64::Engine;

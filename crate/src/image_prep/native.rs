@@ -6,7 +6,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, imageops};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::image_prep::{Attempt, Next, PrepareOptions, PreparedImage, Planner, sniff};
+use crate::image_prep::{PrepareOptions, PreparedImage, Search, Step, sniff};
 
 /// Decodes `bytes` and applies its EXIF orientation.
 pub fn decode(bytes: &[u8], options: &PrepareOptions) -> Result<DynamicImage> {
@@ -24,24 +24,13 @@ pub fn prepare(bytes: &[u8], options: &PrepareOptions) -> Result<PreparedImage> 
     let info = sniff(bytes, options)?;
     let image = decode(bytes, options)?;
     let (width, height) = (image.width(), image.height());
-    let mut planner = Planner::new(width, height, options);
-    if planner.can_send_original(&info, bytes.len()) {
-        return Ok(PreparedImage {
-            bytes: bytes.to_vec(),
-            mime: info.format.mime(),
-            width,
-            height,
-            sent_width: width,
-            sent_height: height,
-            quality: None,
-            encodes: 0,
-        });
-    }
+    let mut search = Search::new(width, height, options);
+    let mut attempt = match search.start(&info, bytes) {
+        Step::Finished(original) => return Ok(original),
+        Step::Encode(attempt) => attempt,
+    };
     let rgb = flatten_on_white(image);
-    let mut attempt = planner.first();
     let mut resized: Option<((u32, u32), RgbImage)> = None;
-    let mut kept: Option<(Attempt, Vec<u8>)> = None;
-    let mut encodes = 0;
     loop {
         let size = (attempt.width, attempt.height);
         if resized.as_ref().is_none_or(|(s, _)| *s != size) {
@@ -49,27 +38,9 @@ pub fn prepare(bytes: &[u8], options: &PrepareOptions) -> Result<PreparedImage> 
             resized = Some((size, pixels));
         }
         let Some((_, pixels)) = &resized else { unreachable!("set just above") };
-        let jpeg = encode_jpeg(pixels, attempt.quality)?;
-        encodes += 1;
-        let verdict = planner.next(attempt, jpeg.len())?;
-        if verdict.fits && kept.as_ref().is_none_or(|(_, k)| jpeg.len() > k.len()) {
-            kept = Some((attempt, jpeg));
-        }
-        match verdict.next {
-            Next::Retry(next) => attempt = next,
-            Next::Done => {
-                let (attempt, bytes) = kept.ok_or_else(|| Error::new(ErrorCode::ImageBudget, "no encode fitted the budget"))?;
-                return Ok(PreparedImage {
-                    bytes,
-                    mime: "image/jpeg",
-                    width,
-                    height,
-                    sent_width: attempt.width,
-                    sent_height: attempt.height,
-                    quality: Some(attempt.quality),
-                    encodes,
-                });
-            }
+        match search.record(attempt, encode_jpeg(pixels, attempt.quality)?)? {
+            Step::Encode(next) => attempt = next,
+            Step::Finished(prepared) => return Ok(prepared),
         }
     }
 }

@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn every_endpoint_task_answers_inside_the_image() {
         let img = two_halves();
-        for task in Task::ENDPOINT {
+        for &task in Task::ENDPOINT {
             let text = match task.text_kind() {
                 florence2::TextKind::None => None,
                 florence2::TextKind::Required => Some("a blue sky and a green tree"),

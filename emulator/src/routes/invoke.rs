@@ -34,7 +34,7 @@ async fn run(state: &Arc<State>, headers: &HeaderMap, body: Body) -> Result<Resp
     let fault = request::fault(state, headers)?;
     request::misbehave(&fault, headers).await?;
     let body = request::body(body, MAX_JSON_BYTES).await?;
-    let Invocation { prompt, image } = parse_invoke_body(&body).map_err(|e| Problem::unprocessable(e.message))?;
+    let Invocation { prompt, image, .. } = parse_invoke_body(&body).map_err(|e| Problem::unprocessable(e.message))?;
     if !prompt.task.on_endpoint() {
         return Err(Problem::unprocessable(format!("unsupported task {}", prompt.task)));
     }

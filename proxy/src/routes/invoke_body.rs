@@ -26,7 +26,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_task_parses_back_inline_and_as_asset() {
-        for task in Task::ENDPOINT {
+        for &task in Task::ENDPOINT {
             let text = match task.text_kind() {
                 florence2::TextKind::None => None,
                 florence2::TextKind::Required => Some("a red car"),

@@ -27,7 +27,7 @@ async fn all_fourteen_tasks_inline_and_as_assets() {
     let size = ImageSize::new(120, 80);
     let image = png(size.width, size.height, 1);
     let asset_id = stack.upload(&image).await;
-    for task in Task::ENDPOINT {
+    for &task in Task::ENDPOINT {
         let mut results = Vec::new();
         for src in [data_url(&image), format!("data:image/png;asset_id,{asset_id}")] {
             let response = stack.invoke(&body(task, &src)).await;

@@ -4,7 +4,7 @@
 use florence2::Task;
 use nvcf_emulator::Fault;
 
-use crate::support::{self, Canary, body, data_url, error_of, png, raw, temp_dir};
+use crate::support::{self, Canary, TempDir, body, data_url, error_of, png, raw};
 
 const JSON_BODY: &str = r#"{"messages":[{"role":"user","content":"<CAPTION><img src=\"data:image/png;base64,AA==\" />"}]}"#;
 
@@ -31,12 +31,14 @@ async fn absolute_form_targets_are_refused_and_go_nowhere() {
 
 #[tokio::test]
 async fn traversal_paths_are_refused() {
-    let dir = temp_dir("traversal");
+    // root/secret.txt beside root/static/, which is served.
+    let root = TempDir::new("traversal");
+    let dir = root.0.join("static");
+    std::fs::create_dir_all(&dir).expect("static dir");
     std::fs::write(dir.join("index.html"), "<h1>demo</h1>").expect("write");
-    let outside = dir.parent().expect("parent").join(format!("{}-secret.txt", dir.file_name().expect("name").to_string_lossy()));
-    std::fs::write(&outside, "secret").expect("write");
+    std::fs::write(root.0.join("secret.txt"), "TOP-SECRET-CONTENT").expect("write");
     let stack = support::start(&[], &["--static", dir.to_str().expect("utf-8 path")], Some("nvapi-dots")).await;
-    let secret = outside.file_name().expect("name").to_string_lossy().into_owned();
+    let secret = "secret.txt";
     for path in [
         format!("/../{secret}"),
         format!("/%2e%2e/{secret}"),
@@ -48,10 +50,8 @@ async fn traversal_paths_are_refused() {
     ] {
         let (status, body) = raw(stack.proxy_addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
         assert!(status == 400, "{path}: {status} {body}");
-        assert!(!body.contains("secret"), "{path}: {body}");
+        assert!(!body.contains("TOP-SECRET-CONTENT"), "{path}: {body}");
     }
-    let _ = std::fs::remove_file(outside);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use florence2::Task;
 use serde_json::Value;
 
-use crate::support::{self, body, data_url, png, temp_dir};
+use crate::support::{self, TempDir, body, data_url, png};
 
 async fn healthz(stack: &support::Stack) -> Value {
     let response = stack.client.get(format!("{}/healthz", stack.proxy_url)).send().await.expect("answer");
@@ -39,7 +39,8 @@ async fn healthz_reports_key_and_upstream_without_the_key() {
 
 #[tokio::test]
 async fn the_demo_is_served_with_the_right_types() {
-    let dir = temp_dir("static");
+    let root = TempDir::new("static");
+    let dir = &root.0;
     std::fs::write(dir.join("index.html"), "<h1>florence2 demo</h1>").expect("write");
     std::fs::write(dir.join("florence2_bg.wasm"), b"\0asm\x01\0\0\0").expect("write");
     std::fs::write(dir.join("app.js"), "export {}").expect("write");
@@ -58,7 +59,6 @@ async fn the_demo_is_served_with_the_right_types() {
     assert_eq!((status, error["code"].as_str()), (404, Some("BAD_OPTION")));
     // The API still answers beside the static files.
     assert_eq!(stack.invoke(&body(Task::Caption, &data_url(&png(16, 16, 1)))).await.status(), 200);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -24,7 +24,8 @@ pub async fn invoke(up: &UpstreamBackend, invocation: Invocation, context: &Call
     let key = up.key(context)?;
     // Rebuilt from the validated parts: nothing the caller sent goes upstream unchecked.
     let content = invocation.prompt.endpoint_content(&invocation.image.src())?;
-    let body = Bytes::from(InvokeRequest::new(content).to_json());
+    let request = InvokeRequest { max_tokens: invocation.max_tokens, ..InvokeRequest::new(content) };
+    let body = Bytes::from(request.to_json());
     let asset = invocation.image.asset_id();
     let response = up
         .send_retrying(context, "the inference request", key, || {

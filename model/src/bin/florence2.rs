@@ -1,0 +1,270 @@
+//! `florence2`: the local Florence-2 model on the command line, and its checks against the
+//! transformers goldens. The only place of this crate that touches the file system.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use clap::{Parser, Subcommand};
+use florence2::{Florence2Result, ImageSize, Source, Task};
+use florence2_burn::parity::Report;
+use florence2_burn::{Error, Florence2, ModelFiles, Result, RgbImage, RunOptions, Tokenizer};
+
+#[derive(Parser)]
+#[command(name = "florence2", about = "Florence-2 on burn: run the model, check it against transformers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one task on one image and prints the result JSON.
+    Run {
+        /// Model folder: config.json, model.safetensors, tokenizer.json
+        /// [, generation_config.json, processor_config.json | preprocessor_config.json].
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        image: PathBuf,
+        /// Task token, e.g. "<OD>".
+        #[arg(long)]
+        task: String,
+        /// The task's text (a phrase, or a region as <loc_x1><loc_y1><loc_x2><loc_y2>).
+        #[arg(long)]
+        text: Option<String>,
+        /// Beam count (default: the model's generation_config.json).
+        #[arg(long)]
+        beams: Option<usize>,
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+    },
+    /// Compares the model of DIR with DIR/golden.safetensors; exit 0 only if all match.
+    Parity { dir: PathBuf },
+    /// Runs every case of DIR/golden_e2e.json through the whole pipeline; exit 0 only if all match.
+    E2e { dir: PathBuf },
+    /// Token ids of TEXT (a task prompt such as "<OD>" is first expanded as the processor does).
+    Tokenize {
+        #[arg(long)]
+        tokenizer: PathBuf,
+        text: String,
+    },
+    /// Times a `<CAPTION>`-style run: vision (with preprocessing and projector), encoder,
+    /// greedy decoding of exactly N new tokens, and the whole run; medians after a warm-up.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, default_value = "<CAPTION>")]
+        task: String,
+        #[arg(long, default_value_t = 20)]
+        new_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Post-processes generated TEXT (special tokens kept) for a task and image size.
+    Postprocess {
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        width: u32,
+        #[arg(long)]
+        height: u32,
+        text: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command; `Ok(false)` is a check that ran and failed.
+fn execute(command: Command) -> Result<bool> {
+    let device = Device::flex();
+    match command {
+        Command::Run { model, image, task, text, beams, max_new_tokens } => {
+            let task = Task::from_token(&task)?;
+            let image = RgbImage::decode(&read(&image)?)?;
+            let model = load_model(&model, &device)?;
+            let out = model.run(&image, task, text.as_deref(), RunOptions { num_beams: beams, max_new_tokens })?;
+            print_json(&out.result)?;
+            Ok(true)
+        }
+        Command::Parity { dir } => {
+            let report = florence2_burn::parity::run(
+                &read(&dir.join("config.json"))?,
+                open(&dir.join("model.safetensors"))?,
+                open(&dir.join("golden.safetensors"))?,
+                &device,
+            )?;
+            Ok(print_report(&report))
+        }
+        Command::E2e { dir } => {
+            let model = load_model(&dir, &device)?;
+            let report = florence2_burn::e2e::run(&model, &|name| read(&dir.join(name)))?;
+            Ok(print_report(&report))
+        }
+        Command::Tokenize { tokenizer, text } => {
+            let tokenizer = Tokenizer::from_bytes(&read(&tokenizer)?)?;
+            let prompt = match florence2::Prompt::parse(&text) {
+                Ok(p) => p.model_prompt(),
+                Err(_) => text.clone(),
+            };
+            let ids = tokenizer.encode(&prompt, true)?;
+            let tokens: Vec<String> = ids.iter().map(|&id| tokenizer.decode(&[id], false)).collect::<Result<_>>()?;
+            print_json(&serde_json::json!({ "text": text, "prompt": prompt, "ids": ids, "tokens": tokens }))?;
+            Ok(true)
+        }
+        Command::Bench { model, image, task, new_tokens, runs } => {
+            let task = Task::from_token(&task)?;
+            let image = RgbImage::decode(&read(&image)?)?;
+            let start = Instant::now();
+            let model = load_model(&model, &device)?;
+            println!("load {:.2} s", start.elapsed().as_secs_f64());
+            bench(&model, &image, task, new_tokens, runs)?;
+            Ok(true)
+        }
+        Command::Postprocess { task, width, height, text } => {
+            let task = Task::from_token(&task)?;
+            let size = ImageSize::new(width, height);
+            let answer = florence2::post_process(task, &text, size)?;
+            let result = Florence2Result {
+                task: task.token().to_owned(),
+                text: answer.text,
+                entities: answer.entities,
+                image: size,
+                source: Source::Local,
+                usage: None,
+            };
+            print_json(&result)?;
+            Ok(true)
+        }
+    }
+}
+
+fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, runs: usize) -> Result<()> {
+    let m = &model.model;
+    let device = m.device();
+    // Exactly `new_tokens` greedy tokens, as the PyTorch side is run (min = max new tokens).
+    let mut generation = model.generation_config(RunOptions { num_beams: Some(1), max_new_tokens: Some(new_tokens) });
+    generation.min_new_tokens = new_tokens;
+    generation.no_repeat_ngram_size = 0;
+    let one_run = || -> Result<[f64; 5]> {
+        let t0 = Instant::now();
+        let prompt_ids = model.prompt_ids(task, None)?;
+        let features = m.vision_features(image.to_tensor(&model.image_processor, device)?, None)?;
+        let image_features = m.image_features(features)?;
+        sync(&image_features)?;
+        let vision = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let encoder_hidden = m.encode(m.inputs_embeds(image_features, &prompt_ids)?, None)?;
+        sync(&encoder_hidden)?;
+        let encoder = t1.elapsed().as_secs_f64();
+        let t2 = Instant::now();
+        let ids = m.generate(&encoder_hidden, &generation, None)?;
+        let decoder = t2.elapsed().as_secs_f64();
+        if ids.len() != new_tokens + 1 {
+            return Err(Error::Input(format!("generated {} tokens, not {new_tokens}", ids.len() - 1)));
+        }
+        let t3 = Instant::now();
+        let cpu3 = cpu_seconds();
+        model.run_with(image, task, None, generation.clone())?;
+        let total = t3.elapsed().as_secs_f64();
+        let total_cpu = cpu_seconds().zip(cpu3).map_or(f64::NAN, |(b, a)| b - a);
+        Ok([vision, encoder, decoder, total, total_cpu])
+    };
+    one_run()?;
+    let results: Vec<[f64; 5]> = (0..runs.max(1)).map(|_| one_run()).collect::<Result<_>>()?;
+    let median = |i: usize| {
+        let mut v: Vec<f64> = results.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("runs {}", results.len());
+    println!("vision  {:9.1} ms", median(0) * 1e3);
+    println!("encoder {:9.1} ms", median(1) * 1e3);
+    println!("decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens)", median(2) * 1e3, median(2) * 1e3 / new_tokens as f64);
+    println!("total   {:9.1} ms  (CPU time {:.1} ms)", median(3) * 1e3, median(4) * 1e3);
+    match peak_rss_mib() {
+        Some(mib) => println!("peak RSS {mib} MiB"),
+        None => println!("peak RSS n/a"),
+    }
+    Ok(())
+}
+
+/// Waits for a tensor's computation (reads one value back).
+fn sync(t: &burn::tensor::Tensor<3>) -> Result<()> {
+    florence2_burn::model::values(t.clone().slice([0..1, 0..1, 0..1])).map(drop)
+}
+
+/// User + system CPU time of the process so far (Linux: /proc/self/stat), the fairer clock
+/// on a machine that other work shares.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The process's peak resident set (Linux: `VmHWM` of /proc/self/status).
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
+    let optional = |name: &str| -> Result<Option<Vec<u8>>> {
+        let path = dir.join(name);
+        if path.exists() { read(&path).map(Some) } else { Ok(None) }
+    };
+    let processor_config = match optional("processor_config.json")? {
+        Some(bytes) => Some(bytes),
+        None => optional("preprocessor_config.json")?,
+    };
+    let files = ModelFiles {
+        config: read(&dir.join("config.json"))?,
+        checkpoint: open(&dir.join("model.safetensors"))?,
+        tokenizer: read(&dir.join("tokenizer.json"))?,
+        generation_config: optional("generation_config.json")?,
+        processor_config,
+    };
+    Florence2::load(files, device)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io { context: format!("reading {}", path.display()), source: e })
+}
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    File::open(path).map(BufReader::new).map_err(|e| Error::Io { context: format!("opening {}", path.display()), source: e })
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Input(format!("cannot serialise the result: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_report(report: &Report) -> bool {
+    for line in report.lines() {
+        println!("{line}");
+    }
+    let failed = report.items.iter().filter(|(_, o)| !o.ok()).count();
+    let passed = report.passed();
+    println!("{}: {} checked, {failed} failed", if passed { "PASS" } else { "FAIL" }, report.items.len());
+    passed
+}

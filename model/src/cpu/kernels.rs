@@ -1,0 +1,289 @@
+//! Element-wise and row kernels on f32 slices, written so that the compiler vectorises them
+//! (no branches, no libm calls in the loops), and compiled twice: for AVX2+FMA, chosen at run
+//! time when the CPU has it, and portably.
+
+/// Defines `fn name(args)` that runs the AVX2+FMA build of `body` when the CPU supports it,
+/// else the portable build. The body must be safe code; only the feature dispatch is unsafe.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    portable($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above), the only
+                    // requirement of calling a `target_feature` function.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
+/// `e^x` to within 2 ulp (Cephes' `expf`: range reduction to `2^n · e^r`, `|r| ≤ ln 2 / 2`,
+/// degree-6 polynomial); 0 below the normal range (so `-inf` → 0, as masked scores need).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    const MIN: f32 = -87.336_55;
+    const MAX: f32 = 88.376_26;
+    let underflow = x < MIN;
+    let x = if x < MIN { MIN } else if x > MAX { MAX } else { x };
+    let n = (x * LOG2E + 0.5).floor();
+    let r = x - n * C1 - n * C2;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    // 2^n from the integer bits of n + 1.5·2^23 (exact for |n| < 2^22; no float→int cast,
+    // which would not vectorise).
+    let bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
+    let e = y * f32::from_bits(bits);
+    if underflow { 0.0 } else { e }
+}
+
+/// The error function to within a few ulp: Eigen's rational approximation on [-4, 4]
+/// (erf is ±1 in f32 outside).
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.726_142_3e-10;
+    p = p * x2 + 2.770_681_4e-8;
+    p = p * x2 + -2.101_024e-6;
+    p = p * x2 + -5.692_506_4e-5;
+    p = p * x2 + -7.349_906_3e-4;
+    p = p * x2 + -2.954_6e-3;
+    p = p * x2 + -1.609_603_3e-2;
+    let mut q = -1.456_607_2e-5;
+    q = q * x2 + -2.133_740_6e-4;
+    q = q * x2 + -1.682_827e-3;
+    q = q * x2 + -7.373_329e-3;
+    q = q * x2 + -1.426_474e-2;
+    x * p / q
+}
+
+multiversion! {
+    /// `x ← GELU(x) = x/2 · (1 + erf(x/√2))` (the exact GELU of PyTorch's `nn.GELU()`).
+    pub fn gelu(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+/// Floating-point reductions do not vectorise by themselves (the compiler keeps their
+/// order); these keep 8 independent lanes, which it turns into one SIMD register.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
+}
+
+/// `x ← exp(x - max) / Σ` in place (at least one finite value).
+#[inline(always)]
+fn softmax(x: &mut [f32]) {
+    let m = max(x);
+    for v in x.iter_mut() {
+        *v = exp(*v - m);
+    }
+    let inv = 1.0 / sum(x);
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+multiversion! {
+    /// Softmax of each `row_len` row of `x` in place (a row needs one finite value: a causal
+    /// mask always leaves the diagonal).
+    pub fn softmax_rows(x: &mut [f32], row_len: usize) {
+        for row in x.chunks_exact_mut(row_len) {
+            softmax(row);
+        }
+    }
+}
+
+/// `c[m×n] = a[m×k] · b[k×n]`, row-major with row strides `lda`, `n` and `n`, in blocks of 4
+/// rows × 16 columns held in registers (`m % 4 == 0`, `n % 16 == 0`).
+///
+/// # Panics
+/// On sizes that do not fit the slices (the callers pad their buffers; a bug otherwise).
+#[inline(always)]
+fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(m % 4 == 0 && n % 16 == 0 && k <= lda && b.len() >= k * n && c.len() >= m * n);
+    for i in (0..m).step_by(4) {
+        let a_rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
+        for j in (0..n).step_by(16) {
+            let mut acc = [[0.0f32; 16]; 4];
+            for (p, b_row) in b.chunks_exact(n).take(k).enumerate() {
+                let bv: &[f32; 16] = b_row[j..j + 16].try_into().expect("16 columns");
+                for r in 0..4 {
+                    let av = a_rows[r][p];
+                    for t in 0..16 {
+                        acc[r][t] += av * bv[t];
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                c[(i + r) * n + j..][..16].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// Packed inputs of one attention head, padded for [`matmul_4x16`]: `q` `[tq4 × d]` (already
+/// scaled), `kt` `[d × tk16]` (keys transposed, zero columns after `tk`), `v` `[tk × dv16]`.
+pub struct PackedHead<'a> {
+    pub q: &'a [f32],
+    pub kt: &'a [f32],
+    pub v: &'a [f32],
+    pub tq: usize,
+    pub tk: usize,
+    pub d: usize,
+    pub dv: usize,
+}
+
+/// Rounds up to a multiple of `m`.
+pub fn pad(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+multiversion! {
+    /// `out[tq × dv] = softmax(q·kᵀ, causal?) · v` for one packed head; `scores` and `tmp`
+    /// are scratch of `pad(tq,4)·pad(tk,16)` and `pad(tq,4)·pad(dv,16)` floats.
+    pub fn attend_head(h: &PackedHead<'_>, causal: bool, scores: &mut [f32], tmp: &mut [f32], out: &mut [f32]) {
+        let (tq4, tk16, dv16) = (pad(h.tq, 4), pad(h.tk, 16), pad(h.dv, 16));
+        matmul_4x16(h.q, h.d, h.kt, scores, tq4, h.d, tk16);
+        for (i, row) in scores.chunks_exact_mut(tk16).take(h.tq).enumerate() {
+            // Query i sees keys up to i + (tk - tq) when causal.
+            let visible = if causal { i + 1 + h.tk - h.tq } else { h.tk };
+            softmax(&mut row[..visible]);
+            row[visible..].fill(0.0);
+        }
+        scores[h.tq * tk16..tq4 * tk16].fill(0.0);
+        matmul_4x16(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
+        for (o, t) in out.chunks_exact_mut(h.dv).zip(tmp.chunks_exact(dv16)) {
+            o.copy_from_slice(&t[..h.dv]);
+        }
+    }
+}
+
+multiversion! {
+    /// LayerNorm of each `dim` row of `x` into `out`: `(x - mean) / √(var + eps) · w + b`,
+    /// biased variance, as PyTorch.
+    pub fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+        let dim = w.len();
+        for (row, o) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            let mean = sum(row) / dim as f32;
+            for (o, &v) in o.iter_mut().zip(row) {
+                *o = (v - mean) * (v - mean);
+            }
+            let inv = 1.0 / (sum(o) / dim as f32 + eps).sqrt();
+            for (((o, &v), &w), &b) in o.iter_mut().zip(row).zip(w).zip(b) {
+                *o = (v - mean) * inv * w + b;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_and_erf_are_accurate() {
+        let mut worst_exp = 0.0f32;
+        let mut worst_erf = 0.0f32;
+        for i in -80_000..=80_000 {
+            let x = i as f32 * 1e-3;
+            worst_exp = worst_exp.max(((exp(x) - x.exp()) / x.exp()).abs());
+            let want = libm_erf(x as f64) as f32;
+            worst_erf = worst_erf.max((erf(x) - want).abs());
+        }
+        assert!(worst_exp < 3e-7, "exp rel err {worst_exp}");
+        assert!(worst_erf < 5e-7, "erf abs err {worst_erf}");
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+    }
+
+    /// erf in f64 by its series / continued fraction (reference for the test only).
+    fn libm_erf(x: f64) -> f64 {
+        // Abramowitz–Stegun 7.1.5 series, converges fast for |x| < 3; erf(±x) = ±1 beyond 6.
+        if x.abs() > 6.0 {
+            return x.signum();
+        }
+        if x.abs() > 3.0 {
+            // erfc asymptotic continued fraction (Lentz), accurate to 1e-12 here.
+            let ax = x.abs();
+            let mut f = ax;
+            for k in (1..60).rev() {
+                f = ax + (k as f64 / 2.0) / f;
+            }
+            let erfc = (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt());
+            return x.signum() * (1.0 - erfc);
+        }
+        let mut sum = 0.0;
+        let mut term = x;
+        let mut n = 0.0;
+        while term.abs() > 1e-17 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -x * x / n;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn gelu_softmax_layer_norm_match_plain_formulas() {
+        let mut x: Vec<f32> = (-50..50).map(|i| i as f32 * 0.13).collect();
+        let orig = x.clone();
+        gelu(&mut x);
+        for (g, v) in x.iter().zip(&orig) {
+            let want = 0.5 * *v as f64 * (1.0 + libm_erf(*v as f64 / 2f64.sqrt()));
+            assert!((*g as f64 - want).abs() < 1e-6);
+        }
+        let mut s = orig.clone();
+        softmax_rows(&mut s, 10);
+        for row in s.chunks(10) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        let mut out = vec![0.0; 100];
+        layer_norm_rows(&orig, &[2.0; 10], &[1.0; 10], 1e-5, &mut out);
+        let row = &out[..10];
+        let mean: f32 = row.iter().sum::<f32>() / 10.0;
+        assert!((mean - 1.0).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,114 @@
+//! A safe face for the `gemm` crate (the matrix kernel burn-flex itself uses): matrices are
+//! described by a slice and strides, and every element they reach is checked to lie inside
+//! the slice before the raw-pointer call.
+
+/// A read-only matrix: `rows × cols` elements of `data` at `offset + r·row_stride +
+/// c·col_stride` (any non-negative strides: transposed and sliced views need no copy).
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatRef<'_> {
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1)
+            .checked_mul(self.row_stride)
+            .zip((self.cols - 1).checked_mul(self.col_stride))
+            .and_then(|(a, b)| a.checked_add(b))
+            .and_then(|x| x.checked_add(self.offset));
+        matches!(last, Some(l) if l < self.data.len())
+    }
+
+    /// Element `(r, c)`.
+    ///
+    /// # Panics
+    /// Outside the view's data (views come from tensor layouts, so that is a bug).
+    pub fn at(&self, r: usize, c: usize) -> f32 {
+        self.data[self.offset + r * self.row_stride + c * self.col_stride]
+    }
+
+    /// The transposed view.
+    pub fn t(self) -> Self {
+        MatRef { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+}
+
+/// `out[m×n] = accumulate·out + scale · a[m×k] · b[k×n]`, `out` row-major and dense.
+///
+/// # Panics
+/// When the shapes disagree or a view reaches outside its slice: callers build the views
+/// from tensor shapes, so this is a bug, not bad input.
+pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, scale: f32, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && out.len() == m * n, "matmul shapes: a {m}x{k}, b {}x{n}, out {}", b.rows, out.len());
+    assert!(a.in_bounds() && b.in_bounds(), "matmul view outside its data");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: `out` holds exactly m·n elements addressed row-major (row stride n, column
+    // stride 1); every element of `a` and `b` lies inside its slice (checked above); `out`
+    // is a unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr().add(a.offset),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr().add(b.offset),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_products_match_the_naive_one() {
+        let a: Vec<f32> = (0..12).map(|x| x as f32).collect(); // 3x4
+        let b: Vec<f32> = (0..20).map(|x| (x as f32) * 0.5 - 3.0).collect(); // 4x5
+        let a_ref = MatRef { data: &a, offset: 0, rows: 3, cols: 4, row_stride: 4, col_stride: 1 };
+        let b_ref = MatRef { data: &b, offset: 0, rows: 4, cols: 5, row_stride: 5, col_stride: 1 };
+        let mut out = vec![1.0; 15];
+        matmul(&mut out, a_ref, b_ref, 2.0, true);
+        for i in 0..3 {
+            for j in 0..5 {
+                let want: f32 = 1.0 + 2.0 * (0..4).map(|p| a[i * 4 + p] * b[p * 5 + j]).sum::<f32>();
+                assert_eq!(out[i * 5 + j], want);
+            }
+        }
+        // a · aᵀ through a transposed view.
+        let mut sq = vec![0.0; 9];
+        matmul(&mut sq, a_ref, a_ref.t(), 1.0, false);
+        assert_eq!(sq[1], (0..4).map(|p| a[p] * a[4 + p]).sum::<f32>());
+    }
+}

@@ -1,0 +1,117 @@
+//! CPU kernels for the flex backend, for the operations burn-flex runs far slower than
+//! PyTorch (attention, GELU, LayerNorm, products with a transposed or single-row operand).
+//! Each function takes burn tensors and returns `None` unless they live on the flex device
+//! as f32, so the model calls them first and falls back to burn's generic ops otherwise
+//! (wgpu, or these kernels switched off with [`set_enabled`]).
+
+mod attention;
+mod kernels;
+mod matmul;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DispatchDevice, Flex};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use matmul::{MatRef, matmul};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switches these kernels on or off (off: burn's generic ops everywhere, as on wgpu; the
+/// tests use it to check the generic path on the CPU).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// A tensor's flex primitive, when it is an f32 tensor on the flex device.
+fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if !enabled() || !matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) {
+        return None;
+    }
+    // Cloning is a reference-count increment; on the flex device the downcast succeeds.
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    (p.dtype() == DType::F32 && p.layout().strides().iter().all(|&s| s >= 0)).then_some(p)
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, shape)))
+}
+
+/// A 2-D view (`rows × cols`, dims `row_dim` and `col_dim` of `t`, the others at index 0 +
+/// `base`) of a flex tensor.
+fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> MatRef<'a> {
+    let layout = t.layout();
+    let shape = layout.shape();
+    let strides = layout.strides();
+    MatRef {
+        data: t.storage::<f32>(),
+        offset: layout.start_offset() + base,
+        rows: shape[row_dim],
+        cols: shape[col_dim],
+        row_stride: strides[row_dim] as usize,
+        col_stride: strides[col_dim] as usize,
+    }
+}
+
+/// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
+pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Option<Tensor<2>> {
+    let (xf, wf) = (flex(x)?, flex(w)?);
+    let [rows, _] = x.dims();
+    let [_, out_dim] = w.dims();
+    let mut out = vec![0.0f32; rows * out_dim];
+    let accumulate = match bias {
+        Some(b) => {
+            let bf = flex(b)?;
+            let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..out_dim];
+            for row in out.chunks_exact_mut(out_dim) {
+                row.copy_from_slice(b);
+            }
+            true
+        }
+        None => false,
+    };
+    matmul(&mut out, view(&xf, 0, 0, 1), view(&wf, 0, 0, 1), 1.0, accumulate);
+    if gelu {
+        kernels::gelu(&mut out);
+    }
+    Some(tensor(out, [rows, out_dim]))
+}
+
+/// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
+pub fn matmul_transposed(x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
+    let (xf, ef) = (flex(x)?, flex(e)?);
+    let [rows, _] = x.dims();
+    let [n, _] = e.dims();
+    let mut out = vec![0.0f32; rows * n];
+    matmul(&mut out, view(&xf, 0, 0, 1), view(&ef, 0, 0, 1).t(), 1.0, false);
+    Some(tensor(out, [rows, n]))
+}
+
+/// LayerNorm over the last dimension of `x` `[rows, dim]`.
+pub fn layer_norm(x: &Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Option<Tensor<2>> {
+    let (xf, wf, bf) = (flex(x)?, flex(w)?, flex(b)?);
+    let [rows, dim] = x.dims();
+    let xf = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+    let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..rows * dim];
+    let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
+    let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
+    let mut out = vec![0.0f32; rows * dim];
+    kernels::layer_norm_rows(x, w, b, eps as f32, &mut out);
+    Some(tensor(out, [rows, dim]))
+}
+
+/// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
+/// `v` `[b, h, tk, dv]`, any (non-negative) strides → `[b, h, tq, dv]`. The causal mask aligns
+/// the last query with the last key.
+pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, scale: f32, causal: bool) -> Option<Tensor<4>> {
+    let (qf, kf, vf) = (flex(q)?, flex(k)?, flex(v)?);
+    let out = attention::attention(&qf, &kf, &vf, scale, causal)?;
+    let [b, h, tq, _] = q.dims();
+    let [_, _, _, dv] = v.dims();
+    Some(tensor(out, [b, h, tq, dv]))
+}

@@ -1,0 +1,322 @@
+//! Choosing tokens from logits exactly as transformers' `generate` does (v5): greedy search
+//! (`_sample` without sampling) and beam search (`_beam_search`), with the logits processors
+//! Florence-2 uses — no-repeat n-grams, minimum new tokens, forced BOS and forced EOS — in
+//! transformers' order. Plain f32 arithmetic on the CPU, like torch's, so that scores tie
+//! and round the same way.
+//!
+//! The search never touches tensors: the caller runs the decoder on
+//! [`Search::next_input`] and hands back the logits, so the same search drives a
+//! synchronous CPU loop and an asynchronous GPU one.
+
+use crate::config::{EarlyStopping, GenerationConfig};
+use crate::error::{Error, Result};
+
+/// transformers' stand-in for minus infinity in beam bookkeeping.
+const NEG_LARGE: f32 = -1.0e9;
+
+/// What to feed the decoder next: one token per row, and for each row the index of the
+/// previous row whose cache it continues (beam reordering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextInput {
+    pub tokens: Vec<u32>,
+    pub cache_rows: Vec<usize>,
+}
+
+/// A greedy or beam search in progress.
+pub struct Search {
+    cfg: GenerationConfig,
+    vocab: usize,
+    /// `1 + max_new_tokens`: the decoder start token plus the new ones.
+    max_length: usize,
+    state: State,
+}
+
+enum State {
+    Greedy { sequence: Vec<u32>, done: bool },
+    Beam(Box<Beams>),
+}
+
+/// Beam search state (batch size 1), field for field transformers' running tensors.
+struct Beams {
+    running: Vec<Vec<u32>>,
+    running_scores: Vec<f32>,
+    /// Logits row of each running beam: at the start all beams share the single row of the
+    /// decoder start token (transformers computes it `num_beams` times, identically).
+    logits_row: Vec<usize>,
+    /// Which previous row each running beam continues, for the next decoder step.
+    cache_rows: Vec<usize>,
+    finished: Vec<Vec<u32>>,
+    finished_scores: Vec<f32>,
+    is_finished: Vec<bool>,
+    early_stop_unsatisfied: bool,
+    done: bool,
+}
+
+impl Search {
+    pub fn new(cfg: &GenerationConfig, vocab: usize) -> Result<Self> {
+        cfg.validate(vocab)?;
+        let start = vec![cfg.decoder_start_token_id];
+        let state = if cfg.num_beams == 1 {
+            State::Greedy { sequence: start, done: false }
+        } else {
+            let n = cfg.num_beams;
+            let mut running_scores = vec![NEG_LARGE; n];
+            running_scores[0] = 0.0;
+            State::Beam(Box::new(Beams {
+                running: vec![start; n],
+                running_scores,
+                logits_row: vec![0; n],
+                cache_rows: vec![0],
+                finished: vec![Vec::new(); n],
+                finished_scores: vec![NEG_LARGE; n],
+                is_finished: vec![false; n],
+                early_stop_unsatisfied: true,
+                done: false,
+            }))
+        };
+        Ok(Search { cfg: cfg.clone(), vocab, max_length: 1 + cfg.max_new_tokens, state })
+    }
+
+    pub fn is_done(&self) -> bool {
+        match &self.state {
+            State::Greedy { done, .. } => *done,
+            State::Beam(b) => b.done,
+        }
+    }
+
+    /// The decoder's next input. At the first step there is one row (the start token), even
+    /// for beam search.
+    pub fn next_input(&self) -> NextInput {
+        match &self.state {
+            State::Greedy { sequence, .. } => NextInput { tokens: vec![*sequence.last().unwrap_or(&0)], cache_rows: vec![0] },
+            State::Beam(b) => {
+                let distinct_rows = b.cache_rows.len();
+                let tokens = if b.running[0].len() == 1 {
+                    vec![self.cfg.decoder_start_token_id; distinct_rows]
+                } else {
+                    b.running.iter().map(|s| *s.last().unwrap_or(&0)).collect()
+                };
+                NextInput { tokens, cache_rows: b.cache_rows.clone() }
+            }
+        }
+    }
+
+    /// Consumes the logits (`rows × vocab`, row-major) of the last [`Search::next_input`].
+    pub fn push_logits(&mut self, logits: &[f32]) -> Result<()> {
+        let rows = self.next_input().tokens.len();
+        if logits.len() != rows * self.vocab {
+            return Err(Error::Input(format!("{} logits for {rows} rows of {} tokens", logits.len(), self.vocab)));
+        }
+        if self.is_done() {
+            return Err(Error::Input("the search is already finished".into()));
+        }
+        let (vocab, max_length) = (self.vocab, self.max_length);
+        let cfg = self.cfg.clone();
+        match &mut self.state {
+            State::Greedy { sequence, done } => {
+                let mut scores = logits.to_vec();
+                process(&cfg, max_length, sequence, &mut scores);
+                let next = argmax(&scores) as u32;
+                sequence.push(next);
+                *done = cfg.eos_token_id == Some(next) || sequence.len() >= max_length;
+            }
+            State::Beam(b) => b.step(&cfg, vocab, max_length, logits),
+        }
+        Ok(())
+    }
+
+    /// The generated ids, starting with the decoder start token (as `generate` returns them).
+    pub fn best(&self) -> Vec<u32> {
+        match &self.state {
+            State::Greedy { sequence, .. } => sequence.clone(),
+            State::Beam(b) => {
+                if b.is_finished[0] {
+                    b.finished[0].clone()
+                } else {
+                    b.running[0].clone()
+                }
+            }
+        }
+    }
+}
+
+impl Beams {
+    fn step(&mut self, cfg: &GenerationConfig, vocab: usize, max_length: usize, logits: &[f32]) {
+        let n = cfg.num_beams;
+        let cur_len = self.running[0].len();
+        let prompt_len = 1;
+        // b. log-softmax, processors, plus each beam's running score.
+        let mut acc = vec![0.0f32; n * vocab];
+        for beam in 0..n {
+            let row = &logits[self.logits_row[beam] * vocab..][..vocab];
+            let scores = &mut acc[beam * vocab..][..vocab];
+            log_softmax(row, scores);
+            process(cfg, max_length, &self.running[beam], scores);
+            for s in scores.iter_mut() {
+                *s += self.running_scores[beam];
+            }
+        }
+        // c. top-K continuations (K = 2 × beams, enough for `num_beams` not to end at EOS).
+        let keep = 2 * n;
+        let top = top_k(&acc, keep);
+        let candidates: Vec<(f32, usize, Vec<u32>)> = top
+            .iter()
+            .map(|&(score, i)| {
+                let (beam, token) = (i / vocab, (i % vocab) as u32);
+                let mut seq = self.running[beam].clone();
+                seq.push(token);
+                (score, beam, seq)
+            })
+            .collect();
+        // d. which candidates hit a stopping criterion (max length or EOS).
+        let hits: Vec<bool> =
+            candidates.iter().map(|(_, _, seq)| seq.len() >= max_length || cfg.eos_token_id == seq.last().copied()).collect();
+        // e. the best unfinished candidates run on.
+        let running_scores: Vec<f32> =
+            candidates.iter().zip(&hits).map(|((score, _, _), &hit)| if hit { score + NEG_LARGE } else { *score }).collect();
+        let next = top_k(&running_scores, n);
+        // f. finished candidates among the top `num_beams` enter the finished pool.
+        let gen_len = (cur_len + 1 - prompt_len) as f64;
+        let divisor = gen_len.powf(cfg.length_penalty as f64) as f32;
+        let all_finished = self.is_finished.iter().all(|&f| f);
+        let mut pool: Vec<(f32, Vec<u32>, bool)> =
+            (0..n).map(|i| (self.finished_scores[i], self.finished[i].clone(), self.is_finished[i])).collect();
+        for (i, ((score, _, seq), &hit)) in candidates.iter().zip(&hits).enumerate() {
+            let mut s = score / divisor;
+            if all_finished && cfg.early_stopping == EarlyStopping::True {
+                s += NEG_LARGE;
+            }
+            if !self.early_stop_unsatisfied {
+                s += NEG_LARGE;
+            }
+            let just_finished = hit && i < n;
+            if !just_finished {
+                s += NEG_LARGE;
+            }
+            pool.push((s, seq.clone(), just_finished));
+        }
+        let pool_scores: Vec<f32> = pool.iter().map(|p| p.0).collect();
+        let kept = top_k(&pool_scores, n);
+        let mut finished = Vec::with_capacity(n);
+        let mut finished_scores = Vec::with_capacity(n);
+        let mut is_finished = Vec::with_capacity(n);
+        for &(_, i) in &kept {
+            finished.push(pool[i].1.clone());
+            finished_scores.push(pool[i].0);
+            is_finished.push(pool[i].2);
+        }
+        (self.finished, self.finished_scores, self.is_finished) = (finished, finished_scores, is_finished);
+        // g. next iteration's beams, cache order and stopping condition.
+        self.cache_rows = next.iter().map(|&(_, i)| self.logits_row[candidates[i].1]).collect();
+        self.running = next.iter().map(|&(_, i)| candidates[i].2.clone()).collect();
+        self.running_scores = next.iter().map(|&(s, _)| s).collect();
+        self.logits_row = (0..n).collect();
+        let cur_len = cur_len + 1;
+        let best_len = if cfg.early_stopping == EarlyStopping::Never && cfg.length_penalty > 0.0 {
+            max_length - prompt_len
+        } else {
+            cur_len - prompt_len
+        };
+        let best_possible = self.running_scores[0] / (best_len as f64).powf(cfg.length_penalty as f64) as f32;
+        let worst_finished = self.finished_scores.iter().copied().fold(f32::INFINITY, f32::min);
+        self.early_stop_unsatisfied = self.early_stop_unsatisfied
+            && self.is_finished.iter().any(|&f| best_possible > if f { worst_finished } else { NEG_LARGE });
+        let open_beam = !(self.is_finished.iter().all(|&f| f) && cfg.early_stopping == EarlyStopping::True);
+        let valid_continuations = !hits.iter().all(|&h| h);
+        self.done = !(self.early_stop_unsatisfied && open_beam && valid_continuations);
+    }
+}
+
+/// transformers' logits processors, in the order `_get_logits_processor` builds them.
+/// `sequence` is the hypothesis so far (decoder start token included).
+fn process(cfg: &GenerationConfig, max_length: usize, sequence: &[u32], scores: &mut [f32]) {
+    let cur_len = sequence.len();
+    if cfg.no_repeat_ngram_size > 0 {
+        for token in banned_ngram_tokens(sequence, cfg.no_repeat_ngram_size) {
+            scores[token as usize] = f32::NEG_INFINITY;
+        }
+    }
+    if let Some(eos) = cfg.eos_token_id
+        && cfg.min_new_tokens > 0
+        && cur_len - 1 < cfg.min_new_tokens
+    {
+        scores[eos as usize] = f32::NEG_INFINITY;
+    }
+    if let Some(bos) = cfg.forced_bos_token_id
+        && cur_len == 1
+    {
+        force(scores, bos);
+    }
+    if let Some(eos) = cfg.forced_eos_token_id
+        && cur_len == max_length - 1
+    {
+        force(scores, eos);
+    }
+}
+
+fn force(scores: &mut [f32], token: u32) {
+    scores.fill(f32::NEG_INFINITY);
+    scores[token as usize] = 0.0;
+}
+
+/// Tokens that would repeat an n-gram already in `sequence` (`NoRepeatNGramLogitsProcessor`).
+fn banned_ngram_tokens(sequence: &[u32], n: usize) -> Vec<u32> {
+    let len = sequence.len();
+    if len < n {
+        return Vec::new();
+    }
+    let prefix = &sequence[len + 1 - n..];
+    sequence.windows(n).filter(|w| &w[..n - 1] == prefix).map(|w| w[n - 1]).collect()
+}
+
+/// `x - max - log(Σ exp(x - max))`, torch's log-softmax.
+fn log_softmax(x: &[f32], out: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    let log_sum = sum.ln() as f32;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - max) - log_sum;
+    }
+}
+
+/// Index of the first maximum (torch's argmax).
+fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The `k` largest values with their indices, largest first; ties keep index order.
+fn top_k(x: &[f32], k: usize) -> Vec<(f32, usize)> {
+    let mut top: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    for (i, &v) in x.iter().enumerate() {
+        if top.len() == k && !(v > top[k - 1].0) {
+            continue;
+        }
+        let at = top.iter().position(|&(t, _)| v > t).unwrap_or(top.len());
+        top.insert(at, (v, i));
+        top.truncate(k);
+    }
+    top
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ngram_ban_follows_transformers() {
+        // 3-grams of [2, 5, 6, 7, 5, 6]: the last 2 tokens (5, 6) were followed by 7.
+        assert_eq!(banned_ngram_tokens(&[2, 5, 6, 7, 5, 6], 3), vec![7]);
+        assert!(banned_ngram_tokens(&[2, 5], 3).is_empty());
+    }
+
+    #[test]
+    fn top_k_is_sorted_and_stable() {
+        assert_eq!(top_k(&[1.0, 3.0, 3.0, f32::NEG_INFINITY, 2.0], 3), vec![(3.0, 1), (3.0, 2), (2.0, 4)]);
+    }
+}

@@ -1,0 +1,140 @@
+//! The small layers every model part is made of, as plain structs holding their tensors
+//! (no training, so no burn `Module` machinery), loaded under their checkpoint names.
+
+use std::io::{Read, Seek};
+
+use burn::tensor::module::{conv2d, layer_norm};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, activation};
+
+use crate::config::LAYER_NORM_EPS;
+use crate::error::Result;
+use crate::weights::Weights;
+
+/// `nn.Linear`: `y = x Wᵀ + b`, with W stored transposed (`[in, out]`) so the product is a
+/// plain row-major matmul.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight_t: Tensor<2>,
+    bias: Option<Tensor<1>>,
+}
+
+impl Linear {
+    pub fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+        let weight_t = w.transposed(&format!("{prefix}.weight"), [d_out, d_in])?;
+        let bias = if bias { Some(w.tensor(&format!("{prefix}.bias"), [d_out])?) } else { None };
+        Ok(Linear { weight_t, bias })
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.apply(x, false)
+    }
+
+    /// `GELU(x Wᵀ + b)`, fused on the CPU.
+    pub fn forward_gelu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.apply(x, true)
+    }
+
+    fn apply<const D: usize>(&self, x: Tensor<D>, gelu: bool) -> Tensor<D> {
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = x.shape().num_elements() / d_in.max(1);
+        let x2: Tensor<2> = x.reshape([rows, d_in]);
+        #[cfg(feature = "flex")]
+        let fast = crate::cpu::linear(&x2, &self.weight_t, self.bias.as_ref(), gelu);
+        #[cfg(not(feature = "flex"))]
+        let fast = None;
+        let y = fast.unwrap_or_else(|| {
+            let y = burn::tensor::module::linear(x2, self.weight_t.clone(), self.bias.clone());
+            if gelu { activation::gelu(y) } else { y }
+        });
+        dims[D - 1] = self.weight_t.dims()[1];
+        y.reshape(dims)
+    }
+}
+
+/// `nn.LayerNorm` over the last dimension (eps 1e-5).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+}
+
+impl LayerNorm {
+    pub fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, dim: usize) -> Result<Self> {
+        Ok(LayerNorm { weight: w.tensor(&format!("{prefix}.weight"), [dim])?, bias: w.tensor(&format!("{prefix}.bias"), [dim])? })
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        #[cfg(feature = "flex")]
+        {
+            let dims = x.dims();
+            let dim = dims[D - 1];
+            let x2: Tensor<2> = x.clone().reshape([x.shape().num_elements() / dim.max(1), dim]);
+            if let Some(y) = crate::cpu::layer_norm(&x2, &self.weight, &self.bias, LAYER_NORM_EPS) {
+                return y.reshape(dims);
+            }
+        }
+        layer_norm(x, self.weight.clone(), Some(self.bias.clone()), LAYER_NORM_EPS)
+    }
+}
+
+/// `nn.Conv2d` with square kernel, stride and padding, optionally depthwise (`groups`).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    options: ConvOptions<2>,
+}
+
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+    ) -> Result<Self> {
+        Ok(Conv2d {
+            weight: w.tensor(&format!("{prefix}.weight"), [c_out, c_in / groups, kernel, kernel])?,
+            bias: w.tensor(&format!("{prefix}.bias"), [c_out])?,
+            options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], groups),
+        })
+    }
+
+    /// `x`: `[batch, c_in, h, w]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(x, self.weight.clone(), Some(self.bias.clone()), self.options.clone())
+    }
+}
+
+/// Two linear layers with GELU between (DaViT's `ffn` and BART's `fc1`/`fc2`).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    pub fn new(fc1: Linear, fc2: Linear) -> Self {
+        Mlp { fc1, fc2 }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.fc2.forward(self.fc1.forward_gelu(x))
+    }
+}
+
+/// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]` tensors, causal or not.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = crate::cpu::attention(&q, &k, &v, scale as f32, causal) {
+        return out;
+    }
+    let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), is_causal: causal, ..Default::default() };
+    burn::tensor::module::attention(q, k, v, None, None, options)
+}

@@ -1,0 +1,118 @@
+//! The whole local path: image → preprocessing → task prompt → generation → decoding →
+//! post-processing (crate `florence2`) → the result every path of the project returns.
+
+use std::io::{Read, Seek};
+
+use burn::tensor::Device;
+use florence2::{Florence2Result, ImageSize, Source, Task};
+
+use crate::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
+use crate::error::Result;
+use crate::image::RgbImage;
+use crate::model::Florence2Model;
+use crate::tokenizer::Tokenizer;
+
+/// The files of a model folder, already read (file I/O is the caller's: a CLI, a fetch).
+pub struct ModelFiles<R> {
+    pub config: Vec<u8>,
+    pub checkpoint: R,
+    pub tokenizer: Vec<u8>,
+    pub generation_config: Option<Vec<u8>>,
+    /// `processor_config.json` or `preprocessor_config.json`.
+    pub processor_config: Option<Vec<u8>>,
+}
+
+/// A loaded model with everything around it.
+pub struct Florence2 {
+    pub model: Florence2Model,
+    pub tokenizer: Tokenizer,
+    pub generation: GenerationConfig,
+    pub image_processor: ImageProcessorConfig,
+}
+
+/// Per-run overrides of the generation config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub num_beams: Option<usize>,
+    pub max_new_tokens: Option<usize>,
+}
+
+/// A run's result with the intermediate steps a check may want to see.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub result: Florence2Result,
+    /// The prompt's ids (`<s>` … `</s>`), without the image.
+    pub prompt_ids: Vec<u32>,
+    /// How many image features went in front of the prompt.
+    pub image_tokens: usize,
+    /// Generated ids, decoder start token first.
+    pub generated_ids: Vec<u32>,
+    /// The generated ids decoded with special tokens.
+    pub decoded: String,
+    pub answer: florence2::Answer,
+}
+
+impl Florence2 {
+    pub fn load<R: Read + Seek>(files: ModelFiles<R>, device: &Device) -> Result<Self> {
+        let config = Florence2Config::from_json(&files.config)?;
+        let generation = match &files.generation_config {
+            Some(bytes) => GenerationConfig::from_json(bytes, &config.text_config)?,
+            None => GenerationConfig::defaults_for(&config.text_config),
+        };
+        let image_processor = match &files.processor_config {
+            Some(bytes) => ImageProcessorConfig::from_json(bytes)?,
+            None => ImageProcessorConfig::default(),
+        };
+        let tokenizer = Tokenizer::from_bytes(&files.tokenizer)?;
+        let model = Florence2Model::load(config, files.checkpoint, device)?;
+        Ok(Florence2 { model, tokenizer, generation, image_processor })
+    }
+
+    /// The prompt's ids: the task's natural-language prompt (crate `florence2`) tokenized
+    /// with `<s>` and `</s>`.
+    pub fn prompt_ids(&self, task: Task, text: Option<&str>) -> Result<Vec<u32>> {
+        let prompt = florence2::model_prompt(task, text)?;
+        self.tokenizer.encode(&prompt, true)
+    }
+
+    /// The generation config of this model with `options` applied.
+    pub fn generation_config(&self, options: RunOptions) -> GenerationConfig {
+        let mut g = self.generation.clone();
+        if let Some(n) = options.num_beams {
+            g.num_beams = n;
+        }
+        if let Some(n) = options.max_new_tokens {
+            g.max_new_tokens = n;
+        }
+        g
+    }
+
+    pub fn run(&self, image: &RgbImage, task: Task, text: Option<&str>, options: RunOptions) -> Result<RunOutput> {
+        self.run_with(image, task, text, self.generation_config(options))
+    }
+
+    /// [`Florence2::run`] with a complete generation config.
+    pub fn run_with(&self, image: &RgbImage, task: Task, text: Option<&str>, generation: GenerationConfig) -> Result<RunOutput> {
+        let prompt_ids = self.prompt_ids(task, text)?;
+        let device = self.model.device();
+        let pixel_values = image.to_tensor(&self.image_processor, device)?;
+        let features = self.model.vision_features(pixel_values, None)?;
+        let image_features = self.model.image_features(features)?;
+        let [_, image_tokens, _] = image_features.dims();
+        let inputs_embeds = self.model.inputs_embeds(image_features, &prompt_ids)?;
+        let encoder_hidden = self.model.encode(inputs_embeds, None)?;
+        let generated_ids = self.model.generate(&encoder_hidden, &generation, None)?;
+        let decoded = self.tokenizer.decode(&generated_ids, false)?;
+        let size = ImageSize::new(image.width, image.height);
+        let answer = florence2::post_process(task, &decoded, size)?;
+        let result = Florence2Result {
+            task: task.token().to_owned(),
+            text: answer.text.clone(),
+            entities: answer.entities.clone(),
+            image: size,
+            source: Source::Local,
+            usage: None,
+        };
+        Ok(RunOutput { result, prompt_ids, image_tokens, generated_ids, decoded, answer })
+    }
+}

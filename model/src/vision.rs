@@ -1,0 +1,241 @@
+//! DaViT, Florence-2's image encoder (`model.vision_tower`): per stage a convolutional patch
+//! embedding, then blocks of a spatial block (window attention) and a channel block (channel
+//! group attention), each with depthwise-convolution position encodings and an MLP.
+//!
+//! Tensors travel between blocks as `[batch, channels, height, width]`, like transformers,
+//! and as `[batch, tokens, channels]` inside a block.
+
+use std::io::{Read, Seek};
+
+use burn::tensor::{Tensor, s};
+
+use crate::config::VisionConfig;
+use crate::error::Result;
+use crate::nn::{Conv2d, LayerNorm, Linear, Mlp, attention};
+use crate::weights::Weights;
+
+/// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
+/// the parity checks.
+pub type Recorder<'a> = Option<&'a mut dyn FnMut(String, &Tensor<4>)>;
+
+pub struct DaVit {
+    stages: Vec<Stage>,
+}
+
+struct Stage {
+    conv_embed: ConvEmbed,
+    blocks: Vec<(SpatialBlock, ChannelBlock)>,
+}
+
+impl DaVit {
+    pub fn load<R: Read + Seek>(w: &mut Weights<R>, c: &VisionConfig) -> Result<Self> {
+        let mut stages = Vec::with_capacity(c.num_stages());
+        for s in 0..c.num_stages() {
+            let conv_embed = ConvEmbed::load(w, c, s)?;
+            let mut blocks = Vec::with_capacity(c.depths[s]);
+            for b in 0..c.depths[s] {
+                let prefix = format!("model.vision_tower.blocks.{s}.{b}");
+                blocks.push((
+                    SpatialBlock::load(w, &format!("{prefix}.spatial_block"), c, s)?,
+                    ChannelBlock::load(w, &format!("{prefix}.channel_block"), c, s)?,
+                ));
+            }
+            stages.push(Stage { conv_embed, blocks });
+        }
+        Ok(DaVit { stages })
+    }
+
+    /// `pixel_values` `[batch, 3, H, W]` → last stage features `[batch, C, H/32, W/32]`.
+    pub fn forward(&self, pixel_values: Tensor<4>, mut record: Recorder<'_>) -> Tensor<4> {
+        let mut x = pixel_values;
+        for (s, stage) in self.stages.iter().enumerate() {
+            x = stage.conv_embed.forward(x);
+            if let Some(r) = record.as_mut() {
+                r(format!("vision.stage{s}.conv_embed"), &x);
+            }
+            for (b, (spatial, channel)) in stage.blocks.iter().enumerate() {
+                x = spatial.forward(x);
+                if let Some(r) = record.as_mut() {
+                    r(format!("vision.stage{s}.block{b}.spatial"), &x);
+                }
+                x = channel.forward(x);
+                if let Some(r) = record.as_mut() {
+                    r(format!("vision.stage{s}.block{b}.channel"), &x);
+                }
+            }
+        }
+        x
+    }
+}
+
+/// Patch embedding: a strided convolution with a LayerNorm before (stages 1-3) or after
+/// (stage 0) it.
+struct ConvEmbed {
+    conv: Conv2d,
+    norm: LayerNorm,
+    pre_norm: bool,
+}
+
+impl ConvEmbed {
+    fn load<R: Read + Seek>(w: &mut Weights<R>, c: &VisionConfig, s: usize) -> Result<Self> {
+        let c_in = if s == 0 { c.in_channels } else { c.embed_dim[s - 1] };
+        let c_out = c.embed_dim[s];
+        let prefix = format!("model.vision_tower.convs.{s}");
+        let pre_norm = c.patch_prenorm[s];
+        Ok(ConvEmbed {
+            conv: Conv2d::load(w, &format!("{prefix}.conv"), c_in, c_out, c.patch_size[s], c.patch_stride[s], c.patch_padding[s], 1)?,
+            norm: LayerNorm::load(w, &format!("{prefix}.norm"), if pre_norm { c_in } else { c_out })?,
+            pre_norm,
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let channels_norm = |x: Tensor<4>| self.norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2]);
+        if self.pre_norm { self.conv.forward(channels_norm(x)) } else { channels_norm(self.conv.forward(x)) }
+    }
+}
+
+/// `[b, c, h, w]` → `[b, h*w, c]`.
+fn to_tokens(x: Tensor<4>) -> Tensor<3> {
+    x.flatten::<3>(2, 3).swap_dims(1, 2)
+}
+
+/// `[b, h*w, c]` → `[b, c, h, w]`.
+fn to_image(x: Tensor<3>, h: usize, w: usize) -> Tensor<4> {
+    let [b, _, c] = x.dims();
+    x.swap_dims(1, 2).reshape([b, c, h, w])
+}
+
+/// Shared shape of both block kinds: depthwise conv + attention, depthwise conv + MLP, each
+/// with a residual; only the attention differs.
+struct BlockParts {
+    conv1: Conv2d,
+    norm1: LayerNorm,
+    conv2: Conv2d,
+    norm2: LayerNorm,
+    ffn: Mlp,
+}
+
+impl BlockParts {
+    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &VisionConfig, s: usize) -> Result<Self> {
+        let dim = c.embed_dim[s];
+        let hidden = c.mlp_hidden(s);
+        Ok(BlockParts {
+            conv1: Conv2d::load(w, &format!("{prefix}.conv1"), dim, dim, 3, 1, 1, dim)?,
+            norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim)?,
+            conv2: Conv2d::load(w, &format!("{prefix}.conv2"), dim, dim, 3, 1, 1, dim)?,
+            norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim)?,
+            ffn: Mlp::new(
+                Linear::load(w, &format!("{prefix}.ffn.fc1"), dim, hidden, true)?,
+                Linear::load(w, &format!("{prefix}.ffn.fc2"), hidden, dim, true)?,
+            ),
+        })
+    }
+
+    /// Runs the block with `attn` on the normed tokens (`[b, h*w, c]`, plus `h`, `w`).
+    fn forward(&self, x: Tensor<4>, attn: impl Fn(Tensor<3>, usize, usize) -> Tensor<3>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let x = self.conv1.forward(x.clone()) + x;
+        let tokens = to_tokens(x);
+        let tokens = tokens.clone() + attn(self.norm1.forward(tokens), h, w);
+        let x = to_image(tokens, h, w);
+        let x = self.conv2.forward(x.clone()) + x;
+        let tokens = to_tokens(x);
+        let tokens = tokens.clone() + self.ffn.forward(self.norm2.forward(tokens));
+        to_image(tokens, h, w)
+    }
+}
+
+/// Local self-attention inside non-overlapping `window × window` windows (the grid padded
+/// with zero tokens at the right and bottom, which take part in attention as transformers'
+/// code has it).
+struct SpatialBlock {
+    parts: BlockParts,
+    qkv: Linear,
+    proj: Linear,
+    num_heads: usize,
+    window: usize,
+}
+
+impl SpatialBlock {
+    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &VisionConfig, s: usize) -> Result<Self> {
+        let dim = c.embed_dim[s];
+        Ok(SpatialBlock {
+            parts: BlockParts::load(w, prefix, c, s)?,
+            qkv: Linear::load(w, &format!("{prefix}.window_attn.qkv"), dim, 3 * dim, c.qkv_bias)?,
+            proj: Linear::load(w, &format!("{prefix}.window_attn.proj"), dim, dim, true)?,
+            num_heads: c.num_heads[s],
+            window: c.window_size,
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.parts.forward(x, |t, h, w| self.window_attention(t, h, w))
+    }
+
+    fn window_attention(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
+        let [b, _, c] = x.dims();
+        let ws = self.window;
+        let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
+        let mut x = x.reshape([b, h, w, c]);
+        if (hp, wp) != (h, w) {
+            x = x.pad([(0, 0), (0, hp - h), (0, wp - w), (0, 0)], burn::tensor::ops::PadMode::Constant(0.0));
+        }
+        let (nh, nw) = (hp / ws, wp / ws);
+        let windows = x.reshape([b, nh, ws, nw, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b * nh * nw, ws * ws, c]);
+        let n = b * nh * nw;
+        let t = ws * ws;
+        let heads = self.num_heads;
+        let hd = c / heads;
+        let qkv = self.qkv.forward(windows).reshape([n, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = split_qkv(qkv);
+        let out = attention(q, k, v, (hd as f64).powf(-0.5), false).swap_dims(1, 2).reshape([n, t, c]);
+        let out = self.proj.forward(out);
+        let out = out.reshape([b, nh, nw, ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b, hp, wp, c]);
+        let out = if (hp, wp) != (h, w) { out.slice(s![.., 0..h, 0..w, ..]) } else { out };
+        out.reshape([b, h * w, c])
+    }
+}
+
+/// Attention across channels within groups: channels are the sequence, tokens the features,
+/// scaled by `tokens^-0.5`.
+struct ChannelBlock {
+    parts: BlockParts,
+    qkv: Linear,
+    proj: Linear,
+    groups: usize,
+}
+
+impl ChannelBlock {
+    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &VisionConfig, s: usize) -> Result<Self> {
+        let dim = c.embed_dim[s];
+        Ok(ChannelBlock {
+            parts: BlockParts::load(w, prefix, c, s)?,
+            qkv: Linear::load(w, &format!("{prefix}.channel_attn.qkv"), dim, 3 * dim, c.qkv_bias)?,
+            proj: Linear::load(w, &format!("{prefix}.channel_attn.proj"), dim, dim, true)?,
+            groups: c.num_groups[s],
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.parts.forward(x, |t, _, _| self.channel_attention(t))
+    }
+
+    fn channel_attention(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, n, c] = x.dims();
+        let g = self.groups;
+        // [b, n, 3, g, c/g] → [3, b, g, c/g, n]
+        let qkv = self.qkv.forward(x).reshape([b, n, 3, g, c / g]).permute([2, 0, 3, 4, 1]);
+        let (q, k, v) = split_qkv(qkv);
+        // [b, g, c/g, n] → [b, n, g, c/g] → [b, n, c]
+        let out = attention(q, k, v, (n as f64).powf(-0.5), false).permute([0, 3, 1, 2]).reshape([b, n, c]);
+        self.proj.forward(out)
+    }
+}
+
+/// `[3, …]` → the three `[…]` parts.
+fn split_qkv(qkv: Tensor<5>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let [_, d1, d2, d3, d4] = qkv.dims();
+    let part = |i: usize| qkv.clone().slice(s![i..i + 1]).reshape([d1, d2, d3, d4]);
+    (part(0), part(1), part(2))
+}

@@ -1,0 +1,269 @@
+//! The checkpoint as the model parts see it: tensors asked for by their native transformers
+//! name (florence-community layout) and shape, whichever layout the file has. The original
+//! microsoft layout is mapped name by name (the key map of transformers' conversion script,
+//! `../shared/reference/florence2-tiny/orig_key_map.json`), with its transposed
+//! `image_projection`. Every tensor of the file must be used, every tensor asked for must be
+//! there with the expected shape, else a typed error names it.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Seek};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::safetensors_file::{F32Tensor, SafetensorsFile};
+
+/// How the tensors of a checkpoint are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// transformers' native `Florence2ForConditionalGeneration` (`model.vision_tower.…`).
+    Native,
+    /// The original microsoft remote-code checkpoints (`vision_tower.…`, `language_model.model.…`).
+    Original,
+}
+
+/// The token embedding under all the names it may be stored as (it is tied to the encoder's
+/// and decoder's `embed_tokens` and to `lm_head`; safetensors keeps one copy of tied tensors,
+/// under whichever name the writer chose).
+const EMBED_ALIASES: [&str; 3] = [
+    "model.language_model.shared.weight",
+    "model.language_model.encoder.embed_tokens.weight",
+    "model.language_model.decoder.embed_tokens.weight",
+];
+const LM_HEAD: &str = "lm_head.weight";
+
+/// Tensors of the original checkpoints that the model does not use, and that transformers'
+/// conversion script drops: DaViT's classification-era final norm, and BART's zero
+/// `final_logits_bias` (checked to be zero: a non-zero one would change the logits).
+const ORIGINAL_UNUSED: [&str; 2] = ["vision_tower.norms.weight", "vision_tower.norms.bias"];
+const ORIGINAL_FINAL_LOGITS_BIAS: &str = "language_model.final_logits_bias";
+
+/// A checkpoint being turned into model tensors.
+pub struct Weights<R> {
+    file: SafetensorsFile<R>,
+    layout: Layout,
+    device: Device,
+    used: BTreeSet<String>,
+}
+
+impl<R: Read + Seek> Weights<R> {
+    pub fn new(file: SafetensorsFile<R>, device: &Device) -> Result<Self> {
+        let layout = detect_layout(&file)?;
+        Ok(Weights { file, layout, device: device.clone(), used: BTreeSet::new() })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The tensor of native name `name`, which must have shape `shape`.
+    pub fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
+        let t = self.f32(name, &shape)?;
+        Ok(self.upload(t))
+    }
+
+    /// A `[out, in]` matrix (PyTorch's `nn.Linear` layout) uploaded transposed, `[in, out]`,
+    /// so that `x @ W` is a plain row-major product.
+    pub fn transposed(&mut self, name: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
+        let t = self.f32(name, &shape)?;
+        Ok(self.upload(transpose(&t)))
+    }
+
+    /// Like [`Weights::tensor`], for a tensor that may be absent (an optional bias).
+    pub fn optional<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Option<Tensor<D>>> {
+        if self.file.contains(&self.stored_name(name)) { self.tensor(name, shape).map(Some) } else { Ok(None) }
+    }
+
+    /// The token embedding table `[vocab, d_model]`, under any of its tied names.
+    pub fn embedding(&mut self, shape: [usize; 2]) -> Result<Tensor<2>> {
+        let stored: Vec<&str> = EMBED_ALIASES.iter().copied().filter(|n| self.file.contains(&self.stored_name(n))).collect();
+        let Some(first) = stored.first() else {
+            return Err(Error::MissingTensor { name: self.stored_name(EMBED_ALIASES[0]) });
+        };
+        let t = self.f32(first, &shape)?;
+        for alias in &stored[1..] {
+            self.check_alias(alias, &shape)?;
+        }
+        Ok(self.upload(t))
+    }
+
+    /// `lm_head.weight` when it is stored on its own, else `None` (tied to the embedding).
+    pub fn lm_head(&mut self, shape: [usize; 2]) -> Result<Option<Tensor<2>>> {
+        self.optional(LM_HEAD, shape)
+    }
+
+    /// Fails on tensors nobody asked for: a checkpoint of another architecture or size must
+    /// not load silently.
+    pub fn finish(mut self) -> Result<()> {
+        if self.layout == Layout::Original {
+            for name in ORIGINAL_UNUSED {
+                if self.file.contains(name) {
+                    self.used.insert(name.to_owned());
+                }
+            }
+            if self.file.contains(ORIGINAL_FINAL_LOGITS_BIAS) {
+                let bias = self.file.read_f32(ORIGINAL_FINAL_LOGITS_BIAS)?;
+                if bias.values.iter().any(|v| *v != 0.0) {
+                    return Err(Error::Checkpoint(format!(
+                        "`{ORIGINAL_FINAL_LOGITS_BIAS}` is not zero; such checkpoints are not supported"
+                    )));
+                }
+                self.used.insert(ORIGINAL_FINAL_LOGITS_BIAS.to_owned());
+            }
+        }
+        let extra: Vec<&str> = self.file.names().filter(|n| !self.used.contains(*n)).collect();
+        match extra.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::UnexpectedTensors { count: extra.len(), first: first.to_string() }),
+        }
+    }
+
+    /// The name under which the file stores the native tensor `name`.
+    fn stored_name(&self, name: &str) -> String {
+        match self.layout {
+            Layout::Native => name.to_owned(),
+            Layout::Original => native_to_original(name),
+        }
+    }
+
+    fn f32(&mut self, name: &str, shape: &[usize]) -> Result<F32Tensor> {
+        let stored = self.stored_name(name);
+        let transposed = self.layout == Layout::Original && stored == ORIGINAL_IMAGE_PROJECTION;
+        // The original `image_projection` is a bare `[in, out]` parameter used as `x @ W`.
+        let expected: Vec<usize> = if transposed { vec![shape[1], shape[0]] } else { shape.to_vec() };
+        let found = self.file.shape(&stored).ok_or_else(|| Error::MissingTensor { name: stored.clone() })?;
+        if found != expected.as_slice() {
+            return Err(Error::TensorShape { name: stored, expected, found: found.to_vec() });
+        }
+        let mut t = self.file.read_f32(&stored)?;
+        if t.values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { name: stored });
+        }
+        if transposed {
+            t = transpose(&t);
+        }
+        self.used.insert(stored);
+        Ok(t)
+    }
+
+    fn check_alias(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        let stored = self.stored_name(name);
+        let found = self.file.shape(&stored).unwrap_or_default();
+        if found != shape {
+            return Err(Error::TensorShape { name: stored, expected: shape.to_vec(), found: found.to_vec() });
+        }
+        self.used.insert(stored);
+        Ok(())
+    }
+
+    fn upload<const D: usize>(&self, t: F32Tensor) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(t.values, t.shape), &self.device)
+    }
+}
+
+const ORIGINAL_IMAGE_PROJECTION: &str = "image_projection";
+
+fn transpose(t: &F32Tensor) -> F32Tensor {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let mut values = vec![0.0; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            values[c * rows + r] = t.values[r * cols + c];
+        }
+    }
+    F32Tensor { shape: vec![cols, rows], values }
+}
+
+fn detect_layout<R>(file: &SafetensorsFile<R>) -> Result<Layout>
+where
+    R: Read + Seek,
+{
+    let mut native = 0usize;
+    let mut original = 0usize;
+    for name in file.names() {
+        if name.starts_with("model.") || name == LM_HEAD {
+            native += 1;
+        } else if name.starts_with("vision_tower.") || name.starts_with("language_model.") || name.starts_with("image_") {
+            original += 1;
+        }
+    }
+    match (native, original) {
+        (n, 0) if n > 0 => Ok(Layout::Native),
+        (0, o) if o > 0 => Ok(Layout::Original),
+        (0, 0) => Err(Error::UnknownLayout("no Florence-2 tensor names (neither `model.…` nor `vision_tower.…`)".into())),
+        (n, o) => Err(Error::UnknownLayout(format!("{n} native and {o} original tensor names mixed in one file"))),
+    }
+}
+
+/// Native (transformers) tensor name → original (microsoft) name, per transformers'
+/// `convert_florence2_original_pytorch_to_hf.py`.
+pub fn native_to_original(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("model.vision_tower.convs.") {
+        // convs.{i}.conv.* → convs.{i}.proj.*; convs.{i}.norm.* unchanged.
+        return format!("vision_tower.convs.{}", rest.replacen(".conv.", ".proj.", 1));
+    }
+    if let Some(rest) = name.strip_prefix("model.vision_tower.blocks.") {
+        // blocks.{s}.{b}.{spatial|channel}_block.{param}
+        let mut parts = rest.splitn(4, '.');
+        if let (Some(s), Some(b), Some(kind), Some(param)) = (parts.next(), parts.next(), parts.next(), parts.next()) {
+            let attn = if kind == "spatial_block" { "window_attn" } else { "channel_attn" };
+            let mapped = match param {
+                "conv1.weight" | "conv1.bias" | "conv2.weight" | "conv2.bias" => {
+                    let (conv, p) = param.split_once('.').unwrap_or((param, ""));
+                    format!("{conv}.fn.dw.{p}")
+                }
+                "norm1.weight" | "norm1.bias" => format!("{attn}.norm.{}", &param[6..]),
+                "norm2.weight" | "norm2.bias" => format!("ffn.norm.{}", &param[6..]),
+                p if p.starts_with("ffn.") => format!("ffn.fn.net.{}", &p[4..]),
+                p if p.starts_with(attn) => format!("{attn}.fn.{}", &p[attn.len() + 1..]),
+                p => p.to_owned(),
+            };
+            return format!("vision_tower.blocks.{s}.{b}.{kind}.{mapped}");
+        }
+    }
+    if let Some(rest) = name.strip_prefix("model.multi_modal_projector.") {
+        return match rest {
+            "image_projection.weight" => ORIGINAL_IMAGE_PROJECTION.to_owned(),
+            r => r.replacen("image_position_embed.", "image_pos_embed.", 1),
+        };
+    }
+    if name == LM_HEAD {
+        return "language_model.lm_head.weight".to_owned();
+    }
+    if let Some(rest) = name.strip_prefix("model.language_model.") {
+        return format!("language_model.model.{rest}");
+    }
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_map_matches_the_conversion_script() {
+        let cases = [
+            ("model.vision_tower.convs.0.conv.weight", "vision_tower.convs.0.proj.weight"),
+            ("model.vision_tower.convs.3.norm.bias", "vision_tower.convs.3.norm.bias"),
+            ("model.vision_tower.blocks.2.1.spatial_block.conv1.weight", "vision_tower.blocks.2.1.spatial_block.conv1.fn.dw.weight"),
+            ("model.vision_tower.blocks.2.1.spatial_block.norm1.bias", "vision_tower.blocks.2.1.spatial_block.window_attn.norm.bias"),
+            ("model.vision_tower.blocks.0.0.channel_block.norm2.weight", "vision_tower.blocks.0.0.channel_block.ffn.norm.weight"),
+            ("model.vision_tower.blocks.0.0.channel_block.ffn.fc2.bias", "vision_tower.blocks.0.0.channel_block.ffn.fn.net.fc2.bias"),
+            ("model.vision_tower.blocks.3.0.channel_block.channel_attn.qkv.weight", "vision_tower.blocks.3.0.channel_block.channel_attn.fn.qkv.weight"),
+            ("model.vision_tower.blocks.3.0.spatial_block.window_attn.proj.bias", "vision_tower.blocks.3.0.spatial_block.window_attn.fn.proj.bias"),
+            ("model.multi_modal_projector.image_projection.weight", "image_projection"),
+            ("model.multi_modal_projector.image_position_embed.row_embeddings.weight", "image_pos_embed.row_embeddings.weight"),
+            ("model.multi_modal_projector.visual_temporal_embed.pos_idx_to_embed", "visual_temporal_embed.pos_idx_to_embed"),
+            ("model.multi_modal_projector.image_proj_norm.weight", "image_proj_norm.weight"),
+            ("model.language_model.decoder.layers.1.encoder_attn.k_proj.bias", "language_model.model.decoder.layers.1.encoder_attn.k_proj.bias"),
+            ("lm_head.weight", "language_model.lm_head.weight"),
+        ];
+        for (native, original) in cases {
+            assert_eq!(native_to_original(native), original, "{native}");
+        }
+    }
+}

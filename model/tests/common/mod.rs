@@ -1,0 +1,102 @@
+//! Shared by the integration tests: where the reference data is, and checkpoint surgery.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+
+/// `FLORENCE2_REFERENCE_DIR`, by default `../shared/reference` beside the workspace. `None`
+/// (with a note on stderr) when it is absent, so the test can skip.
+pub fn reference_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("FLORENCE2_REFERENCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"),
+    };
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)", dir.display());
+        None
+    }
+}
+
+/// A reference subfolder, or `None` (with a note) when the reference data is absent.
+pub fn reference(sub: &str) -> Option<PathBuf> {
+    let dir = reference_dir()?.join(sub);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: {} not found", dir.display());
+        None
+    }
+}
+
+/// A checkpoint's tensors as raw little-endian bytes, editable.
+pub struct Tensors {
+    pub map: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>,
+}
+
+impl Tensors {
+    pub fn read(path: &Path) -> Tensors {
+        let bytes = std::fs::read(path).expect("reading a reference checkpoint");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("a valid reference checkpoint");
+        let map = st.tensors().into_iter().map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
+        Tensors { map }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let views: Vec<(String, TensorView<'_>)> = self
+            .map
+            .iter()
+            .map(|(name, (dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).expect("consistent tensor")))
+            .collect();
+        safetensors::serialize(views, None).expect("serialising a checkpoint")
+    }
+
+    pub fn f32_values(&self, name: &str) -> Vec<f32> {
+        let (dtype, _, data) = &self.map[name];
+        assert_eq!(*dtype, Dtype::F32, "{name}");
+        data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    pub fn set_f32(&mut self, name: &str, shape: Vec<usize>, values: &[f32]) {
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.map.insert(name.to_owned(), (Dtype::F32, shape, data));
+    }
+
+    /// The same weights in the original microsoft layout: renamed per the key map,
+    /// `image_projection` transposed, and `lm_head` stored on its own as those checkpoints do.
+    pub fn to_original_layout(&self) -> Tensors {
+        let mut out = Tensors { map: BTreeMap::new() };
+        for (name, (dtype, shape, data)) in &self.map {
+            out.map.insert(florence2_burn::weights::native_to_original(name), (*dtype, shape.clone(), data.clone()));
+        }
+        let (_, shape, _) = out.map["image_projection"].clone();
+        let v = out.f32_values("image_projection");
+        let (rows, cols) = (shape[0], shape[1]);
+        let t: Vec<f32> = (0..rows * cols).map(|i| v[(i % rows) * cols + i / rows]).collect();
+        out.set_f32("image_projection", vec![cols, rows], &t);
+        let shared = out.map["language_model.model.shared.weight"].clone();
+        out.map.insert("language_model.lm_head.weight".into(), shared);
+        out
+    }
+
+    /// Every f32 tensor converted to `dtype` (F16 or BF16).
+    pub fn to_half(&self, dtype: Dtype) -> Tensors {
+        let mut out = Tensors { map: BTreeMap::new() };
+        for (name, (_, shape, _)) in &self.map {
+            let data: Vec<u8> = self
+                .f32_values(name)
+                .iter()
+                .flat_map(|&v| match dtype {
+                    Dtype::F16 => half::f16::from_f32(v).to_le_bytes(),
+                    Dtype::BF16 => half::bf16::from_f32(v).to_le_bytes(),
+                    other => panic!("not a half type: {other:?}"),
+                })
+                .collect();
+            out.map.insert(name.clone(), (dtype, shape.clone(), data));
+        }
+        out
+    }
+}

@@ -1,0 +1,24 @@
+//! The model with this crate's CPU kernels switched off — burn's generic ops only, the code
+//! path wgpu runs — still matches every golden. (Its own test binary: the switch is global.)
+
+mod common;
+
+use burn::tensor::Device;
+
+#[test]
+fn generic_ops_pass_parity() {
+    let Some(dir) = common::reference("florence2-tiny") else { return };
+    florence2_burn::cpu::set_enabled(false);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let report = florence2_burn::parity::run(
+        &read("config.json"),
+        std::io::Cursor::new(read("model.safetensors")),
+        std::io::Cursor::new(read("golden.safetensors")),
+        &Device::flex(),
+    )
+    .unwrap();
+    for line in report.lines() {
+        println!("{line}");
+    }
+    assert!(report.passed());
+}
