@@ -8,6 +8,7 @@ use crate::util::{Result, cargo, gzip_len, root, run_step, target_dir};
 pub fn run() -> Result {
     let report = package()?;
     eprintln!("{report}");
+    eprintln!("{}", crate::web::build()?);
     Ok(())
 }
 
@@ -34,14 +35,19 @@ pub fn package() -> Result<PackageReport> {
     let wasm = target_dir().join("wasm32-unknown-unknown/release/florence2.wasm");
     run_step(Command::new("wasm-bindgen").args(["--target", "web", "--out-name", "florence2", "--out-dir"]).arg(&pkg).arg(&wasm))?;
     let bg = pkg.join("florence2_bg.wasm");
-    run_step(Command::new(setup::node_bin("wasm-opt"))
-        .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"])
-        .arg(&bg)
-        .arg("-o")
-        .arg(&bg))?;
+    wasm_opt(&bg)?;
     write_index(&pkg)?;
     let bytes = std::fs::read(&bg).map_err(|e| format!("{}: {e}", bg.display()))?;
     Ok(PackageReport { wasm_bytes: bytes.len(), wasm_gzip_bytes: gzip_len(&bytes) })
+}
+
+/// Optimises a wasm-bindgen output for size, in place (npm's wasm-opt).
+pub fn wasm_opt(wasm: &std::path::Path) -> Result {
+    run_step(Command::new(setup::node_bin("wasm-opt"))
+        .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"])
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm))
 }
 
 fn write_index(pkg: &std::path::Path) -> Result {

@@ -2,7 +2,7 @@
 //!
 //! - `test`  — native tests, then the browser tests in headless Chromium, then the npm
 //!   package's checks; installs what is missing first.
-//! - `build` — release builds: the npm package into `pkg/`.
+//! - `build` — release builds: the npm package into `pkg/`, the demo into `web/dist`.
 //! - `demo`  — builds and serves the demo on http://127.0.0.1:8080.
 //! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser).
 
@@ -11,6 +11,7 @@ mod demo;
 mod setup;
 mod test;
 mod util;
+mod web;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,6 @@ fn main() -> ExitCode {
 
 const HELP: &str = "\
   test   native tests, browser tests (headless Chromium), package checks; installs what is missing
-  build  release build of the npm package into pkg/
+  build  release builds: the npm package into pkg/, the demo into web/dist
   demo   build and serve the demo on http://127.0.0.1:8080 (--listen ADDR to change)
   bench  benchmarks: criterion natively, performance.now() in headless Chromium";

@@ -21,15 +21,17 @@ pub fn run(args: &[String]) -> Result {
     let native_secs = started.elapsed().as_secs_f64();
 
     let double = start_double()?;
-    let (_emulator, proxy) = start_proxy_to_emulator()?;
+    let (_emulator, proxy) = start_proxy_to_emulator(None)?;
     let browser = browser_tests(&double, Some(&proxy), None)?;
 
     let package = build::package()?;
     run_step(Command::new(setup::node_bin("tsc")).arg("-p").arg(root().join("pkg/tests")))?;
     run_step(Command::new("node").arg(root().join("tests/e2e/package.mjs")).env("FLORENCE2_TEST_SERVER", &double.url))?;
+    let demo = crate::web::build()?;
+    let demo_e2e = crate::web::e2e()?;
 
     println!(
-        "\nSUMMARY: native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | total {:.1} min",
+        "\nSUMMARY: native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | {demo} | demo e2e: {demo_e2e} | total {:.1} min",
         started.elapsed().as_secs_f64() / 60.0
     );
     Ok(())
@@ -37,27 +39,36 @@ pub fn run(args: &[String]) -> Result {
 
 /// Writes the fixtures and starts the proxy double that serves them.
 fn start_double() -> Result<Server> {
+    let fixtures = fixtures()?;
+    start_server(Command::new(target_dir().join("debug/proxy-double")).arg("--fixtures").arg(&fixtures))
+}
+
+/// Writes the test fixtures (pictures, answers) into the target directory; returns where.
+pub fn fixtures() -> Result<std::path::PathBuf> {
     let fixtures = target_dir().join("fixtures");
     run_step(cargo().args(["build", "-p", "florence2-fixtures", "--bins"]))?;
-    let bin = target_dir().join("debug");
-    run_step(Command::new(bin.join("florence2-fixtures")).arg(&fixtures))?;
-    start_server(Command::new(bin.join("proxy-double")).arg("--fixtures").arg(&fixtures))
+    run_step(Command::new(target_dir().join("debug/florence2-fixtures")).arg(&fixtures))?;
+    Ok(fixtures)
 }
 
 /// The key the test proxy holds: the emulator accepts any.
 const EMULATOR_KEY: &str = "emulator-accepts-any-key";
 
-/// Starts `nvcf-emulator` and `florence2-proxy` in front of it, both on loopback.
-pub fn start_proxy_to_emulator() -> Result<(Server, Server)> {
+/// Starts `nvcf-emulator` and `florence2-proxy` in front of it, both on loopback; the proxy
+/// serves `site` as its static files, if given.
+pub fn start_proxy_to_emulator(site: Option<&std::path::Path>) -> Result<(Server, Server)> {
     run_step(cargo().args(["build", "-p", "florence2-proxy", "-p", "nvcf-emulator", "--bins"]))?;
     let bin = target_dir().join("debug");
     let emulator = start_server(Command::new(bin.join("nvcf-emulator")).args(["--listen", "127.0.0.1:0"]))?;
-    let proxy = start_server(
-        Command::new(bin.join("florence2-proxy"))
-            .args(["--listen", "127.0.0.1:0", "--upstream", &emulator.url, "--assets-upstream", &emulator.url, "--rate-limit", "0"])
-            .env("NVIDIA_API_KEY", EMULATOR_KEY)
-            .env("RUST_LOG", "warn"),
-    )?;
+    let mut proxy = Command::new(bin.join("florence2-proxy"));
+    proxy
+        .args(["--listen", "127.0.0.1:0", "--upstream", &emulator.url, "--assets-upstream", &emulator.url, "--rate-limit", "0"])
+        .env("NVIDIA_API_KEY", EMULATOR_KEY)
+        .env("RUST_LOG", "warn");
+    if let Some(site) = site {
+        proxy.arg("--static").arg(site);
+    }
+    let proxy = start_server(&mut proxy)?;
     Ok((emulator, proxy))
 }
 

@@ -1,0 +1,48 @@
+//! The answer panel, present once there is an answer for the picture shown.
+
+use leptos::prelude::*;
+
+use crate::answer_text::readable_text;
+use crate::ui::result::entities::EntityList;
+use crate::ui::result::exports::Exports;
+use crate::ui::result::layers::LayerSwitches;
+use crate::ui::result::words::Words;
+use crate::ui::state::AppState;
+
+#[component]
+pub fn ResultPanel(state: AppState) -> impl IntoView {
+    let answer = move || {
+        let picture = state.picture.get()?;
+        state.answer.get().filter(|a| a.picture.same(&picture))
+    };
+    view! {
+        <section class="panel result" aria-labelledby="result-title">
+            <h2 id="result-title" class="step-title"><span class="step-number">"3"</span>"Answer"</h2>
+            {move || match answer() {
+                None => view! { <p class="placeholder">"The answer appears here and on the picture."</p> }.into_any(),
+                Some(a) => {
+                    let words = readable_text(&a.result);
+                    let shapes = !a.scene.shapes.is_empty();
+                    let nothing = words.is_none() && !shapes;
+                    view! {
+                        <p class="answer-meta">
+                            <span class="chip">{a.task.label()}</span>
+                            <span>{format!("at {}", a.at)}</span>
+                        </p>
+                        {words.map(|w| view! { <Words text=w/> })}
+                        {nothing.then(|| view! { <p class="placeholder">"Florence-2 found nothing to show for this task."</p> })}
+                        {shapes.then(|| view! { <EntityList state scene=a.scene.clone()/> })}
+                        <LayerSwitches state scene=a.scene.clone() has_overlay=a.overlay.is_some()/>
+                        <Exports state answer=a.clone()/>
+                        <details class="json">
+                            <summary>"Result JSON"</summary>
+                            <pre data-testid="result-json">{a.json.to_string()}</pre>
+                        </details>
+                        <p class="summary">{a.summary.clone()}</p>
+                    }
+                    .into_any()
+                }
+            }}
+        </section>
+    }
+}

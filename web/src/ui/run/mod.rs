@@ -1,0 +1,10 @@
+//! Running a task: the buttons, the visible state (preparing → uploading → waiting → done), and
+//! the run itself through florence2's browser client.
+
+mod action;
+mod controls;
+mod keep;
+
+pub use action::listen_for_shortcut;
+pub use keep::selection_of;
+pub use controls::RunControls;
