@@ -68,14 +68,18 @@ async function open(url = DEMO, options = {}) {
   page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && errors.push(m.text()));
   await page.goto(url);
   await page.waitForSelector("[data-testid=run-button]");
-  // Every change of the status's stage, in order (a run can finish between two polls).
+  await watchStages(page);
+  page.e2eErrors = errors;
+  return { context, page };
+}
+
+/** Records every change of the status's stage in `window.e2eStages`, in order (a run can finish between two polls). */
+async function watchStages(page) {
   await page.evaluate(() => {
     const status = document.querySelector("[data-testid=status]");
     window.e2eStages = [status.dataset.stage];
     new MutationObserver(() => window.e2eStages.push(status.dataset.stage)).observe(status, { attributes: true, attributeFilter: ["data-stage"] });
   });
-  page.e2eErrors = errors;
-  return { context, page };
 }
 
 async function close({ context, page }) {
@@ -583,11 +587,7 @@ await test("a large picture is prepared, uploaded as an asset, and answered in i
   await page.evaluate((k) => localStorage.setItem(k, JSON.stringify({ maxBase64Chars: 20000 })), STORAGE_KEY);
   await page.reload();
   await page.waitForSelector("[data-testid=run-button]");
-  await page.evaluate(() => {
-    const status = document.querySelector("[data-testid=status]");
-    window.e2eStages = [status.dataset.stage];
-    new MutationObserver(() => window.e2eStages.push(status.dataset.stage)).observe(status, { attributes: true, attributeFilter: ["data-stage"] });
-  });
+  await watchStages(page);
   await bring(page, "photo-12mp.jpg");
   await chooseTask(page, "<OD>");
   const stages = await run(page);
@@ -930,11 +930,7 @@ await test("200 boxes: from the ZIP's bytes to the overlay drawn (benchmark)", a
     await page.evaluate(([k, url]) => localStorage.setItem(k, JSON.stringify({ proxyUrl: url, task: "<OD>" })), [STORAGE_KEY, endpoint.url]);
     await page.reload();
     await page.waitForSelector("[data-testid=run-button]");
-    await page.evaluate(() => {
-      const status = document.querySelector("[data-testid=status]");
-      window.e2eStages = [status.dataset.stage];
-      new MutationObserver(() => window.e2eStages.push(status.dataset.stage)).observe(status, { attributes: true, attributeFilter: ["data-stage"] });
-    });
+    await watchStages(page);
     await bring(page, "photo-640.jpg");
     await rest(page);
     const fromBytes = [];
