@@ -37,7 +37,10 @@ const STORAGE_KEY = "florence2-demo/settings";
 const passed = [];
 const failed = [];
 const notes = [];
+// FLORENCE2_E2E_ONLY=text runs only the tests whose name contains it (for chasing one failure).
+const ONLY = process.env.FLORENCE2_E2E_ONLY;
 async function test(name, body) {
+  if (ONLY && !name.includes(ONLY)) return;
   const started = Date.now();
   try {
     await body();
@@ -815,6 +818,10 @@ await test("errors: no proxy at the configured URL", async () => {
 
 await test("keyboard only: bring, choose, run, read — with a visible focus", async () => {
   const { context, page } = await open();
+  // Listen for the file chooser before any key is pressed: Playwright turns Chromium's chooser
+  // interception on lazily, with the first listener and without waiting for it, so a listener
+  // added together with the key press can lose the race (microsoft/playwright#776).
+  const chooser = page.waitForEvent("filechooser");
   const focusedStyle = () => page.evaluate(() => {
     const el = document.activeElement;
     const s = getComputedStyle(el.id === "image-input" ? document.querySelector("label[for=image-input]") : el);
@@ -827,8 +834,8 @@ await test("keyboard only: bring, choose, run, read — with a visible focus", a
   const fileFocus = await focusedStyle();
   assert.equal(fileFocus.id, "image-input");
   assert.ok(fileFocus.outline !== "none" && fileFocus.width >= 2, `visible focus on the picker: ${JSON.stringify(fileFocus)}`);
-  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.keyboard.press("Space")]);
-  await chooser.setFiles(fixture("photo-640.jpg"));
+  await page.keyboard.press("Space");
+  await (await chooser).setFiles(fixture("photo-640.jpg"));
   await page.waitForFunction(() => document.querySelector(".picture-name")?.textContent === "photo-640.jpg");
   await page.focus("[data-testid=task-select]");
   const selectFocus = await focusedStyle();
