@@ -190,6 +190,25 @@ async fn exif_orientation_is_applied() {
 }
 
 #[wasm_bindgen_test]
+async fn exif_orientation_is_applied_when_the_jpeg_is_downscaled() {
+    if server().is_none() {
+        return;
+    }
+    // A short side of at most 150 halves the picture: the case where upright JPEGs are decoded
+    // scaled (WebCodecs); an oriented one must still come out upright.
+    let options = florence2::image_prep::PrepareOptions { max_short_side: 150, ..Default::default() };
+    let p = florence2::browser::image::prepare(&fixture("exif-rotated.jpg").await, &options).await.unwrap();
+    assert_eq!((p.width, p.height, p.sent_width, p.sent_height), (300, 400, 150, 200));
+    let jpeg = JsValue::from(Uint8Array::from(&p.bytes[..]));
+    let top_right = pixel(&jpeg, 140.0, 10.0).await;
+    let top_left = pixel(&jpeg, 10.0, 10.0).await;
+    let bottom_right = pixel(&jpeg, 140.0, 190.0).await;
+    assert!(top_right[0] > 150 && top_right[2] < 100, "top right {top_right:?}");
+    assert!(top_left[2] > 150 && top_left[0] < 100, "top left {top_left:?}");
+    assert!(bottom_right[2] > 150 && bottom_right[0] < 100, "bottom right {bottom_right:?}");
+}
+
+#[wasm_bindgen_test]
 async fn transparency_becomes_white_and_other_formats_work() {
     if server().is_none() {
         return;

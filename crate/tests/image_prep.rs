@@ -62,6 +62,14 @@ fn exif_orientation_is_applied() {
 }
 
 #[test]
+fn sniff_reads_the_exif_orientation_of_a_jpeg() {
+    let info = |bytes: &[u8]| florence2::image_prep::sniff(bytes, &default()).unwrap();
+    let rotated = info(&fx::exif_rotated_jpeg(400, 300));
+    assert_eq!((rotated.stored_width, rotated.stored_height, rotated.has_exif, rotated.jpeg_orientation), (400, 300, true, 6));
+    assert_eq!(info(&fx::jpeg(&fx::photo(640, 480, 1), 90)).jpeg_orientation, 1);
+}
+
+#[test]
 fn transparency_becomes_white() {
     let prepared = native::prepare(&fx::transparent_png(300, 200), &default()).unwrap();
     let img = image::load_from_memory(&prepared.bytes).unwrap().to_rgb8();

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod image;
+mod scaled_jpeg;
 
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn originals_pass_only_when_clean_small_and_within_budget() {
-        let info = ImageInfo { format: ImageFormat::Jpeg, stored_width: 640, stored_height: 480, has_exif: false };
+        let info = ImageInfo { format: ImageFormat::Jpeg, stored_width: 640, stored_height: 480, has_exif: false, jpeg_orientation: 1 };
         let p = Planner::new(640, 480, &opts(180_000));
         assert!(p.can_send_original(&info, 100_000));
         assert!(!p.can_send_original(&info, 140_000));

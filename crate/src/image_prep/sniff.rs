@@ -35,6 +35,9 @@ pub struct ImageInfo {
     /// The file has an EXIF block (orientation, but also camera data and GPS position: a reason
     /// to re-encode rather than send the file as it is).
     pub has_exif: bool,
+    /// A JPEG's EXIF orientation (1-8; 1, upright, when absent or unreadable). Read only to
+    /// choose a decoder: the decoders themselves apply it.
+    pub jpeg_orientation: u16,
 }
 
 /// Identifies the image and checks the limits of `options`.
@@ -65,7 +68,8 @@ pub fn sniff(bytes: &[u8], options: &PrepareOptions) -> Result<ImageInfo> {
     if w < options.min_side || h < options.min_side {
         return Err(Error::new(ErrorCode::ImageTooSmall, format!("the image is {w}x{h}; each side needs at least {} pixels", options.min_side)));
     }
-    Ok(ImageInfo { format, stored_width: w, stored_height: h, has_exif: has_exif(format, bytes) })
+    let jpeg_orientation = if format == ImageFormat::Jpeg { jpeg_orientation(bytes) } else { 1 };
+    Ok(ImageInfo { format, stored_width: w, stored_height: h, has_exif: has_exif(format, bytes), jpeg_orientation })
 }
 
 fn format_of(bytes: &[u8]) -> Option<ImageFormat> {
@@ -122,6 +126,35 @@ fn has_exif(format: ImageFormat, bytes: &[u8]) -> bool {
     }
 }
 
+/// The Orientation tag (0x0112) of IFD0 in a JPEG's EXIF block; 1 when there is none.
+fn jpeg_orientation(bytes: &[u8]) -> u16 {
+    jpeg_segments(bytes)
+        .find_map(|(marker, data)| (marker == 0xE1).then(|| data.strip_prefix(b"Exif\0\0")).flatten())
+        .and_then(tiff_orientation)
+        .filter(|o| (1..=8).contains(o))
+        .unwrap_or(1)
+}
+
+/// The Orientation entry of the first IFD of a TIFF structure (EXIF's layout).
+fn tiff_orientation(tiff: &[u8]) -> Option<u16> {
+    let big_endian = match tiff.get(..4)? {
+        [b'M', b'M', 0, 42] => true,
+        [b'I', b'I', 42, 0] => false,
+        _ => return None,
+    };
+    let u16_at = |at: usize| tiff.get(at..at + 2).map(|b| if big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) });
+    let u32_at = |at: usize| {
+        tiff.get(at..at + 4).map(|b| if big_endian { u32::from_be_bytes([b[0], b[1], b[2], b[3]]) } else { u32::from_le_bytes([b[0], b[1], b[2], b[3]]) })
+    };
+    let ifd = usize::try_from(u32_at(4)?).ok()?;
+    let entries = u16_at(ifd)?;
+    (0..usize::from(entries)).find_map(|i| {
+        let entry = ifd.checked_add(2 + 12 * i)?;
+        // Tag 0x0112, type SHORT (3): the value sits in the first two bytes of the value field.
+        (u16_at(entry)? == 0x0112 && u16_at(entry + 2)? == 3).then(|| u16_at(entry + 8)).flatten()
+    })
+}
+
 /// The marker segments of a JPEG up to the start of scan: `(marker, payload)`.
 fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut at = 2;
@@ -138,4 +171,36 @@ fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
         at += 2 + len;
         Some((marker, data))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JPEG's start: SOI, then an APP1 segment holding `exif`.
+    fn with_app1(exif: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        bytes.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
+        bytes.extend_from_slice(exif);
+        bytes.extend_from_slice(&[0xFF, 0xDA]);
+        bytes
+    }
+
+    #[test]
+    fn jpeg_orientation_is_read_in_both_byte_orders() {
+        let big = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+        assert_eq!(jpeg_orientation(&with_app1(big)), 6);
+        let little = b"Exif\0\0II\x2a\0\x08\0\0\0\x02\0\x0f\x01\x02\0\x01\0\0\0\0\0\0\0\x12\x01\x03\0\x01\0\0\0\x03\0\0\0";
+        assert_eq!(jpeg_orientation(&with_app1(little)), 3);
+    }
+
+    #[test]
+    fn jpeg_orientation_is_upright_when_absent_or_broken() {
+        assert_eq!(jpeg_orientation(&with_app1(b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x00")), 1);
+        assert_eq!(jpeg_orientation(&with_app1(b"Exif\0\0MM\0\x2a\xff\xff\xff\xff")), 1);
+        assert_eq!(jpeg_orientation(&with_app1(b"Exif\0\0MM\0\x2a\0\0\0\x08\xff\xff")), 1);
+        assert_eq!(jpeg_orientation(&with_app1(b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x09\0\0")), 1);
+        assert_eq!(jpeg_orientation(&with_app1(b"JFIF\0")), 1);
+        assert_eq!(jpeg_orientation(&[0xFF, 0xD8]), 1);
+    }
 }
