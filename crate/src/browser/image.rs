@@ -98,7 +98,11 @@ async fn decode_scaled(bytes: &[u8], info: &ImageInfo, options: &PrepareOptions)
     if info.format != ImageFormat::Jpeg || info.jpeg_orientation != 1 || largest == stored {
         return None;
     }
-    let jpeg = scaled_jpeg::decode(bytes, halved_down_to(stored, largest)).await?;
+    let decode_size = Planner::power_of_two_decode_size(stored, largest);
+    if decode_size == stored {
+        return None;
+    }
+    let jpeg = scaled_jpeg::decode(bytes, decode_size).await?;
     Some(Source::Scaled { jpeg, width: stored.0, height: stored.1 })
 }
 
@@ -114,22 +118,6 @@ async fn await_bitmap(promise: std::result::Result<Promise, JsValue>) -> std::re
 }
 
 /// The picture resized to `size` on a white background (JPEG has no alpha).
-/// `stored` halved as often as it stays at least `floor` on both sides (rounding up, as JPEG
-/// decoders do): the sizes a decoder reaches with its fast power-of-two DCT scaling. Chromium
-/// 156 answers a `desiredWidth` between two of them with the smaller one (1024×768 of a
-/// 4000×3000 photo came back 1000×750), so ask for one of them exactly.
-fn halved_down_to(stored: (u32, u32), floor: (u32, u32)) -> (u32, u32) {
-    let mut size = stored;
-    for _ in 0..3 {
-        let half = (size.0.div_ceil(2), size.1.div_ceil(2));
-        if half.0 < floor.0 || half.1 < floor.1 {
-            break;
-        }
-        size = half;
-    }
-    size
-}
-
 async fn draw(source: &Source, (w, h): (u32, u32)) -> Result<OffscreenCanvas> {
     let failed = |e: JsValue| Error::new(ErrorCode::ImageDecode, format!("the browser cannot resize the image: {}", describe(&e)));
     let options = ImageBitmapOptions::new();

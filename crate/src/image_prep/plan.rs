@@ -83,6 +83,22 @@ impl Planner {
         self.full
     }
 
+    /// `stored` halved as often as it stays at least `floor` on both sides (rounding up, as JPEG
+    /// decoders do): the sizes a JPEG decoder reaches with its fast power-of-two DCT scaling
+    /// (down to 1/8). Chromium 156 answers a `desiredWidth` between two of them with the smaller
+    /// one (1024×768 of a 4000×3000 photo came back 1000×750), so the browser asks for one exactly.
+    pub fn power_of_two_decode_size(stored: (u32, u32), floor: (u32, u32)) -> (u32, u32) {
+        let mut size = stored;
+        for _ in 0..3 {
+            let half = (size.0.div_ceil(2), size.1.div_ceil(2));
+            if half.0 < floor.0 || half.1 < floor.1 {
+                break;
+            }
+            size = half;
+        }
+        size
+    }
+
     fn budget_bytes(&self) -> Option<usize> {
         self.budget_chars.map(|chars| chars / 4 * 3)
     }
@@ -190,6 +206,16 @@ fn scaled(w: u32, h: u32, scale: f64) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn power_of_two_decode_sizes_never_go_below_the_floor() {
+        let size = Planner::power_of_two_decode_size;
+        assert_eq!(size((4000, 3000), (1024, 768)), (2000, 1500));
+        assert_eq!(size((4000, 3000), (1000, 750)), (1000, 750));
+        assert_eq!(size((4001, 3001), (1000, 750)), (1001, 751));
+        assert_eq!(size((1100, 800), (1024, 745)), (1100, 800));
+        assert_eq!(size((16000, 12000), (10, 10)), (2000, 1500));
+    }
 
     fn opts(chars: usize) -> PrepareOptions {
         PrepareOptions { max_base64_chars: Some(chars), ..PrepareOptions::default() }
