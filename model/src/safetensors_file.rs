@@ -92,6 +92,7 @@ impl<R: Read + Seek> SafetensorsFile<R> {
     /// An integer tensor (I64, I32 or U8) as i64, e.g. the token ids of a golden file.
     pub fn read_i64(&mut self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
         let (dtype, shape, bytes) = self.read_raw(name)?;
+        // `chunks_exact(n)` yields slices of exactly n bytes, so the array conversions cannot fail.
         let values = match dtype {
             Dtype::I64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect(),
             Dtype::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("chunks of 4")) as i64).collect(),

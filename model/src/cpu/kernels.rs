@@ -150,6 +150,7 @@ fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usi
         for j in (0..n).step_by(16) {
             let mut acc = [[0.0f32; 16]; 4];
             for (p, b_row) in b.chunks_exact(n).take(k).enumerate() {
+                // A slice of exactly 16 (n % 16 == 0 is asserted above): the conversion cannot fail.
                 let bv: &[f32; 16] = b_row[j..j + 16].try_into().expect("16 columns");
                 for r in 0..4 {
                     let av = a_rows[r][p];
