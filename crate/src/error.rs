@@ -122,7 +122,12 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into(), status: None, retry_after_secs: None }
+        Error {
+            code,
+            message: message.into(),
+            status: None,
+            retry_after_secs: None,
+        }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -167,9 +172,16 @@ mod tests {
 
     #[test]
     fn error_bodies_round_trip() {
-        let body = ErrorBody { error: Error::new(ErrorCode::RateLimited, "slow down").with_status(429).with_retry_after(Some(2.5)) };
+        let body = ErrorBody {
+            error: Error::new(ErrorCode::RateLimited, "slow down")
+                .with_status(429)
+                .with_retry_after(Some(2.5)),
+        };
         let json = serde_json::to_string(&body).unwrap();
-        assert_eq!(json, r#"{"error":{"code":"RATE_LIMITED","message":"slow down","status":429,"retryAfterSecs":2.5}}"#);
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"RATE_LIMITED","message":"slow down","status":429,"retryAfterSecs":2.5}}"#
+        );
         assert_eq!(serde_json::from_str::<ErrorBody>(&json).unwrap(), body);
     }
 }

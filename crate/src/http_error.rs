@@ -21,16 +21,27 @@ struct Problem {
 
 /// The typed error for an HTTP answer with a failing `status`. `retry_after` is the raw
 /// `Retry-After` header; `now` resolves its HTTP-date form.
-pub fn error_from_http(status: u16, retry_after: Option<&str>, body: &[u8], now: SystemTime) -> Error {
+pub fn error_from_http(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: SystemTime,
+) -> Error {
     let retry = retry_after.and_then(|v| parse_retry_after(v, now));
     if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
         let retry = error.retry_after_secs.or(retry);
-        return Error { status: error.status.or(Some(status)), ..error }.with_retry_after(retry);
+        return Error {
+            status: error.status.or(Some(status)),
+            ..error
+        }
+        .with_retry_after(retry);
     }
     let problem: Problem = serde_json::from_slice(body).unwrap_or_default();
     let error_text = problem.error.as_ref().and_then(|e| match e {
         serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Object(o) => o.get("message").and_then(|m| m.as_str()).map(str::to_owned),
+        serde_json::Value::Object(o) => {
+            o.get("message").and_then(|m| m.as_str()).map(str::to_owned)
+        }
         _ => None,
     });
     let said = problem
@@ -38,10 +49,17 @@ pub fn error_from_http(status: u16, retry_after: Option<&str>, body: &[u8], now:
         .or(problem.message)
         .or(error_text)
         .or(problem.title)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned());
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_owned()
+        });
     let (code, what) = match status {
         401 => (ErrorCode::Unauthorized, "the API key was refused"),
-        403 => (ErrorCode::Unauthorized, "the API key may not call this function"),
+        403 => (
+            ErrorCode::Unauthorized,
+            "the API key may not call this function",
+        ),
         402 => (ErrorCode::Upstream, "the account's credits are used up"),
         408 | 504 => (ErrorCode::Timeout, "the upstream timed out"),
         429 => (ErrorCode::RateLimited, "too many requests"),
@@ -49,8 +67,14 @@ pub fn error_from_http(status: u16, retry_after: Option<&str>, body: &[u8], now:
         500..=599 => (ErrorCode::Upstream, "the endpoint failed"),
         _ => (ErrorCode::Upstream, "unexpected answer"),
     };
-    let message = if said.is_empty() { format!("{what} (HTTP {status})") } else { format!("{what} (HTTP {status}): {said}") };
-    Error::new(code, message).with_status(status).with_retry_after(retry)
+    let message = if said.is_empty() {
+        format!("{what} (HTTP {status})")
+    } else {
+        format!("{what} (HTTP {status}): {said}")
+    };
+    Error::new(code, message)
+        .with_status(status)
+        .with_retry_after(retry)
 }
 
 /// `Retry-After` as seconds: delta-seconds (`120`, also fractional) or an HTTP-date.
@@ -60,7 +84,11 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<f64> {
         return (secs.is_finite() && secs >= 0.0).then_some(secs);
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO).as_secs_f64())
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64(),
+    )
 }
 
 #[cfg(test)]
@@ -77,14 +105,27 @@ mod tests {
         let e = error_from_http(500, None, body, now());
         assert_eq!(e.code, ErrorCode::Upstream);
         assert_eq!(e.status, Some(500));
-        assert!(e.message.contains("Internal error while making inference request"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("Internal error while making inference request"),
+            "{}",
+            e.message
+        );
 
-        let e = error_from_http(401, None, br#"{"status":401,"title":"Unauthorized"}"#, now());
+        let e = error_from_http(
+            401,
+            None,
+            br#"{"status":401,"title":"Unauthorized"}"#,
+            now(),
+        );
         assert_eq!(e.code, ErrorCode::Unauthorized);
         assert!(e.message.contains("Unauthorized"));
 
         let e = error_from_http(429, Some("7"), b"", now());
-        assert_eq!((e.code, e.retry_after_secs), (ErrorCode::RateLimited, Some(7.0)));
+        assert_eq!(
+            (e.code, e.retry_after_secs),
+            (ErrorCode::RateLimited, Some(7.0))
+        );
 
         let e = error_from_http(502, None, b"<html>bad gateway</html>", now());
         assert!(e.message.contains("bad gateway"));
@@ -94,7 +135,10 @@ mod tests {
     fn our_own_error_bodies_pass_through() {
         let body = br#"{"error":{"code":"RATE_LIMITED","message":"wait","status":429,"retryAfterSecs":3}}"#;
         let e = error_from_http(429, None, body, now());
-        assert_eq!((e.code, e.message.as_str(), e.retry_after_secs), (ErrorCode::RateLimited, "wait", Some(3.0)));
+        assert_eq!(
+            (e.code, e.message.as_str(), e.retry_after_secs),
+            (ErrorCode::RateLimited, "wait", Some(3.0))
+        );
     }
 
     #[test]

@@ -21,12 +21,78 @@ use crate::task::{AnswerKind, Task};
 /// Phrases that phrase grounding drops: the list of transformers' Florence-2 conversion
 /// script (`processor_config.json`, `phrase_grounding.banned_grounding_tokens`).
 pub const BANNED_GROUNDING_PHRASES: &[&str] = &[
-    "it", "I", "me", "mine", "you", "your", "yours", "he", "him", "his", "she", "her", "hers", "they", "them", "their",
-    "theirs", "one", "oneself", "we", "us", "our", "ours", "its", "myself", "yourself", "himself", "herself", "itself",
-    "ourselves", "yourselves", "themselves", "this", "that", "these", "those", "who", "whom", "whose", "which", "what",
-    "all", "another", "any", "anybody", "anyone", "anything", "each", "everybody", "everyone", "everything", "few",
-    "many", "nobody", "none", "several", "some", "somebody", "someone", "something", "each other", "one another",
-    "the image", "image", "images", "the", "a", "an", "a group", "other objects", "lots", "a set",
+    "it",
+    "I",
+    "me",
+    "mine",
+    "you",
+    "your",
+    "yours",
+    "he",
+    "him",
+    "his",
+    "she",
+    "her",
+    "hers",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "one",
+    "oneself",
+    "we",
+    "us",
+    "our",
+    "ours",
+    "its",
+    "myself",
+    "yourself",
+    "himself",
+    "herself",
+    "itself",
+    "ourselves",
+    "yourselves",
+    "themselves",
+    "this",
+    "that",
+    "these",
+    "those",
+    "who",
+    "whom",
+    "whose",
+    "which",
+    "what",
+    "all",
+    "another",
+    "any",
+    "anybody",
+    "anyone",
+    "anything",
+    "each",
+    "everybody",
+    "everyone",
+    "everything",
+    "few",
+    "many",
+    "nobody",
+    "none",
+    "several",
+    "some",
+    "somebody",
+    "someone",
+    "something",
+    "each other",
+    "one another",
+    "the image",
+    "image",
+    "images",
+    "the",
+    "a",
+    "an",
+    "a group",
+    "other objects",
+    "lots",
+    "a set",
 ];
 
 /// The post-processed answer of one generation.
@@ -43,21 +109,35 @@ pub struct Answer {
 /// (the size the coordinates should refer to).
 pub fn post_process(task: Task, generated: &str, size: ImageSize) -> Result<Answer> {
     if size.width == 0 || size.height == 0 {
-        return Err(Error::new(ErrorCode::PostProcess, format!("cannot place coordinates on a {}x{} image", size.width, size.height)));
+        return Err(Error::new(
+            ErrorCode::PostProcess,
+            format!(
+                "cannot place coordinates on a {}x{} image",
+                size.width, size.height
+            ),
+        ));
     }
     let cleaned = without_sentence_tokens(generated);
     let mut entities = Entities::default();
     let text = match task.answer_kind() {
-        AnswerKind::PureText => generated.replace("<s>", "").replace("</s>", "").trim_matches(py_isspace).to_owned(),
+        AnswerKind::PureText => generated
+            .replace("<s>", "")
+            .replace("</s>", "")
+            .trim_matches(py_isspace)
+            .to_owned(),
         kind => {
             match kind {
-                AnswerKind::DescriptionWithBboxes | AnswerKind::Bboxes | AnswerKind::PhraseGrounding => {
+                AnswerKind::DescriptionWithBboxes
+                | AnswerKind::Bboxes
+                | AnswerKind::PhraseGrounding => {
                     let mode = match kind {
                         AnswerKind::Bboxes => BoxMode::EmptyPhrase,
                         AnswerKind::PhraseGrounding => BoxMode::Grounding,
                         _ => BoxMode::Description,
                     };
-                    let (bboxes, labels) = description_with_bboxes(&cleaned, size, mode).into_iter().unzip();
+                    let (bboxes, labels) = description_with_bboxes(&cleaned, size, mode)
+                        .into_iter()
+                        .unzip();
                     entities.bboxes = Some(bboxes);
                     entities.labels = Some(labels);
                 }
@@ -67,19 +147,26 @@ pub fn post_process(task: Task, generated: &str, size: ImageSize) -> Result<Answ
                     entities.labels = Some(labels);
                 }
                 AnswerKind::Polygons => {
-                    let (polygons, labels) = description_with_polygons(&cleaned, size, true).into_iter().unzip();
+                    let (polygons, labels) = description_with_polygons(&cleaned, size, true)
+                        .into_iter()
+                        .unzip();
                     entities.polygons = Some(polygons);
                     entities.labels = Some(labels);
                 }
                 AnswerKind::DescriptionWithBboxesOrPolygons => {
                     if generated.contains("<poly>") {
-                        let (polygons, labels) = description_with_polygons(&cleaned, size, false).into_iter().unzip();
+                        let (polygons, labels) = description_with_polygons(&cleaned, size, false)
+                            .into_iter()
+                            .unzip();
                         entities.polygons = Some(polygons);
                         entities.polygons_labels = Some(labels);
                         entities.bboxes = Some(Vec::new());
                         entities.bboxes_labels = Some(Vec::new());
                     } else {
-                        let (bboxes, labels) = description_with_bboxes(&cleaned, size, BoxMode::Description).into_iter().unzip();
+                        let (bboxes, labels) =
+                            description_with_bboxes(&cleaned, size, BoxMode::Description)
+                                .into_iter()
+                                .unzip();
                         entities.bboxes = Some(bboxes);
                         entities.bboxes_labels = Some(labels);
                         entities.polygons = Some(Vec::new());
@@ -91,7 +178,11 @@ pub fn post_process(task: Task, generated: &str, size: ImageSize) -> Result<Answ
             cleaned.trim_matches(py_isspace).to_owned()
         }
     };
-    Ok(Answer { task, text, entities })
+    Ok(Answer {
+        task,
+        text,
+        entities,
+    })
 }
 
 impl Answer {
@@ -99,21 +190,34 @@ impl Answer {
     /// `truncate` coordinates are cut to integers as native transformers does.
     pub fn to_transformers_value(&self, truncate: bool) -> Value {
         let coords = |v: &[f64]| -> Value {
-            if truncate { json!(v.iter().map(|c| c.trunc() as i64).collect::<Vec<_>>()) } else { json!(v) }
+            if truncate {
+                json!(v.iter().map(|c| c.trunc() as i64).collect::<Vec<_>>())
+            } else {
+                json!(v)
+            }
         };
         let e = &self.entities;
         let mut map = serde_json::Map::new();
         if let Some(b) = &e.bboxes {
-            map.insert("bboxes".into(), Value::Array(b.iter().map(|b| coords(b)).collect()));
+            map.insert(
+                "bboxes".into(),
+                Value::Array(b.iter().map(|b| coords(b)).collect()),
+            );
         }
         if let Some(l) = &e.bboxes_labels {
             map.insert("bboxes_labels".into(), json!(l));
         }
         if let Some(q) = &e.quad_boxes {
-            map.insert("quad_boxes".into(), Value::Array(q.iter().map(|q| coords(q)).collect()));
+            map.insert(
+                "quad_boxes".into(),
+                Value::Array(q.iter().map(|q| coords(q)).collect()),
+            );
         }
         if let Some(p) = &e.polygons {
-            let polys = p.iter().map(|inst| Value::Array(inst.iter().map(|ring| coords(ring)).collect())).collect();
+            let polys = p
+                .iter()
+                .map(|inst| Value::Array(inst.iter().map(|ring| coords(ring)).collect()))
+                .collect();
             map.insert("polygons".into(), Value::Array(polys));
         }
         if let Some(l) = &e.polygons_labels {
@@ -122,7 +226,11 @@ impl Answer {
         if let Some(l) = &e.labels {
             map.insert("labels".into(), json!(l));
         }
-        let answer = if self.task.answer_kind() == AnswerKind::PureText { Value::String(self.text.clone()) } else { Value::Object(map) };
+        let answer = if self.task.answer_kind() == AnswerKind::PureText {
+            Value::String(self.text.clone())
+        } else {
+            Value::Object(map)
+        };
         json!({ self.task.token(): answer })
     }
 }
@@ -137,8 +245,12 @@ enum BoxMode {
     Grounding,
 }
 
-const BOX_STOPS: &[&str] = &["<od>", "</od>", "<box>", "</box>", "<bbox>", "</bbox>", "<loc_"];
-const POLYGON_STOPS: &[&str] = &["<od>", "</od>", "<box>", "</box>", "<bbox>", "</bbox>", "<loc_", "<poly>"];
+const BOX_STOPS: &[&str] = &[
+    "<od>", "</od>", "<box>", "</box>", "<bbox>", "</bbox>", "<loc_",
+];
+const POLYGON_STOPS: &[&str] = &[
+    "<od>", "</od>", "<box>", "</box>", "<bbox>", "</bbox>", "<loc_", "<poly>",
+];
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     // The patterns are constants of this file, checked by the tests: compiling cannot fail.
@@ -153,11 +265,19 @@ fn description_with_bboxes(text: &str, size: ImageSize, mode: BoxMode) -> Vec<([
         BoxMode::EmptyPhrase => regex(&WITHOUT_PHRASE, r"(?:<loc_[0-9]+>){4,}"),
         _ => regex(&WITH_PHRASE, r"[^<]+(?:<loc_[0-9]+>){4,}"),
     };
-    let box_re = regex(&BOX, r"<loc_([0-9]+)><loc_([0-9]+)><loc_([0-9]+)><loc_([0-9]+)>");
+    let box_re = regex(
+        &BOX,
+        r"<loc_([0-9]+)><loc_([0-9]+)><loc_([0-9]+)><loc_([0-9]+)>",
+    );
     let mut out = Vec::new();
     for m in phrases.find_iter(text) {
-        let phrase_text = m.as_str().replacen("<ground>", "", 1).replacen("<obj>", "", 1);
-        let Some(phrase) = phrase_before(&phrase_text, BOX_STOPS) else { continue };
+        let phrase_text = m
+            .as_str()
+            .replacen("<ground>", "", 1)
+            .replacen("<obj>", "", 1);
+        let Some(phrase) = phrase_before(&phrase_text, BOX_STOPS) else {
+            continue;
+        };
         let phrase = phrase.trim_matches(py_isspace);
         if mode == BoxMode::Grounding && BANNED_GROUNDING_PHRASES.contains(&phrase) {
             continue;
@@ -195,7 +315,11 @@ fn ocr(text: &str, size: ImageSize) -> Vec<([f64; 8], String)> {
         .collect()
 }
 
-fn description_with_polygons(text: &str, size: ImageSize, allow_empty_phrase: bool) -> Vec<(Vec<Vec<f64>>, String)> {
+fn description_with_polygons(
+    text: &str,
+    size: ImageSize,
+    allow_empty_phrase: bool,
+) -> Vec<(Vec<Vec<f64>>, String)> {
     static WITH_PHRASE: OnceLock<Regex> = OnceLock::new();
     static WITHOUT_PHRASE: OnceLock<Regex> = OnceLock::new();
     static LEADING_LOC: OnceLock<Regex> = OnceLock::new();
@@ -203,9 +327,15 @@ fn description_with_polygons(text: &str, size: ImageSize, allow_empty_phrase: bo
     static RING: OnceLock<Regex> = OnceLock::new();
     static LOC: OnceLock<Regex> = OnceLock::new();
     let phrases = if allow_empty_phrase {
-        regex(&WITHOUT_PHRASE, r"(?:<loc_[0-9]+>|<sep>|<poly>|</poly>){4,}")
+        regex(
+            &WITHOUT_PHRASE,
+            r"(?:<loc_[0-9]+>|<sep>|<poly>|</poly>){4,}",
+        )
     } else {
-        regex(&WITH_PHRASE, r"[^<]+(?:<loc_[0-9]+>|<sep>|<poly>|</poly>){4,}")
+        regex(
+            &WITH_PHRASE,
+            r"[^<]+(?:<loc_[0-9]+>|<sep>|<poly>|</poly>){4,}",
+        )
     };
     let leading_loc = regex(&LEADING_LOC, r"^<loc_[0-9]+>");
     let poly_instance = regex(&POLY_INSTANCE, r"<poly>(.*?)</poly>");
@@ -219,24 +349,35 @@ fn description_with_polygons(text: &str, size: ImageSize, allow_empty_phrase: bo
         if stripped.is_empty() && !allow_empty_phrase {
             continue;
         }
-        let Some(phrase) = phrase_before(&stripped, POLYGON_STOPS) else { continue };
-        let phrase = phrase.trim_matches(py_isspace).to_owned();
-        let instances: Vec<&str> = if phrase_text.contains("<poly>") && phrase_text.contains("</poly>") {
-            poly_instance.captures_iter(phrase_text).filter_map(|c| c.get(1).map(|g| g.as_str())).collect()
-        } else {
-            vec![phrase_text]
+        let Some(phrase) = phrase_before(&stripped, POLYGON_STOPS) else {
+            continue;
         };
+        let phrase = phrase.trim_matches(py_isspace).to_owned();
+        let instances: Vec<&str> =
+            if phrase_text.contains("<poly>") && phrase_text.contains("</poly>") {
+                poly_instance
+                    .captures_iter(phrase_text)
+                    .filter_map(|c| c.get(1).map(|g| g.as_str()))
+                    .collect()
+            } else {
+                vec![phrase_text]
+            };
         for instance in instances {
             let rings: Vec<Vec<f64>> = ring_re
                 .captures_iter(instance)
                 .map(|c| {
-                    let mut bins: Vec<u64> = loc_re.captures_iter(&c[1]).map(|l| parse_bin(&l[1])).collect();
+                    let mut bins: Vec<u64> = loc_re
+                        .captures_iter(&c[1])
+                        .map(|l| parse_bin(&l[1]))
+                        .collect();
                     if bins.len() % 2 == 1 {
                         bins.pop();
                     }
                     bins.iter()
                         .enumerate()
-                        .map(|(i, &b)| dequantize(b, if i % 2 == 0 { size.width } else { size.height }))
+                        .map(|(i, &b)| {
+                            dequantize(b, if i % 2 == 0 { size.width } else { size.height })
+                        })
                         .collect()
                 })
                 .collect();
@@ -273,22 +414,34 @@ fn parse_bin(digits: &str) -> u64 {
 }
 
 fn without_sentence_tokens(text: &str) -> String {
-    text.replace("<s>", "").replace("</s>", "").replace("<pad>", "")
+    text.replace("<s>", "")
+        .replace("</s>", "")
+        .replace("<pad>", "")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const VGA: ImageSize = ImageSize { width: 640, height: 480 };
+    const VGA: ImageSize = ImageSize {
+        width: 640,
+        height: 480,
+    };
 
     fn pp(task: &str, text: &str) -> Value {
-        post_process(Task::from_token(task).unwrap(), text, VGA).unwrap().to_transformers_value(true)
+        post_process(Task::from_token(task).unwrap(), text, VGA)
+            .unwrap()
+            .to_transformers_value(true)
     }
 
     #[test]
     fn od_keeps_float_coordinates() {
-        let a = post_process(Task::ObjectDetection, "</s><s>car<loc_52><loc_332><loc_932><loc_774></s>", VGA).unwrap();
+        let a = post_process(
+            Task::ObjectDetection,
+            "</s><s>car<loc_52><loc_332><loc_932><loc_774></s>",
+            VGA,
+        )
+        .unwrap();
         let b = a.entities.bboxes.unwrap()[0];
         let expect = [52.5 * 0.64, 332.5 * 0.48, 932.5 * 0.64, 774.5 * 0.48];
         for (x, y) in b.iter().zip(expect) {
@@ -301,9 +454,21 @@ mod tests {
 
     #[test]
     fn grounding_drops_banned_phrases_and_repeats_labels() {
-        let v = pp("<CAPTION_TO_PHRASE_GROUNDING>", "</s><s>the<loc_1><loc_2><loc_3><loc_4>A dog<loc_1><loc_2><loc_3><loc_4><loc_5><loc_6><loc_7><loc_8></s>");
-        assert_eq!(v["<CAPTION_TO_PHRASE_GROUNDING>"]["labels"], json!(["A dog", "A dog"]));
-        assert_eq!(v["<CAPTION_TO_PHRASE_GROUNDING>"]["bboxes"].as_array().unwrap().len(), 2);
+        let v = pp(
+            "<CAPTION_TO_PHRASE_GROUNDING>",
+            "</s><s>the<loc_1><loc_2><loc_3><loc_4>A dog<loc_1><loc_2><loc_3><loc_4><loc_5><loc_6><loc_7><loc_8></s>",
+        );
+        assert_eq!(
+            v["<CAPTION_TO_PHRASE_GROUNDING>"]["labels"],
+            json!(["A dog", "A dog"])
+        );
+        assert_eq!(
+            v["<CAPTION_TO_PHRASE_GROUNDING>"]["bboxes"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -333,10 +498,22 @@ mod tests {
 
     #[test]
     fn open_vocabulary_fills_both_kinds() {
-        let v = pp("<OPEN_VOCABULARY_DETECTION>", "car<loc_1><loc_2><loc_3><loc_4>");
-        assert_eq!(v, json!({"<OPEN_VOCABULARY_DETECTION>": {"bboxes": [[0, 1, 2, 2]], "bboxes_labels": ["car"], "polygons": [], "polygons_labels": []}}));
-        let v = pp("<OPEN_VOCABULARY_DETECTION>", "car<poly><loc_1><loc_2><loc_3><loc_4><loc_5><loc_6></poly>");
-        assert_eq!(v["<OPEN_VOCABULARY_DETECTION>"]["polygons_labels"], json!(["car"]));
+        let v = pp(
+            "<OPEN_VOCABULARY_DETECTION>",
+            "car<loc_1><loc_2><loc_3><loc_4>",
+        );
+        assert_eq!(
+            v,
+            json!({"<OPEN_VOCABULARY_DETECTION>": {"bboxes": [[0, 1, 2, 2]], "bboxes_labels": ["car"], "polygons": [], "polygons_labels": []}})
+        );
+        let v = pp(
+            "<OPEN_VOCABULARY_DETECTION>",
+            "car<poly><loc_1><loc_2><loc_3><loc_4><loc_5><loc_6></poly>",
+        );
+        assert_eq!(
+            v["<OPEN_VOCABULARY_DETECTION>"]["polygons_labels"],
+            json!(["car"])
+        );
         assert_eq!(v["<OPEN_VOCABULARY_DETECTION>"]["bboxes"], json!([]));
     }
 
@@ -348,7 +525,10 @@ mod tests {
 
     #[test]
     fn huge_bins_do_not_panic() {
-        let v = pp("<OD>", "x<loc_99999999999999999999999><loc_2><loc_3><loc_4>");
+        let v = pp(
+            "<OD>",
+            "x<loc_99999999999999999999999><loc_2><loc_3><loc_4>",
+        );
         assert!(v["<OD>"]["bboxes"][0][0].as_i64().unwrap() > 0);
     }
 }

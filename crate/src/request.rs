@@ -32,7 +32,13 @@ pub struct Message {
 
 impl InvokeRequest {
     pub fn new(content: String) -> Self {
-        InvokeRequest { messages: vec![Message { role: "user".into(), content }], max_tokens: None }
+        InvokeRequest {
+            messages: vec![Message {
+                role: "user".into(),
+                content,
+            }],
+            max_tokens: None,
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -80,39 +86,69 @@ pub struct Invocation {
 pub fn parse_invoke_body(body: &[u8]) -> Result<Invocation> {
     let bad = |why: String| Error::new(ErrorCode::BadOption, why);
     if body.len() > MAX_INVOKE_BODY_BYTES {
-        return Err(Error::new(ErrorCode::ImageTooLarge, format!("the request body is {} bytes; at most {MAX_INVOKE_BODY_BYTES} are accepted", body.len())));
+        return Err(Error::new(
+            ErrorCode::ImageTooLarge,
+            format!(
+                "the request body is {} bytes; at most {MAX_INVOKE_BODY_BYTES} are accepted",
+                body.len()
+            ),
+        ));
     }
-    let request: InvokeRequest = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not an invocation: {e}")))?;
+    let request: InvokeRequest = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("the body is not an invocation: {e}")))?;
     let [message] = &request.messages[..] else {
-        return Err(bad(format!("expected exactly one message, got {}", request.messages.len())));
+        return Err(bad(format!(
+            "expected exactly one message, got {}",
+            request.messages.len()
+        )));
     };
     if message.role != "user" {
-        return Err(bad(format!("the message's role must be \"user\", not {:?}", message.role)));
+        return Err(bad(format!(
+            "the message's role must be \"user\", not {:?}",
+            message.role
+        )));
     }
-    Ok(Invocation { max_tokens: request.max_tokens, ..parse_content(&message.content)? })
+    Ok(Invocation {
+        max_tokens: request.max_tokens,
+        ..parse_content(&message.content)?
+    })
 }
 
 /// Splits `<TASK>text<img src="…" />` into a validated prompt and the image reference.
 pub fn parse_content(content: &str) -> Result<Invocation> {
     let bad = |why: &str| Error::new(ErrorCode::BadOption, format!("content: {why}"));
-    let img_start = content.find("<img").ok_or_else(|| bad("no <img src=\"…\" /> tag"))?;
+    let img_start = content
+        .find("<img")
+        .ok_or_else(|| bad("no <img src=\"…\" /> tag"))?;
     let (prompt_text, tag) = content.split_at(img_start);
-    let after_src = tag.strip_prefix("<img src=\"").ok_or_else(|| bad("the image tag must be <img src=\"…\" />"))?;
-    let quote = after_src.find('"').ok_or_else(|| bad("unterminated src attribute"))?;
+    let after_src = tag
+        .strip_prefix("<img src=\"")
+        .ok_or_else(|| bad("the image tag must be <img src=\"…\" />"))?;
+    let quote = after_src
+        .find('"')
+        .ok_or_else(|| bad("unterminated src attribute"))?;
     let (src, tail) = after_src.split_at(quote);
     let tail = tail[1..].trim();
     if tail != "/>" && tail != ">" {
         return Err(bad("nothing may follow the image tag"));
     }
     let prompt = Prompt::parse(prompt_text)?;
-    Ok(Invocation { prompt, image: parse_image_src(src)?, max_tokens: None })
+    Ok(Invocation {
+        prompt,
+        image: parse_image_src(src)?,
+        max_tokens: None,
+    })
 }
 
 fn parse_image_src(src: &str) -> Result<ImageRef> {
     let bad = |why: &str| Error::new(ErrorCode::BadOption, format!("image source: {why}"));
-    let rest = src.strip_prefix("data:").ok_or_else(|| bad("expected a data: URL"))?;
+    let rest = src
+        .strip_prefix("data:")
+        .ok_or_else(|| bad("expected a data: URL"))?;
     let (meta, data) = rest.split_once(',').ok_or_else(|| bad("missing ','"))?;
-    let (mime, kind) = meta.split_once(';').ok_or_else(|| bad("missing ';base64' or ';asset_id'"))?;
+    let (mime, kind) = meta
+        .split_once(';')
+        .ok_or_else(|| bad("missing ';base64' or ';asset_id'"))?;
     if !mime.starts_with("image/") || mime.len() > 40 {
         return Err(bad("the media type must be image/…"));
     }
@@ -120,11 +156,26 @@ fn parse_image_src(src: &str) -> Result<ImageRef> {
         return Err(bad("no data"));
     }
     match kind {
-        "base64" if data.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')) => {
-            Ok(ImageRef::Inline { mime: mime.into(), base64: data.into() })
+        "base64"
+            if data
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')) =>
+        {
+            Ok(ImageRef::Inline {
+                mime: mime.into(),
+                base64: data.into(),
+            })
         }
-        "asset_id" if data.len() <= 128 && data.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
-            Ok(ImageRef::Asset { mime: mime.into(), asset_id: data.into() })
+        "asset_id"
+            if data.len() <= 128
+                && data
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(ImageRef::Asset {
+                mime: mime.into(),
+                asset_id: data.into(),
+            })
         }
         "base64" | "asset_id" => Err(bad("the data holds characters it may not")),
         _ => Err(bad("expected ;base64 or ;asset_id")),
@@ -139,22 +190,43 @@ mod tests {
 
     #[test]
     fn bodies_round_trip() {
-        let content = build_content("<OPEN_VOCABULARY_DETECTION>", Some("a cat"), "data:image/jpeg;base64,/9j/AA==").unwrap();
+        let content = build_content(
+            "<OPEN_VOCABULARY_DETECTION>",
+            Some("a cat"),
+            "data:image/jpeg;base64,/9j/AA==",
+        )
+        .unwrap();
         let body = InvokeRequest::new(content).to_json();
-        assert_eq!(body, r#"{"messages":[{"role":"user","content":"<OPEN_VOCABULARY_DETECTION>a cat<img src=\"data:image/jpeg;base64,/9j/AA==\" />"}]}"#);
+        assert_eq!(
+            body,
+            r#"{"messages":[{"role":"user","content":"<OPEN_VOCABULARY_DETECTION>a cat<img src=\"data:image/jpeg;base64,/9j/AA==\" />"}]}"#
+        );
         let inv = parse_invoke_body(body.as_bytes()).unwrap();
         assert_eq!(inv.prompt.task, Task::OpenVocabularyDetection);
-        assert_eq!(inv.image, ImageRef::Inline { mime: "image/jpeg".into(), base64: "/9j/AA==".into() });
+        assert_eq!(
+            inv.image,
+            ImageRef::Inline {
+                mime: "image/jpeg".into(),
+                base64: "/9j/AA==".into()
+            }
+        );
         assert_eq!(inv.max_tokens, None);
         let with_limit = r#"{"messages":[{"role":"user","content":"<OD><img src=\"data:image/jpeg;base64,AA\" />"}],"max_tokens":1024}"#;
-        assert_eq!(parse_invoke_body(with_limit.as_bytes()).unwrap().max_tokens, Some(1024));
+        assert_eq!(
+            parse_invoke_body(with_limit.as_bytes()).unwrap().max_tokens,
+            Some(1024)
+        );
     }
 
     #[test]
     fn asset_references_parse() {
-        let inv = parse_content("<OD><img src=\"data:image/png;asset_id,3fa85f64-5717-4562\" />").unwrap();
+        let inv = parse_content("<OD><img src=\"data:image/png;asset_id,3fa85f64-5717-4562\" />")
+            .unwrap();
         assert_eq!(inv.image.asset_id(), Some("3fa85f64-5717-4562"));
-        assert_eq!(inv.image.src(), "data:image/png;asset_id,3fa85f64-5717-4562");
+        assert_eq!(
+            inv.image.src(),
+            "data:image/png;asset_id,3fa85f64-5717-4562"
+        );
     }
 
     #[test]
@@ -163,17 +235,42 @@ mod tests {
             ("", ErrorCode::BadOption),
             ("{}", ErrorCode::BadOption),
             (r#"{"messages":[]}"#, ErrorCode::BadOption),
-            (r#"{"messages":[{"role":"system","content":"<OD><img src=\"data:image/jpeg;base64,AA\" />"}]}"#, ErrorCode::BadOption),
-            (r#"{"messages":[{"role":"user","content":"<OD>"}]}"#, ErrorCode::BadOption),
-            (r#"{"messages":[{"role":"user","content":"<NOPE><img src=\"data:image/jpeg;base64,AA\" />"}]}"#, ErrorCode::UnknownTask),
-            (r#"{"messages":[{"role":"user","content":"<OD>cat<img src=\"data:image/jpeg;base64,AA\" />"}]}"#, ErrorCode::TextNotAllowed),
-            (r#"{"messages":[{"role":"user","content":"<OD><img src=\"http://evil/x.jpg\" />"}]}"#, ErrorCode::BadOption),
-            (r#"{"messages":[{"role":"user","content":"<OD><img src=\"data:image/jpeg;base64,AA\" /><img src=\"data:image/jpeg;base64,AA\" />"}]}"#, ErrorCode::BadOption),
+            (
+                r#"{"messages":[{"role":"system","content":"<OD><img src=\"data:image/jpeg;base64,AA\" />"}]}"#,
+                ErrorCode::BadOption,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"<OD>"}]}"#,
+                ErrorCode::BadOption,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"<NOPE><img src=\"data:image/jpeg;base64,AA\" />"}]}"#,
+                ErrorCode::UnknownTask,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"<OD>cat<img src=\"data:image/jpeg;base64,AA\" />"}]}"#,
+                ErrorCode::TextNotAllowed,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"<OD><img src=\"http://evil/x.jpg\" />"}]}"#,
+                ErrorCode::BadOption,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"<OD><img src=\"data:image/jpeg;base64,AA\" /><img src=\"data:image/jpeg;base64,AA\" />"}]}"#,
+                ErrorCode::BadOption,
+            ),
         ];
         for (body, code) in cases {
-            assert_eq!(parse_invoke_body(body.as_bytes()).unwrap_err().code, code, "{body}");
+            assert_eq!(
+                parse_invoke_body(body.as_bytes()).unwrap_err().code,
+                code,
+                "{body}"
+            );
         }
         let huge = vec![b' '; MAX_INVOKE_BODY_BYTES + 1];
-        assert_eq!(parse_invoke_body(&huge).unwrap_err().code, ErrorCode::ImageTooLarge);
+        assert_eq!(
+            parse_invoke_body(&huge).unwrap_err().code,
+            ErrorCode::ImageTooLarge
+        );
     }
 }

@@ -28,7 +28,12 @@ pub struct ZipLimits {
 
 impl Default for ZipLimits {
     fn default() -> Self {
-        ZipLimits { max_archive_bytes: 64 << 20, max_entries: 64, max_total_bytes: 128 << 20, max_ratio: 200 }
+        ZipLimits {
+            max_archive_bytes: 64 << 20,
+            max_entries: 64,
+            max_total_bytes: 128 << 20,
+            max_ratio: 200,
+        }
     }
 }
 
@@ -52,7 +57,11 @@ pub struct ResponseContext {
 
 impl ResponseContext {
     pub fn same_size(size: ImageSize) -> Self {
-        ResponseContext { original: size, sent: size, task: None }
+        ResponseContext {
+            original: size,
+            sent: size,
+            task: None,
+        }
     }
 }
 
@@ -63,7 +72,11 @@ pub struct ParsedResponse<'a> {
 }
 
 /// Parses the endpoint's ZIP into the result and the overlay.
-pub fn parse_zip(bytes: &[u8], ctx: ResponseContext, limits: ZipLimits) -> Result<ParsedResponse<'_>> {
+pub fn parse_zip(
+    bytes: &[u8],
+    ctx: ResponseContext,
+    limits: ZipLimits,
+) -> Result<ParsedResponse<'_>> {
     let entries = read_entries(bytes, limits)?;
     let mut response = None;
     let mut overlay = None;
@@ -74,10 +87,19 @@ pub fn parse_zip(bytes: &[u8], ctx: ResponseContext, limits: ZipLimits) -> Resul
         } else if let Some(mime) = image_mime(&lower)
             && overlay.is_none()
         {
-            overlay = Some(Overlay { name, mime, bytes: data });
+            overlay = Some(Overlay {
+                name,
+                mime,
+                bytes: data,
+            });
         }
     }
-    let response = response.ok_or_else(|| Error::new(ErrorCode::ResponseInvalid, "the archive holds no .response file"))?;
+    let response = response.ok_or_else(|| {
+        Error::new(
+            ErrorCode::ResponseInvalid,
+            "the archive holds no .response file",
+        )
+    })?;
     let result = parse_response_json(&response, ctx)?;
     Ok(ParsedResponse { result, overlay })
 }
@@ -95,37 +117,68 @@ fn image_mime(name: &str) -> Option<&'static str> {
 
 fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Cow<'_, [u8]>)>> {
     let too_large = |why: String| Error::new(ErrorCode::ZipTooLarge, why);
-    let invalid = |e: zip::result::ZipError| Error::new(ErrorCode::ZipInvalid, format!("the answer is not a readable ZIP archive: {e}"));
+    let invalid = |e: zip::result::ZipError| {
+        Error::new(
+            ErrorCode::ZipInvalid,
+            format!("the answer is not a readable ZIP archive: {e}"),
+        )
+    };
     if bytes.len() > limits.max_archive_bytes {
-        return Err(too_large(format!("the archive is {} bytes; at most {} are accepted", bytes.len(), limits.max_archive_bytes)));
+        return Err(too_large(format!(
+            "the archive is {} bytes; at most {} are accepted",
+            bytes.len(),
+            limits.max_archive_bytes
+        )));
     }
     // The end-of-central-directory record states the entry count: refuse a huge archive before
     // the zip crate reads (and allocates for) its whole central directory.
     if let Some(count) = declared_entry_count(bytes).filter(|&n| n > limits.max_entries) {
-        return Err(too_large(format!("the archive has {count} entries; at most {} are accepted", limits.max_entries)));
+        return Err(too_large(format!(
+            "the archive has {count} entries; at most {} are accepted",
+            limits.max_entries
+        )));
     }
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(invalid)?;
     if archive.len() > limits.max_entries {
-        return Err(too_large(format!("the archive has {} entries; at most {} are accepted", archive.len(), limits.max_entries)));
+        return Err(too_large(format!(
+            "the archive has {} entries; at most {} are accepted",
+            archive.len(),
+            limits.max_entries
+        )));
     }
     let mut total: u64 = 0;
     let mut out = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
-        let name = archive.name_for_index(i).ok_or_else(|| Error::new(ErrorCode::ZipInvalid, "an entry has no name"))?.map_err(invalid)?.into_owned();
+        let name = archive
+            .name_for_index(i)
+            .ok_or_else(|| Error::new(ErrorCode::ZipInvalid, "an entry has no name"))?
+            .map_err(invalid)?
+            .into_owned();
         let is_image = image_mime(&name.to_ascii_lowercase()).is_some();
         // Images carry their own checksums, checked by the decoder that shows them: a stored
         // image is borrowed as it lies in the archive (no CRC pass, no copy of a megabyte).
-        let mut file = archive.by_index_with_options(i, zip::ZipReadOptions::new().ignore_crc32(is_image)).map_err(invalid)?;
+        let mut file = archive
+            .by_index_with_options(i, zip::ZipReadOptions::new().ignore_crc32(is_image))
+            .map_err(invalid)?;
         if file.is_dir() {
             continue;
         }
         if is_image && file.compression() == zip::CompressionMethod::Stored {
             let start = file.data_start().and_then(|s| usize::try_from(s).ok());
-            let range = start.and_then(|s| Some(s..s.checked_add(usize::try_from(file.size()).ok()?)?));
-            let data = range.and_then(|r| bytes.get(r)).ok_or_else(|| Error::new(ErrorCode::ZipInvalid, format!("entry {name:?} lies outside the archive")))?;
+            let range =
+                start.and_then(|s| Some(s..s.checked_add(usize::try_from(file.size()).ok()?)?));
+            let data = range.and_then(|r| bytes.get(r)).ok_or_else(|| {
+                Error::new(
+                    ErrorCode::ZipInvalid,
+                    format!("entry {name:?} lies outside the archive"),
+                )
+            })?;
             total += data.len() as u64;
             if total > limits.max_total_bytes {
-                return Err(too_large(format!("the archive inflates to more than {} bytes", limits.max_total_bytes)));
+                return Err(too_large(format!(
+                    "the archive inflates to more than {} bytes",
+                    limits.max_total_bytes
+                )));
             }
             out.push((name, Cow::Borrowed(data)));
             continue;
@@ -137,19 +190,28 @@ fn read_entries(bytes: &[u8], limits: ZipLimits) -> Result<Vec<(String, Cow<'_, 
         // must be stopped after a megabyte or so, not after the whole budget.
         let mut chunk = vec![0u8; 64 << 10];
         loop {
-            let n = file
-                .read(&mut chunk)
-                .map_err(|e| Error::new(ErrorCode::ZipInvalid, format!("entry {name:?} cannot be inflated: {e}")))?;
+            let n = file.read(&mut chunk).map_err(|e| {
+                Error::new(
+                    ErrorCode::ZipInvalid,
+                    format!("entry {name:?} cannot be inflated: {e}"),
+                )
+            })?;
             if n == 0 {
                 break;
             }
             data.extend_from_slice(&chunk[..n]);
             let read = data.len() as u64;
             if read > budget {
-                return Err(too_large(format!("the archive inflates to more than {} bytes", limits.max_total_bytes)));
+                return Err(too_large(format!(
+                    "the archive inflates to more than {} bytes",
+                    limits.max_total_bytes
+                )));
             }
             if read > (1 << 20) && read / compressed > limits.max_ratio {
-                return Err(too_large(format!("entry {name:?} inflates more than {}x", limits.max_ratio)));
+                return Err(too_large(format!(
+                    "entry {name:?} inflates more than {}x",
+                    limits.max_ratio
+                )));
             }
         }
         let read = data.len() as u64;
@@ -166,7 +228,10 @@ fn declared_entry_count(bytes: &[u8]) -> Option<usize> {
     const EOCD_LEN: usize = 22;
     const LOCATOR_LEN: usize = 20;
     let search_from = bytes.len().saturating_sub(EOCD_LEN + usize::from(u16::MAX));
-    let eocd = bytes[search_from..].windows(4).rposition(|w| w == b"PK\x05\x06")? + search_from;
+    let eocd = bytes[search_from..]
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")?
+        + search_from;
     let count = u16::from_le_bytes(bytes.get(eocd + 10..eocd + 12)?.try_into().ok()?);
     if count != u16::MAX {
         return Some(usize::from(count));
@@ -208,25 +273,39 @@ struct ChoiceMessage {
 /// the original).
 pub fn parse_response_json(json: &[u8], ctx: ResponseContext) -> Result<Florence2Result> {
     let invalid = |why: String| Error::new(ErrorCode::ResponseInvalid, why);
-    let doc: ResponseJson = serde_json::from_slice(json).map_err(|e| invalid(format!("the .response is not the expected JSON: {e}")))?;
-    let choice = doc.choices.into_iter().next().ok_or_else(|| invalid("the .response has no choices".into()))?;
+    let doc: ResponseJson = serde_json::from_slice(json)
+        .map_err(|e| invalid(format!("the .response is not the expected JSON: {e}")))?;
+    let choice = doc
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| invalid("the .response has no choices".into()))?;
     let content = choice.message.content.unwrap_or_default();
     let (task, text) = match Task::split_prompt(&content) {
         Ok((task, rest)) => (task, rest),
         Err(_) => match ctx.task {
             Some(task) => (task, content.as_str()),
-            None => return Err(invalid(format!("the answer {:?} does not start with a task token", short(&content)))),
+            None => {
+                return Err(invalid(format!(
+                    "the answer {:?} does not start with a task token",
+                    short(&content)
+                )));
+            }
         },
     };
     if let Some(expected) = ctx.task.filter(|t| *t != task) {
-        return Err(invalid(format!("asked for {expected} but the answer is for {task}")));
+        return Err(invalid(format!(
+            "asked for {expected} but the answer is for {task}"
+        )));
     }
     ctx.sent.check_nonzero()?;
     ctx.original.check_nonzero()?;
     let mut entities = match choice.message.entities {
         Some(e) => e,
         // Without entities, the coordinates can still be in the text as <loc_…> tokens.
-        None if task.answer_kind() != AnswerKind::PureText => post_process(task, text, ctx.sent)?.entities,
+        None if task.answer_kind() != AnswerKind::PureText => {
+            post_process(task, text, ctx.sent)?.entities
+        }
         None => Entities::default(),
     };
     check_entities(&entities)?;
@@ -248,12 +327,25 @@ pub fn parse_response_json(json: &[u8], ctx: ResponseContext) -> Result<Florence
 
 /// Coordinates must be finite and labels must pair with what they label.
 fn check_entities(e: &Entities) -> Result<()> {
-    let invalid = |why: &str| Err(Error::new(ErrorCode::ResponseInvalid, format!("entities: {why}")));
+    let invalid = |why: &str| {
+        Err(Error::new(
+            ErrorCode::ResponseInvalid,
+            format!("entities: {why}"),
+        ))
+    };
     let finite = |v: &[f64]| v.iter().all(|c| c.is_finite());
-    if !e.bboxes.iter().flatten().all(|b| finite(b)) || !e.quad_boxes.iter().flatten().all(|q| finite(q)) {
+    if !e.bboxes.iter().flatten().all(|b| finite(b))
+        || !e.quad_boxes.iter().flatten().all(|q| finite(q))
+    {
         return invalid("a coordinate is not a finite number");
     }
-    if !e.polygons.iter().flatten().flatten().all(|ring| finite(ring) && ring.len() % 2 == 0) {
+    if !e
+        .polygons
+        .iter()
+        .flatten()
+        .flatten()
+        .all(|ring| finite(ring) && ring.len() % 2 == 0)
+    {
         return invalid("a polygon ring has a non-finite coordinate or an odd count");
     }
     let pairs = |things: Option<usize>, labels: &Option<Vec<String>>| match (things, labels) {

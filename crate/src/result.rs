@@ -42,7 +42,9 @@ impl Entities {
 
     /// How many drawable things there are (boxes + quads + polygon instances).
     pub fn len(&self) -> usize {
-        self.bboxes.as_ref().map_or(0, Vec::len) + self.quad_boxes.as_ref().map_or(0, Vec::len) + self.polygons.as_ref().map_or(0, Vec::len)
+        self.bboxes.as_ref().map_or(0, Vec::len)
+            + self.quad_boxes.as_ref().map_or(0, Vec::len)
+            + self.polygons.as_ref().map_or(0, Vec::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,7 +82,11 @@ mod tests {
         let r = Florence2Result {
             task: "<OD>".into(),
             text: String::new(),
-            entities: Entities { bboxes: Some(vec![[1.0, 2.0, 3.5, 4.0]]), labels: Some(vec!["car".into()]), ..Default::default() },
+            entities: Entities {
+                bboxes: Some(vec![[1.0, 2.0, 3.5, 4.0]]),
+                labels: Some(vec!["car".into()]),
+                ..Default::default()
+            },
             image: ImageSize::new(640, 480),
             source: Source::Endpoint,
             usage: None,
@@ -101,7 +107,10 @@ mod tests {
         };
         e.scale(2.0, 10.0);
         assert_eq!(e.bboxes.unwrap()[0], [2.0, 10.0, 4.0, 20.0]);
-        assert_eq!(e.quad_boxes.unwrap()[0], [2.0, 10.0, 4.0, 10.0, 4.0, 20.0, 2.0, 20.0]);
+        assert_eq!(
+            e.quad_boxes.unwrap()[0],
+            [2.0, 10.0, 4.0, 10.0, 4.0, 20.0, 2.0, 20.0]
+        );
         assert_eq!(e.polygons.unwrap()[0][0], vec![2.0, 10.0, 6.0, 30.0]);
     }
 }

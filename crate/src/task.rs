@@ -100,23 +100,151 @@ impl Task {
         use TaskGroup as G;
         use TextKind as T;
         let (token, label, description, text, group, answer, prompt) = match self {
-            Task::Caption => ("<CAPTION>", "Caption", "One sentence about the picture.", T::None, G::Captions, A::PureText, "What does the image describe?"),
-            Task::DetailedCaption => ("<DETAILED_CAPTION>", "Detailed caption", "A few sentences about the picture.", T::None, G::Captions, A::PureText, "Describe in detail what is shown in the image."),
-            Task::MoreDetailedCaption => ("<MORE_DETAILED_CAPTION>", "More detailed caption", "A paragraph about the picture.", T::None, G::Captions, A::PureText, "Describe with a paragraph what is shown in the image."),
-            Task::ObjectDetection => ("<OD>", "Object detection", "Boxes around objects, each with its category.", T::None, G::Detection, A::DescriptionWithBboxes, "Locate the objects with category name in the image."),
-            Task::DenseRegionCaption => ("<DENSE_REGION_CAPTION>", "Dense region caption", "Boxes around regions, each with a short description.", T::None, G::Detection, A::DescriptionWithBboxes, "Locate the objects in the image, with their descriptions."),
-            Task::RegionProposal => ("<REGION_PROPOSAL>", "Region proposal", "Boxes around everything that could be an object, without labels.", T::None, G::Detection, A::Bboxes, "Locate the region proposals in the image."),
-            Task::CaptionToPhraseGrounding => ("<CAPTION_TO_PHRASE_GROUNDING>", "Phrase grounding", "Boxes for the phrases of a caption you write.", T::Required, G::Grounding, A::PhraseGrounding, "Locate the phrases in the caption: {input}"),
-            Task::ReferringExpressionSegmentation => ("<REFERRING_EXPRESSION_SEGMENTATION>", "Referring expression segmentation", "A mask for the thing you describe.", T::Required, G::Segmentation, A::Polygons, "Locate {input} in the image with mask"),
-            Task::RegionToSegmentation => ("<REGION_TO_SEGMENTATION>", "Region to segmentation", "A mask for the object inside the rectangle you draw.", T::Region, G::Segmentation, A::Polygons, "What is the polygon mask of region {input}"),
-            Task::OpenVocabularyDetection => ("<OPEN_VOCABULARY_DETECTION>", "Open-vocabulary detection", "Boxes for any object you name.", T::Required, G::Grounding, A::DescriptionWithBboxesOrPolygons, "Locate {input} in the image."),
-            Task::RegionToCategory => ("<REGION_TO_CATEGORY>", "Region to category", "The category of the object inside the rectangle you draw.", T::Region, G::Regions, A::PureText, "What is the region {input}?"),
-            Task::RegionToDescription => ("<REGION_TO_DESCRIPTION>", "Region to description", "A description of the rectangle you draw.", T::Region, G::Regions, A::PureText, "What does the region {input} describe?"),
-            Task::Ocr => ("<OCR>", "OCR", "The text in the picture.", T::None, G::Ocr, A::PureText, "What is the text in the image?"),
-            Task::OcrWithRegion => ("<OCR_WITH_REGION>", "OCR with regions", "The text in the picture, each line with its quadrilateral.", T::None, G::Ocr, A::Ocr, "What is the text in the image, with regions?"),
-            Task::RegionToOcr => ("<REGION_TO_OCR>", "Region to OCR", "The text inside the rectangle you draw (local model only).", T::Region, G::Ocr, A::PureText, "What text is in the region {input}?"),
+            Task::Caption => (
+                "<CAPTION>",
+                "Caption",
+                "One sentence about the picture.",
+                T::None,
+                G::Captions,
+                A::PureText,
+                "What does the image describe?",
+            ),
+            Task::DetailedCaption => (
+                "<DETAILED_CAPTION>",
+                "Detailed caption",
+                "A few sentences about the picture.",
+                T::None,
+                G::Captions,
+                A::PureText,
+                "Describe in detail what is shown in the image.",
+            ),
+            Task::MoreDetailedCaption => (
+                "<MORE_DETAILED_CAPTION>",
+                "More detailed caption",
+                "A paragraph about the picture.",
+                T::None,
+                G::Captions,
+                A::PureText,
+                "Describe with a paragraph what is shown in the image.",
+            ),
+            Task::ObjectDetection => (
+                "<OD>",
+                "Object detection",
+                "Boxes around objects, each with its category.",
+                T::None,
+                G::Detection,
+                A::DescriptionWithBboxes,
+                "Locate the objects with category name in the image.",
+            ),
+            Task::DenseRegionCaption => (
+                "<DENSE_REGION_CAPTION>",
+                "Dense region caption",
+                "Boxes around regions, each with a short description.",
+                T::None,
+                G::Detection,
+                A::DescriptionWithBboxes,
+                "Locate the objects in the image, with their descriptions.",
+            ),
+            Task::RegionProposal => (
+                "<REGION_PROPOSAL>",
+                "Region proposal",
+                "Boxes around everything that could be an object, without labels.",
+                T::None,
+                G::Detection,
+                A::Bboxes,
+                "Locate the region proposals in the image.",
+            ),
+            Task::CaptionToPhraseGrounding => (
+                "<CAPTION_TO_PHRASE_GROUNDING>",
+                "Phrase grounding",
+                "Boxes for the phrases of a caption you write.",
+                T::Required,
+                G::Grounding,
+                A::PhraseGrounding,
+                "Locate the phrases in the caption: {input}",
+            ),
+            Task::ReferringExpressionSegmentation => (
+                "<REFERRING_EXPRESSION_SEGMENTATION>",
+                "Referring expression segmentation",
+                "A mask for the thing you describe.",
+                T::Required,
+                G::Segmentation,
+                A::Polygons,
+                "Locate {input} in the image with mask",
+            ),
+            Task::RegionToSegmentation => (
+                "<REGION_TO_SEGMENTATION>",
+                "Region to segmentation",
+                "A mask for the object inside the rectangle you draw.",
+                T::Region,
+                G::Segmentation,
+                A::Polygons,
+                "What is the polygon mask of region {input}",
+            ),
+            Task::OpenVocabularyDetection => (
+                "<OPEN_VOCABULARY_DETECTION>",
+                "Open-vocabulary detection",
+                "Boxes for any object you name.",
+                T::Required,
+                G::Grounding,
+                A::DescriptionWithBboxesOrPolygons,
+                "Locate {input} in the image.",
+            ),
+            Task::RegionToCategory => (
+                "<REGION_TO_CATEGORY>",
+                "Region to category",
+                "The category of the object inside the rectangle you draw.",
+                T::Region,
+                G::Regions,
+                A::PureText,
+                "What is the region {input}?",
+            ),
+            Task::RegionToDescription => (
+                "<REGION_TO_DESCRIPTION>",
+                "Region to description",
+                "A description of the rectangle you draw.",
+                T::Region,
+                G::Regions,
+                A::PureText,
+                "What does the region {input} describe?",
+            ),
+            Task::Ocr => (
+                "<OCR>",
+                "OCR",
+                "The text in the picture.",
+                T::None,
+                G::Ocr,
+                A::PureText,
+                "What is the text in the image?",
+            ),
+            Task::OcrWithRegion => (
+                "<OCR_WITH_REGION>",
+                "OCR with regions",
+                "The text in the picture, each line with its quadrilateral.",
+                T::None,
+                G::Ocr,
+                A::Ocr,
+                "What is the text in the image, with regions?",
+            ),
+            Task::RegionToOcr => (
+                "<REGION_TO_OCR>",
+                "Region to OCR",
+                "The text inside the rectangle you draw (local model only).",
+                T::Region,
+                G::Ocr,
+                A::PureText,
+                "What text is in the region {input}?",
+            ),
         };
-        TaskInfo { token, label, description, text, group, answer, prompt }
+        TaskInfo {
+            token,
+            label,
+            description,
+            text,
+            group,
+            answer,
+            prompt,
+        }
     }
 
     pub fn token(self) -> &'static str {
@@ -157,19 +285,28 @@ impl Task {
     /// Parses a task token such as `<OD>`; surrounding whitespace is ignored.
     pub fn from_token(token: &str) -> Result<Task> {
         let token = token.trim();
-        Task::ALL.into_iter().find(|t| t.token() == token).ok_or_else(|| {
-            Error::new(
-                ErrorCode::UnknownTask,
-                format!("unknown task {token:?}; expected one of {}", Task::ALL.map(Task::token).join(", ")),
-            )
-        })
+        Task::ALL
+            .into_iter()
+            .find(|t| t.token() == token)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::UnknownTask,
+                    format!(
+                        "unknown task {token:?}; expected one of {}",
+                        Task::ALL.map(Task::token).join(", ")
+                    ),
+                )
+            })
     }
 
     /// Splits the task token off the front of a full prompt, `<OD>` or `<OPEN_VOCABULARY_DETECTION>cat`.
     pub fn split_prompt(prompt: &str) -> Result<(Task, &str)> {
         let prompt = prompt.trim_start();
         let end = prompt.find('>').map(|i| i + 1).ok_or_else(|| {
-            Error::new(ErrorCode::UnknownTask, format!("the prompt {prompt:?} does not start with a task token like <OD>"))
+            Error::new(
+                ErrorCode::UnknownTask,
+                format!("the prompt {prompt:?} does not start with a task token like <OD>"),
+            )
         })?;
         Ok((Task::from_token(&prompt[..end])?, &prompt[end..]))
     }
@@ -189,7 +326,13 @@ pub struct TaskDescriptor {
 pub fn endpoint_task_infos() -> Vec<TaskDescriptor> {
     Task::ENDPOINT
         .iter()
-        .map(|&t| TaskDescriptor { token: t.token(), text: t.text_kind(), label: t.label(), group: t.group(), description: t.description() })
+        .map(|&t| TaskDescriptor {
+            token: t.token(),
+            text: t.text_kind(),
+            label: t.label(),
+            group: t.group(),
+            description: t.description(),
+        })
         .collect()
 }
 
@@ -223,18 +366,51 @@ mod tests {
 
     #[test]
     fn text_kinds_follow_the_endpoint_docs() {
-        let required: Vec<_> = Task::ALL.iter().filter(|t| t.text_kind() == TextKind::Required).map(|t| t.token()).collect();
-        assert_eq!(required, ["<CAPTION_TO_PHRASE_GROUNDING>", "<REFERRING_EXPRESSION_SEGMENTATION>", "<OPEN_VOCABULARY_DETECTION>"]);
-        let region: Vec<_> = Task::ALL.iter().filter(|t| t.text_kind() == TextKind::Region).map(|t| t.token()).collect();
-        assert_eq!(region, ["<REGION_TO_SEGMENTATION>", "<REGION_TO_CATEGORY>", "<REGION_TO_DESCRIPTION>", "<REGION_TO_OCR>"]);
+        let required: Vec<_> = Task::ALL
+            .iter()
+            .filter(|t| t.text_kind() == TextKind::Required)
+            .map(|t| t.token())
+            .collect();
+        assert_eq!(
+            required,
+            [
+                "<CAPTION_TO_PHRASE_GROUNDING>",
+                "<REFERRING_EXPRESSION_SEGMENTATION>",
+                "<OPEN_VOCABULARY_DETECTION>"
+            ]
+        );
+        let region: Vec<_> = Task::ALL
+            .iter()
+            .filter(|t| t.text_kind() == TextKind::Region)
+            .map(|t| t.token())
+            .collect();
+        assert_eq!(
+            region,
+            [
+                "<REGION_TO_SEGMENTATION>",
+                "<REGION_TO_CATEGORY>",
+                "<REGION_TO_DESCRIPTION>",
+                "<REGION_TO_OCR>"
+            ]
+        );
     }
 
     #[test]
     fn unknown_tokens_are_typed_errors() {
         for bad in ["", "<od>", "OD", "<OD", "<NOPE>"] {
-            assert_eq!(Task::from_token(bad).unwrap_err().code, ErrorCode::UnknownTask, "{bad}");
+            assert_eq!(
+                Task::from_token(bad).unwrap_err().code,
+                ErrorCode::UnknownTask,
+                "{bad}"
+            );
         }
-        assert_eq!(Task::split_prompt("no token").unwrap_err().code, ErrorCode::UnknownTask);
-        assert_eq!(Task::split_prompt("<OPEN_VOCABULARY_DETECTION>a cat").unwrap(), (Task::OpenVocabularyDetection, "a cat"));
+        assert_eq!(
+            Task::split_prompt("no token").unwrap_err().code,
+            ErrorCode::UnknownTask
+        );
+        assert_eq!(
+            Task::split_prompt("<OPEN_VOCABULARY_DETECTION>a cat").unwrap(),
+            (Task::OpenVocabularyDetection, "a cat")
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! `tests/browser.rs`, run in headless Chromium).
 #![cfg(not(target_arch = "wasm32"))]
 
-use florence2::image_prep::{PrepareOptions, base64_len, native};
 use florence2::ErrorCode;
+use florence2::image_prep::{PrepareOptions, base64_len, native};
 use florence2_fixtures as fx;
 use image::GenericImageView;
 
@@ -29,14 +29,21 @@ fn a_12_megapixel_photo_fits_the_inline_budget() {
     assert_eq!((prepared.width, prepared.height), (4000, 3000));
     assert!(base64_len(prepared.bytes.len()) <= 180_000);
     assert_eq!(prepared.base64().len(), base64_len(prepared.bytes.len()));
-    assert!(prepared.data_url().starts_with("data:image/jpeg;base64,/9j/"));
+    assert!(
+        prepared
+            .data_url()
+            .starts_with("data:image/jpeg;base64,/9j/")
+    );
     // The aspect ratio survives and the model still gets a useful size.
     let aspect = f64::from(prepared.sent_width) / f64::from(prepared.sent_height);
     assert!((aspect - 4.0 / 3.0).abs() < 0.01, "{aspect}");
     assert!(prepared.sent_height >= 384, "{}", prepared.sent_height);
     assert!(prepared.encodes <= 4);
     let decoded = image::load_from_memory(&prepared.bytes).unwrap();
-    assert_eq!(decoded.dimensions(), (prepared.sent_width, prepared.sent_height));
+    assert_eq!(
+        decoded.dimensions(),
+        (prepared.sent_width, prepared.sent_height)
+    );
 }
 
 #[test]
@@ -57,16 +64,33 @@ fn exif_orientation_is_applied() {
     let img = image::load_from_memory(&prepared.bytes).unwrap().to_rgb8();
     let top_right = img.get_pixel(300 - 20, 20);
     let top_left = img.get_pixel(20, 20);
-    assert!(top_right[0] > 150 && top_right[2] < 100, "top right {top_right:?}");
-    assert!(top_left[2] > 150 && top_left[0] < 100, "top left {top_left:?}");
+    assert!(
+        top_right[0] > 150 && top_right[2] < 100,
+        "top right {top_right:?}"
+    );
+    assert!(
+        top_left[2] > 150 && top_left[0] < 100,
+        "top left {top_left:?}"
+    );
 }
 
 #[test]
 fn sniff_reads_the_exif_orientation_of_a_jpeg() {
     let info = |bytes: &[u8]| florence2::image_prep::sniff(bytes, &default()).unwrap();
     let rotated = info(&fx::exif_rotated_jpeg(400, 300));
-    assert_eq!((rotated.stored_width, rotated.stored_height, rotated.has_exif, rotated.jpeg_orientation), (400, 300, true, 6));
-    assert_eq!(info(&fx::jpeg(&fx::photo(640, 480, 1), 90)).jpeg_orientation, 1);
+    assert_eq!(
+        (
+            rotated.stored_width,
+            rotated.stored_height,
+            rotated.has_exif,
+            rotated.jpeg_orientation
+        ),
+        (400, 300, true, 6)
+    );
+    assert_eq!(
+        info(&fx::jpeg(&fx::photo(640, 480, 1), 90)).jpeg_orientation,
+        1
+    );
 }
 
 #[test]
@@ -82,9 +106,19 @@ fn transparency_becomes_white() {
 #[test]
 fn every_supported_format_prepares() {
     let img = image::DynamicImage::ImageRgb8(fx::photo(320, 240, 3));
-    for format in [image::ImageFormat::Png, image::ImageFormat::WebP, image::ImageFormat::Gif, image::ImageFormat::Bmp] {
-        let prepared = native::prepare(&fx::encode(&img, format), &default()).unwrap_or_else(|e| panic!("{format:?}: {e}"));
-        assert_eq!((prepared.sent_width, prepared.sent_height), (320, 240), "{format:?}");
+    for format in [
+        image::ImageFormat::Png,
+        image::ImageFormat::WebP,
+        image::ImageFormat::Gif,
+        image::ImageFormat::Bmp,
+    ] {
+        let prepared = native::prepare(&fx::encode(&img, format), &default())
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(
+            (prepared.sent_width, prepared.sent_height),
+            (320, 240),
+            "{format:?}"
+        );
         assert_eq!(prepared.mime, "image/jpeg");
     }
 }
@@ -94,11 +128,23 @@ fn bad_images_are_typed_errors() {
     let photo = fx::jpeg(&fx::photo(640, 480, 4), 90);
     let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
         ("empty", Vec::new(), ErrorCode::ImageDecode),
-        ("truncated JPEG", photo[..photo.len() / 2].to_vec(), ErrorCode::ImageDecode),
-        ("JPEG header only", photo[..600].to_vec(), ErrorCode::ImageDecode),
+        (
+            "truncated JPEG",
+            photo[..photo.len() / 2].to_vec(),
+            ErrorCode::ImageDecode,
+        ),
+        (
+            "JPEG header only",
+            photo[..600].to_vec(),
+            ErrorCode::ImageDecode,
+        ),
         ("PDF", b"%PDF-1.7\n%%EOF\n".to_vec(), ErrorCode::ImageDecode),
         ("text", b"hello".to_vec(), ErrorCode::ImageDecode),
-        ("80 MP PNG", fx::flat_png(10_000, 8_000), ErrorCode::ImageTooLarge),
+        (
+            "80 MP PNG",
+            fx::flat_png(10_000, 8_000),
+            ErrorCode::ImageTooLarge,
+        ),
         ("1x1 PNG", fx::flat_png(1, 1), ErrorCode::ImageTooSmall),
     ];
     for (what, bytes, code) in cases {
@@ -106,13 +152,29 @@ fn bad_images_are_typed_errors() {
         assert_eq!(err.code, code, "{what}: {err}");
         assert!(!err.message.is_empty());
     }
-    let tight = PrepareOptions { max_base64_chars: Some(200), ..default() };
-    assert_eq!(native::prepare(&photo, &tight).unwrap_err().code, ErrorCode::ImageBudget);
+    let tight = PrepareOptions {
+        max_base64_chars: Some(200),
+        ..default()
+    };
+    assert_eq!(
+        native::prepare(&photo, &tight).unwrap_err().code,
+        ErrorCode::ImageBudget
+    );
 }
 
 #[test]
 fn without_a_budget_the_full_size_is_kept() {
     let jpeg = fx::jpeg(&fx::photo(4000, 3000, 5), 90);
-    let prepared = native::prepare(&jpeg, &PrepareOptions { max_base64_chars: None, ..default() }).unwrap();
-    assert_eq!((prepared.sent_width, prepared.sent_height, prepared.encodes), (1024, 768, 1));
+    let prepared = native::prepare(
+        &jpeg,
+        &PrepareOptions {
+            max_base64_chars: None,
+            ..default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (prepared.sent_width, prepared.sent_height, prepared.encodes),
+        (1024, 768, 1)
+    );
 }

@@ -11,24 +11,39 @@ use serde_json::Value;
 fn reference_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("FLORENCE2_REFERENCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference")
+        });
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)", dir.display());
+        eprintln!(
+            "SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)",
+            dir.display()
+        );
         None
     }
 }
 
 fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 /// Compares transformers' truncated integers with ours truncated toward zero.
 fn check(task: &str, text: &str, wh: &Value, expected: &Value) {
-    let size = ImageSize::new(wh[0].as_u64().unwrap() as u32, wh[1].as_u64().unwrap() as u32);
+    let size = ImageSize::new(
+        wh[0].as_u64().unwrap() as u32,
+        wh[1].as_u64().unwrap() as u32,
+    );
     let answer = post_process(Task::from_token(task).unwrap(), text, size).unwrap();
-    assert_eq!(&answer.to_transformers_value(true), expected, "task {task}, text {text:?}");
+    assert_eq!(
+        &answer.to_transformers_value(true),
+        expected,
+        "task {task}, text {text:?}"
+    );
 }
 
 #[test]
@@ -38,7 +53,12 @@ fn tokenizer_golden_post_processing() {
     let cases = golden["post_process"].as_object().unwrap();
     assert!(!cases.is_empty());
     for (task, case) in cases {
-        check(task, case["text"].as_str().unwrap(), &case["image_size_wh"], &case["result"]);
+        check(
+            task,
+            case["text"].as_str().unwrap(),
+            &case["image_size_wh"],
+            &case["result"],
+        );
     }
 }
 
@@ -53,10 +73,21 @@ fn e2e_golden_post_processing() {
         }
         let golden = read_json(path);
         for (key, case) in golden["cases"].as_object().unwrap() {
-            let task = Task::split_prompt(key).map(|(t, _)| t.token()).unwrap_or(key.as_str());
-            check(task, case["decoded"].as_str().unwrap(), &golden["image_size_wh"], &case["post_processed"]);
+            let task = Task::split_prompt(key)
+                .map(|(t, _)| t.token())
+                .unwrap_or(key.as_str());
+            check(
+                task,
+                case["decoded"].as_str().unwrap(),
+                &golden["image_size_wh"],
+                &case["post_processed"],
+            );
             checked += 1;
         }
     }
-    assert!(checked > 0, "no golden_e2e.json found under {}", dir.display());
+    assert!(
+        checked > 0,
+        "no golden_e2e.json found under {}",
+        dir.display()
+    );
 }

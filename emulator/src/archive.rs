@@ -23,9 +23,15 @@ pub fn response_json(id: &str, answer: &Answer) -> Value {
 
 /// Zips the response and the optional overlay. Entry times are the ZIP epoch, so equal answers
 /// give equal bytes.
-pub fn zip(id: &str, response: &Value, overlay_png: Option<&[u8]>) -> zip::result::ZipResult<Vec<u8>> {
+pub fn zip(
+    id: &str,
+    response: &Value,
+    overlay_png: Option<&[u8]>,
+) -> zip::result::ZipResult<Vec<u8>> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated).last_modified_time(zip::DateTime::default());
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
     zip.start_file(format!("{id}.response"), options)?;
     zip.write_all(response.to_string().as_bytes())?;
     if let Some(png) = overlay_png {

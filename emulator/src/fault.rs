@@ -45,14 +45,24 @@ impl Fault {
     /// Parses the text form `key=value; flag; …` (`,` also separates).
     pub fn parse(spec: &str) -> Result<Fault, String> {
         let mut fault = Fault::default();
-        for item in spec.split([';', ',']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in spec
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (key, value) = match item.split_once('=') {
                 Some((k, v)) => (k.trim(), Some(v.trim())),
                 None => (item, None),
             };
-            let need = |what: &str| value.map(str::to_owned).ok_or_else(|| format!("fault `{key}` needs a value ({what})"));
+            let need = |what: &str| {
+                value
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("fault `{key}` needs a value ({what})"))
+            };
             let number = |what: &str| -> Result<u64, String> {
-                need(what)?.parse().map_err(|_| format!("fault `{key}` takes a whole number ({what})"))
+                need(what)?
+                    .parse()
+                    .map_err(|_| format!("fault `{key}` takes a whole number ({what})"))
             };
             match key {
                 "delay-ms" => fault.delay_ms = number("milliseconds")?,
@@ -64,7 +74,10 @@ impl Fault {
                     fault.status = Some(status as u16);
                 }
                 "retry-after" => fault.retry_after = Some(need("seconds, an HTTP date or `none`")?),
-                "chain" => fault.chain = u32::try_from(number("how many 202 answers")?).map_err(|_| "fault `chain` is too large".to_owned())?,
+                "chain" => {
+                    fault.chain = u32::try_from(number("how many 202 answers")?)
+                        .map_err(|_| "fault `chain` is too large".to_owned())?
+                }
                 "redirect" => fault.redirect = true,
                 "location" => fault.location = Some(need("a URL")?),
                 "upload-url" => fault.upload_url = Some(need("a URL")?),
@@ -111,15 +124,26 @@ mod tests {
 
     #[test]
     fn mistakes_are_reported() {
-        for bad in ["nope", "status=abc", "status=99", "chain", "delay-ms=-1", "location"] {
+        for bad in [
+            "nope",
+            "status=abc",
+            "status=99",
+            "chain",
+            "delay-ms=-1",
+            "location",
+        ] {
             assert!(Fault::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn json_form_is_camel_case_and_strict() {
-        let f: Fault = serde_json::from_str(r#"{"chain":2,"retryAfter":"1","status":429}"#).unwrap();
-        assert_eq!((f.chain, f.status, f.retry_after.as_deref()), (2, Some(429), Some("1")));
+        let f: Fault =
+            serde_json::from_str(r#"{"chain":2,"retryAfter":"1","status":429}"#).unwrap();
+        assert_eq!(
+            (f.chain, f.status, f.retry_after.as_deref()),
+            (2, Some(429), Some("1"))
+        );
         assert!(serde_json::from_str::<Fault>(r#"{"chian":2}"#).is_err());
     }
 }

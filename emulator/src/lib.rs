@@ -36,7 +36,9 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn new(config: Config) -> Emulator {
-        Emulator { state: Arc::new(State::new(config)) }
+        Emulator {
+            state: Arc::new(State::new(config)),
+        }
     }
 
     /// Queues faults for the next invoke / asset-create requests, one each.
@@ -51,15 +53,22 @@ impl Emulator {
 
     /// Serves on `listener` until SIGTERM or Ctrl-C.
     pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
-        self.serve_until(listener, florence2_process::Shutdown::on_signals()).await
+        self.serve_until(listener, florence2_process::Shutdown::on_signals())
+            .await
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open requests finish.
-    pub async fn serve_until(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn serve_until(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         let addr = listener.local_addr()?;
         // The first serve decides the URLs handed out; a second one on another listener keeps them.
         let _ = self.state.base_url.set(format!("http://{addr}"));
-        axum::serve(listener, routes::router(self.state)).with_graceful_shutdown(shutdown).await
+        axum::serve(listener, routes::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 

@@ -9,7 +9,14 @@ use std::io::Cursor;
 use florence2::Entities;
 use image::{ImageFormat, Rgb, RgbImage};
 
-const PALETTE: [[u8; 3]; 6] = [[255, 64, 64], [64, 220, 64], [64, 128, 255], [255, 200, 0], [255, 0, 255], [0, 230, 230]];
+const PALETTE: [[u8; 3]; 6] = [
+    [255, 64, 64],
+    [64, 220, 64],
+    [64, 128, 255],
+    [255, 200, 0],
+    [255, 0, 255],
+    [0, 230, 230],
+];
 
 /// Draws boxes, quads and polygon rings on a copy of `image` and encodes it as PNG.
 pub fn draw(image: &RgbImage, entities: &Entities) -> Result<Vec<u8>, image::ImageError> {
@@ -72,7 +79,10 @@ mod tests {
     #[test]
     fn boxes_are_drawn_and_clipped() {
         let img = RgbImage::from_pixel(20, 10, Rgb([0, 0, 0]));
-        let entities = Entities { bboxes: Some(vec![[2.0, 2.0, 30.0, 8.0]]), ..Default::default() };
+        let entities = Entities {
+            bboxes: Some(vec![[2.0, 2.0, 30.0, 8.0]]),
+            ..Default::default()
+        };
         let png = draw(&img, &entities).unwrap();
         let back = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(back.dimensions(), (20, 10));

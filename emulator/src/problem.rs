@@ -15,12 +15,19 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
-        Problem { status, detail: detail.into(), retry_after: None }
+        Problem {
+            status,
+            detail: detail.into(),
+            retry_after: None,
+        }
     }
 
     /// A status given by a scripted fault; an impossible one becomes 500.
     pub fn scripted(status: u16, detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), detail)
+        Problem::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            detail,
+        )
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
@@ -52,8 +59,14 @@ impl IntoResponse for Problem {
         });
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Some(value) = self.retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(value) = self
+            .retry_after
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
             headers.insert(header::RETRY_AFTER, value);
         }
         response

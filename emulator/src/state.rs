@@ -86,13 +86,18 @@ impl State {
             assets: Mutex::default(),
             jobs: Mutex::default(),
             results: Mutex::default(),
-            faults: Mutex::new(FaultSource { queue: VecDeque::new(), flag_remaining }),
+            faults: Mutex::new(FaultSource {
+                queue: VecDeque::new(),
+                flag_remaining,
+            }),
             journal: Mutex::default(),
         }
     }
 
     pub fn base_url(&self) -> &str {
-        self.base_url.get().map_or("http://127.0.0.1", String::as_str)
+        self.base_url
+            .get()
+            .map_or("http://127.0.0.1", String::as_str)
     }
 
     pub fn record(&self, seen: Seen) {
@@ -128,7 +133,9 @@ impl State {
         if let Some(fault) = source.queue.pop_front() {
             return fault;
         }
-        let Some(flag) = &self.config.fault else { return Fault::default() };
+        let Some(flag) = &self.config.fault else {
+            return Fault::default();
+        };
         match &mut source.flag_remaining {
             None => flag.clone(),
             Some(0) => Fault::default(),

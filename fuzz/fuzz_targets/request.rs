@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Prompt::parse(text);
         let _ = region::parse_loc_box(text);
-        let _ = florence2::http_error::error_from_http(429, Some(text), data, std::time::SystemTime::UNIX_EPOCH);
+        let _ = florence2::http_error::error_from_http(
+            429,
+            Some(text),
+            data,
+            std::time::SystemTime::UNIX_EPOCH,
+        );
     }
 });

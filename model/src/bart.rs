@@ -28,7 +28,12 @@ pub struct KeyValue {
 }
 
 impl Attention {
-    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, d: usize, heads: usize) -> Result<Self> {
+    fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        d: usize,
+        heads: usize,
+    ) -> Result<Self> {
         Ok(Attention {
             q_proj: Linear::load(w, &format!("{prefix}.q_proj"), d, d, true)?,
             k_proj: Linear::load(w, &format!("{prefix}.k_proj"), d, d, true)?,
@@ -41,11 +46,15 @@ impl Attention {
     /// `[b, t, d]` → `[b, heads, t, head_dim]`.
     fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
         let [b, t, d] = x.dims();
-        x.reshape([b, t, self.heads, d / self.heads]).swap_dims(1, 2)
+        x.reshape([b, t, self.heads, d / self.heads])
+            .swap_dims(1, 2)
     }
 
     fn key_value(&self, x: Tensor<3>) -> KeyValue {
-        KeyValue { k: self.split_heads(self.k_proj.forward(x.clone())), v: self.split_heads(self.v_proj.forward(x)) }
+        KeyValue {
+            k: self.split_heads(self.k_proj.forward(x.clone())),
+            v: self.split_heads(self.v_proj.forward(x)),
+        }
     }
 
     fn scale(&self, d: usize) -> f64 {
@@ -58,7 +67,11 @@ impl Attention {
         let q = self.split_heads(self.q_proj.forward(x.clone()));
         let kv = self.key_value(x);
         let out = attention(q, kv.k.clone(), kv.v.clone(), self.scale(d), causal);
-        (self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, d])), kv)
+        (
+            self.out_proj
+                .forward(out.swap_dims(1, 2).reshape([b, t, d])),
+            kv,
+        )
     }
 
     /// One new token per row attending to `kv` (`[b, heads, len, hd]`, same rows as `x`).
@@ -66,7 +79,8 @@ impl Attention {
         let [b, t, d] = x.dims();
         let q = self.split_heads(self.q_proj.forward(x));
         let out = attention(q, kv.k.clone(), kv.v.clone(), self.scale(d), false);
-        self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+        self.out_proj
+            .forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }
 
     /// Cross-attention of `x` (`[b, t, d]`) to one encoder output shared by every row
@@ -76,9 +90,14 @@ impl Attention {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
         // [b, t, d] → [1, heads, b·t, hd]
-        let q = self.q_proj.forward(x).reshape([1, b * t, self.heads, hd]).swap_dims(1, 2);
+        let q = self
+            .q_proj
+            .forward(x)
+            .reshape([1, b * t, self.heads, hd])
+            .swap_dims(1, 2);
         let out = attention(q, kv.k.clone(), kv.v.clone(), self.scale(d), false);
-        self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+        self.out_proj
+            .forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }
 }
 
@@ -93,7 +112,12 @@ impl EncoderLayer {
     fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &TextConfig) -> Result<Self> {
         let d = c.d_model;
         Ok(EncoderLayer {
-            self_attn: Attention::load(w, &format!("{prefix}.self_attn"), d, c.encoder_attention_heads)?,
+            self_attn: Attention::load(
+                w,
+                &format!("{prefix}.self_attn"),
+                d,
+                c.encoder_attention_heads,
+            )?,
             self_attn_layer_norm: LayerNorm::load(w, &format!("{prefix}.self_attn_layer_norm"), d)?,
             mlp: Mlp::new(
                 Linear::load(w, &format!("{prefix}.fc1"), d, c.encoder_ffn_dim, true)?,
@@ -106,7 +130,8 @@ impl EncoderLayer {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let (attn, _) = self.self_attn.forward_self(x.clone(), false);
         let x = self.self_attn_layer_norm.forward(x + attn);
-        self.final_layer_norm.forward(x.clone() + self.mlp.forward(x))
+        self.final_layer_norm
+            .forward(x.clone() + self.mlp.forward(x))
     }
 }
 
@@ -124,7 +149,11 @@ impl Embeddings {
                 &format!("{prefix}.embed_positions.weight"),
                 [c.max_position_embeddings + BART_POSITION_OFFSET, c.d_model],
             )?,
-            layernorm_embedding: LayerNorm::load(w, &format!("{prefix}.layernorm_embedding"), c.d_model)?,
+            layernorm_embedding: LayerNorm::load(
+                w,
+                &format!("{prefix}.layernorm_embedding"),
+                c.d_model,
+            )?,
             max_positions: c.max_position_embeddings,
         })
     }
@@ -153,14 +182,22 @@ pub struct Encoder {
 impl Encoder {
     pub fn load<R: Read + Seek>(w: &mut Weights<R>, c: &TextConfig) -> Result<Self> {
         let prefix = "model.language_model.encoder";
-        let layers =
-            (0..c.encoder_layers).map(|i| EncoderLayer::load(w, &format!("{prefix}.layers.{i}"), c)).collect::<Result<_>>()?;
-        Ok(Encoder { embeddings: Embeddings::load(w, prefix, c)?, layers })
+        let layers = (0..c.encoder_layers)
+            .map(|i| EncoderLayer::load(w, &format!("{prefix}.layers.{i}"), c))
+            .collect::<Result<_>>()?;
+        Ok(Encoder {
+            embeddings: Embeddings::load(w, prefix, c)?,
+            layers,
+        })
     }
 
     /// `inputs_embeds` `[1, len, d]` → last hidden state; `record` receives every hidden
     /// state (0 after `layernorm_embedding`, then after each layer).
-    pub fn forward(&self, inputs_embeds: Tensor<3>, mut record: Option<&mut dyn FnMut(usize, &Tensor<3>)>) -> Result<Tensor<3>> {
+    pub fn forward(
+        &self,
+        inputs_embeds: Tensor<3>,
+        mut record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
+    ) -> Result<Tensor<3>> {
         let mut x = self.embeddings.forward(inputs_embeds, 0)?;
         if let Some(r) = record.as_mut() {
             r(0, &x);
@@ -192,7 +229,11 @@ impl DecoderLayer {
             self_attn: Attention::load(w, &format!("{prefix}.self_attn"), d, heads)?,
             self_attn_layer_norm: LayerNorm::load(w, &format!("{prefix}.self_attn_layer_norm"), d)?,
             encoder_attn: Attention::load(w, &format!("{prefix}.encoder_attn"), d, heads)?,
-            encoder_attn_layer_norm: LayerNorm::load(w, &format!("{prefix}.encoder_attn_layer_norm"), d)?,
+            encoder_attn_layer_norm: LayerNorm::load(
+                w,
+                &format!("{prefix}.encoder_attn_layer_norm"),
+                d,
+            )?,
             mlp: Mlp::new(
                 Linear::load(w, &format!("{prefix}.fc1"), d, c.decoder_ffn_dim, true)?,
                 Linear::load(w, &format!("{prefix}.fc2"), c.decoder_ffn_dim, d, true)?,
@@ -230,7 +271,10 @@ impl DecoderCache {
     /// rows may repeat, so the number of rows may change).
     pub fn reorder(&mut self, sources: &[usize]) -> Result<()> {
         if let Some(bad) = sources.iter().find(|&&i| i >= self.rows) {
-            return Err(Error::Input(format!("cache row {bad} does not exist ({} rows)", self.rows)));
+            return Err(Error::Input(format!(
+                "cache row {bad} does not exist ({} rows)",
+                self.rows
+            )));
         }
         if sources.iter().copied().eq(0..self.rows) {
             return Ok(());
@@ -258,16 +302,24 @@ pub struct Decoder {
 impl Decoder {
     pub fn load<R: Read + Seek>(w: &mut Weights<R>, c: &TextConfig) -> Result<Self> {
         let prefix = "model.language_model.decoder";
-        let layers =
-            (0..c.decoder_layers).map(|i| DecoderLayer::load(w, &format!("{prefix}.layers.{i}"), c)).collect::<Result<_>>()?;
-        Ok(Decoder { embeddings: Embeddings::load(w, prefix, c)?, layers })
+        let layers = (0..c.decoder_layers)
+            .map(|i| DecoderLayer::load(w, &format!("{prefix}.layers.{i}"), c))
+            .collect::<Result<_>>()?;
+        Ok(Decoder {
+            embeddings: Embeddings::load(w, prefix, c)?,
+            layers,
+        })
     }
 
     /// A fresh cache for decoding against `encoder_hidden` (`[1, len, d]`).
     pub fn cache(&self, encoder_hidden: &Tensor<3>) -> DecoderCache {
         DecoderCache {
             self_kv: vec![None; self.layers.len()],
-            cross_kv: self.layers.iter().map(|l| l.encoder_attn.key_value(encoder_hidden.clone())).collect(),
+            cross_kv: self
+                .layers
+                .iter()
+                .map(|l| l.encoder_attn.key_value(encoder_hidden.clone()))
+                .collect(),
             len: 0,
             rows: 1,
         }
@@ -284,13 +336,20 @@ impl Decoder {
     ) -> Result<Tensor<3>> {
         let [rows, t, _] = token_embeds.dims();
         if rows != cache.rows {
-            return Err(Error::Input(format!("{rows} decoder rows for a cache of {} rows", cache.rows)));
+            return Err(Error::Input(format!(
+                "{rows} decoder rows for a cache of {} rows",
+                cache.rows
+            )));
         }
         if t > 1 && !cache.is_empty() {
-            return Err(Error::Input("several tokens per step are only supported on an empty cache".into()));
+            return Err(Error::Input(
+                "several tokens per step are only supported on an empty cache".into(),
+            ));
         }
         if t > 1 && rows > 1 {
-            return Err(Error::Input("several tokens per step are only supported for one row".into()));
+            return Err(Error::Input(
+                "several tokens per step are only supported for one row".into(),
+            ));
         }
         let mut x = self.embeddings.forward(token_embeds, cache.len)?;
         if let Some(r) = record.as_mut() {
@@ -305,16 +364,23 @@ impl Decoder {
                 }
                 Some(past) => {
                     let new = layer.self_attn.key_value(x.clone());
-                    let kv = KeyValue { k: Tensor::cat(vec![past.k.clone(), new.k], 2), v: Tensor::cat(vec![past.v.clone(), new.v], 2) };
+                    let kv = KeyValue {
+                        k: Tensor::cat(vec![past.k.clone(), new.k], 2),
+                        v: Tensor::cat(vec![past.v.clone(), new.v], 2),
+                    };
                     let attn = layer.self_attn.forward_cached(x.clone(), &kv);
                     cache.self_kv[i] = Some(kv);
                     attn
                 }
             };
             x = layer.self_attn_layer_norm.forward(x + attn);
-            let cross = layer.encoder_attn.forward_shared(x.clone(), &cache.cross_kv[i]);
+            let cross = layer
+                .encoder_attn
+                .forward_shared(x.clone(), &cache.cross_kv[i]);
             x = layer.encoder_attn_layer_norm.forward(x + cross);
-            x = layer.final_layer_norm.forward(x.clone() + layer.mlp.forward(x));
+            x = layer
+                .final_layer_norm
+                .forward(x.clone() + layer.mlp.forward(x));
             if let Some(r) = record.as_mut() {
                 r(i + 1, &x);
             }

@@ -89,21 +89,29 @@ pub const BART_POSITION_OFFSET: usize = 2;
 impl Florence2Config {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         const FILE: &str = "config.json";
-        let root: Value = serde_json::from_slice(bytes).map_err(|e| Error::config(FILE, e.to_string()))?;
-        let vision = root.get("vision_config").ok_or_else(|| Error::config(FILE, "no `vision_config`"))?;
-        let text = root.get("text_config").ok_or_else(|| Error::config(FILE, "no `text_config`"))?;
-        let text_config: TextConfig =
-            serde_json::from_value(text.clone()).map_err(|e| Error::config(FILE, format!("text_config: {e}")))?;
+        let root: Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::config(FILE, e.to_string()))?;
+        let vision = root
+            .get("vision_config")
+            .ok_or_else(|| Error::config(FILE, "no `vision_config`"))?;
+        let text = root
+            .get("text_config")
+            .ok_or_else(|| Error::config(FILE, "no `text_config`"))?;
+        let text_config: TextConfig = serde_json::from_value(text.clone())
+            .map_err(|e| Error::config(FILE, format!("text_config: {e}")))?;
         let vision_config = VisionConfig::from_value(vision, root.get("projection_dim"))?;
-        let image_token_id = match root.get("image_token_id") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .ok_or_else(|| Error::config(FILE, format!("image_token_id {v} is not a token id")))?,
-            ),
+        let image_token_id =
+            match root.get("image_token_id") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(
+                    || Error::config(FILE, format!("image_token_id {v} is not a token id")),
+                )?),
+            };
+        let config = Florence2Config {
+            vision_config,
+            text_config,
+            image_token_id,
         };
-        let config = Florence2Config { vision_config, text_config, image_token_id };
         config.validate()?;
         Ok(config)
     }
@@ -127,44 +135,89 @@ impl Florence2Config {
             ("patch_prenorm", v.patch_prenorm.len()),
         ] {
             if len != stages {
-                return Err(Error::config(FILE, format!("vision_config.{name} has {len} stages, embed_dim has {stages}")));
+                return Err(Error::config(
+                    FILE,
+                    format!("vision_config.{name} has {len} stages, embed_dim has {stages}"),
+                ));
             }
         }
         for s in 0..stages {
             let dim = v.embed_dim[s];
             if dim == 0 || v.num_heads[s] == 0 || dim % v.num_heads[s] != 0 {
-                return Err(Error::config(FILE, format!("stage {s}: embed_dim {dim} is not divisible by num_heads {}", v.num_heads[s])));
+                return Err(Error::config(
+                    FILE,
+                    format!(
+                        "stage {s}: embed_dim {dim} is not divisible by num_heads {}",
+                        v.num_heads[s]
+                    ),
+                ));
             }
             if v.num_groups[s] == 0 || dim % v.num_groups[s] != 0 {
-                return Err(Error::config(FILE, format!("stage {s}: embed_dim {dim} is not divisible by num_groups {}", v.num_groups[s])));
+                return Err(Error::config(
+                    FILE,
+                    format!(
+                        "stage {s}: embed_dim {dim} is not divisible by num_groups {}",
+                        v.num_groups[s]
+                    ),
+                ));
             }
             if v.patch_size[s] == 0 || v.patch_stride[s] == 0 {
-                return Err(Error::config(FILE, format!("stage {s}: patch size and stride must be positive")));
+                return Err(Error::config(
+                    FILE,
+                    format!("stage {s}: patch size and stride must be positive"),
+                ));
             }
         }
         if v.window_size == 0 || v.projection_dim == 0 || v.in_channels == 0 {
-            return Err(Error::config(FILE, "window_size, projection_dim and in_channels must be positive"));
+            return Err(Error::config(
+                FILE,
+                "window_size, projection_dim and in_channels must be positive",
+            ));
         }
         if !(v.mlp_ratio > 0.0 && v.mlp_ratio.is_finite()) {
-            return Err(Error::config(FILE, format!("mlp_ratio {} is not a positive number", v.mlp_ratio)));
+            return Err(Error::config(
+                FILE,
+                format!("mlp_ratio {} is not a positive number", v.mlp_ratio),
+            ));
         }
         let t = &self.text_config;
         if t.activation_function != "gelu" {
-            return Err(Error::config(FILE, format!("text_config.activation_function {:?} is not supported (only \"gelu\")", t.activation_function)));
+            return Err(Error::config(
+                FILE,
+                format!(
+                    "text_config.activation_function {:?} is not supported (only \"gelu\")",
+                    t.activation_function
+                ),
+            ));
         }
         for (name, heads, ffn) in [
             ("encoder", t.encoder_attention_heads, t.encoder_ffn_dim),
             ("decoder", t.decoder_attention_heads, t.decoder_ffn_dim),
         ] {
             if heads == 0 || t.d_model % heads != 0 || ffn == 0 {
-                return Err(Error::config(FILE, format!("text_config: d_model {} does not split into {heads} {name} heads (ffn {ffn})", t.d_model)));
+                return Err(Error::config(
+                    FILE,
+                    format!(
+                        "text_config: d_model {} does not split into {heads} {name} heads (ffn {ffn})",
+                        t.d_model
+                    ),
+                ));
             }
         }
         if t.vocab_size == 0 || t.d_model == 0 || t.max_position_embeddings == 0 {
-            return Err(Error::config(FILE, "text_config: vocab_size, d_model and max_position_embeddings must be positive"));
+            return Err(Error::config(
+                FILE,
+                "text_config: vocab_size, d_model and max_position_embeddings must be positive",
+            ));
         }
         if v.projection_dim != t.d_model {
-            return Err(Error::config(FILE, format!("vision projection_dim {} differs from text d_model {}", v.projection_dim, t.d_model)));
+            return Err(Error::config(
+                FILE,
+                format!(
+                    "vision projection_dim {} differs from text d_model {}",
+                    v.projection_dim, t.d_model
+                ),
+            ));
         }
         for (name, id) in [
             ("bos_token_id", t.bos_token_id),
@@ -173,7 +226,13 @@ impl Florence2Config {
             ("decoder_start_token_id", t.decoder_start_token_id),
         ] {
             if id as usize >= t.vocab_size {
-                return Err(Error::config(FILE, format!("text_config.{name} {id} is outside the vocabulary ({})", t.vocab_size)));
+                return Err(Error::config(
+                    FILE,
+                    format!(
+                        "text_config.{name} {id} is outside the vocabulary ({})",
+                        t.vocab_size
+                    ),
+                ));
             }
         }
         Ok(())
@@ -184,33 +243,61 @@ impl VisionConfig {
     fn from_value(v: &Value, top_level_projection: Option<&Value>) -> Result<Self> {
         const FILE: &str = "config.json";
         let usizes = |keys: &[&str]| -> Result<Vec<usize>> {
-            let (key, value) = first_of(v, keys).ok_or_else(|| Error::config(FILE, format!("vision_config.{} is missing", keys[0])))?;
+            let (key, value) = first_of(v, keys).ok_or_else(|| {
+                Error::config(FILE, format!("vision_config.{} is missing", keys[0]))
+            })?;
             value
                 .as_array()
-                .and_then(|a| a.iter().map(|x| x.as_u64().and_then(|x| usize::try_from(x).ok())).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| Error::config(FILE, format!("vision_config.{key} is not a list of sizes")))
+                .and_then(|a| {
+                    a.iter()
+                        .map(|x| x.as_u64().and_then(|x| usize::try_from(x).ok()))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| {
+                    Error::config(FILE, format!("vision_config.{key} is not a list of sizes"))
+                })
         };
         let usize_or = |keys: &[&str], default: Option<usize>| -> Result<usize> {
             match first_of(v, keys) {
                 Some((key, value)) => value
                     .as_u64()
                     .and_then(|x| usize::try_from(x).ok())
-                    .ok_or_else(|| Error::config(FILE, format!("vision_config.{key} is not a size"))),
-                None => default.ok_or_else(|| Error::config(FILE, format!("vision_config.{} is missing", keys[0]))),
+                    .ok_or_else(|| {
+                        Error::config(FILE, format!("vision_config.{key} is not a size"))
+                    }),
+                None => default.ok_or_else(|| {
+                    Error::config(FILE, format!("vision_config.{} is missing", keys[0]))
+                }),
             }
         };
         let prenorm = match v.get("patch_prenorm") {
             Some(p) => p
                 .as_array()
                 .and_then(|a| a.iter().map(Value::as_bool).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| Error::config(FILE, "vision_config.patch_prenorm is not a list of booleans"))?,
-            None => return Err(Error::config(FILE, "vision_config.patch_prenorm is missing")),
+                .ok_or_else(|| {
+                    Error::config(
+                        FILE,
+                        "vision_config.patch_prenorm is not a list of booleans",
+                    )
+                })?,
+            None => {
+                return Err(Error::config(
+                    FILE,
+                    "vision_config.patch_prenorm is missing",
+                ));
+            }
         };
         let projection_dim = match (v.get("projection_dim"), top_level_projection) {
-            (Some(p), _) | (None, Some(p)) => {
-                p.as_u64().and_then(|x| usize::try_from(x).ok()).ok_or_else(|| Error::config(FILE, "projection_dim is not a size"))?
+            (Some(p), _) | (None, Some(p)) => p
+                .as_u64()
+                .and_then(|x| usize::try_from(x).ok())
+                .ok_or_else(|| Error::config(FILE, "projection_dim is not a size"))?,
+            (None, None) => {
+                return Err(Error::config(
+                    FILE,
+                    "vision_config.projection_dim is missing",
+                ));
             }
-            (None, None) => return Err(Error::config(FILE, "vision_config.projection_dim is missing")),
         };
         Ok(VisionConfig {
             in_channels: usize_or(&["in_channels", "in_chans"], Some(3))?,
@@ -224,17 +311,30 @@ impl VisionConfig {
             patch_prenorm: prenorm,
             window_size: usize_or(&["window_size"], None)?,
             mlp_ratio: match v.get("mlp_ratio") {
-                Some(r) => r.as_f64().ok_or_else(|| Error::config(FILE, "vision_config.mlp_ratio is not a number"))?,
+                Some(r) => r.as_f64().ok_or_else(|| {
+                    Error::config(FILE, "vision_config.mlp_ratio is not a number")
+                })?,
                 None => 4.0,
             },
             qkv_bias: match v.get("qkv_bias") {
-                Some(b) => b.as_bool().ok_or_else(|| Error::config(FILE, "vision_config.qkv_bias is not a boolean"))?,
+                Some(b) => b.as_bool().ok_or_else(|| {
+                    Error::config(FILE, "vision_config.qkv_bias is not a boolean")
+                })?,
                 None => true,
             },
             projection_dim,
-            max_position_embeddings: usize_or(&["max_position_embeddings", "image_pos_embed.max_pos_embeddings"], Some(50))?,
+            max_position_embeddings: usize_or(
+                &[
+                    "max_position_embeddings",
+                    "image_pos_embed.max_pos_embeddings",
+                ],
+                Some(50),
+            )?,
             max_temporal_embeddings: usize_or(
-                &["max_temporal_embeddings", "visual_temporal_embedding.max_temporal_embeddings"],
+                &[
+                    "max_temporal_embeddings",
+                    "visual_temporal_embedding.max_temporal_embeddings",
+                ],
                 Some(100),
             )?,
         })
@@ -326,16 +426,22 @@ impl GenerationConfig {
     /// Reads `generation_config.json` on top of [`GenerationConfig::defaults_for`].
     pub fn from_json(bytes: &[u8], text: &TextConfig) -> Result<Self> {
         const FILE: &str = "generation_config.json";
-        let f: GenerationConfigFile = serde_json::from_slice(bytes).map_err(|e| Error::config(FILE, e.to_string()))?;
+        let f: GenerationConfigFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::config(FILE, e.to_string()))?;
         let mut g = Self::defaults_for(text);
         // A list of ids (several EOS tokens) is valid in transformers; Florence-2 has one.
         let single_id = |v: &Value, key: &str| -> Result<Option<u32>> {
             match v {
                 Value::Null => Ok(None),
-                Value::Array(a) if a.len() == 1 => Ok(a[0].as_u64().and_then(|x| u32::try_from(x).ok())),
+                Value::Array(a) if a.len() == 1 => {
+                    Ok(a[0].as_u64().and_then(|x| u32::try_from(x).ok()))
+                }
                 v => match v.as_u64().and_then(|x| u32::try_from(x).ok()) {
                     Some(id) => Ok(Some(id)),
-                    None => Err(Error::config(FILE, format!("{key} {v} is not one token id"))),
+                    None => Err(Error::config(
+                        FILE,
+                        format!("{key} {v} is not one token id"),
+                    )),
                 },
             }
         };
@@ -372,7 +478,12 @@ impl GenerationConfig {
                 Value::Bool(true) => EarlyStopping::True,
                 Value::Bool(false) => EarlyStopping::False,
                 Value::String(s) if s == "never" => EarlyStopping::Never,
-                v => return Err(Error::config(FILE, format!("early_stopping {v} is not true, false or \"never\""))),
+                v => {
+                    return Err(Error::config(
+                        FILE,
+                        format!("early_stopping {v} is not true, false or \"never\""),
+                    ));
+                }
             };
         }
         g.validate(text.vocab_size)?;
@@ -402,7 +513,10 @@ impl GenerationConfig {
             if let Some(id) = id
                 && id as usize >= vocab_size
             {
-                return Err(Error::config(FILE, format!("{name} {id} is outside the vocabulary ({vocab_size})")));
+                return Err(Error::config(
+                    FILE,
+                    format!("{name} {id} is outside the vocabulary ({vocab_size})"),
+                ));
             }
         }
         Ok(())
@@ -439,23 +553,39 @@ impl ImageProcessorConfig {
     /// Reads either file: `processor_config.json` nests the settings under `image_processor`.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         const FILE: &str = "processor config";
-        let root: Value = serde_json::from_slice(bytes).map_err(|e| Error::config(FILE, e.to_string()))?;
+        let root: Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::config(FILE, e.to_string()))?;
         let v = root.get("image_processor").unwrap_or(&root);
         let mut c = ImageProcessorConfig::default();
         if let Some(size) = v.get("size") {
-            let dim = |k: &str| size.get(k).and_then(Value::as_u64).and_then(|x| u32::try_from(x).ok());
+            let dim = |k: &str| {
+                size.get(k)
+                    .and_then(Value::as_u64)
+                    .and_then(|x| u32::try_from(x).ok())
+            };
             match (dim("height"), dim("width")) {
                 (Some(h), Some(w)) if h > 0 && w > 0 => (c.height, c.width) = (h, w),
-                _ => return Err(Error::config(FILE, format!("size {size} is not {{height, width}}"))),
+                _ => {
+                    return Err(Error::config(
+                        FILE,
+                        format!("size {size} is not {{height, width}}"),
+                    ));
+                }
             }
         }
         if v.get("do_center_crop").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::config(FILE, "do_center_crop is not supported (Florence-2 does not crop)"));
+            return Err(Error::config(
+                FILE,
+                "do_center_crop is not supported (Florence-2 does not crop)",
+            ));
         }
         if let Some(r) = v.get("resample").and_then(Value::as_u64)
             && r != 3
         {
-            return Err(Error::config(FILE, format!("resample {r} is not supported (only 3, bicubic)")));
+            return Err(Error::config(
+                FILE,
+                format!("resample {r} is not supported (only 3, bicubic)"),
+            ));
         }
         if let Some(b) = v.get("do_resize").and_then(Value::as_bool) {
             c.do_resize = b;
@@ -469,7 +599,13 @@ impl ImageProcessorConfig {
                 Some(a) => a
                     .as_array()
                     .filter(|a| a.len() == 3)
-                    .and_then(|a| Some([a[0].as_f64()? as f32, a[1].as_f64()? as f32, a[2].as_f64()? as f32]))
+                    .and_then(|a| {
+                        Some([
+                            a[0].as_f64()? as f32,
+                            a[1].as_f64()? as f32,
+                            a[2].as_f64()? as f32,
+                        ])
+                    })
                     .map(Some)
                     .ok_or_else(|| Error::config(FILE, format!("{k} is not three numbers"))),
             }

@@ -37,8 +37,8 @@ struct Case {
 
 /// Runs every case of `golden_e2e.json`; `read` returns a file of the folder by name.
 pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<Report> {
-    let golden: GoldenFile =
-        serde_json::from_slice(&read("golden_e2e.json")?).map_err(|e| Error::Input(format!("golden_e2e.json: {e}")))?;
+    let golden: GoldenFile = serde_json::from_slice(&read("golden_e2e.json")?)
+        .map_err(|e| Error::Input(format!("golden_e2e.json: {e}")))?;
     let image = RgbImage::decode(&read(&golden.image)?)?;
     let mut report = Report::default();
 
@@ -51,7 +51,10 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
         let ours = image.pixel_values(c)?;
         let shape = [1, 3, c.height as usize, c.width as usize];
         let outcome = match compare(&ours, &shape, &g.values, &g.shape) {
-            Outcome::Values { max_abs_err, .. } => Outcome::Values { max_abs_err, ok: max_abs_err <= one_intensity_step(c) },
+            Outcome::Values { max_abs_err, .. } => Outcome::Values {
+                max_abs_err,
+                ok: max_abs_err <= one_intensity_step(c),
+            },
             other => other,
         };
         report.push("pixel_values (≤ one intensity step)", outcome);
@@ -59,13 +62,21 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
 
     // The generation settings gen_e2e.py passed to `generate` (on top of the folder's
     // generation_config.json): beams and n-gram size for beam search, the new-token budget.
-    let setting = |key: &str, default: usize| number_after(&golden.generation, key).unwrap_or(default);
+    let setting =
+        |key: &str, default: usize| number_after(&golden.generation, key).unwrap_or(default);
     let max_new_tokens = setting("max_new_tokens=", 24);
-    let beam = RunOptions { num_beams: Some(setting("num_beams=", 3)), max_new_tokens: Some(max_new_tokens) };
-    let greedy = RunOptions { num_beams: Some(1), max_new_tokens: Some(max_new_tokens) };
+    let beam = RunOptions {
+        num_beams: Some(setting("num_beams=", 3)),
+        max_new_tokens: Some(max_new_tokens),
+    };
+    let greedy = RunOptions {
+        num_beams: Some(1),
+        max_new_tokens: Some(max_new_tokens),
+    };
 
     for (task_token, case) in &golden.cases {
-        let case: Case = serde_json::from_value(case.clone()).map_err(|e| Error::Input(format!("case {task_token}: {e}")))?;
+        let case: Case = serde_json::from_value(case.clone())
+            .map_err(|e| Error::Input(format!("case {task_token}: {e}")))?;
         let task = Task::from_token(task_token)?;
         let text = (!case.text_input.is_empty()).then_some(case.text_input.as_str());
         let golden_ids = |ids: &[u32]| ids.iter().map(|&i| i as i64).collect::<Vec<_>>();
@@ -78,22 +89,37 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
         };
         report.push(
             format!("{task_token} prompt ids"),
-            Outcome::Ids { ours: golden_ids(&beam_out.prompt_ids), golden: golden_ids(&case.prompt_ids_after_image_tokens) },
+            Outcome::Ids {
+                ours: golden_ids(&beam_out.prompt_ids),
+                golden: golden_ids(&case.prompt_ids_after_image_tokens),
+            },
         );
         report.push(
             format!("{task_token} image tokens"),
-            Outcome::Ids { ours: vec![beam_out.image_tokens as i64], golden: vec![case.n_image_tokens as i64] },
+            Outcome::Ids {
+                ours: vec![beam_out.image_tokens as i64],
+                golden: vec![case.n_image_tokens as i64],
+            },
         );
         report.push(
             format!("{task_token} beam ids"),
-            Outcome::Ids { ours: golden_ids(&beam_out.generated_ids), golden: golden_ids(&case.beam3_ids) },
+            Outcome::Ids {
+                ours: golden_ids(&beam_out.generated_ids),
+                golden: golden_ids(&case.beam3_ids),
+            },
         );
         report.push(
             format!("{task_token} decoded"),
             if beam_out.decoded == case.decoded {
-                Outcome::Ids { ours: vec![], golden: vec![] }
+                Outcome::Ids {
+                    ours: vec![],
+                    golden: vec![],
+                }
             } else {
-                Outcome::Failed(format!("decoded {:?}, golden {:?}", beam_out.decoded, case.decoded))
+                Outcome::Failed(format!(
+                    "decoded {:?}, golden {:?}",
+                    beam_out.decoded, case.decoded
+                ))
             },
         );
         // transformers truncates coordinates to integers; ours are floats (compare truncated).
@@ -101,7 +127,10 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
         report.push(
             format!("{task_token} post-processed"),
             if ours == case.post_processed {
-                Outcome::Ids { ours: vec![], golden: vec![] }
+                Outcome::Ids {
+                    ours: vec![],
+                    golden: vec![],
+                }
             } else {
                 Outcome::Failed(format!("ours {ours}, golden {}", case.post_processed))
             },
@@ -112,7 +141,10 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
         let greedy_out = model.run_with(&image, task, text, greedy_cfg)?;
         report.push(
             format!("{task_token} greedy ids"),
-            Outcome::Ids { ours: golden_ids(&greedy_out.generated_ids), golden: golden_ids(&case.greedy_ids) },
+            Outcome::Ids {
+                ours: golden_ids(&greedy_out.generated_ids),
+                golden: golden_ids(&case.greedy_ids),
+            },
         );
     }
     Ok(report)

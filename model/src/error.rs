@@ -28,7 +28,11 @@ pub enum Error {
     UnexpectedTensors { count: usize, first: String },
 
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    TensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    TensorShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 
     #[error("tensor `{name}` has dtype {dtype}, expected F32, F16, BF16 or F64")]
     TensorDtype { name: String, dtype: String },
@@ -57,15 +61,24 @@ pub enum Error {
     Core(#[from] florence2::Error),
 
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub(crate) fn config(file: &str, message: impl Into<String>) -> Self {
-        Error::Config { file: file.to_owned(), message: message.into() }
+        Error::Config {
+            file: file.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -57,7 +57,10 @@ impl Search {
         cfg.validate(vocab)?;
         let start = vec![cfg.decoder_start_token_id];
         let state = if cfg.num_beams == 1 {
-            State::Greedy { sequence: start, done: false }
+            State::Greedy {
+                sequence: start,
+                done: false,
+            }
         } else {
             let n = cfg.num_beams;
             let mut running_scores = vec![NEG_LARGE; n];
@@ -74,7 +77,12 @@ impl Search {
                 done: false,
             }))
         };
-        Ok(Search { cfg: cfg.clone(), vocab, max_length: 1 + cfg.max_new_tokens, state })
+        Ok(Search {
+            cfg: cfg.clone(),
+            vocab,
+            max_length: 1 + cfg.max_new_tokens,
+            state,
+        })
     }
 
     pub fn is_done(&self) -> bool {
@@ -88,7 +96,10 @@ impl Search {
     /// for beam search.
     pub fn next_input(&self) -> NextInput {
         match &self.state {
-            State::Greedy { sequence, .. } => NextInput { tokens: vec![*sequence.last().unwrap_or(&0)], cache_rows: vec![0] },
+            State::Greedy { sequence, .. } => NextInput {
+                tokens: vec![*sequence.last().unwrap_or(&0)],
+                cache_rows: vec![0],
+            },
             State::Beam(b) => {
                 let distinct_rows = b.cache_rows.len();
                 let tokens = if b.running[0].len() == 1 {
@@ -96,7 +107,10 @@ impl Search {
                 } else {
                     b.running.iter().map(|s| *s.last().unwrap_or(&0)).collect()
                 };
-                NextInput { tokens, cache_rows: b.cache_rows.clone() }
+                NextInput {
+                    tokens,
+                    cache_rows: b.cache_rows.clone(),
+                }
             }
         }
     }
@@ -105,7 +119,11 @@ impl Search {
     pub fn push_logits(&mut self, logits: &[f32]) -> Result<()> {
         let rows = self.next_input().tokens.len();
         if logits.len() != rows * self.vocab {
-            return Err(Error::Input(format!("{} logits for {rows} rows of {} tokens", logits.len(), self.vocab)));
+            return Err(Error::Input(format!(
+                "{} logits for {rows} rows of {} tokens",
+                logits.len(),
+                self.vocab
+            )));
         }
         if self.is_done() {
             return Err(Error::Input("the search is already finished".into()));
@@ -169,18 +187,30 @@ impl Beams {
             })
             .collect();
         // d. which candidates hit a stopping criterion (max length or EOS).
-        let hits: Vec<bool> =
-            candidates.iter().map(|(_, _, seq)| seq.len() >= max_length || cfg.eos_token_id == seq.last().copied()).collect();
+        let hits: Vec<bool> = candidates
+            .iter()
+            .map(|(_, _, seq)| seq.len() >= max_length || cfg.eos_token_id == seq.last().copied())
+            .collect();
         // e. the best unfinished candidates run on.
-        let running_scores: Vec<f32> =
-            candidates.iter().zip(&hits).map(|((score, _, _), &hit)| if hit { score + NEG_LARGE } else { *score }).collect();
+        let running_scores: Vec<f32> = candidates
+            .iter()
+            .zip(&hits)
+            .map(|((score, _, _), &hit)| if hit { score + NEG_LARGE } else { *score })
+            .collect();
         let next = top_k(&running_scores, n);
         // f. finished candidates among the top `num_beams` enter the finished pool.
         let gen_len = (cur_len + 1 - prompt_len) as f64;
         let divisor = gen_len.powf(cfg.length_penalty as f64) as f32;
         let all_finished = self.is_finished.iter().all(|&f| f);
-        let mut pool: Vec<(f32, Vec<u32>, bool)> =
-            (0..n).map(|i| (self.finished_scores[i], self.finished[i].clone(), self.is_finished[i])).collect();
+        let mut pool: Vec<(f32, Vec<u32>, bool)> = (0..n)
+            .map(|i| {
+                (
+                    self.finished_scores[i],
+                    self.finished[i].clone(),
+                    self.is_finished[i],
+                )
+            })
+            .collect();
         for (i, ((score, _, seq), &hit)) in candidates.iter().zip(&hits).enumerate() {
             let mut s = score / divisor;
             if all_finished && cfg.early_stopping == EarlyStopping::True {
@@ -205,9 +235,13 @@ impl Beams {
             finished_scores.push(pool[i].0);
             is_finished.push(pool[i].2);
         }
-        (self.finished, self.finished_scores, self.is_finished) = (finished, finished_scores, is_finished);
+        (self.finished, self.finished_scores, self.is_finished) =
+            (finished, finished_scores, is_finished);
         // g. next iteration's beams, cache order and stopping condition.
-        self.cache_rows = next.iter().map(|&(_, i)| self.logits_row[candidates[i].1]).collect();
+        self.cache_rows = next
+            .iter()
+            .map(|&(_, i)| self.logits_row[candidates[i].1])
+            .collect();
         self.running = next.iter().map(|&(_, i)| candidates[i].2.clone()).collect();
         self.running_scores = next.iter().map(|&(s, _)| s).collect();
         self.logits_row = (0..n).collect();
@@ -217,11 +251,20 @@ impl Beams {
         } else {
             cur_len - prompt_len
         };
-        let best_possible = self.running_scores[0] / (best_len as f64).powf(cfg.length_penalty as f64) as f32;
-        let worst_finished = self.finished_scores.iter().copied().fold(f32::INFINITY, f32::min);
+        let best_possible =
+            self.running_scores[0] / (best_len as f64).powf(cfg.length_penalty as f64) as f32;
+        let worst_finished = self
+            .finished_scores
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min);
         self.early_stop_unsatisfied = self.early_stop_unsatisfied
-            && self.is_finished.iter().any(|&f| best_possible > if f { worst_finished } else { NEG_LARGE });
-        let open_beam = !(self.is_finished.iter().all(|&f| f) && cfg.early_stopping == EarlyStopping::True);
+            && self
+                .is_finished
+                .iter()
+                .any(|&f| best_possible > if f { worst_finished } else { NEG_LARGE });
+        let open_beam =
+            !(self.is_finished.iter().all(|&f| f) && cfg.early_stopping == EarlyStopping::True);
         let valid_continuations = !hits.iter().all(|&h| h);
         self.done = !(self.early_stop_unsatisfied && open_beam && valid_continuations);
     }
@@ -266,7 +309,11 @@ fn banned_ngram_tokens(sequence: &[u32], n: usize) -> Vec<u32> {
         return Vec::new();
     }
     let prefix = &sequence[len + 1 - n..];
-    sequence.windows(n).filter(|w| &w[..n - 1] == prefix).map(|w| w[n - 1]).collect()
+    sequence
+        .windows(n)
+        .filter(|w| &w[..n - 1] == prefix)
+        .map(|w| w[n - 1])
+        .collect()
 }
 
 /// `x - max - log(Σ exp(x - max))`, torch's log-softmax.
@@ -317,6 +364,9 @@ mod tests {
 
     #[test]
     fn top_k_is_sorted_and_stable() {
-        assert_eq!(top_k(&[1.0, 3.0, 3.0, f32::NEG_INFINITY, 2.0], 3), vec![(3.0, 1), (3.0, 2), (2.0, 4)]);
+        assert_eq!(
+            top_k(&[1.0, 3.0, 3.0, f32::NEG_INFINITY, 2.0], 3),
+            vec![(3.0, 1), (3.0, 2), (2.0, 4)]
+        );
     }
 }

@@ -26,12 +26,21 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 impl RgbImage {
     pub fn new(width: u32, height: u32, pixels: Vec<u8>) -> Result<Self> {
         if width == 0 || height == 0 {
-            return Err(Error::Image(format!("{width}x{height} image has no pixels")));
+            return Err(Error::Image(format!(
+                "{width}x{height} image has no pixels"
+            )));
         }
         if pixels.len() as u64 != width as u64 * height as u64 * 3 {
-            return Err(Error::Image(format!("{} bytes for a {width}x{height} RGB image", pixels.len())));
+            return Err(Error::Image(format!(
+                "{} bytes for a {width}x{height} RGB image",
+                pixels.len()
+            )));
         }
-        Ok(RgbImage { width, height, pixels })
+        Ok(RgbImage {
+            width,
+            height,
+            pixels,
+        })
     }
 
     /// Decodes PNG or JPEG bytes to RGB (alpha dropped, grey expanded, as PIL's `convert("RGB")`).
@@ -39,14 +48,20 @@ impl RgbImage {
         let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| Error::Image(format!("cannot read the image: {e}")))?;
-        let (w, h) = reader.into_dimensions().map_err(|e| Error::Image(format!("cannot decode the image: {e}")))?;
+        let (w, h) = reader
+            .into_dimensions()
+            .map_err(|e| Error::Image(format!("cannot decode the image: {e}")))?;
         if w as u64 * h as u64 > MAX_PIXELS {
-            return Err(Error::Image(format!("{w}x{h} image is larger than {MAX_PIXELS} pixels")));
+            return Err(Error::Image(format!(
+                "{w}x{h} image is larger than {MAX_PIXELS} pixels"
+            )));
         }
         let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| Error::Image(format!("cannot read the image: {e}")))?;
-        let img = reader.decode().map_err(|e| Error::Image(format!("cannot decode the image: {e}")))?;
+        let img = reader
+            .decode()
+            .map_err(|e| Error::Image(format!("cannot decode the image: {e}")))?;
         let rgb = img.to_rgb8();
         RgbImage::new(rgb.width(), rgb.height(), rgb.into_raw())
     }
@@ -64,7 +79,10 @@ impl RgbImage {
         let vertical = Coefficients::new(h0, h1);
         // Pillow's horizontal pass only computes the rows the vertical pass will read.
         let (first_row, last_row) = if h1 != h0 {
-            (vertical.bounds[0].0, vertical.bounds[h1 - 1].0 + vertical.bounds[h1 - 1].1)
+            (
+                vertical.bounds[0].0,
+                vertical.bounds[h1 - 1].0 + vertical.bounds[h1 - 1].1,
+            )
         } else {
             (0, h0)
         };
@@ -132,9 +150,16 @@ impl RgbImage {
 
     /// [`RgbImage::pixel_values`] as a `[1, 3, H, W]` tensor.
     pub fn to_tensor(&self, c: &ImageProcessorConfig, device: &Device) -> Result<Tensor<4>> {
-        let (h, w) = if c.do_resize { (c.height, c.width) } else { (self.height, self.width) };
+        let (h, w) = if c.do_resize {
+            (c.height, c.width)
+        } else {
+            (self.height, self.width)
+        };
         let values = self.pixel_values(c)?;
-        Ok(Tensor::from_data(TensorData::new(values, [1, 3, h as usize, w as usize]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(values, [1, 3, h as usize, w as usize]),
+            device,
+        ))
     }
 }
 
@@ -179,11 +204,19 @@ impl Coefficients {
             for (x, kx) in k.iter().enumerate().take(taps) {
                 let w = if total != 0.0 { kx / total } else { *kx };
                 let fixed = w * (1u32 << PRECISION_BITS) as f64;
-                weights[xx * stride + x] = if w < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+                weights[xx * stride + x] = if w < 0.0 {
+                    (fixed - 0.5) as i32
+                } else {
+                    (fixed + 0.5) as i32
+                };
             }
             bounds.push((xmin, taps));
         }
-        Coefficients { bounds, weights, stride }
+        Coefficients {
+            bounds,
+            weights,
+            stride,
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::bart::{Decoder, DecoderCache, Encoder};
 use crate::config::{Florence2Config, GenerationConfig};
-use crate::generation::Search;
 use crate::error::{Error, Result};
+use crate::generation::Search;
 use crate::projector::Projector;
 use crate::safetensors_file::SafetensorsFile;
 use crate::vision::{DaVit, Recorder};
@@ -31,7 +31,11 @@ pub struct Florence2Model {
 
 impl Florence2Model {
     /// Loads `model.safetensors` (from any `Read + Seek` source) for `config`, on `device`.
-    pub fn load<R: Read + Seek>(config: Florence2Config, checkpoint: R, device: &Device) -> Result<Self> {
+    pub fn load<R: Read + Seek>(
+        config: Florence2Config,
+        checkpoint: R,
+        device: &Device,
+    ) -> Result<Self> {
         let mut w = Weights::new(SafetensorsFile::open(checkpoint)?, device)?;
         let t = &config.text_config;
         let vision = DaVit::load(&mut w, &config.vision_config)?;
@@ -42,7 +46,17 @@ impl Florence2Model {
         let decoder = Decoder::load(&mut w, t)?;
         let layout = w.layout();
         w.finish()?;
-        Ok(Florence2Model { config, layout, device: device.clone(), vision, projector, embed_tokens, lm_head, encoder, decoder })
+        Ok(Florence2Model {
+            config,
+            layout,
+            device: device.clone(),
+            vision,
+            projector,
+            embed_tokens,
+            lm_head,
+            encoder,
+            decoder,
+        })
     }
 
     pub fn config(&self) -> &Florence2Config {
@@ -58,11 +72,17 @@ impl Florence2Model {
     }
 
     /// DaViT's last feature map `[1, C, H/32, W/32]`; `record` receives the intermediates.
-    pub fn vision_features(&self, pixel_values: Tensor<4>, record: Recorder<'_>) -> Result<Tensor<4>> {
+    pub fn vision_features(
+        &self,
+        pixel_values: Tensor<4>,
+        record: Recorder<'_>,
+    ) -> Result<Tensor<4>> {
         let [_, c, h, w] = pixel_values.dims();
         let want = self.config.vision_config.in_channels;
         if c != want || h == 0 || w == 0 {
-            return Err(Error::Input(format!("pixel values are {c}x{h}x{w}, the model takes {want} channels")));
+            return Err(Error::Input(format!(
+                "pixel values are {c}x{h}x{w}, the model takes {want} channels"
+            )));
         }
         Ok(self.vision.forward(pixel_values, record))
     }
@@ -76,50 +96,86 @@ impl Florence2Model {
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor<3>> {
         let vocab = self.config.text_config.vocab_size;
         if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::Input(format!("token id {bad} is outside the vocabulary ({vocab})")));
+            return Err(Error::Input(format!(
+                "token id {bad} is outside the vocabulary ({vocab})"
+            )));
         }
         let idx: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [ids.len()]), &self.device);
-        let x = self.embed_tokens.clone().select(0, idx).unsqueeze_dim::<3>(0);
-        Ok(if self.config.text_config.scale_embedding { x * (self.config.text_config.d_model as f64).sqrt() } else { x })
+        let x = self
+            .embed_tokens
+            .clone()
+            .select(0, idx)
+            .unsqueeze_dim::<3>(0);
+        Ok(if self.config.text_config.scale_embedding {
+            x * (self.config.text_config.d_model as f64).sqrt()
+        } else {
+            x
+        })
     }
 
     /// The encoder's input: image features followed by the prompt's embeddings (the original
     /// processor's layout; the native one's `<image>` placeholders all come first, which is
     /// the same).
-    pub fn inputs_embeds(&self, image_features: Tensor<3>, prompt_ids: &[u32]) -> Result<Tensor<3>> {
-        Ok(Tensor::cat(vec![image_features, self.embed(prompt_ids)?], 1))
+    pub fn inputs_embeds(
+        &self,
+        image_features: Tensor<3>,
+        prompt_ids: &[u32],
+    ) -> Result<Tensor<3>> {
+        Ok(Tensor::cat(
+            vec![image_features, self.embed(prompt_ids)?],
+            1,
+        ))
     }
 
     /// The encoder's input for native-layout `input_ids`: the image features replace the
     /// `<image>` placeholders, in order, wherever they are.
-    pub fn inputs_embeds_with_placeholders(&self, image_features: Tensor<3>, input_ids: &[u32]) -> Result<Tensor<3>> {
+    pub fn inputs_embeds_with_placeholders(
+        &self,
+        image_features: Tensor<3>,
+        input_ids: &[u32],
+    ) -> Result<Tensor<3>> {
         let image_token = self.config.image_token_id.ok_or_else(|| {
             Error::Input("this config has no image_token_id; put the image features before the prompt instead".into())
         })?;
         let [_, n_features, _] = image_features.dims();
         let n_placeholders = input_ids.iter().filter(|&&id| id == image_token).count();
         if n_placeholders != n_features {
-            return Err(Error::Input(format!("{n_placeholders} <image> tokens for {n_features} image features")));
+            return Err(Error::Input(format!(
+                "{n_placeholders} <image> tokens for {n_features} image features"
+            )));
         }
-        let text: Vec<u32> = input_ids.iter().copied().filter(|&id| id != image_token).collect();
+        let text: Vec<u32> = input_ids
+            .iter()
+            .copied()
+            .filter(|&id| id != image_token)
+            .collect();
         // Rows of [image features; text embeddings] in input order.
         let (mut next_image, mut next_text) = (0i64, n_features as i64);
         let order: Vec<i64> = input_ids
             .iter()
             .map(|&id| {
-                let counter = if id == image_token { &mut next_image } else { &mut next_text };
+                let counter = if id == image_token {
+                    &mut next_image
+                } else {
+                    &mut next_text
+                };
                 *counter += 1;
                 *counter - 1
             })
             .collect();
         let all = Tensor::cat(vec![image_features, self.embed(&text)?], 1);
-        let order = Tensor::<1, Int>::from_data(TensorData::new(order, [input_ids.len()]), &self.device);
+        let order =
+            Tensor::<1, Int>::from_data(TensorData::new(order, [input_ids.len()]), &self.device);
         Ok(all.select(1, order))
     }
 
     /// BART encoder over `inputs_embeds` `[1, len, d]`.
-    pub fn encode(&self, inputs_embeds: Tensor<3>, record: Option<&mut dyn FnMut(usize, &Tensor<3>)>) -> Result<Tensor<3>> {
+    pub fn encode(
+        &self,
+        inputs_embeds: Tensor<3>,
+        record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
+    ) -> Result<Tensor<3>> {
         self.encoder.forward(inputs_embeds, record)
     }
 
@@ -137,10 +193,15 @@ impl Florence2Model {
         record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
     ) -> Result<Tensor<3>> {
         if rows == 0 || tokens.len() % rows != 0 {
-            return Err(Error::Input(format!("{} decoder tokens do not split into {rows} rows", tokens.len())));
+            return Err(Error::Input(format!(
+                "{} decoder tokens do not split into {rows} rows",
+                tokens.len()
+            )));
         }
         let t = tokens.len() / rows;
-        let embeds = self.embed(tokens)?.reshape([rows, t, self.config.text_config.d_model]);
+        let embeds = self
+            .embed(tokens)?
+            .reshape([rows, t, self.config.text_config.d_model]);
         self.decoder.forward(embeds, cache, record)
     }
 
@@ -192,5 +253,7 @@ impl Florence2Model {
 
 /// A tensor's values as f32, row-major (reads it back from the device).
 pub fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
 }

@@ -20,9 +20,19 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+    pub fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
         let weight_t = w.transposed(&format!("{prefix}.weight"), [d_out, d_in])?;
-        let bias = if bias { Some(w.tensor(&format!("{prefix}.bias"), [d_out])?) } else { None };
+        let bias = if bias {
+            Some(w.tensor(&format!("{prefix}.bias"), [d_out])?)
+        } else {
+            None
+        };
         Ok(Linear { weight_t, bias })
     }
 
@@ -62,7 +72,10 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, dim: usize) -> Result<Self> {
-        Ok(LayerNorm { weight: w.tensor(&format!("{prefix}.weight"), [dim])?, bias: w.tensor(&format!("{prefix}.bias"), [dim])? })
+        Ok(LayerNorm {
+            weight: w.tensor(&format!("{prefix}.weight"), [dim])?,
+            bias: w.tensor(&format!("{prefix}.bias"), [dim])?,
+        })
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
@@ -70,12 +83,19 @@ impl LayerNorm {
         {
             let dims = x.dims();
             let dim = dims[D - 1];
-            let x2: Tensor<2> = x.clone().reshape([x.shape().num_elements() / dim.max(1), dim]);
+            let x2: Tensor<2> = x
+                .clone()
+                .reshape([x.shape().num_elements() / dim.max(1), dim]);
             if let Some(y) = crate::cpu::layer_norm(&x2, &self.weight, &self.bias, LAYER_NORM_EPS) {
                 return y.reshape(dims);
             }
         }
-        layer_norm(x, self.weight.clone(), Some(self.bias.clone()), LAYER_NORM_EPS)
+        layer_norm(
+            x,
+            self.weight.clone(),
+            Some(self.bias.clone()),
+            LAYER_NORM_EPS,
+        )
     }
 }
 
@@ -100,7 +120,10 @@ impl Conv2d {
         groups: usize,
     ) -> Result<Self> {
         Ok(Conv2d {
-            weight: w.tensor(&format!("{prefix}.weight"), [c_out, c_in / groups, kernel, kernel])?,
+            weight: w.tensor(
+                &format!("{prefix}.weight"),
+                [c_out, c_in / groups, kernel, kernel],
+            )?,
             bias: w.tensor(&format!("{prefix}.bias"), [c_out])?,
             options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], groups),
         })
@@ -108,7 +131,12 @@ impl Conv2d {
 
     /// `x`: `[batch, c_in, h, w]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(x, self.weight.clone(), Some(self.bias.clone()), self.options.clone())
+        conv2d(
+            x,
+            self.weight.clone(),
+            Some(self.bias.clone()),
+            self.options.clone(),
+        )
     }
 }
 
@@ -135,6 +163,10 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: b
     if let Some(out) = crate::cpu::attention(&q, &k, &v, scale as f32, causal) {
         return out;
     }
-    let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), is_causal: causal, ..Default::default() };
+    let options = burn::tensor::ops::AttentionModuleOptions {
+        scale: Some(scale),
+        is_causal: causal,
+        ..Default::default()
+    };
     burn::tensor::module::attention(q, k, v, None, None, options)
 }

@@ -63,9 +63,15 @@ impl Report {
             .map(|(name, o)| {
                 let verdict = if o.ok() { "ok" } else { "FAIL" };
                 match o {
-                    Outcome::Values { max_abs_err, .. } => format!("{name:<40} max_abs_err {max_abs_err:.3e}  {verdict}"),
-                    Outcome::Ids { ours, golden } if ours == golden => format!("{name:<40} ids identical ({})  {verdict}", ours.len()),
-                    Outcome::Ids { ours, golden } => format!("{name:<40} ids differ: ours {ours:?} golden {golden:?}  {verdict}"),
+                    Outcome::Values { max_abs_err, .. } => {
+                        format!("{name:<40} max_abs_err {max_abs_err:.3e}  {verdict}")
+                    }
+                    Outcome::Ids { ours, golden } if ours == golden => {
+                        format!("{name:<40} ids identical ({})  {verdict}", ours.len())
+                    }
+                    Outcome::Ids { ours, golden } => {
+                        format!("{name:<40} ids differ: ours {ours:?} golden {golden:?}  {verdict}")
+                    }
                     Outcome::Failed(why) => format!("{name:<40} {why}  {verdict}"),
                     Outcome::Skipped(why) => format!("{name:<40} skipped: {why}"),
                 }
@@ -75,12 +81,24 @@ impl Report {
 }
 
 /// Compares `ours` with `golden` (same shape required).
-pub fn compare(ours: &[f32], our_shape: &[usize], golden: &[f32], golden_shape: &[usize]) -> Outcome {
+pub fn compare(
+    ours: &[f32],
+    our_shape: &[usize],
+    golden: &[f32],
+    golden_shape: &[usize],
+) -> Outcome {
     if our_shape != golden_shape {
         return Outcome::Failed(format!("shape {our_shape:?}, golden {golden_shape:?}"));
     }
-    let max_abs_err = ours.iter().zip(golden).map(|(a, b)| (a - b).abs()).fold(0.0f32, |m, e| if e.is_nan() { f32::NAN } else { m.max(e) });
-    Outcome::Values { max_abs_err, ok: max_abs_err <= TOLERANCE }
+    let max_abs_err = ours
+        .iter()
+        .zip(golden)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |m, e| if e.is_nan() { f32::NAN } else { m.max(e) });
+    Outcome::Values {
+        max_abs_err,
+        ok: max_abs_err <= TOLERANCE,
+    }
 }
 
 /// The golden tensors, read on demand.
@@ -101,10 +119,17 @@ impl<R: Read + Seek> Golden<R> {
 
 /// Runs every check of a golden folder. `config`, `checkpoint` and `golden` are the folder's
 /// `config.json`, `model.safetensors` and `golden.safetensors`.
-pub fn run<R: Read + Seek, G: Read + Seek>(config: &[u8], checkpoint: R, golden: G, device: &Device) -> Result<Report> {
+pub fn run<R: Read + Seek, G: Read + Seek>(
+    config: &[u8],
+    checkpoint: R,
+    golden: G,
+    device: &Device,
+) -> Result<Report> {
     let config = Florence2Config::from_json(config)?;
     let model = Florence2Model::load(config.clone(), checkpoint, device)?;
-    let mut golden = Golden { file: SafetensorsFile::open(golden)? };
+    let mut golden = Golden {
+        file: SafetensorsFile::open(golden)?,
+    };
     let mut report = Report::default();
     // What each golden tensor is, for the ones produced below.
     let mut produced: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
@@ -112,10 +137,19 @@ pub fn run<R: Read + Seek, G: Read + Seek>(config: &[u8], checkpoint: R, golden:
     // Preprocessing: the golden image is already the model's input size (no resize).
     let (img_shape, img) = golden.file.read_i64("image_u8_hwc")?;
     let [h, w, 3] = img_shape[..] else {
-        return Err(Error::Input(format!("image_u8_hwc has shape {img_shape:?}, expected [H, W, 3]")));
+        return Err(Error::Input(format!(
+            "image_u8_hwc has shape {img_shape:?}, expected [H, W, 3]"
+        )));
     };
-    let rgb = RgbImage::new(w as u32, h as u32, img.iter().map(|&v| v.clamp(0, 255) as u8).collect())?;
-    let no_resize = ImageProcessorConfig { do_resize: false, ..ImageProcessorConfig::default() };
+    let rgb = RgbImage::new(
+        w as u32,
+        h as u32,
+        img.iter().map(|&v| v.clamp(0, 255) as u8).collect(),
+    )?;
+    let no_resize = ImageProcessorConfig {
+        do_resize: false,
+        ..ImageProcessorConfig::default()
+    };
     let ours = rgb.pixel_values(&no_resize)?;
     produced.insert("pixel_values".into(), (vec![1, 3, h, w], ours));
 
@@ -134,11 +168,20 @@ pub fn run<R: Read + Seek, G: Read + Seek>(config: &[u8], checkpoint: R, golden:
 
     // Encoder input: the native layout's placeholders, or (original layout) features first.
     let inputs_embeds = match config.image_token_id {
-        Some(_) => model.inputs_embeds_with_placeholders(image_features, &to_u32(&golden.ids("input_ids")?)?)?,
-        None => model.inputs_embeds(image_features, &to_u32(&golden.ids("text_only_input_ids")?)?)?,
+        Some(_) => model
+            .inputs_embeds_with_placeholders(image_features, &to_u32(&golden.ids("input_ids")?)?)?,
+        None => model.inputs_embeds(
+            image_features,
+            &to_u32(&golden.ids("text_only_input_ids")?)?,
+        )?,
     };
-    if golden.file.contains("attention_mask") && golden.ids("attention_mask")?.iter().any(|&m| m != 1) {
-        report.push("attention_mask", Outcome::Failed("padding (a mask with zeros) is not supported".into()));
+    if golden.file.contains("attention_mask")
+        && golden.ids("attention_mask")?.iter().any(|&m| m != 1)
+    {
+        report.push(
+            "attention_mask",
+            Outcome::Failed("padding (a mask with zeros) is not supported".into()),
+        );
     }
     produced.insert("inputs_embeds".into(), grab(&inputs_embeds)?);
     let mut enc_states: Vec<Tensor<3>> = Vec::new();
@@ -170,11 +213,25 @@ pub fn run<R: Read + Seek, G: Read + Seek>(config: &[u8], checkpoint: R, golden:
     if golden.file.contains("greedy_ids") {
         let n = golden.ids("greedy_ids")?.len().saturating_sub(1);
         // Plain argmax for exactly n steps: no processors, no stop at EOS.
-        id_checks.push(("greedy_ids", GenerationConfig { eos_token_id: None, max_new_tokens: n, ..base.clone() }));
+        id_checks.push((
+            "greedy_ids",
+            GenerationConfig {
+                eos_token_id: None,
+                max_new_tokens: n,
+                ..base.clone()
+            },
+        ));
     }
     if golden.file.contains("generate_ids") {
         let n = golden.ids("generate_ids")?.len().saturating_sub(1);
-        id_checks.push(("generate_ids", GenerationConfig { max_new_tokens: n, min_new_tokens: n, ..base.clone() }));
+        id_checks.push((
+            "generate_ids",
+            GenerationConfig {
+                max_new_tokens: n,
+                min_new_tokens: n,
+                ..base.clone()
+            },
+        ));
     }
     if golden.file.contains("beam3_ngram3_ids") {
         let n = golden.ids("beam3_ngram3_ids")?.len().saturating_sub(1);
@@ -195,15 +252,30 @@ pub fn run<R: Read + Seek, G: Read + Seek>(config: &[u8], checkpoint: R, golden:
         let mut step_logits: Vec<f32> = Vec::new();
         let mut on_logits = |l: &[f32]| step_logits.extend_from_slice(l);
         let ids = model.generate(&encoder_hidden, &cfg, Some(&mut on_logits))?;
-        report.push(name, Outcome::Ids { ours: ids.iter().map(|&i| i as i64).collect(), golden: golden.ids(name)? });
+        report.push(
+            name,
+            Outcome::Ids {
+                ours: ids.iter().map(|&i| i as i64).collect(),
+                golden: golden.ids(name)?,
+            },
+        );
         if name == "greedy_ids" {
             let steps = step_logits.len() / vocab;
-            produced.insert("greedy_step_logits".into(), (vec![1, steps, vocab], step_logits));
+            produced.insert(
+                "greedy_step_logits".into(),
+                (vec![1, steps, vocab], step_logits),
+            );
         }
     }
 
     // Compare everything produced with its golden, in the golden file's order of names.
-    let inputs = ["image_u8_hwc", "input_ids", "text_only_input_ids", "attention_mask", "decoder_input_ids"];
+    let inputs = [
+        "image_u8_hwc",
+        "input_ids",
+        "text_only_input_ids",
+        "attention_mask",
+        "decoder_input_ids",
+    ];
     let names: Vec<String> = golden.file.names().map(str::to_owned).collect();
     for name in names {
         if inputs.contains(&name.as_str()) || report.items.iter().any(|(n, _)| *n == name) {
@@ -226,11 +298,21 @@ fn grab<const D: usize>(t: &Tensor<D>) -> Result<(Vec<usize>, Vec<f32>)> {
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor<D>> {
     if shape.len() != D {
-        return Err(Error::Input(format!("golden tensor has shape {shape:?}, expected rank {D}")));
+        return Err(Error::Input(format!(
+            "golden tensor has shape {shape:?}, expected rank {D}"
+        )));
     }
-    Ok(Tensor::from_data(TensorData::new(values, shape.to_vec()), device))
+    Ok(Tensor::from_data(
+        TensorData::new(values, shape.to_vec()),
+        device,
+    ))
 }
 
 fn to_u32(ids: &[i64]) -> Result<Vec<u32>> {
-    ids.iter().map(|&i| u32::try_from(i).map_err(|_| Error::Input(format!("token id {i} is negative or too large")))).collect()
+    ids.iter()
+        .map(|&i| {
+            u32::try_from(i)
+                .map_err(|_| Error::Input(format!("token id {i} is negative or too large")))
+        })
+        .collect()
 }

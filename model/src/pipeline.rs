@@ -65,7 +65,12 @@ impl Florence2 {
         };
         let tokenizer = Tokenizer::from_bytes(&files.tokenizer)?;
         let model = Florence2Model::load(config, files.checkpoint, device)?;
-        Ok(Florence2 { model, tokenizer, generation, image_processor })
+        Ok(Florence2 {
+            model,
+            tokenizer,
+            generation,
+            image_processor,
+        })
     }
 
     /// The prompt's ids: the task's natural-language prompt (crate `florence2`) tokenized
@@ -87,12 +92,24 @@ impl Florence2 {
         g
     }
 
-    pub fn run(&self, image: &RgbImage, task: Task, text: Option<&str>, options: RunOptions) -> Result<RunOutput> {
+    pub fn run(
+        &self,
+        image: &RgbImage,
+        task: Task,
+        text: Option<&str>,
+        options: RunOptions,
+    ) -> Result<RunOutput> {
         self.run_with(image, task, text, self.generation_config(options))
     }
 
     /// [`Florence2::run`] with a complete generation config.
-    pub fn run_with(&self, image: &RgbImage, task: Task, text: Option<&str>, generation: GenerationConfig) -> Result<RunOutput> {
+    pub fn run_with(
+        &self,
+        image: &RgbImage,
+        task: Task,
+        text: Option<&str>,
+        generation: GenerationConfig,
+    ) -> Result<RunOutput> {
         let prompt_ids = self.prompt_ids(task, text)?;
         let device = self.model.device();
         let pixel_values = image.to_tensor(&self.image_processor, device)?;
@@ -113,6 +130,13 @@ impl Florence2 {
             source: Source::Local,
             usage: None,
         };
-        Ok(RunOutput { result, prompt_ids, image_tokens, generated_ids, decoded, answer })
+        Ok(RunOutput {
+            result,
+            prompt_ids,
+            image_tokens,
+            generated_ids,
+            decoded,
+            answer,
+        })
     }
 }

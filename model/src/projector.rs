@@ -27,10 +27,25 @@ impl Projector {
         let p = "model.multi_modal_projector";
         let rows = c.max_position_embeddings;
         Ok(Projector {
-            row_embeddings: w.tensor(&format!("{p}.image_position_embed.row_embeddings.weight"), [rows, dim / 2])?,
-            column_embeddings: w.tensor(&format!("{p}.image_position_embed.column_embeddings.weight"), [rows, dim - dim / 2])?,
-            temporal: w.tensor(&format!("{p}.visual_temporal_embed.pos_idx_to_embed"), [c.max_temporal_embeddings, dim])?,
-            image_projection: Linear::load(w, &format!("{p}.image_projection"), dim, c.projection_dim, false)?,
+            row_embeddings: w.tensor(
+                &format!("{p}.image_position_embed.row_embeddings.weight"),
+                [rows, dim / 2],
+            )?,
+            column_embeddings: w.tensor(
+                &format!("{p}.image_position_embed.column_embeddings.weight"),
+                [rows, dim - dim / 2],
+            )?,
+            temporal: w.tensor(
+                &format!("{p}.visual_temporal_embed.pos_idx_to_embed"),
+                [c.max_temporal_embeddings, dim],
+            )?,
+            image_projection: Linear::load(
+                w,
+                &format!("{p}.image_projection"),
+                dim,
+                c.projection_dim,
+                false,
+            )?,
             image_proj_norm: LayerNorm::load(w, &format!("{p}.image_proj_norm"), c.projection_dim)?,
             table_len: rows,
         })
@@ -46,13 +61,25 @@ impl Projector {
             )));
         }
         // pos[y, x] = [column_embedding(x), row_embedding(y)]
-        let columns = self.column_embeddings.clone().slice(s![0..w]).unsqueeze_dim::<3>(0).expand([h, w, c - c / 2]);
-        let rows = self.row_embeddings.clone().slice(s![0..h]).unsqueeze_dim::<3>(1).expand([h, w, c / 2]);
+        let columns = self
+            .column_embeddings
+            .clone()
+            .slice(s![0..w])
+            .unsqueeze_dim::<3>(0)
+            .expand([h, w, c - c / 2]);
+        let rows = self
+            .row_embeddings
+            .clone()
+            .slice(s![0..h])
+            .unsqueeze_dim::<3>(1)
+            .expand([h, w, c / 2]);
         let pos = Tensor::cat(vec![columns, rows], 2).reshape([1, h * w, c]);
         let temporal = self.temporal.clone().slice(s![0..1]).unsqueeze_dim::<3>(0);
         let tokens = features.flatten::<3>(2, 3).swap_dims(1, 2) + pos + temporal;
         let spatial = tokens.clone().mean_dim(1);
         let pooled = Tensor::cat(vec![spatial, tokens], 1);
-        Ok(self.image_proj_norm.forward(self.image_projection.forward(pooled)))
+        Ok(self
+            .image_proj_norm
+            .forward(self.image_projection.forward(pooled)))
     }
 }

@@ -30,20 +30,30 @@ impl<R: Read + Seek> SafetensorsFile<R> {
     /// Reads and validates the header: offsets must tile the data section exactly and the
     /// source must be long enough to hold it (a truncated download fails here, not later).
     pub fn open(mut reader: R) -> Result<Self> {
-        let total = reader.seek(SeekFrom::End(0)).map_err(|e| Error::io("reading the checkpoint", e))?;
-        reader.seek(SeekFrom::Start(0)).map_err(|e| Error::io("reading the checkpoint", e))?;
-        let mut len_bytes = [0u8; 8];
+        let total = reader
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io("reading the checkpoint", e))?;
         reader
-            .read_exact(&mut len_bytes)
-            .map_err(|_| Error::Checkpoint(format!("file of {total} bytes is too short for a safetensors header")))?;
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("reading the checkpoint", e))?;
+        let mut len_bytes = [0u8; 8];
+        reader.read_exact(&mut len_bytes).map_err(|_| {
+            Error::Checkpoint(format!(
+                "file of {total} bytes is too short for a safetensors header"
+            ))
+        })?;
         let header_len = u64::from_le_bytes(len_bytes);
         if header_len > MAX_HEADER_BYTES || header_len > total.saturating_sub(8) {
-            return Err(Error::Checkpoint(format!("header length {header_len} does not fit a file of {total} bytes")));
+            return Err(Error::Checkpoint(format!(
+                "header length {header_len} does not fit a file of {total} bytes"
+            )));
         }
         let mut header = vec![0u8; header_len as usize];
-        reader.read_exact(&mut header).map_err(|e| Error::io("reading the safetensors header", e))?;
-        let metadata: Metadata =
-            serde_json::from_slice(&header).map_err(|e| Error::Checkpoint(format!("invalid safetensors header: {e}")))?;
+        reader
+            .read_exact(&mut header)
+            .map_err(|e| Error::io("reading the safetensors header", e))?;
+        let metadata: Metadata = serde_json::from_slice(&header)
+            .map_err(|e| Error::Checkpoint(format!("invalid safetensors header: {e}")))?;
         let data_start = 8 + header_len;
         let data_len = metadata.data_len() as u64;
         if data_start + data_len > total {
@@ -53,8 +63,16 @@ impl<R: Read + Seek> SafetensorsFile<R> {
                 total - data_start
             )));
         }
-        let infos = metadata.tensors().into_iter().map(|(name, info)| (name, info.clone())).collect();
-        Ok(SafetensorsFile { reader, data_start, infos })
+        let infos = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name, info.clone()))
+            .collect();
+        Ok(SafetensorsFile {
+            reader,
+            data_start,
+            infos,
+        })
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -71,7 +89,9 @@ impl<R: Read + Seek> SafetensorsFile<R> {
 
     /// The raw little-endian bytes of a tensor, with its dtype and shape.
     pub fn read_raw(&mut self, name: &str) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
-        let info = self.infos.get(name).ok_or_else(|| Error::MissingTensor { name: name.to_owned() })?;
+        let info = self.infos.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_owned(),
+        })?;
         let (begin, end) = info.data_offsets;
         let mut bytes = vec![0u8; end - begin];
         self.reader
@@ -94,10 +114,21 @@ impl<R: Read + Seek> SafetensorsFile<R> {
         let (dtype, shape, bytes) = self.read_raw(name)?;
         // `chunks_exact(n)` yields slices of exactly n bytes, so the array conversions cannot fail.
         let values = match dtype {
-            Dtype::I64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect(),
-            Dtype::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("chunks of 4")) as i64).collect(),
+            Dtype::I64 => bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                .collect(),
+            Dtype::I32 => bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().expect("chunks of 4")) as i64)
+                .collect(),
             Dtype::U8 => bytes.iter().map(|&b| b as i64).collect(),
-            other => return Err(Error::TensorDtype { name: name.to_owned(), dtype: format!("{other:?}") }),
+            other => {
+                return Err(Error::TensorDtype {
+                    name: name.to_owned(),
+                    dtype: format!("{other:?}"),
+                });
+            }
         };
         Ok((shape, values))
     }
@@ -106,7 +137,10 @@ impl<R: Read + Seek> SafetensorsFile<R> {
 fn floats_to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     // `chunks_exact(n)` yields slices of exactly n bytes, so the array conversions cannot fail.
     Ok(match dtype {
-        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect(),
         Dtype::F16 => bytes
             .chunks_exact(2)
             .map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes")).to_f32())
@@ -115,7 +149,15 @@ fn floats_to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes(c.try_into().expect("2 bytes")).to_f32())
             .collect(),
-        Dtype::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
-        other => return Err(Error::TensorDtype { name: name.to_owned(), dtype: format!("{other:?}") }),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        other => {
+            return Err(Error::TensorDtype {
+                name: name.to_owned(),
+                dtype: format!("{other:?}"),
+            });
+        }
     })
 }

@@ -78,20 +78,45 @@ struct ConvEmbed {
 
 impl ConvEmbed {
     fn load<R: Read + Seek>(w: &mut Weights<R>, c: &VisionConfig, s: usize) -> Result<Self> {
-        let c_in = if s == 0 { c.in_channels } else { c.embed_dim[s - 1] };
+        let c_in = if s == 0 {
+            c.in_channels
+        } else {
+            c.embed_dim[s - 1]
+        };
         let c_out = c.embed_dim[s];
         let prefix = format!("model.vision_tower.convs.{s}");
         let pre_norm = c.patch_prenorm[s];
         Ok(ConvEmbed {
-            conv: Conv2d::load(w, &format!("{prefix}.conv"), c_in, c_out, c.patch_size[s], c.patch_stride[s], c.patch_padding[s], 1)?,
-            norm: LayerNorm::load(w, &format!("{prefix}.norm"), if pre_norm { c_in } else { c_out })?,
+            conv: Conv2d::load(
+                w,
+                &format!("{prefix}.conv"),
+                c_in,
+                c_out,
+                c.patch_size[s],
+                c.patch_stride[s],
+                c.patch_padding[s],
+                1,
+            )?,
+            norm: LayerNorm::load(
+                w,
+                &format!("{prefix}.norm"),
+                if pre_norm { c_in } else { c_out },
+            )?,
             pre_norm,
         })
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let channels_norm = |x: Tensor<4>| self.norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2]);
-        if self.pre_norm { self.conv.forward(channels_norm(x)) } else { channels_norm(self.conv.forward(x)) }
+        let channels_norm = |x: Tensor<4>| {
+            self.norm
+                .forward(x.permute([0, 2, 3, 1]))
+                .permute([0, 3, 1, 2])
+        };
+        if self.pre_norm {
+            self.conv.forward(channels_norm(x))
+        } else {
+            channels_norm(self.conv.forward(x))
+        }
     }
 }
 
@@ -117,7 +142,12 @@ struct BlockParts {
 }
 
 impl BlockParts {
-    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &VisionConfig, s: usize) -> Result<Self> {
+    fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        c: &VisionConfig,
+        s: usize,
+    ) -> Result<Self> {
         let dim = c.embed_dim[s];
         let hidden = c.mlp_hidden(s);
         Ok(BlockParts {
@@ -133,7 +163,11 @@ impl BlockParts {
     }
 
     /// Runs the block with `attn` on the normed tokens (`[b, h*w, c]`, plus `h`, `w`).
-    fn forward(&self, x: Tensor<4>, attn: impl Fn(Tensor<3>, usize, usize) -> Tensor<3>) -> Tensor<4> {
+    fn forward(
+        &self,
+        x: Tensor<4>,
+        attn: impl Fn(Tensor<3>, usize, usize) -> Tensor<3>,
+    ) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let x = self.conv1.forward(x.clone()) + x;
         let tokens = to_tokens(x);
@@ -158,11 +192,22 @@ struct SpatialBlock {
 }
 
 impl SpatialBlock {
-    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &VisionConfig, s: usize) -> Result<Self> {
+    fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        c: &VisionConfig,
+        s: usize,
+    ) -> Result<Self> {
         let dim = c.embed_dim[s];
         Ok(SpatialBlock {
             parts: BlockParts::load(w, prefix, c, s)?,
-            qkv: Linear::load(w, &format!("{prefix}.window_attn.qkv"), dim, 3 * dim, c.qkv_bias)?,
+            qkv: Linear::load(
+                w,
+                &format!("{prefix}.window_attn.qkv"),
+                dim,
+                3 * dim,
+                c.qkv_bias,
+            )?,
             proj: Linear::load(w, &format!("{prefix}.window_attn.proj"), dim, dim, true)?,
             num_heads: c.num_heads[s],
             window: c.window_size,
@@ -170,7 +215,8 @@ impl SpatialBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.parts.forward(x, |t, h, w| self.window_attention(t, h, w))
+        self.parts
+            .forward(x, |t, h, w| self.window_attention(t, h, w))
     }
 
     fn window_attention(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
@@ -179,20 +225,39 @@ impl SpatialBlock {
         let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
         let mut x = x.reshape([b, h, w, c]);
         if (hp, wp) != (h, w) {
-            x = x.pad([(0, 0), (0, hp - h), (0, wp - w), (0, 0)], burn::tensor::ops::PadMode::Constant(0.0));
+            x = x.pad(
+                [(0, 0), (0, hp - h), (0, wp - w), (0, 0)],
+                burn::tensor::ops::PadMode::Constant(0.0),
+            );
         }
         let (nh, nw) = (hp / ws, wp / ws);
-        let windows = x.reshape([b, nh, ws, nw, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b * nh * nw, ws * ws, c]);
+        let windows = x
+            .reshape([b, nh, ws, nw, ws, c])
+            .permute([0, 1, 3, 2, 4, 5])
+            .reshape([b * nh * nw, ws * ws, c]);
         let n = b * nh * nw;
         let t = ws * ws;
         let heads = self.num_heads;
         let hd = c / heads;
-        let qkv = self.qkv.forward(windows).reshape([n, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
+        let qkv = self
+            .qkv
+            .forward(windows)
+            .reshape([n, t, 3, heads, hd])
+            .permute([2, 0, 3, 1, 4]);
         let (q, k, v) = split_qkv(qkv);
-        let out = attention(q, k, v, (hd as f64).powf(-0.5), false).swap_dims(1, 2).reshape([n, t, c]);
+        let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
+            .swap_dims(1, 2)
+            .reshape([n, t, c]);
         let out = self.proj.forward(out);
-        let out = out.reshape([b, nh, nw, ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b, hp, wp, c]);
-        let out = if (hp, wp) != (h, w) { out.slice(s![.., 0..h, 0..w, ..]) } else { out };
+        let out = out
+            .reshape([b, nh, nw, ws, ws, c])
+            .permute([0, 1, 3, 2, 4, 5])
+            .reshape([b, hp, wp, c]);
+        let out = if (hp, wp) != (h, w) {
+            out.slice(s![.., 0..h, 0..w, ..])
+        } else {
+            out
+        };
         out.reshape([b, h * w, c])
     }
 }
@@ -207,11 +272,22 @@ struct ChannelBlock {
 }
 
 impl ChannelBlock {
-    fn load<R: Read + Seek>(w: &mut Weights<R>, prefix: &str, c: &VisionConfig, s: usize) -> Result<Self> {
+    fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        c: &VisionConfig,
+        s: usize,
+    ) -> Result<Self> {
         let dim = c.embed_dim[s];
         Ok(ChannelBlock {
             parts: BlockParts::load(w, prefix, c, s)?,
-            qkv: Linear::load(w, &format!("{prefix}.channel_attn.qkv"), dim, 3 * dim, c.qkv_bias)?,
+            qkv: Linear::load(
+                w,
+                &format!("{prefix}.channel_attn.qkv"),
+                dim,
+                3 * dim,
+                c.qkv_bias,
+            )?,
             proj: Linear::load(w, &format!("{prefix}.channel_attn.proj"), dim, dim, true)?,
             groups: c.num_groups[s],
         })
@@ -225,10 +301,16 @@ impl ChannelBlock {
         let [b, n, c] = x.dims();
         let g = self.groups;
         // [b, n, 3, g, c/g] → [3, b, g, c/g, n]
-        let qkv = self.qkv.forward(x).reshape([b, n, 3, g, c / g]).permute([2, 0, 3, 4, 1]);
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([b, n, 3, g, c / g])
+            .permute([2, 0, 3, 4, 1]);
         let (q, k, v) = split_qkv(qkv);
         // [b, g, c/g, n] → [b, n, g, c/g] → [b, n, c]
-        let out = attention(q, k, v, (n as f64).powf(-0.5), false).permute([0, 3, 1, 2]).reshape([b, n, c]);
+        let out = attention(q, k, v, (n as f64).powf(-0.5), false)
+            .permute([0, 3, 1, 2])
+            .reshape([b, n, c]);
         self.proj.forward(out)
     }
 }

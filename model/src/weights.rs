@@ -49,7 +49,12 @@ pub struct Weights<R> {
 impl<R: Read + Seek> Weights<R> {
     pub fn new(file: SafetensorsFile<R>, device: &Device) -> Result<Self> {
         let layout = detect_layout(&file)?;
-        Ok(Weights { file, layout, device: device.clone(), used: BTreeSet::new() })
+        Ok(Weights {
+            file,
+            layout,
+            device: device.clone(),
+            used: BTreeSet::new(),
+        })
     }
 
     pub fn layout(&self) -> Layout {
@@ -74,15 +79,29 @@ impl<R: Read + Seek> Weights<R> {
     }
 
     /// Like [`Weights::tensor`], for a tensor that may be absent (an optional bias).
-    pub fn optional<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Option<Tensor<D>>> {
-        if self.file.contains(&self.stored_name(name)) { self.tensor(name, shape).map(Some) } else { Ok(None) }
+    pub fn optional<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Option<Tensor<D>>> {
+        if self.file.contains(&self.stored_name(name)) {
+            self.tensor(name, shape).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// The token embedding table `[vocab, d_model]`, under any of its tied names.
     pub fn embedding(&mut self, shape: [usize; 2]) -> Result<Tensor<2>> {
-        let stored: Vec<&str> = EMBED_ALIASES.iter().copied().filter(|n| self.file.contains(&self.stored_name(n))).collect();
+        let stored: Vec<&str> = EMBED_ALIASES
+            .iter()
+            .copied()
+            .filter(|n| self.file.contains(&self.stored_name(n)))
+            .collect();
         let Some(first) = stored.first() else {
-            return Err(Error::MissingTensor { name: self.stored_name(EMBED_ALIASES[0]) });
+            return Err(Error::MissingTensor {
+                name: self.stored_name(EMBED_ALIASES[0]),
+            });
         };
         let t = self.f32(first, &shape)?;
         for alias in &stored[1..] {
@@ -115,10 +134,17 @@ impl<R: Read + Seek> Weights<R> {
                 self.used.insert(ORIGINAL_FINAL_LOGITS_BIAS.to_owned());
             }
         }
-        let extra: Vec<&str> = self.file.names().filter(|n| !self.used.contains(*n)).collect();
+        let extra: Vec<&str> = self
+            .file
+            .names()
+            .filter(|n| !self.used.contains(*n))
+            .collect();
         match extra.first() {
             None => Ok(()),
-            Some(first) => Err(Error::UnexpectedTensors { count: extra.len(), first: first.to_string() }),
+            Some(first) => Err(Error::UnexpectedTensors {
+                count: extra.len(),
+                first: first.to_string(),
+            }),
         }
     }
 
@@ -134,10 +160,23 @@ impl<R: Read + Seek> Weights<R> {
         let stored = self.stored_name(name);
         let transposed = self.layout == Layout::Original && stored == ORIGINAL_IMAGE_PROJECTION;
         // The original `image_projection` is a bare `[in, out]` parameter used as `x @ W`.
-        let expected: Vec<usize> = if transposed { vec![shape[1], shape[0]] } else { shape.to_vec() };
-        let found = self.file.shape(&stored).ok_or_else(|| Error::MissingTensor { name: stored.clone() })?;
+        let expected: Vec<usize> = if transposed {
+            vec![shape[1], shape[0]]
+        } else {
+            shape.to_vec()
+        };
+        let found = self
+            .file
+            .shape(&stored)
+            .ok_or_else(|| Error::MissingTensor {
+                name: stored.clone(),
+            })?;
         if found != expected.as_slice() {
-            return Err(Error::TensorShape { name: stored, expected, found: found.to_vec() });
+            return Err(Error::TensorShape {
+                name: stored,
+                expected,
+                found: found.to_vec(),
+            });
         }
         let mut t = self.file.read_f32(&stored)?;
         if t.values.iter().any(|v| !v.is_finite()) {
@@ -154,7 +193,11 @@ impl<R: Read + Seek> Weights<R> {
         let stored = self.stored_name(name);
         let found = self.file.shape(&stored).unwrap_or_default();
         if found != shape {
-            return Err(Error::TensorShape { name: stored, expected: shape.to_vec(), found: found.to_vec() });
+            return Err(Error::TensorShape {
+                name: stored,
+                expected: shape.to_vec(),
+                found: found.to_vec(),
+            });
         }
         self.used.insert(stored);
         Ok(())
@@ -175,7 +218,10 @@ fn transpose(t: &F32Tensor) -> F32Tensor {
             values[c * rows + r] = t.values[r * cols + c];
         }
     }
-    F32Tensor { shape: vec![cols, rows], values }
+    F32Tensor {
+        shape: vec![cols, rows],
+        values,
+    }
 }
 
 fn detect_layout<R>(file: &SafetensorsFile<R>) -> Result<Layout>
@@ -187,15 +233,22 @@ where
     for name in file.names() {
         if name.starts_with("model.") || name == LM_HEAD {
             native += 1;
-        } else if name.starts_with("vision_tower.") || name.starts_with("language_model.") || name.starts_with("image_") {
+        } else if name.starts_with("vision_tower.")
+            || name.starts_with("language_model.")
+            || name.starts_with("image_")
+        {
             original += 1;
         }
     }
     match (native, original) {
         (n, 0) if n > 0 => Ok(Layout::Native),
         (0, o) if o > 0 => Ok(Layout::Original),
-        (0, 0) => Err(Error::UnknownLayout("no Florence-2 tensor names (neither `model.…` nor `vision_tower.…`)".into())),
-        (n, o) => Err(Error::UnknownLayout(format!("{n} native and {o} original tensor names mixed in one file"))),
+        (0, 0) => Err(Error::UnknownLayout(
+            "no Florence-2 tensor names (neither `model.…` nor `vision_tower.…`)".into(),
+        )),
+        (n, o) => Err(Error::UnknownLayout(format!(
+            "{n} native and {o} original tensor names mixed in one file"
+        ))),
     }
 }
 
@@ -204,13 +257,22 @@ where
 pub fn native_to_original(name: &str) -> String {
     if let Some(rest) = name.strip_prefix("model.vision_tower.convs.") {
         // convs.{i}.conv.* → convs.{i}.proj.*; convs.{i}.norm.* unchanged.
-        return format!("vision_tower.convs.{}", rest.replacen(".conv.", ".proj.", 1));
+        return format!(
+            "vision_tower.convs.{}",
+            rest.replacen(".conv.", ".proj.", 1)
+        );
     }
     if let Some(rest) = name.strip_prefix("model.vision_tower.blocks.") {
         // blocks.{s}.{b}.{spatial|channel}_block.{param}
         let mut parts = rest.splitn(4, '.');
-        if let (Some(s), Some(b), Some(kind), Some(param)) = (parts.next(), parts.next(), parts.next(), parts.next()) {
-            let attn = if kind == "spatial_block" { "window_attn" } else { "channel_attn" };
+        if let (Some(s), Some(b), Some(kind), Some(param)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            let attn = if kind == "spatial_block" {
+                "window_attn"
+            } else {
+                "channel_attn"
+            };
             let mapped = match param {
                 "conv1.weight" | "conv1.bias" | "conv2.weight" | "conv2.bias" => {
                     let (conv, p) = param.split_once('.').unwrap_or((param, ""));
@@ -247,19 +309,58 @@ mod tests {
     #[test]
     fn key_map_matches_the_conversion_script() {
         let cases = [
-            ("model.vision_tower.convs.0.conv.weight", "vision_tower.convs.0.proj.weight"),
-            ("model.vision_tower.convs.3.norm.bias", "vision_tower.convs.3.norm.bias"),
-            ("model.vision_tower.blocks.2.1.spatial_block.conv1.weight", "vision_tower.blocks.2.1.spatial_block.conv1.fn.dw.weight"),
-            ("model.vision_tower.blocks.2.1.spatial_block.norm1.bias", "vision_tower.blocks.2.1.spatial_block.window_attn.norm.bias"),
-            ("model.vision_tower.blocks.0.0.channel_block.norm2.weight", "vision_tower.blocks.0.0.channel_block.ffn.norm.weight"),
-            ("model.vision_tower.blocks.0.0.channel_block.ffn.fc2.bias", "vision_tower.blocks.0.0.channel_block.ffn.fn.net.fc2.bias"),
-            ("model.vision_tower.blocks.3.0.channel_block.channel_attn.qkv.weight", "vision_tower.blocks.3.0.channel_block.channel_attn.fn.qkv.weight"),
-            ("model.vision_tower.blocks.3.0.spatial_block.window_attn.proj.bias", "vision_tower.blocks.3.0.spatial_block.window_attn.fn.proj.bias"),
-            ("model.multi_modal_projector.image_projection.weight", "image_projection"),
-            ("model.multi_modal_projector.image_position_embed.row_embeddings.weight", "image_pos_embed.row_embeddings.weight"),
-            ("model.multi_modal_projector.visual_temporal_embed.pos_idx_to_embed", "visual_temporal_embed.pos_idx_to_embed"),
-            ("model.multi_modal_projector.image_proj_norm.weight", "image_proj_norm.weight"),
-            ("model.language_model.decoder.layers.1.encoder_attn.k_proj.bias", "language_model.model.decoder.layers.1.encoder_attn.k_proj.bias"),
+            (
+                "model.vision_tower.convs.0.conv.weight",
+                "vision_tower.convs.0.proj.weight",
+            ),
+            (
+                "model.vision_tower.convs.3.norm.bias",
+                "vision_tower.convs.3.norm.bias",
+            ),
+            (
+                "model.vision_tower.blocks.2.1.spatial_block.conv1.weight",
+                "vision_tower.blocks.2.1.spatial_block.conv1.fn.dw.weight",
+            ),
+            (
+                "model.vision_tower.blocks.2.1.spatial_block.norm1.bias",
+                "vision_tower.blocks.2.1.spatial_block.window_attn.norm.bias",
+            ),
+            (
+                "model.vision_tower.blocks.0.0.channel_block.norm2.weight",
+                "vision_tower.blocks.0.0.channel_block.ffn.norm.weight",
+            ),
+            (
+                "model.vision_tower.blocks.0.0.channel_block.ffn.fc2.bias",
+                "vision_tower.blocks.0.0.channel_block.ffn.fn.net.fc2.bias",
+            ),
+            (
+                "model.vision_tower.blocks.3.0.channel_block.channel_attn.qkv.weight",
+                "vision_tower.blocks.3.0.channel_block.channel_attn.fn.qkv.weight",
+            ),
+            (
+                "model.vision_tower.blocks.3.0.spatial_block.window_attn.proj.bias",
+                "vision_tower.blocks.3.0.spatial_block.window_attn.fn.proj.bias",
+            ),
+            (
+                "model.multi_modal_projector.image_projection.weight",
+                "image_projection",
+            ),
+            (
+                "model.multi_modal_projector.image_position_embed.row_embeddings.weight",
+                "image_pos_embed.row_embeddings.weight",
+            ),
+            (
+                "model.multi_modal_projector.visual_temporal_embed.pos_idx_to_embed",
+                "visual_temporal_embed.pos_idx_to_embed",
+            ),
+            (
+                "model.multi_modal_projector.image_proj_norm.weight",
+                "image_proj_norm.weight",
+            ),
+            (
+                "model.language_model.decoder.layers.1.encoder_attn.k_proj.bias",
+                "language_model.model.decoder.layers.1.encoder_attn.k_proj.bias",
+            ),
             ("lm_head.weight", "language_model.lm_head.weight"),
         ];
         for (native, original) in cases {

@@ -22,11 +22,15 @@ fn base_shape_loads_from_both_layouts_with_identical_outputs() {
     let device = Device::flex();
     let mut outputs = Vec::new();
     for (sub, layout) in [("native", Layout::Native), ("original", Layout::Original)] {
-        let config = Florence2Config::from_json(&std::fs::read(dir.join(sub).join("config.json")).unwrap()).unwrap();
+        let config =
+            Florence2Config::from_json(&std::fs::read(dir.join(sub).join("config.json")).unwrap())
+                .unwrap();
         assert_eq!(config.vision_config.embed_dim, vec![128, 256, 512, 1024]);
         assert_eq!(config.text_config.vocab_size, 51328);
-        let checkpoint = BufReader::new(File::open(dir.join(sub).join("model.safetensors")).unwrap());
-        let model = Florence2Model::load(config, checkpoint, &device).unwrap_or_else(|e| panic!("{sub}: {e}"));
+        let checkpoint =
+            BufReader::new(File::open(dir.join(sub).join("model.safetensors")).unwrap());
+        let model = Florence2Model::load(config, checkpoint, &device)
+            .unwrap_or_else(|e| panic!("{sub}: {e}"));
         assert_eq!(model.layout(), layout);
         // A cheap forward through the language model (the vision tower is covered by parity).
         let inputs = model.embed(&[0, 574, 22486, 5, 8720, 2]).unwrap();

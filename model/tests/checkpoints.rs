@@ -20,18 +20,34 @@ fn tiny() -> Option<(Vec<u8>, Tensors, std::path::PathBuf)> {
 }
 
 fn load(config: &[u8], checkpoint: Vec<u8>) -> Result<Florence2Model, Error> {
-    Florence2Model::load(Florence2Config::from_json(config)?, Cursor::new(checkpoint), &Device::flex())
+    Florence2Model::load(
+        Florence2Config::from_json(config)?,
+        Cursor::new(checkpoint),
+        &Device::flex(),
+    )
 }
 
 #[test]
 fn original_layout_passes_the_same_parity_checks() {
-    let Some((config, tensors, dir)) = tiny() else { return };
+    let Some((config, tensors, dir)) = tiny() else {
+        return;
+    };
     let original = tensors.to_original_layout();
-    assert!(original.map.contains_key("vision_tower.blocks.2.1.channel_block.ffn.fn.net.fc1.weight"));
+    assert!(
+        original
+            .map
+            .contains_key("vision_tower.blocks.2.1.channel_block.ffn.fn.net.fc1.weight")
+    );
     let model = load(&config, original.to_bytes()).unwrap();
     assert_eq!(model.layout(), Layout::Original);
     let golden = std::fs::File::open(dir.join("golden.safetensors")).unwrap();
-    let report = florence2_burn::parity::run(&config, Cursor::new(original.to_bytes()), golden, &Device::flex()).unwrap();
+    let report = florence2_burn::parity::run(
+        &config,
+        Cursor::new(original.to_bytes()),
+        golden,
+        &Device::flex(),
+    )
+    .unwrap();
     for line in report.lines() {
         println!("{line}");
     }
@@ -40,19 +56,33 @@ fn original_layout_passes_the_same_parity_checks() {
 
 #[test]
 fn original_layout_accepts_its_unused_tensors_but_not_others() {
-    let Some((config, tensors, _)) = tiny() else { return };
+    let Some((config, tensors, _)) = tiny() else {
+        return;
+    };
     let mut original = tensors.to_original_layout();
     original.set_f32("vision_tower.norms.weight", vec![64], &[1.0; 64]);
     original.set_f32("vision_tower.norms.bias", vec![64], &[0.0; 64]);
-    original.set_f32("language_model.final_logits_bias", vec![1, 320], &[0.0; 320]);
+    original.set_f32(
+        "language_model.final_logits_bias",
+        vec![1, 320],
+        &[0.0; 320],
+    );
     load(&config, original.to_bytes()).unwrap();
-    original.set_f32("language_model.final_logits_bias", vec![1, 320], &[0.5; 320]);
-    assert!(matches!(load(&config, original.to_bytes()), Err(Error::Checkpoint(m)) if m.contains("final_logits_bias")));
+    original.set_f32(
+        "language_model.final_logits_bias",
+        vec![1, 320],
+        &[0.5; 320],
+    );
+    assert!(
+        matches!(load(&config, original.to_bytes()), Err(Error::Checkpoint(m)) if m.contains("final_logits_bias"))
+    );
 }
 
 #[test]
 fn half_precision_checkpoints_are_converted_on_load() {
-    let Some((config, tensors, _)) = tiny() else { return };
+    let Some((config, tensors, _)) = tiny() else {
+        return;
+    };
     for dtype in [Dtype::F16, Dtype::BF16] {
         let halved = tensors.to_half(dtype);
         let model = load(&config, halved.to_bytes()).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
@@ -74,39 +104,68 @@ fn half_precision_checkpoints_are_converted_on_load() {
 
 #[test]
 fn missing_tensor_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else { return };
-    tensors.map.remove("model.vision_tower.blocks.2.1.spatial_block.conv2.bias");
+    let Some((config, mut tensors, _)) = tiny() else {
+        return;
+    };
+    tensors
+        .map
+        .remove("model.vision_tower.blocks.2.1.spatial_block.conv2.bias");
     match load(&config, tensors.to_bytes()) {
-        Err(Error::MissingTensor { name }) => assert_eq!(name, "model.vision_tower.blocks.2.1.spatial_block.conv2.bias"),
+        Err(Error::MissingTensor { name }) => assert_eq!(
+            name,
+            "model.vision_tower.blocks.2.1.spatial_block.conv2.bias"
+        ),
         other => panic!("expected MissingTensor, got {:?}", other.err()),
     }
 }
 
 #[test]
 fn missing_embedding_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else { return };
+    let Some((config, mut tensors, _)) = tiny() else {
+        return;
+    };
     tensors.map.remove(EMBED);
-    assert!(matches!(load(&config, tensors.to_bytes()), Err(Error::MissingTensor { name }) if name == EMBED));
+    assert!(
+        matches!(load(&config, tensors.to_bytes()), Err(Error::MissingTensor { name }) if name == EMBED)
+    );
 }
 
 #[test]
 fn extra_tensor_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else { return };
-    tensors.set_f32("model.vision_tower.blocks.3.1.spatial_block.conv1.bias", vec![64], &[0.0; 64]);
+    let Some((config, mut tensors, _)) = tiny() else {
+        return;
+    };
+    tensors.set_f32(
+        "model.vision_tower.blocks.3.1.spatial_block.conv1.bias",
+        vec![64],
+        &[0.0; 64],
+    );
     match load(&config, tensors.to_bytes()) {
-        Err(Error::UnexpectedTensors { count: 1, first }) => assert_eq!(first, "model.vision_tower.blocks.3.1.spatial_block.conv1.bias"),
+        Err(Error::UnexpectedTensors { count: 1, first }) => assert_eq!(
+            first,
+            "model.vision_tower.blocks.3.1.spatial_block.conv1.bias"
+        ),
         other => panic!("expected UnexpectedTensors, got {:?}", other.err()),
     }
 }
 
 #[test]
 fn misshapen_tensor_is_named_with_both_shapes() {
-    let Some((config, mut tensors, _)) = tiny() else { return };
+    let Some((config, mut tensors, _)) = tiny() else {
+        return;
+    };
     let name = "model.language_model.decoder.layers.1.fc1.weight";
     tensors.set_f32(name, vec![64, 128], &vec![0.0; 64 * 128]);
     match load(&config, tensors.to_bytes()) {
-        Err(Error::TensorShape { name: n, expected, found }) => {
-            assert_eq!((n.as_str(), expected, found), (name, vec![128, 64], vec![64, 128]));
+        Err(Error::TensorShape {
+            name: n,
+            expected,
+            found,
+        }) => {
+            assert_eq!(
+                (n.as_str(), expected, found),
+                (name, vec![128, 64], vec![64, 128])
+            );
         }
         other => panic!("expected TensorShape, got {:?}", other.err()),
     }
@@ -114,31 +173,44 @@ fn misshapen_tensor_is_named_with_both_shapes() {
 
 #[test]
 fn integer_tensor_is_a_dtype_error() {
-    let Some((config, mut tensors, _)) = tiny() else { return };
+    let Some((config, mut tensors, _)) = tiny() else {
+        return;
+    };
     let name = "model.multi_modal_projector.image_proj_norm.bias";
     let entry = tensors.map.get_mut(name).unwrap();
     entry.0 = Dtype::I32;
-    assert!(matches!(load(&config, tensors.to_bytes()), Err(Error::TensorDtype { name: n, .. }) if n == name));
+    assert!(
+        matches!(load(&config, tensors.to_bytes()), Err(Error::TensorDtype { name: n, .. }) if n == name)
+    );
 }
 
 #[test]
 fn non_finite_weight_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else { return };
+    let Some((config, mut tensors, _)) = tiny() else {
+        return;
+    };
     let name = "model.language_model.encoder.layers.0.fc2.bias";
     let mut v = tensors.f32_values(name);
     v[3] = f32::NAN;
     tensors.set_f32(name, vec![64], &v);
-    assert!(matches!(load(&config, tensors.to_bytes()), Err(Error::NonFinite { name: n }) if n == name));
+    assert!(
+        matches!(load(&config, tensors.to_bytes()), Err(Error::NonFinite { name: n }) if n == name)
+    );
 }
 
 #[test]
 fn truncated_and_garbage_files_are_checkpoint_errors() {
-    let Some((config, tensors, _)) = tiny() else { return };
+    let Some((config, tensors, _)) = tiny() else {
+        return;
+    };
     let bytes = tensors.to_bytes();
     for cut in [0, 5, 100, bytes.len() / 2, bytes.len() - 1] {
         match load(&config, bytes[..cut].to_vec()) {
             Err(Error::Checkpoint(_)) => {}
-            other => panic!("cut at {cut}: expected Checkpoint error, got {:?}", other.err()),
+            other => panic!(
+                "cut at {cut}: expected Checkpoint error, got {:?}",
+                other.err()
+            ),
         }
     }
     let mut garbage = bytes.clone();
@@ -146,18 +218,31 @@ fn truncated_and_garbage_files_are_checkpoint_errors() {
     assert!(matches!(load(&config, garbage), Err(Error::Checkpoint(_))));
     let mut huge_header = bytes;
     huge_header[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(load(&config, huge_header), Err(Error::Checkpoint(_))));
+    assert!(matches!(
+        load(&config, huge_header),
+        Err(Error::Checkpoint(_))
+    ));
 }
 
 #[test]
 fn mixed_or_foreign_names_are_layout_errors() {
-    let Some((config, tensors, _)) = tiny() else { return };
+    let Some((config, tensors, _)) = tiny() else {
+        return;
+    };
     let mut mixed = tensors.to_original_layout();
     mixed.set_f32("model.extra", vec![1], &[0.0]);
-    assert!(matches!(load(&config, mixed.to_bytes()), Err(Error::UnknownLayout(_))));
-    let mut foreign = Tensors { map: Default::default() };
+    assert!(matches!(
+        load(&config, mixed.to_bytes()),
+        Err(Error::UnknownLayout(_))
+    ));
+    let mut foreign = Tensors {
+        map: Default::default(),
+    };
     foreign.set_f32("encoder.weight", vec![1], &[0.0]);
-    assert!(matches!(load(&config, foreign.to_bytes()), Err(Error::UnknownLayout(_))));
+    assert!(matches!(
+        load(&config, foreign.to_bytes()),
+        Err(Error::UnknownLayout(_))
+    ));
 }
 
 #[test]
@@ -170,18 +255,51 @@ fn bad_configs_are_config_errors() {
         Florence2Config::from_json(&serde_json::to_vec(&c).unwrap())
     };
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("no vision_config", Box::new(|c| drop(c.as_object_mut().unwrap().remove("vision_config")))),
-        ("heads do not divide", Box::new(|c| c["vision_config"]["num_heads"][1] = 3.into())),
-        ("stage lists differ", Box::new(|c| c["vision_config"]["depths"] = serde_json::json!([1, 1]))),
-        ("zero window", Box::new(|c| c["vision_config"]["window_size"] = 0.into())),
-        ("text heads", Box::new(|c| c["text_config"]["encoder_attention_heads"] = 5.into())),
-        ("activation", Box::new(|c| c["text_config"]["activation_function"] = "relu".into())),
-        ("eos outside vocab", Box::new(|c| c["text_config"]["eos_token_id"] = 999.into())),
-        ("projection", Box::new(|c| c["vision_config"]["projection_dim"] = 32.into())),
-        ("not a list", Box::new(|c| c["vision_config"]["embed_dim"] = "big".into())),
+        (
+            "no vision_config",
+            Box::new(|c| drop(c.as_object_mut().unwrap().remove("vision_config"))),
+        ),
+        (
+            "heads do not divide",
+            Box::new(|c| c["vision_config"]["num_heads"][1] = 3.into()),
+        ),
+        (
+            "stage lists differ",
+            Box::new(|c| c["vision_config"]["depths"] = serde_json::json!([1, 1])),
+        ),
+        (
+            "zero window",
+            Box::new(|c| c["vision_config"]["window_size"] = 0.into()),
+        ),
+        (
+            "text heads",
+            Box::new(|c| c["text_config"]["encoder_attention_heads"] = 5.into()),
+        ),
+        (
+            "activation",
+            Box::new(|c| c["text_config"]["activation_function"] = "relu".into()),
+        ),
+        (
+            "eos outside vocab",
+            Box::new(|c| c["text_config"]["eos_token_id"] = 999.into()),
+        ),
+        (
+            "projection",
+            Box::new(|c| c["vision_config"]["projection_dim"] = 32.into()),
+        ),
+        (
+            "not a list",
+            Box::new(|c| c["vision_config"]["embed_dim"] = "big".into()),
+        ),
     ];
     for (what, edit) in cases {
-        assert!(matches!(broken(&*edit), Err(Error::Config { .. })), "{what}");
+        assert!(
+            matches!(broken(&*edit), Err(Error::Config { .. })),
+            "{what}"
+        );
     }
-    assert!(matches!(Florence2Config::from_json(b"{not json"), Err(Error::Config { .. })));
+    assert!(matches!(
+        Florence2Config::from_json(b"{not json"),
+        Err(Error::Config { .. })
+    ));
 }

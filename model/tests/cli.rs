@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use common::reference;
 
 fn florence2(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_florence2")).args(args).output().expect("running florence2");
+    let out = Command::new(env!("CARGO_BIN_EXE_florence2"))
+        .args(args)
+        .output()
+        .expect("running florence2");
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     out
@@ -16,29 +19,51 @@ fn florence2(args: &[&str]) -> Output {
 
 #[test]
 fn parity_passes_on_the_tiny_reference_model() {
-    let Some(dir) = reference("florence2-tiny") else { return };
+    let Some(dir) = reference("florence2-tiny") else {
+        return;
+    };
     let out = florence2(&["parity", dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "parity failed");
     // Every golden named in the reference README is compared, none skipped.
-    for name in ["pixel_values", "vision.stage3.block0.channel", "image_features", "encoder.hidden_states.0", "logits", "greedy_step_logits", "beam3_ngram3_ids"] {
-        assert!(stdout.lines().any(|l| l.starts_with(name) && l.ends_with("ok")), "{name} not checked");
+    for name in [
+        "pixel_values",
+        "vision.stage3.block0.channel",
+        "image_features",
+        "encoder.hidden_states.0",
+        "logits",
+        "greedy_step_logits",
+        "beam3_ngram3_ids",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.ends_with("ok")),
+            "{name} not checked"
+        );
     }
     assert!(!stdout.contains("skipped"));
 }
 
 #[test]
 fn e2e_passes_on_the_tiny_e2e_reference_folder() {
-    let Some(dir) = reference("florence2-tiny-e2e") else { return };
+    let Some(dir) = reference("florence2-tiny-e2e") else {
+        return;
+    };
     let out = florence2(&["e2e", dir.to_str().unwrap()]);
     assert!(out.status.success(), "e2e failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("<OD> post-processed") && stdout.contains("<REGION_TO_DESCRIPTION> beam ids"));
+    assert!(
+        stdout.contains("<OD> post-processed")
+            && stdout.contains("<REGION_TO_DESCRIPTION> beam ids")
+    );
 }
 
 #[test]
 fn parity_fails_when_a_golden_is_off() {
-    let Some(dir) = reference("florence2-tiny") else { return };
+    let Some(dir) = reference("florence2-tiny") else {
+        return;
+    };
     // Same folder, one golden tensor perturbed by more than the tolerance.
     let tmp = std::env::temp_dir().join(format!("florence2-parity-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
@@ -54,34 +79,90 @@ fn parity_fails_when_a_golden_is_off() {
     let out = florence2(&["parity", tmp.to_str().unwrap()]);
     std::fs::remove_dir_all(&tmp).unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("logits") && l.ends_with("FAIL")));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("logits") && l.ends_with("FAIL"))
+    );
 }
 
 #[test]
 fn run_prints_the_result_json() {
-    let Some(dir) = reference("florence2-tiny-e2e") else { return };
+    let Some(dir) = reference("florence2-tiny-e2e") else {
+        return;
+    };
     let image = dir.join("test_image.png");
     let out = florence2(&[
-        "run", "--model", dir.to_str().unwrap(), "--image", image.to_str().unwrap(), "--task", "<OD>", "--max-new-tokens", "8",
+        "run",
+        "--model",
+        dir.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--task",
+        "<OD>",
+        "--max-new-tokens",
+        "8",
     ]);
     assert!(out.status.success());
-    let result: florence2::Florence2Result = serde_json::from_slice(&out.stdout).expect("the result JSON of DESIGN.md");
-    assert_eq!((result.task.as_str(), result.image.width, result.image.height), ("<OD>", 640, 480));
+    let result: florence2::Florence2Result =
+        serde_json::from_slice(&out.stdout).expect("the result JSON of DESIGN.md");
+    assert_eq!(
+        (
+            result.task.as_str(),
+            result.image.width,
+            result.image.height
+        ),
+        ("<OD>", 640, 480)
+    );
     assert_eq!(result.source, florence2::Source::Local);
     assert!(result.entities.bboxes.is_some());
 }
 
 #[test]
 fn run_rejects_bad_input_with_an_error_not_a_panic() {
-    let Some(dir) = reference("florence2-tiny-e2e") else { return };
+    let Some(dir) = reference("florence2-tiny-e2e") else {
+        return;
+    };
     let image = dir.join("test_image.png");
     let model = dir.to_str().unwrap();
     let not_an_image = dir.join("config.json");
     for args in [
-        vec!["run", "--model", model, "--image", not_an_image.to_str().unwrap(), "--task", "<OD>"],
-        vec!["run", "--model", model, "--image", image.to_str().unwrap(), "--task", "<NOPE>"],
-        vec!["run", "--model", model, "--image", image.to_str().unwrap(), "--task", "<CAPTION_TO_PHRASE_GROUNDING>"],
-        vec!["run", "--model", "/nonexistent", "--image", image.to_str().unwrap(), "--task", "<OD>"],
+        vec![
+            "run",
+            "--model",
+            model,
+            "--image",
+            not_an_image.to_str().unwrap(),
+            "--task",
+            "<OD>",
+        ],
+        vec![
+            "run",
+            "--model",
+            model,
+            "--image",
+            image.to_str().unwrap(),
+            "--task",
+            "<NOPE>",
+        ],
+        vec![
+            "run",
+            "--model",
+            model,
+            "--image",
+            image.to_str().unwrap(),
+            "--task",
+            "<CAPTION_TO_PHRASE_GROUNDING>",
+        ],
+        vec![
+            "run",
+            "--model",
+            "/nonexistent",
+            "--image",
+            image.to_str().unwrap(),
+            "--task",
+            "<OD>",
+        ],
     ] {
         let out = florence2(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -91,18 +172,40 @@ fn run_rejects_bad_input_with_an_error_not_a_panic() {
 
 #[test]
 fn tokenize_expands_task_prompts() {
-    let Some(dir) = reference("tokenizer") else { return };
+    let Some(dir) = reference("tokenizer") else {
+        return;
+    };
     let tokenizer = dir.join("tokenizer.json");
-    let out = florence2(&["tokenize", "--tokenizer", tokenizer.to_str().unwrap(), "<OD>"]);
+    let out = florence2(&[
+        "tokenize",
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "<OD>",
+    ]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["prompt"], "Locate the objects with category name in the image.");
-    assert_eq!(v["ids"], serde_json::json!([0, 574, 22486, 5, 8720, 19, 4120, 766, 11, 5, 2274, 4, 2]));
+    assert_eq!(
+        v["prompt"],
+        "Locate the objects with category name in the image."
+    );
+    assert_eq!(
+        v["ids"],
+        serde_json::json!([0, 574, 22486, 5, 8720, 19, 4120, 766, 11, 5, 2274, 4, 2])
+    );
 }
 
 #[test]
 fn postprocess_prints_the_result_json() {
-    let out = florence2(&["postprocess", "--task", "<OD>", "--width", "640", "--height", "480", "</s><s>car<loc_52><loc_332><loc_932><loc_774></s>"]);
+    let out = florence2(&[
+        "postprocess",
+        "--task",
+        "<OD>",
+        "--width",
+        "640",
+        "--height",
+        "480",
+        "</s><s>car<loc_52><loc_332><loc_932><loc_774></s>",
+    ]);
     assert!(out.status.success());
     let r: florence2::Florence2Result = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.entities.labels, Some(vec!["car".to_string()]));

@@ -7,7 +7,9 @@ use burn::tensor::Device;
 
 #[test]
 fn generic_ops_pass_parity() {
-    let Some(dir) = common::reference("florence2-tiny") else { return };
+    let Some(dir) = common::reference("florence2-tiny") else {
+        return;
+    };
     florence2_burn::cpu::set_enabled(false);
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let report = florence2_burn::parity::run(

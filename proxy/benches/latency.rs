@@ -21,8 +21,14 @@ use tokio::sync::Semaphore;
 const KEY: &str = "nvapi-bench";
 
 fn main() {
-    let rounds: usize = std::env::var("LATENCY_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rounds: usize = std::env::var("LATENCY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(run(rounds));
 }
 
@@ -30,7 +36,10 @@ async fn run(rounds: usize) {
     florence2_proxy::tls::install_crypto_provider();
     let emulator_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let emulator_url = format!("http://{}", emulator_listener.local_addr().expect("addr"));
-    tokio::spawn(Emulator::new(nvcf_emulator::Config::loopback()).serve_until(emulator_listener, std::future::pending()));
+    tokio::spawn(
+        Emulator::new(nvcf_emulator::Config::loopback())
+            .serve_until(emulator_listener, std::future::pending()),
+    );
     let mut config = Config::try_parse_from([
         "florence2-proxy",
         "--upstream",
@@ -46,12 +55,26 @@ async fn run(rounds: usize) {
     config.api_key = Some(ApiKey::parse(KEY, "bench").expect("key"));
     let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let proxy_url = format!("http://{}", proxy_listener.local_addr().expect("addr"));
-    tokio::spawn(florence2_proxy::serve_until(config, proxy_listener, std::future::pending()));
+    tokio::spawn(florence2_proxy::serve_until(
+        config,
+        proxy_listener,
+        std::future::pending(),
+    ));
 
     let body = Arc::new(request_body());
-    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build().expect("client");
-    let direct = Target { url: format!("{emulator_url}/v1/vlm/microsoft/florence-2"), bearer: true };
-    let proxied = Target { url: format!("{proxy_url}/v1/vlm/microsoft/florence-2"), bearer: false };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let direct = Target {
+        url: format!("{emulator_url}/v1/vlm/microsoft/florence-2"),
+        bearer: true,
+    };
+    let proxied = Target {
+        url: format!("{proxy_url}/v1/vlm/microsoft/florence-2"),
+        bearer: false,
+    };
 
     // Warm both paths (connections, caches).
     for _ in 0..50 {
@@ -59,7 +82,10 @@ async fn run(rounds: usize) {
         proxied.send(&client, &body).await;
     }
 
-    println!("florence2-proxy latency: <OD> on a 64x48 PNG ({} bytes of JSON), {rounds} requests per series", body.len());
+    println!(
+        "florence2-proxy latency: <OD> on a 64x48 PNG ({} bytes of JSON), {rounds} requests per series",
+        body.len()
+    );
     // Sequential, interleaved so both paths see the same machine state.
     let (mut d, mut p) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
@@ -87,7 +113,10 @@ struct Target {
 impl Target {
     async fn send(&self, client: &reqwest::Client, body: &Arc<String>) -> Duration {
         let started = Instant::now();
-        let mut request = client.post(&self.url).header("content-type", "application/json").body(body.as_str().to_owned());
+        let mut request = client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.as_str().to_owned());
         if self.bearer {
             request = request.bearer_auth(KEY);
         }
@@ -98,9 +127,18 @@ impl Target {
     }
 }
 
-async fn concurrent(target: &Target, client: &reqwest::Client, body: &Arc<String>, rounds: usize, concurrency: usize) -> Vec<Duration> {
+async fn concurrent(
+    target: &Target,
+    client: &reqwest::Client,
+    body: &Arc<String>,
+    rounds: usize,
+    concurrency: usize,
+) -> Vec<Duration> {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let target = Arc::new(Target { url: target.url.clone(), bearer: target.bearer });
+    let target = Arc::new(Target {
+        url: target.url.clone(),
+        bearer: target.bearer,
+    });
     let mut running = tokio::task::JoinSet::new();
     for _ in 0..rounds {
         let permit = slots.clone().acquire_owned().await.expect("semaphore");
@@ -124,19 +162,39 @@ fn report(series: &str, mut direct: Vec<Duration>, mut proxied: Vec<Duration>) {
     proxied.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("\n{series}:");
-    println!("  {:<10} {:>9} {:>9} {:>9}", "", "p50 ms", "p90 ms", "p99 ms");
+    println!(
+        "  {:<10} {:>9} {:>9} {:>9}",
+        "", "p50 ms", "p90 ms", "p99 ms"
+    );
     for (name, v) in [("direct", &direct), ("proxied", &proxied)] {
-        println!("  {name:<10} {:>9.3} {:>9.3} {:>9.3}", ms(percentile(v, 0.5)), ms(percentile(v, 0.9)), ms(percentile(v, 0.99)));
+        println!(
+            "  {name:<10} {:>9.3} {:>9.3} {:>9.3}",
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.9)),
+            ms(percentile(v, 0.99))
+        );
     }
     let added = |p| ms(percentile(&proxied, p)) - ms(percentile(&direct, p));
-    println!("  {:<10} {:>9.3} {:>9.3} {:>9.3}", "added", added(0.5), added(0.9), added(0.99));
+    println!(
+        "  {:<10} {:>9.3} {:>9.3} {:>9.3}",
+        "added",
+        added(0.5),
+        added(0.9),
+        added(0.99)
+    );
 }
 
 fn request_body() -> String {
-    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128]));
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 128])
+    });
     let mut png = Vec::new();
-    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).expect("png");
-    let src = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let src = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    );
     let content = florence2::build_content("<OD>", None, &src).expect("content");
     florence2::request::InvokeRequest::new(content).to_json()
 }

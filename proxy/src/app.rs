@@ -11,8 +11,8 @@ use florence2::request::{ASSETS_PATH, INVOKE_PATH};
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::guard::concurrency::ConcurrencyCap;
-use crate::guard::rate_limit::ClientRateLimit;
 use crate::guard::host::AllowedHosts;
+use crate::guard::rate_limit::ClientRateLimit;
 use crate::guard::{cors, deadline, host, request_target};
 use crate::observe::access_log;
 use crate::routes::{assets, healthz, invoke, not_found, static_files};
@@ -43,7 +43,10 @@ pub fn router(config: &Config, backend: Arc<dyn Backend>, local: SocketAddr) -> 
     static_files::attach(api, config.static_dir.as_deref())
         .layer(from_fn_with_state(config.timeout(), deadline::enforce))
         .layer(from_fn(request_target::check))
-        .layer(from_fn_with_state(AllowedHosts::new(&config.allow_hosts, local), host::check))
+        .layer(from_fn_with_state(
+            AllowedHosts::new(&config.allow_hosts, local),
+            host::check,
+        ))
         .layer(cors::layer(config.origins()))
         .layer(from_fn(access_log::record))
 }

@@ -15,7 +15,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, error: Error::new(code, message) }
+        ApiError {
+            status,
+            error: Error::new(code, message),
+        }
     }
 
     /// A request the proxy does not serve (unknown route, wrong method, absolute target):
@@ -27,7 +30,10 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> ApiError {
-        ApiError { status: status_for(&error), error }
+        ApiError {
+            status: status_for(&error),
+            error,
+        }
     }
 }
 
@@ -49,7 +55,10 @@ fn status_for(error: &Error) -> StatusCode {
             Some(s) if s.is_client_error() => s,
             _ => StatusCode::BAD_GATEWAY,
         },
-        ErrorCode::Network | ErrorCode::ZipInvalid | ErrorCode::ZipTooLarge | ErrorCode::ResponseInvalid => StatusCode::BAD_GATEWAY,
+        ErrorCode::Network
+        | ErrorCode::ZipInvalid
+        | ErrorCode::ZipTooLarge
+        | ErrorCode::ResponseInvalid => StatusCode::BAD_GATEWAY,
         ErrorCode::UnknownTask
         | ErrorCode::TextRequired
         | ErrorCode::TextNotAllowed
@@ -75,10 +84,16 @@ impl IntoResponse for ApiError {
         let retry_after = self.error.retry_after_secs;
         let body = serde_json::to_string(&ErrorBody { error: self.error })
             // Serialising a struct of strings and numbers cannot fail; keep a valid body anyway.
-            .unwrap_or_else(|_| r#"{"error":{"code":"UPSTREAM","message":"error body could not be written"}}"#.to_owned());
+            .unwrap_or_else(|_| {
+                r#"{"error":{"code":"UPSTREAM","message":"error body could not be written"}}"#
+                    .to_owned()
+            });
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = retry_after.filter(|s| s.is_finite() && *s >= 0.0) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.ceil() as u64));
@@ -94,19 +109,45 @@ mod tests {
     #[test]
     fn statuses_follow_codes_and_upstream_statuses() {
         let status = |e: Error| ApiError::from(e).status;
-        assert_eq!(status(Error::new(ErrorCode::TextRequired, "x")), StatusCode::BAD_REQUEST);
-        assert_eq!(status(Error::new(ErrorCode::ImageTooLarge, "x")), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(status(Error::new(ErrorCode::ZipTooLarge, "x")), StatusCode::BAD_GATEWAY);
-        assert_eq!(status(Error::new(ErrorCode::Upstream, "x").with_status(422)), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(status(Error::new(ErrorCode::Upstream, "x").with_status(500)), StatusCode::BAD_GATEWAY);
-        assert_eq!(status(Error::new(ErrorCode::Unauthorized, "x").with_status(403)), StatusCode::FORBIDDEN);
-        assert_eq!(status(Error::new(ErrorCode::Timeout, "x")), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(status(Error::new(ErrorCode::RateLimited, "x")), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            status(Error::new(ErrorCode::TextRequired, "x")),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::ImageTooLarge, "x")),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::ZipTooLarge, "x")),
+            StatusCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::Upstream, "x").with_status(422)),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::Upstream, "x").with_status(500)),
+            StatusCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::Unauthorized, "x").with_status(403)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::Timeout, "x")),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            status(Error::new(ErrorCode::RateLimited, "x")),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
 
     #[test]
     fn rate_limits_carry_retry_after() {
-        let e = ApiError::from(Error::new(ErrorCode::RateLimited, "slow down").with_retry_after(Some(1.2)));
+        let e = ApiError::from(
+            Error::new(ErrorCode::RateLimited, "slow down").with_retry_after(Some(1.2)),
+        );
         let response = e.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");

@@ -53,7 +53,11 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeErr
 }
 
 /// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
-pub async fn serve_until(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve_until(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let backend = UpstreamBackend::new(&config).map_err(ServeError::Config)?;
     serve_backend(&config, Arc::new(backend), listener, shutdown).await
 }
@@ -75,6 +79,11 @@ pub async fn serve_backend(
         "serving"
     );
     let app = app::router(config, backend, listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }

@@ -18,7 +18,9 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        _ => tracing::warn!("NVIDIA_API_KEY is not set: each request must bring its own key in X-Api-Key"),
+        _ => tracing::warn!(
+            "NVIDIA_API_KEY is not set: each request must bring its own key in X-Api-Key"
+        ),
     }
     let (listener, shutdown) = match florence2_process::listen(config.listen).await {
         Ok(started) => started,

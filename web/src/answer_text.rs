@@ -9,7 +9,14 @@ pub fn readable_text(result: &Florence2Result) -> Option<String> {
     let task = Task::from_token(&result.task).ok()?;
     let text = match task.answer_kind() {
         AnswerKind::PureText => without_locations(&result.text),
-        AnswerKind::Ocr => result.entities.labels.as_ref().map(|lines| lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n"))?,
+        AnswerKind::Ocr => result.entities.labels.as_ref().map(|lines| {
+            lines
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?,
         _ => return None,
     };
     Some(text)
@@ -45,7 +52,10 @@ mod tests {
         Florence2Result {
             task: task.into(),
             text: text.into(),
-            entities: Entities { labels: labels.map(|l| l.into_iter().map(String::from).collect()), ..Default::default() },
+            entities: Entities {
+                labels: labels.map(|l| l.into_iter().map(String::from).collect()),
+                ..Default::default()
+            },
             image: ImageSize::new(10, 10),
             source: Source::Endpoint,
             usage: None,
@@ -54,15 +64,41 @@ mod tests {
 
     #[test]
     fn captions_and_region_answers_read_cleanly() {
-        assert_eq!(readable_text(&result("<CAPTION>", " A dog in a field. ", None)).as_deref(), Some("A dog in a field."));
-        assert_eq!(readable_text(&result("<REGION_TO_CATEGORY>", "car<loc_52><loc_332><loc_932><loc_774>", None)).as_deref(), Some("car"));
-        assert_eq!(readable_text(&result("<OCR>", "EXIT <loc_x> 5", None)).as_deref(), Some("EXIT <loc_x> 5"), "not a token, kept");
+        assert_eq!(
+            readable_text(&result("<CAPTION>", " A dog in a field. ", None)).as_deref(),
+            Some("A dog in a field.")
+        );
+        assert_eq!(
+            readable_text(&result(
+                "<REGION_TO_CATEGORY>",
+                "car<loc_52><loc_332><loc_932><loc_774>",
+                None
+            ))
+            .as_deref(),
+            Some("car")
+        );
+        assert_eq!(
+            readable_text(&result("<OCR>", "EXIT <loc_x> 5", None)).as_deref(),
+            Some("EXIT <loc_x> 5"),
+            "not a token, kept"
+        );
     }
 
     #[test]
     fn ocr_with_regions_reads_as_lines_and_drawing_tasks_have_no_text() {
-        assert_eq!(readable_text(&result("<OCR_WITH_REGION>", "", Some(vec!["EXIT", " ", "Gate 5"]))).as_deref(), Some("EXIT\nGate 5"));
-        assert_eq!(readable_text(&result("<OD>", "car<loc_1>", Some(vec!["car"]))), None);
+        assert_eq!(
+            readable_text(&result(
+                "<OCR_WITH_REGION>",
+                "",
+                Some(vec!["EXIT", " ", "Gate 5"])
+            ))
+            .as_deref(),
+            Some("EXIT\nGate 5")
+        );
+        assert_eq!(
+            readable_text(&result("<OD>", "car<loc_1>", Some(vec!["car"]))),
+            None
+        );
         assert_eq!(readable_text(&result("<NOPE>", "x", None)), None);
     }
 }

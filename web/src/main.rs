@@ -7,5 +7,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    eprintln!("florence2-demo runs in a browser: `cargo xtask demo` builds it and serves it on http://127.0.0.1:8080");
+    eprintln!(
+        "florence2-demo runs in a browser: `cargo xtask demo` builds it and serves it on http://127.0.0.1:8080"
+    );
 }

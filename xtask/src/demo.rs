@@ -13,7 +13,22 @@ pub fn run(args: &[String]) -> Result {
     eprintln!("{}", crate::web::build()?);
     let site = crate::web::dist();
     if std::env::var_os("NVIDIA_API_KEY").is_none() {
-        eprintln!("note: NVIDIA_API_KEY is not set: the page can still send a key of your own (X-Api-Key)");
+        eprintln!(
+            "note: NVIDIA_API_KEY is not set: the page can still send a key of your own (X-Api-Key)"
+        );
     }
-    run_step(cargo().args(["run", "--release", "-p", "florence2-proxy", "--", "--listen", &listen, "--static"]).arg(&site))
+    run_step(
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "florence2-proxy",
+                "--",
+                "--listen",
+                &listen,
+                "--static",
+            ])
+            .arg(&site),
+    )
 }

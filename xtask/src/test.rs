@@ -4,18 +4,25 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::util::{Result, Server, cargo, describe, output, root, run_step, start_server, target_dir};
+use crate::util::{
+    Result, Server, cargo, describe, output, root, run_step, start_server, target_dir,
+};
 use crate::{build, setup};
 
 pub fn run(args: &[String]) -> Result {
     if let Some(unknown) = args.first() {
-        return Err(format!("cargo xtask test takes no arguments (got {unknown:?})"));
+        return Err(format!(
+            "cargo xtask test takes no arguments (got {unknown:?})"
+        ));
     }
     let started = Instant::now();
     setup::wasm_toolchain()?;
     setup::chromium()?;
     setup::node_tools()?;
-    let chromium = output(Command::new("chromium").arg("--version")).unwrap_or_default().trim().to_owned();
+    let chromium = output(Command::new("chromium").arg("--version"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
 
     run_step(cargo().args(["test", "--workspace"]))?;
     let native_secs = started.elapsed().as_secs_f64();
@@ -25,8 +32,16 @@ pub fn run(args: &[String]) -> Result {
     let browser = browser_tests(&double, Some(&proxy), None)?;
 
     let package = build::package()?;
-    run_step(Command::new(setup::node_bin("tsc")).arg("-p").arg(root().join("pkg/tests")))?;
-    run_step(Command::new("node").arg(root().join("tests/e2e/package.mjs")).env("FLORENCE2_TEST_SERVER", &double.url))?;
+    run_step(
+        Command::new(setup::node_bin("tsc"))
+            .arg("-p")
+            .arg(root().join("pkg/tests")),
+    )?;
+    run_step(
+        Command::new("node")
+            .arg(root().join("tests/e2e/package.mjs"))
+            .env("FLORENCE2_TEST_SERVER", &double.url),
+    )?;
     let demo = crate::web::build()?;
     let demo_e2e = crate::web::e2e()?;
 
@@ -40,7 +55,11 @@ pub fn run(args: &[String]) -> Result {
 /// Writes the fixtures and starts the proxy double that serves them.
 fn start_double() -> Result<Server> {
     let fixtures = fixtures()?;
-    start_server(Command::new(target_dir().join("debug/proxy-double")).arg("--fixtures").arg(&fixtures))
+    start_server(
+        Command::new(target_dir().join("debug/proxy-double"))
+            .arg("--fixtures")
+            .arg(&fixtures),
+    )
 }
 
 /// Writes the test fixtures (pictures, answers) into the target directory; returns where.
@@ -57,12 +76,29 @@ const EMULATOR_KEY: &str = "emulator-accepts-any-key";
 /// Starts `nvcf-emulator` and `florence2-proxy` in front of it, both on loopback; the proxy
 /// serves `site` as its static files, if given.
 pub fn start_proxy_to_emulator(site: Option<&std::path::Path>) -> Result<(Server, Server)> {
-    run_step(cargo().args(["build", "-p", "florence2-proxy", "-p", "nvcf-emulator", "--bins"]))?;
+    run_step(cargo().args([
+        "build",
+        "-p",
+        "florence2-proxy",
+        "-p",
+        "nvcf-emulator",
+        "--bins",
+    ]))?;
     let bin = target_dir().join("debug");
-    let emulator = start_server(Command::new(bin.join("nvcf-emulator")).args(["--listen", "127.0.0.1:0"]))?;
+    let emulator =
+        start_server(Command::new(bin.join("nvcf-emulator")).args(["--listen", "127.0.0.1:0"]))?;
     let mut proxy = Command::new(bin.join("florence2-proxy"));
     proxy
-        .args(["--listen", "127.0.0.1:0", "--upstream", &emulator.url, "--assets-upstream", &emulator.url, "--rate-limit", "0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &emulator.url,
+            "--assets-upstream",
+            &emulator.url,
+            "--rate-limit",
+            "0",
+        ])
         .env("NVIDIA_API_KEY", EMULATOR_KEY)
         .env("RUST_LOG", "warn");
     if let Some(site) = site {
@@ -79,20 +115,37 @@ fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) 
     if let Some(proxy) = proxy {
         cmd.env("FLORENCE2_TEST_PROXY", &proxy.url);
     }
-    cmd.args(["test", "--release", "-p", "florence2", "--target", "wasm32-unknown-unknown", "--test", "browser", "--", "--nocapture"])
-        .args(filter)
-        .current_dir(root().join("crate"))
-        .env("FLORENCE2_TEST_SERVER", &double.url)
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
-        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
-        .stdout(Stdio::piped());
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "florence2",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--test",
+        "browser",
+        "--",
+        "--nocapture",
+    ])
+    .args(filter)
+    .current_dir(root().join("crate"))
+    .env("FLORENCE2_TEST_SERVER", &double.url)
+    .env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+        "wasm-bindgen-test-runner",
+    )
+    .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+    .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
+    .stdout(Stdio::piped());
     let shown = describe(&cmd);
     eprintln!("+ {shown}");
     let mut child = cmd.spawn().map_err(|e| format!("{shown}: {e}"))?;
     let mut result = None;
     if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
             println!("{line}");
             if let Some(r) = line.trim().strip_prefix("test result: ") {
                 result = Some(r.split(';').next().unwrap_or(r).to_owned());

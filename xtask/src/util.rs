@@ -7,12 +7,20 @@ use std::time::Instant;
 pub type Result<T = ()> = std::result::Result<T, String>;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
 }
 
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).map_or_else(|| root().join("target"), |p| if p.is_absolute() { p } else { root().join(p) })
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(
+            || root().join("target"),
+            |p| if p.is_absolute() { p } else { root().join(p) },
+        )
 }
 
 pub fn cargo() -> Command {
@@ -24,7 +32,9 @@ pub fn run_step(cmd: &mut Command) -> Result {
     let shown = describe(cmd);
     eprintln!("+ {shown}");
     let started = Instant::now();
-    let status = cmd.status().map_err(|e| format!("{shown}: cannot start: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
     if status.success() {
         eprintln!("  ({:.1} s)", started.elapsed().as_secs_f64());
         Ok(())
@@ -36,7 +46,10 @@ pub fn run_step(cmd: &mut Command) -> Result {
 /// Runs a command and returns its stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let shown = describe(cmd);
-    let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| format!("{shown}: cannot start: {e}"))?;
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
     if !out.status.success() {
         return Err(format!("{shown}: {}", out.status));
     }
@@ -44,11 +57,20 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 }
 
 pub fn describe(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A background server started for the tests; killed when dropped.
@@ -69,16 +91,23 @@ pub fn start_server(cmd: &mut Command) -> Result<Server> {
     use std::io::BufRead;
     let shown = describe(cmd);
     eprintln!("+ {shown} &");
-    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| format!("{shown}: cannot start: {e}"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("{shown}: {e}"))?;
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("{shown}: {e}"))?;
     let url = line.trim().strip_prefix("listening on ").map(str::to_owned);
     match url {
         Some(url) => Ok(Server { child, url }),
         None => {
             let _ = child.kill();
-            Err(format!("{shown}: expected 'listening on URL', got {line:?}"))
+            Err(format!(
+                "{shown}: expected 'listening on URL', got {line:?}"
+            ))
         }
     }
 }

@@ -36,21 +36,48 @@ pub fn build() -> Result<WebReport> {
     let started = Instant::now();
     setup::wasm_toolchain()?;
     setup::node_tools()?;
-    run_step(cargo().args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", "florence2-demo"]))?;
+    run_step(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "florence2-demo",
+    ]))?;
     let dist = dist();
     // Start clean: files of an older build (wasm-bindgen snippets) must not linger.
     let _ = std::fs::remove_dir_all(&dist);
     let wasm = target_dir().join("wasm32-unknown-unknown/release/florence2-demo.wasm");
-    run_step(Command::new("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-name", "demo", "--out-dir"]).arg(&dist).arg(&wasm))?;
+    run_step(
+        Command::new("wasm-bindgen")
+            .args([
+                "--target",
+                "web",
+                "--no-typescript",
+                "--out-name",
+                "demo",
+                "--out-dir",
+            ])
+            .arg(&dist)
+            .arg(&wasm),
+    )?;
     let bg = dist.join("demo_bg.wasm");
     build::wasm_opt(&bg)?;
     let assets = root().join("web/static");
-    for entry in std::fs::read_dir(&assets).map_err(|e| format!("{}: {e}", assets.display()))?.flatten() {
+    for entry in std::fs::read_dir(&assets)
+        .map_err(|e| format!("{}: {e}", assets.display()))?
+        .flatten()
+    {
         let to = dist.join(entry.file_name());
-        std::fs::copy(entry.path(), &to).map_err(|e| format!("{} -> {}: {e}", entry.path().display(), to.display()))?;
+        std::fs::copy(entry.path(), &to)
+            .map_err(|e| format!("{} -> {}: {e}", entry.path().display(), to.display()))?;
     }
     let bytes = std::fs::read(&bg).map_err(|e| format!("{}: {e}", bg.display()))?;
-    Ok(WebReport { wasm_bytes: bytes.len(), wasm_gzip_bytes: gzip_len(&bytes), seconds: started.elapsed().as_secs_f64() })
+    Ok(WebReport {
+        wasm_bytes: bytes.len(),
+        wasm_gzip_bytes: gzip_len(&bytes),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// An upstream where nothing listens (the discard port), for the "NVIDIA cannot be reached" paths.
@@ -65,7 +92,17 @@ pub fn e2e() -> Result<String> {
     let (emulator, proxy) = test::start_proxy_to_emulator(Some(&dist))?;
     let keyless = start_server(
         Command::new(target_dir().join("debug/florence2-proxy"))
-            .args(["--listen", "127.0.0.1:0", "--upstream", DEAD_UPSTREAM, "--assets-upstream", DEAD_UPSTREAM, "--rate-limit", "0", "--static"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                DEAD_UPSTREAM,
+                "--assets-upstream",
+                DEAD_UPSTREAM,
+                "--rate-limit",
+                "0",
+                "--static",
+            ])
             .arg(&dist)
             .env_remove("NVIDIA_API_KEY")
             .env("RUST_LOG", "error"),
@@ -85,10 +122,15 @@ pub fn e2e() -> Result<String> {
 fn summary_of(cmd: &mut Command, prefix: &str) -> Result<String> {
     let shown = describe(cmd);
     eprintln!("+ {shown}");
-    let mut child = cmd.spawn().map_err(|e| format!("{shown}: cannot start: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
     let mut summary = None;
     if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
             println!("{line}");
             if let Some(rest) = line.strip_prefix(prefix) {
                 summary = Some(rest.to_owned());

@@ -76,10 +76,19 @@ impl ClientConfig {
         let bad = |why: String| Err(Error::new(ErrorCode::BadOption, why));
         self.base_url = self.base_url.trim().trim_end_matches('/').to_owned();
         let b = &self.base_url;
-        if !(b.is_empty() || b.starts_with("http://") || b.starts_with("https://") || b.starts_with('/')) {
-            return bad(format!("the proxy URL must be an http(s) URL or a path, not {b:?}"));
+        if !(b.is_empty()
+            || b.starts_with("http://")
+            || b.starts_with("https://")
+            || b.starts_with('/'))
+        {
+            return bad(format!(
+                "the proxy URL must be an http(s) URL or a path, not {b:?}"
+            ));
         }
-        for (v, what) in [(self.timeout_ms, "timeoutMs"), (self.max_retry_wait_ms, "maxRetryWaitMs")] {
+        for (v, what) in [
+            (self.timeout_ms, "timeoutMs"),
+            (self.max_retry_wait_ms, "maxRetryWaitMs"),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(format!("{what} must be a positive number, not {v}"));
             }
@@ -160,7 +169,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client> {
-        Ok(Client { config: Rc::new(config.validated()?) })
+        Ok(Client {
+            config: Rc::new(config.validated()?),
+        })
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -170,7 +181,13 @@ impl Client {
     /// Runs a task. The prompt is validated before any work, so a bad one never costs an upload.
     pub async fn run(&self, request: RunRequest) -> Result<RunOutput> {
         let config = &*self.config;
-        let RunRequest { image: image_bytes, task, text, signal, on_progress } = request;
+        let RunRequest {
+            image: image_bytes,
+            task,
+            text,
+            signal,
+            on_progress,
+        } = request;
         let progress = |stage: Stage| {
             if let Some(f) = &on_progress {
                 f(stage);
@@ -182,18 +199,27 @@ impl Client {
 
         let started = js_sys::Date::now();
         progress(Stage::Preparing);
-        let full = PrepareOptions { max_base64_chars: None, ..PrepareOptions::default() };
+        let full = PrepareOptions {
+            max_base64_chars: None,
+            ..PrepareOptions::default()
+        };
         let prepared = image::prepare(&image_bytes, &full).await?;
         check_abort(signal)?;
         let prepared_at = js_sys::Date::now();
 
         let inline = base64_len(prepared.bytes.len()) <= config.max_base64_chars;
         let image_ref = if inline {
-            ImageRef::Inline { mime: prepared.mime.into(), base64: prepared.base64() }
+            ImageRef::Inline {
+                mime: prepared.mime.into(),
+                base64: prepared.base64(),
+            }
         } else {
             progress(Stage::Uploading);
             let asset_id = self.upload(&prepared.bytes, prepared.mime, signal).await?;
-            ImageRef::Asset { mime: prepared.mime.into(), asset_id }
+            ImageRef::Asset {
+                mime: prepared.mime.into(),
+                asset_id,
+            }
         };
         let uploaded_at = js_sys::Date::now();
 
@@ -203,7 +229,11 @@ impl Client {
         let zip = send_with_retries(
             config,
             signal,
-            || self.authorised(Request::post(&url)).header("Content-Type", "application/json").header("Accept", "application/zip, application/json"),
+            || {
+                self.authorised(Request::post(&url))
+                    .header("Content-Type", "application/json")
+                    .header("Accept", "application/zip, application/json")
+            },
             Some(body),
         )
         .await?;
@@ -214,13 +244,23 @@ impl Client {
             task: Some(prompt.task),
         };
         let parsed = parse_zip(&zip, ctx, ZipLimits::default())?;
-        let overlay = parsed.overlay.map(|o| Overlay { name: o.name, mime: o.mime, bytes: o.bytes.into_owned().into() });
+        let overlay = parsed.overlay.map(|o| Overlay {
+            name: o.name,
+            mime: o.mime,
+            bytes: o.bytes.into_owned().into(),
+        });
         let parsed_at = js_sys::Date::now();
         progress(Stage::Done);
         Ok(RunOutput {
             result: parsed.result,
             overlay,
-            sent: SentImage { width: prepared.sent_width, height: prepared.sent_height, bytes: prepared.bytes.len(), inline, quality: prepared.quality },
+            sent: SentImage {
+                width: prepared.sent_width,
+                height: prepared.sent_height,
+                bytes: prepared.bytes.len(),
+                inline,
+                quality: prepared.quality,
+            },
             timings: Timings {
                 prepare_ms: prepared_at - started,
                 upload_ms: uploaded_at - prepared_at,
@@ -231,16 +271,34 @@ impl Client {
     }
 
     /// Uploads image bytes through the proxy's asset route; returns the asset id.
-    pub async fn upload(&self, bytes: &[u8], mime: &str, signal: Option<&AbortSignal>) -> Result<String> {
+    pub async fn upload(
+        &self,
+        bytes: &[u8],
+        mime: &str,
+        signal: Option<&AbortSignal>,
+    ) -> Result<String> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Asset {
             asset_id: String,
         }
         let url = format!("{}{ASSETS_PATH}", self.config.base_url);
-        let body = send_with_retries(&self.config, signal, || self.authorised(Request::post(&url)).header("Content-Type", mime), BodyBytes(bytes)).await?;
-        let asset: Asset = serde_json::from_slice(&body)
-            .map_err(|e| Error::new(ErrorCode::ResponseInvalid, format!("the asset route answered something other than {{\"assetId\"}}: {e}")))?;
+        let body = send_with_retries(
+            &self.config,
+            signal,
+            || {
+                self.authorised(Request::post(&url))
+                    .header("Content-Type", mime)
+            },
+            BodyBytes(bytes),
+        )
+        .await?;
+        let asset: Asset = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(
+                ErrorCode::ResponseInvalid,
+                format!("the asset route answered something other than {{\"assetId\"}}: {e}"),
+            )
+        })?;
         Ok(asset.asset_id)
     }
 
@@ -278,7 +336,12 @@ impl Body for BodyBytes<'_> {
 /// Sends and reads the answer, retrying 429 answers up to `max_retries` times: waits
 /// `Retry-After` (or 1, 2, 4 … s without one), unless that is longer than `max_retry_wait_ms`.
 /// Any other failure is final.
-async fn send_with_retries(config: &ClientConfig, signal: Option<&AbortSignal>, make: impl Fn() -> RequestBuilder, body: impl Body) -> Result<Vec<u8>> {
+async fn send_with_retries(
+    config: &ClientConfig,
+    signal: Option<&AbortSignal>,
+    make: impl Fn() -> RequestBuilder,
+    body: impl Body,
+) -> Result<Vec<u8>> {
     let mut attempt = 0;
     loop {
         let timeout = timeout_signal(config.timeout_ms);
@@ -286,11 +349,26 @@ async fn send_with_retries(config: &ClientConfig, signal: Option<&AbortSignal>, 
         let request = make()
             .abort_signal(Some(&combined))
             .body(body.to_js())
-            .map_err(|e| Error::new(ErrorCode::BadOption, format!("the request cannot be built: {e}")))?;
-        let response = request.send().await.map_err(|e| fetch_error(&e.to_string(), &timeout, signal, config))?;
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::BadOption,
+                    format!("the request cannot be built: {e}"),
+                )
+            })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fetch_error(&e.to_string(), &timeout, signal, config))?;
         let status = response.status();
         if (200..300).contains(&status) {
-            return response.binary().await.map_err(|e| fetch_error(&format!("the answer was cut off: {e}"), &timeout, signal, config));
+            return response.binary().await.map_err(|e| {
+                fetch_error(
+                    &format!("the answer was cut off: {e}"),
+                    &timeout,
+                    signal,
+                    config,
+                )
+            });
         }
         let retry_after = response.headers().get("retry-after");
         let body = response.binary().await.unwrap_or_default();
@@ -298,11 +376,15 @@ async fn send_with_retries(config: &ClientConfig, signal: Option<&AbortSignal>, 
         if status != 429 || attempt >= config.max_retries {
             return Err(error);
         }
-        let wait_ms = error.retry_after_secs.map_or(1000.0 * f64::from(1u32 << attempt.min(6)), |s| s * 1000.0);
+        let wait_ms = error
+            .retry_after_secs
+            .map_or(1000.0 * f64::from(1u32 << attempt.min(6)), |s| s * 1000.0);
         if wait_ms > config.max_retry_wait_ms {
             return Err(error);
         }
-        JsFuture::from(sleep(wait_ms, signal)).await.map_err(|_| aborted())?;
+        JsFuture::from(sleep(wait_ms, signal))
+            .await
+            .map_err(|_| aborted())?;
         attempt += 1;
     }
 }
@@ -315,14 +397,29 @@ fn combined_signal(timeout: &AbortSignal, user: Option<&AbortSignal>) -> AbortSi
     any_signal(&signals)
 }
 
-fn fetch_error(what: &str, timeout: &AbortSignal, user: Option<&AbortSignal>, config: &ClientConfig) -> Error {
+fn fetch_error(
+    what: &str,
+    timeout: &AbortSignal,
+    user: Option<&AbortSignal>,
+    config: &ClientConfig,
+) -> Error {
     if user.is_some_and(AbortSignal::aborted) {
         aborted()
     } else if timeout.aborted() {
-        Error::new(ErrorCode::Timeout, format!("no answer within {} s", config.timeout_ms / 1000.0))
+        Error::new(
+            ErrorCode::Timeout,
+            format!("no answer within {} s", config.timeout_ms / 1000.0),
+        )
     } else {
-        let whom = if config.base_url.is_empty() { "this page's origin" } else { &config.base_url };
-        Error::new(ErrorCode::Network, format!("the proxy at {whom} cannot be reached: {what}"))
+        let whom = if config.base_url.is_empty() {
+            "this page's origin"
+        } else {
+            &config.base_url
+        };
+        Error::new(
+            ErrorCode::Network,
+            format!("the proxy at {whom} cannot be reached: {what}"),
+        )
     }
 }
 
@@ -331,5 +428,9 @@ fn aborted() -> Error {
 }
 
 fn check_abort(signal: Option<&AbortSignal>) -> Result<()> {
-    if signal.is_some_and(AbortSignal::aborted) { Err(aborted()) } else { Ok(()) }
+    if signal.is_some_and(AbortSignal::aborted) {
+        Err(aborted())
+    } else {
+        Ok(())
+    }
 }

@@ -37,7 +37,10 @@ impl Drop for ScaledJpeg {
 
 /// Decodes `bytes` (a JPEG) at no less than `desired` (width, height in the stored orientation).
 pub async fn decode(bytes: &[u8], desired: (u32, u32)) -> Option<ScaledJpeg> {
-    let class: Function = Reflect::get(&js_sys::global(), &"ImageDecoder".into()).ok()?.dyn_into().ok()?;
+    let class: Function = Reflect::get(&js_sys::global(), &"ImageDecoder".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let init = Object::new();
     let fields: [(&str, JsValue); 4] = [
         ("data", Uint8Array::from(bytes).into()),
@@ -53,22 +56,38 @@ pub async fn decode(bytes: &[u8], desired: (u32, u32)) -> Option<ScaledJpeg> {
     close(&decoder);
     let frame = Reflect::get(&decoded?, &"image".into()).ok()?;
     let decoded = ScaledJpeg { frame };
-    let number = |name: &str| Reflect::get(&decoded.frame, &name.into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
-    let flipped = Reflect::get(&decoded.frame, &"flip".into()).ok().and_then(|v| v.as_bool()).unwrap_or(false);
+    let number = |name: &str| {
+        Reflect::get(&decoded.frame, &name.into())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
+    let flipped = Reflect::get(&decoded.frame, &"flip".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let upright = number("rotation") == 0.0 && !flipped;
-    let big_enough = number("codedWidth") >= f64::from(desired.0) && number("codedHeight") >= f64::from(desired.1);
+    let big_enough = number("codedWidth") >= f64::from(desired.0)
+        && number("codedHeight") >= f64::from(desired.1);
     (upright && big_enough).then_some(decoded)
 }
 
 /// Calls `target.method()` and awaits the promise it returns.
 async fn call(target: &JsValue, method: &str) -> Option<JsValue> {
     let function: Function = Reflect::get(target, &method.into()).ok()?.dyn_into().ok()?;
-    let promise = function.call0(target).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+    let promise = function
+        .call0(target)
+        .ok()?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
     JsFuture::from(promise).await.ok()
 }
 
 fn close(target: &JsValue) {
-    if let Some(close) = Reflect::get(target, &"close".into()).ok().and_then(|f| f.dyn_into::<Function>().ok()) {
+    if let Some(close) = Reflect::get(target, &"close".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    {
         let _ = close.call0(target);
     }
 }

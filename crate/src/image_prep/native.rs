@@ -11,8 +11,17 @@ use crate::image_prep::{PrepareOptions, PreparedImage, Search, Step, sniff};
 /// Decodes `bytes` and applies its EXIF orientation.
 pub fn decode(bytes: &[u8], options: &PrepareOptions) -> Result<DynamicImage> {
     let info = sniff(bytes, options)?;
-    let failed = |e: image::ImageError| Error::new(ErrorCode::ImageDecode, format!("the {} cannot be decoded: {e}", info.format.mime()));
-    let mut decoder = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::new(ErrorCode::ImageDecode, e.to_string()))?.into_decoder().map_err(failed)?;
+    let failed = |e: image::ImageError| {
+        Error::new(
+            ErrorCode::ImageDecode,
+            format!("the {} cannot be decoded: {e}", info.format.mime()),
+        )
+    };
+    let mut decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::new(ErrorCode::ImageDecode, e.to_string()))?
+        .into_decoder()
+        .map_err(failed)?;
     let orientation = decoder.orientation().map_err(failed)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(failed)?;
     image.apply_orientation(orientation);
@@ -34,10 +43,16 @@ pub fn prepare(bytes: &[u8], options: &PrepareOptions) -> Result<PreparedImage> 
     loop {
         let size = (attempt.width, attempt.height);
         if resized.as_ref().is_none_or(|(s, _)| *s != size) {
-            let pixels = if size == (width, height) { rgb.clone() } else { downscale(&rgb, size.0, size.1) };
+            let pixels = if size == (width, height) {
+                rgb.clone()
+            } else {
+                downscale(&rgb, size.0, size.1)
+            };
             resized = Some((size, pixels));
         }
-        let Some((_, pixels)) = &resized else { unreachable!("set just above") };
+        let Some((_, pixels)) = &resized else {
+            unreachable!("set just above")
+        };
         match search.record(attempt, encode_jpeg(pixels, attempt.quality)?)? {
             Step::Encode(next) => attempt = next,
             Step::Finished(prepared) => return Ok(prepared),

@@ -109,28 +109,55 @@ impl Planner {
         info.format == ImageFormat::Jpeg
             && !info.has_exif
             && self.full == (self.width, self.height)
-            && self.budget_chars.is_none_or(|chars| base64_len(byte_len) <= chars)
+            && self
+                .budget_chars
+                .is_none_or(|chars| base64_len(byte_len) <= chars)
     }
 
     /// Without a budget, the best quality; with one, the quality most photos fit at (one
     /// encode fewer in the common case; an undershoot is followed by a better try).
     pub fn first(&self) -> Attempt {
-        let quality = if self.budget_chars.is_some() { QUALITIES[1].0 } else { QUALITIES[0].0 };
-        Attempt { width: self.full.0, height: self.full.1, quality }
+        let quality = if self.budget_chars.is_some() {
+            QUALITIES[1].0
+        } else {
+            QUALITIES[0].0
+        };
+        Attempt {
+            width: self.full.0,
+            height: self.full.1,
+            quality,
+        }
     }
 
     /// Judges the encode of `attempt`, `encoded_len` bytes long, and says what comes next.
     pub fn next(&mut self, attempt: Attempt, encoded_len: usize) -> Result<Verdict> {
         self.encodes += 1;
-        let Some(budget) = self.budget_bytes() else { return Ok(Verdict { fits: true, next: Next::Done }) };
+        let Some(budget) = self.budget_bytes() else {
+            return Ok(Verdict {
+                fits: true,
+                next: Next::Done,
+            });
+        };
         let fits = encoded_len <= budget;
         if fits && self.best_fit.is_none_or(|best| encoded_len > best) {
             self.best_fit = Some(encoded_len);
         }
-        let done = Verdict { fits, next: Next::Done };
-        let out_of_budget = || Error::new(ErrorCode::ImageBudget, format!("no JPEG of this image fits in {} base64 characters", budget / 3 * 4));
+        let done = Verdict {
+            fits,
+            next: Next::Done,
+        };
+        let out_of_budget = || {
+            Error::new(
+                ErrorCode::ImageBudget,
+                format!(
+                    "no JPEG of this image fits in {} base64 characters",
+                    budget / 3 * 4
+                ),
+            )
+        };
         // Good enough: the best settings fit, or a fit uses most of the budget.
-        let best_possible = (attempt.width, attempt.height) == self.full && attempt.quality == QUALITIES[0].0;
+        let best_possible =
+            (attempt.width, attempt.height) == self.full && attempt.quality == QUALITIES[0].0;
         if fits && (best_possible || encoded_len as f64 >= budget as f64 * CLOSE_ENOUGH) {
             return Ok(done);
         }
@@ -139,18 +166,36 @@ impl Planner {
             return Ok(done);
         }
         if self.encodes >= MAX_ENCODES {
-            return if self.best_fit.is_some() { Ok(done) } else { Err(out_of_budget()) };
+            return if self.best_fit.is_some() {
+                Ok(done)
+            } else {
+                Err(out_of_budget())
+            };
         }
         let cost = encoded_len as f64 / (f64::from(attempt.width) * f64::from(attempt.height));
         self.measured.retain(|(q, _)| *q != attempt.quality);
         self.measured.push((attempt.quality, cost));
         let prediction = self.predict(attempt, encoded_len, budget);
         // Only move towards the budget: smaller after a miss, larger after a fit.
-        let bigger = |a: &Attempt| f64::from(a.width) * f64::from(a.height) * relative_size(a.quality);
-        let moves_right = |a: &Attempt| if fits { bigger(a) > bigger(&attempt) } else { bigger(a) < bigger(&attempt) };
+        let bigger =
+            |a: &Attempt| f64::from(a.width) * f64::from(a.height) * relative_size(a.quality);
+        let moves_right = |a: &Attempt| {
+            if fits {
+                bigger(a) > bigger(&attempt)
+            } else {
+                bigger(a) < bigger(&attempt)
+            }
+        };
         match prediction {
-            Some(next) if moves_right(&next) && next.width >= self.min_side && next.height >= self.min_side => {
-                Ok(Verdict { fits, next: Next::Retry(next) })
+            Some(next)
+                if moves_right(&next)
+                    && next.width >= self.min_side
+                    && next.height >= self.min_side =>
+            {
+                Ok(Verdict {
+                    fits,
+                    next: Next::Retry(next),
+                })
             }
             _ if self.best_fit.is_some() => Ok(done),
             _ => Err(out_of_budget()),
@@ -164,7 +209,11 @@ impl Planner {
         let at_full_size = QUALITIES
             .iter()
             .find(|&&(q, _)| full_pixels * self.cost_per_pixel(q) <= target)
-            .map(|&(quality, _)| Attempt { width: self.full.0, height: self.full.1, quality });
+            .map(|&(quality, _)| Attempt {
+                width: self.full.0,
+                height: self.full.1,
+                quality,
+            });
         at_full_size.or_else(|| {
             let quality = QUALITIES[QUALITIES.len() - 1].0;
             let pixels = f64::from(attempt.width) * f64::from(attempt.height);
@@ -173,29 +222,47 @@ impl Planner {
                 // A miss at the lowest quality: at least 5 % fewer pixels than last time.
                 fit_pixels = fit_pixels.min(pixels * 0.95);
             }
-            let (width, height) = scaled(self.full.0, self.full.1, (fit_pixels / full_pixels).sqrt());
-            Some(Attempt { width, height, quality })
+            let (width, height) =
+                scaled(self.full.0, self.full.1, (fit_pixels / full_pixels).sqrt());
+            Some(Attempt {
+                width,
+                height,
+                quality,
+            })
         })
     }
 
     /// Predicted bytes per pixel at `quality`: measured, interpolated between two measured
     /// qualities (geometrically), or extrapolated from the nearest one with the table.
     fn cost_per_pixel(&self, quality: f32) -> f64 {
-        let below = self.measured.iter().filter(|(q, _)| *q <= quality).max_by(|a, b| a.0.total_cmp(&b.0));
-        let above = self.measured.iter().filter(|(q, _)| *q >= quality).min_by(|a, b| a.0.total_cmp(&b.0));
+        let below = self
+            .measured
+            .iter()
+            .filter(|(q, _)| *q <= quality)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let above = self
+            .measured
+            .iter()
+            .filter(|(q, _)| *q >= quality)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
         match (below, above) {
             (Some(&(ql, cl)), Some(&(qh, ch))) if qh > ql => {
                 let t = f64::from((quality - ql) / (qh - ql));
                 cl * (ch / cl).powf(t)
             }
-            (Some(&(q, c)), _) | (None, Some(&(q, c))) => c * relative_size(quality) / relative_size(q),
+            (Some(&(q, c)), _) | (None, Some(&(q, c))) => {
+                c * relative_size(quality) / relative_size(q)
+            }
             (None, None) => f64::INFINITY,
         }
     }
 }
 
 fn relative_size(quality: f32) -> f64 {
-    QUALITIES.iter().find(|(q, _)| *q == quality).map_or(1.0, |(_, r)| *r)
+    QUALITIES
+        .iter()
+        .find(|(q, _)| *q == quality)
+        .map_or(1.0, |(_, r)| *r)
 }
 
 fn scaled(w: u32, h: u32, scale: f64) -> (u32, u32) {
@@ -218,15 +285,30 @@ mod tests {
     }
 
     fn opts(chars: usize) -> PrepareOptions {
-        PrepareOptions { max_base64_chars: Some(chars), ..PrepareOptions::default() }
+        PrepareOptions {
+            max_base64_chars: Some(chars),
+            ..PrepareOptions::default()
+        }
     }
 
     #[test]
     fn caps_the_short_side_at_768_keeping_the_aspect() {
-        assert_eq!(Planner::new(4000, 3000, &opts(180_000)).full_size(), (1024, 768));
-        assert_eq!(Planner::new(3000, 4000, &opts(180_000)).full_size(), (768, 1024));
-        assert_eq!(Planner::new(640, 480, &opts(180_000)).full_size(), (640, 480));
-        assert_eq!(Planner::new(20000, 1000, &opts(180_000)).full_size(), (2048, 102));
+        assert_eq!(
+            Planner::new(4000, 3000, &opts(180_000)).full_size(),
+            (1024, 768)
+        );
+        assert_eq!(
+            Planner::new(3000, 4000, &opts(180_000)).full_size(),
+            (768, 1024)
+        );
+        assert_eq!(
+            Planner::new(640, 480, &opts(180_000)).full_size(),
+            (640, 480)
+        );
+        assert_eq!(
+            Planner::new(20000, 1000, &opts(180_000)).full_size(),
+            (2048, 102)
+        );
     }
 
     /// A simulated encoder: bytes proportional to pixels and to the quality table, times `k`.
@@ -235,7 +317,11 @@ mod tests {
         let mut encodes = 0;
         let mut best = None;
         loop {
-            let rel = QUALITIES.iter().find(|(q, _)| *q == attempt.quality).unwrap().1;
+            let rel = QUALITIES
+                .iter()
+                .find(|(q, _)| *q == attempt.quality)
+                .unwrap()
+                .1;
             // The real encoder differs from the table by up to 15 %.
             let len = (f64::from(attempt.width * attempt.height) * k * rel * 1.15) as usize;
             encodes += 1;
@@ -260,7 +346,10 @@ mod tests {
         // A noisy image at 1 byte/pixel must also shrink.
         let mut p = Planner::new(4000, 3000, &opts(180_000));
         let (a, n) = simulate(&mut p, 1.0);
-        assert!(a.width < 1024 && a.quality == 0.75 && n <= 4, "{a:?} after {n}");
+        assert!(
+            a.width < 1024 && a.quality == 0.75 && n <= 4,
+            "{a:?} after {n}"
+        );
         assert!(f64::from(a.width) / f64::from(a.height) - 4.0 / 3.0 < 0.01);
     }
 
@@ -269,17 +358,51 @@ mod tests {
         let mut p = Planner::new(4000, 3000, &opts(180_000));
         // The first encode misses; the second lands far below the budget.
         let first = p.first();
-        let Verdict { fits: false, next: Next::Retry(second) } = p.next(first, 500_000).unwrap() else { panic!() };
-        let Verdict { fits: true, next: Next::Retry(third) } = p.next(second, 40_000).unwrap() else { panic!() };
-        assert!(third.width * third.height > second.width * second.height || third.quality > second.quality);
+        let Verdict {
+            fits: false,
+            next: Next::Retry(second),
+        } = p.next(first, 500_000).unwrap()
+        else {
+            panic!()
+        };
+        let Verdict {
+            fits: true,
+            next: Next::Retry(third),
+        } = p.next(second, 40_000).unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            third.width * third.height > second.width * second.height
+                || third.quality > second.quality
+        );
         // The third misses: the kept second is used.
-        assert_eq!(p.next(third, 200_000).unwrap(), Verdict { fits: false, next: Next::Done });
+        assert_eq!(
+            p.next(third, 200_000).unwrap(),
+            Verdict {
+                fits: false,
+                next: Next::Done
+            }
+        );
     }
 
     #[test]
     fn without_a_budget_the_first_encode_is_kept() {
-        let mut p = Planner::new(4000, 3000, &PrepareOptions { max_base64_chars: None, ..PrepareOptions::default() });
-        assert_eq!(p.next(p.first(), usize::MAX).unwrap(), Verdict { fits: true, next: Next::Done });
+        let mut p = Planner::new(
+            4000,
+            3000,
+            &PrepareOptions {
+                max_base64_chars: None,
+                ..PrepareOptions::default()
+            },
+        );
+        assert_eq!(
+            p.next(p.first(), usize::MAX).unwrap(),
+            Verdict {
+                fits: true,
+                next: Next::Done
+            }
+        );
     }
 
     #[test]
@@ -288,7 +411,10 @@ mod tests {
         let mut attempt = p.first();
         let err = loop {
             match p.next(attempt, 5000) {
-                Ok(Verdict { next: Next::Retry(a), .. }) => attempt = a,
+                Ok(Verdict {
+                    next: Next::Retry(a),
+                    ..
+                }) => attempt = a,
                 Ok(v) => panic!("{v:?}"),
                 Err(e) => break e,
             }
@@ -298,12 +424,30 @@ mod tests {
 
     #[test]
     fn originals_pass_only_when_clean_small_and_within_budget() {
-        let info = ImageInfo { format: ImageFormat::Jpeg, stored_width: 640, stored_height: 480, has_exif: false, jpeg_orientation: 1 };
+        let info = ImageInfo {
+            format: ImageFormat::Jpeg,
+            stored_width: 640,
+            stored_height: 480,
+            has_exif: false,
+            jpeg_orientation: 1,
+        };
         let p = Planner::new(640, 480, &opts(180_000));
         assert!(p.can_send_original(&info, 100_000));
         assert!(!p.can_send_original(&info, 140_000));
-        assert!(!p.can_send_original(&ImageInfo { has_exif: true, ..info }, 100_000));
-        assert!(!p.can_send_original(&ImageInfo { format: ImageFormat::Png, ..info }, 100_000));
+        assert!(!p.can_send_original(
+            &ImageInfo {
+                has_exif: true,
+                ..info
+            },
+            100_000
+        ));
+        assert!(!p.can_send_original(
+            &ImageInfo {
+                format: ImageFormat::Png,
+                ..info
+            },
+            100_000
+        ));
         assert!(!Planner::new(4000, 3000, &opts(180_000)).can_send_original(&info, 100_000));
     }
 }

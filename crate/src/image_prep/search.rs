@@ -3,7 +3,7 @@
 //! is the one sent.
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::image_prep::{Attempt, ImageInfo, Next, PrepareOptions, PreparedImage, Planner};
+use crate::image_prep::{Attempt, ImageInfo, Next, Planner, PrepareOptions, PreparedImage};
 
 /// What the codec should do next.
 #[derive(Debug)]
@@ -24,14 +24,29 @@ pub struct Search {
 impl Search {
     /// `width`×`height` is the original after EXIF orientation.
     pub fn new(width: u32, height: u32, options: &PrepareOptions) -> Search {
-        Search { planner: Planner::new(width, height, options), width, height, kept: None, encodes: 0 }
+        Search {
+            planner: Planner::new(width, height, options),
+            width,
+            height,
+            kept: None,
+            encodes: 0,
+        }
     }
 
     /// The file as it is, when it can be sent unchanged; otherwise the first encode to make.
     pub fn start(&self, info: &ImageInfo, bytes: &[u8]) -> Step {
         if self.planner.can_send_original(info, bytes.len()) {
             let (width, height) = (self.width, self.height);
-            Step::Finished(PreparedImage { bytes: bytes.to_vec(), mime: info.format.mime(), width, height, sent_width: width, sent_height: height, quality: None, encodes: 0 })
+            Step::Finished(PreparedImage {
+                bytes: bytes.to_vec(),
+                mime: info.format.mime(),
+                width,
+                height,
+                sent_width: width,
+                sent_height: height,
+                quality: None,
+                encodes: 0,
+            })
         } else {
             Step::Encode(self.planner.first())
         }
@@ -47,7 +62,9 @@ impl Search {
         match verdict.next {
             Next::Retry(next) => Ok(Step::Encode(next)),
             Next::Done => {
-                let (attempt, bytes) = self.kept.take().ok_or_else(|| Error::new(ErrorCode::ImageBudget, "no encode fitted the budget"))?;
+                let (attempt, bytes) = self.kept.take().ok_or_else(|| {
+                    Error::new(ErrorCode::ImageBudget, "no encode fitted the budget")
+                })?;
                 Ok(Step::Finished(PreparedImage {
                     bytes,
                     mime: "image/jpeg",

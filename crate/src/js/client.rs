@@ -37,13 +37,24 @@ impl Florence2Client {
     /// `new Florence2Client({ baseUrl, apiKey?, timeoutMs?, maxRetries?, maxRetryWaitMs?, maxBase64Chars? })`;
     /// `baseUrl` defaults to the page's own origin.
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(unchecked_param_type = "ClientOptions | undefined")] options: JsValue) -> Result<Florence2Client, JsValue> {
-        let o: ClientOptions = if options.is_undefined() || options.is_null() { ClientOptions::default() } else { from_js(options, ErrorCode::BadOption, "client options")? };
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ClientOptions | undefined")] options: JsValue,
+    ) -> Result<Florence2Client, JsValue> {
+        let o: ClientOptions = if options.is_undefined() || options.is_null() {
+            ClientOptions::default()
+        } else {
+            from_js(options, ErrorCode::BadOption, "client options")?
+        };
         let d = ClientConfig::default();
         let max_base64_chars = match o.max_base64_chars {
             None => d.max_base64_chars,
             Some(v) if v.is_finite() && v >= 1.0 => v as usize,
-            Some(v) => return Err(js_error(Error::new(ErrorCode::BadOption, format!("maxBase64Chars must be a positive number, not {v}")))),
+            Some(v) => {
+                return Err(js_error(Error::new(
+                    ErrorCode::BadOption,
+                    format!("maxBase64Chars must be a positive number, not {v}"),
+                )));
+            }
         };
         let config = ClientConfig {
             base_url: o.base_url.unwrap_or(d.base_url),
@@ -53,12 +64,17 @@ impl Florence2Client {
             max_retry_wait_ms: o.max_retry_wait_ms.unwrap_or(d.max_retry_wait_ms),
             max_base64_chars,
         };
-        Ok(Florence2Client { client: Client::new(config).map_err(js_error)? })
+        Ok(Florence2Client {
+            client: Client::new(config).map_err(js_error)?,
+        })
     }
 
     /// Runs `{ image, task, text?, signal?, onProgress? }` → `{ result, overlay, sent, timings }`.
     #[wasm_bindgen(unchecked_return_type = "Promise<RunResult>")]
-    pub fn run(&self, #[wasm_bindgen(unchecked_param_type = "RunRequest")] request: JsValue) -> Promise {
+    pub fn run(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "RunRequest")] request: JsValue,
+    ) -> Promise {
         let client = self.client.clone();
         future_to_promise(async move {
             let request = read_request(&request).await.map_err(js_error)?;
@@ -78,11 +94,20 @@ impl Florence2Client {
 
     /// Uploads image bytes through the proxy's asset route; resolves to the asset id.
     #[wasm_bindgen(js_name = uploadAsset, unchecked_return_type = "Promise<string>")]
-    pub fn upload_asset(&self, bytes: Uint8Array, mime: Option<String>, signal: Option<AbortSignal>) -> Promise {
+    pub fn upload_asset(
+        &self,
+        bytes: Uint8Array,
+        mime: Option<String>,
+        signal: Option<AbortSignal>,
+    ) -> Promise {
         let client = self.client.clone();
         future_to_promise(async move {
             let mime = mime.unwrap_or_else(|| "image/jpeg".into());
-            client.upload(&bytes.to_vec(), &mime, signal.as_ref()).await.map(JsValue::from).map_err(js_error)
+            client
+                .upload(&bytes.to_vec(), &mime, signal.as_ref())
+                .await
+                .map(JsValue::from)
+                .map_err(js_error)
         })
     }
 }
@@ -93,22 +118,42 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
 
 async fn read_request(request: &JsValue) -> crate::Result<RunRequest> {
     if !request.is_object() {
-        return Err(Error::new(ErrorCode::BadOption, "run() takes { image, task, text?, signal?, onProgress? }"));
+        return Err(Error::new(
+            ErrorCode::BadOption,
+            "run() takes { image, task, text?, signal?, onProgress? }",
+        ));
     }
-    let token = get(request, "task").as_string().ok_or_else(|| Error::new(ErrorCode::UnknownTask, "task must be a task token such as \"<OD>\""))?;
+    let token = get(request, "task").as_string().ok_or_else(|| {
+        Error::new(
+            ErrorCode::UnknownTask,
+            "task must be a task token such as \"<OD>\"",
+        )
+    })?;
     let task = Task::from_token(&token)?;
     let text = get(request, "text").as_string();
     // Validate the prompt before reading a possibly large image.
     crate::prompt::Prompt::new(task, text.as_deref())?;
     let signal = get(request, "signal").dyn_into::<AbortSignal>().ok();
-    let on_progress = get(request, "onProgress").dyn_into::<Function>().ok().map(|f| -> Rc<dyn Fn(Stage)> {
-        Rc::new(move |stage: Stage| {
-            let event = Object::new();
-            let _ = Reflect::set(&event, &"stage".into(), &stage.as_str().into());
-            // A throwing callback is the caller's bug; it must not break the run.
-            let _ = f.call1(&JsValue::NULL, &event);
-        })
-    });
-    let image = bytes_of(&get(request, "image")).await.map_err(|e| Error::new(ErrorCode::BadOption, format!("image: {}", describe(&e))))?;
-    Ok(RunRequest { image, task, text, signal, on_progress })
+    let on_progress =
+        get(request, "onProgress")
+            .dyn_into::<Function>()
+            .ok()
+            .map(|f| -> Rc<dyn Fn(Stage)> {
+                Rc::new(move |stage: Stage| {
+                    let event = Object::new();
+                    let _ = Reflect::set(&event, &"stage".into(), &stage.as_str().into());
+                    // A throwing callback is the caller's bug; it must not break the run.
+                    let _ = f.call1(&JsValue::NULL, &event);
+                })
+            });
+    let image = bytes_of(&get(request, "image"))
+        .await
+        .map_err(|e| Error::new(ErrorCode::BadOption, format!("image: {}", describe(&e))))?;
+    Ok(RunRequest {
+        image,
+        task,
+        text,
+        signal,
+        on_progress,
+    })
 }

@@ -6,8 +6,8 @@ mod client;
 pub use client::Florence2Client;
 mod convert;
 
-use serde::Deserialize;
 use js_sys::Uint8Array;
+use serde::Deserialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -66,20 +66,31 @@ pub async fn prepare_image(
     };
     let options = prepare_options(opts.max_base64_chars, opts.max_pixels).map_err(js_error)?;
     let bytes = convert::bytes_of(&image).await?;
-    let prepared = crate::browser::image::prepare(&bytes, &options).await.map_err(js_error)?;
+    let prepared = crate::browser::image::prepare(&bytes, &options)
+        .await
+        .map_err(js_error)?;
     convert::prepared_to_js(&prepared)
 }
 
-fn prepare_options(max_base64_chars: Option<f64>, max_pixels: Option<f64>) -> crate::Result<PrepareOptions> {
+fn prepare_options(
+    max_base64_chars: Option<f64>,
+    max_pixels: Option<f64>,
+) -> crate::Result<PrepareOptions> {
     let mut options = PrepareOptions::default();
     let count = |v: f64, what: &str| {
         if (1.0..=9.0e15).contains(&v) {
             Ok(v as u64)
         } else {
-            Err(Error::new(ErrorCode::BadOption, format!("{what} must be a positive number, not {v}")))
+            Err(Error::new(
+                ErrorCode::BadOption,
+                format!("{what} must be a positive number, not {v}"),
+            ))
         }
     };
-    options.max_base64_chars = Some(count(max_base64_chars.unwrap_or(DEFAULT_MAX_BASE64_CHARS as f64), "maxBase64Chars")? as usize);
+    options.max_base64_chars = Some(count(
+        max_base64_chars.unwrap_or(DEFAULT_MAX_BASE64_CHARS as f64),
+        "maxBase64Chars",
+    )? as usize);
     if let Some(p) = max_pixels {
         options.max_pixels = count(p, "maxPixels")?;
     }
@@ -103,12 +114,38 @@ pub fn parse_response(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] zip: JsValue,
     #[wasm_bindgen(unchecked_param_type = "ResponseImage")] image: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let zip_js = if zip.is_instance_of::<js_sys::ArrayBuffer>() { Uint8Array::new(&zip) } else { zip.clone().unchecked_into() };
+    let zip_js = if zip.is_instance_of::<js_sys::ArrayBuffer>() {
+        Uint8Array::new(&zip)
+    } else {
+        zip.clone().unchecked_into()
+    };
     let bytes = convert::sync_bytes_of(&zip)?;
     let ctx: ParseContext = from_js(image, ErrorCode::BadOption, "image size")?;
-    let task = ctx.task.as_deref().map(Task::from_token).transpose().map_err(js_error)?;
+    let task = ctx
+        .task
+        .as_deref()
+        .map(Task::from_token)
+        .transpose()
+        .map_err(js_error)?;
     let original = ImageSize::new(ctx.width, ctx.height);
-    let sent = ImageSize::new(ctx.sent_width.unwrap_or(ctx.width), ctx.sent_height.unwrap_or(ctx.height));
-    let parsed = parse_zip(&bytes, ResponseContext { original, sent, task }, ZipLimits::default()).map_err(js_error)?;
-    convert::parsed_to_js(&parsed, zip_js.is_instance_of::<Uint8Array>().then_some((&zip_js, &bytes[..])))
+    let sent = ImageSize::new(
+        ctx.sent_width.unwrap_or(ctx.width),
+        ctx.sent_height.unwrap_or(ctx.height),
+    );
+    let parsed = parse_zip(
+        &bytes,
+        ResponseContext {
+            original,
+            sent,
+            task,
+        },
+        ZipLimits::default(),
+    )
+    .map_err(js_error)?;
+    convert::parsed_to_js(
+        &parsed,
+        zip_js
+            .is_instance_of::<Uint8Array>()
+            .then_some((&zip_js, &bytes[..])),
+    )
 }

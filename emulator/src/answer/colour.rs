@@ -20,7 +20,11 @@ pub enum Colour {
 impl Colour {
     /// Names an RGB colour by hue, saturation and value.
     pub fn name([r, g, b]: [u8; 3]) -> Colour {
-        let (r, g, b) = (f64::from(r) / 255.0, f64::from(g) / 255.0, f64::from(b) / 255.0);
+        let (r, g, b) = (
+            f64::from(r) / 255.0,
+            f64::from(g) / 255.0,
+            f64::from(b) / 255.0,
+        );
         let max = r.max(g).max(b);
         let min = r.min(g).min(b);
         let value = max;
@@ -29,7 +33,11 @@ impl Colour {
             return Colour::Black;
         }
         if saturation < 0.18 {
-            return if value > 0.85 { Colour::White } else { Colour::Gray };
+            return if value > 0.85 {
+                Colour::White
+            } else {
+                Colour::Gray
+            };
         }
         let delta = max - min;
         let hue = if max == r {
@@ -111,7 +119,11 @@ pub fn position(bounds: [u32; 4], width: u32, height: u32) -> &'static str {
     } else {
         2
     };
-    [["top left", "top", "top right"], ["left", "center", "right"], ["bottom left", "bottom", "bottom right"]][row][column]
+    [
+        ["top left", "top", "top right"],
+        ["left", "center", "right"],
+        ["bottom left", "bottom", "bottom right"],
+    ][row][column]
 }
 
 #[cfg(test)]

@@ -51,7 +51,11 @@ pub fn answer(prompt: &Prompt, image: &RgbImage) -> Result<Answer, String> {
     Ok(Answer {
         content: format!("{}{}", task.token(), processed.text),
         entities: processed.entities,
-        usage: Usage { completion_tokens, prompt_tokens, total_tokens: completion_tokens + prompt_tokens },
+        usage: Usage {
+            completion_tokens,
+            prompt_tokens,
+            total_tokens: completion_tokens + prompt_tokens,
+        },
         draws: task.answer_kind() != AnswerKind::PureText,
     })
 }
@@ -59,7 +63,10 @@ pub fn answer(prompt: &Prompt, image: &RgbImage) -> Result<Answer, String> {
 /// A rough token count: words and location tokens.
 fn token_count(text: &str) -> u64 {
     let locs = text.matches("<loc_").count();
-    let words = text.split(|c: char| c.is_whitespace() || c == '<').filter(|w| !w.is_empty() && !w.starts_with("loc_")).count();
+    let words = text
+        .split(|c: char| c.is_whitespace() || c == '<')
+        .filter(|w| !w.is_empty() && !w.starts_with("loc_"))
+        .count();
     (locs + words) as u64
 }
 
@@ -76,13 +83,24 @@ fn generate(prompt: &Prompt, scene: &Scene, image: &RgbImage) -> String {
         Task::Caption => caption(scene),
         Task::DetailedCaption => detailed_caption(scene),
         Task::MoreDetailedCaption => more_detailed_caption(scene),
-        Task::ObjectDetection => regions.iter().map(|r| format!("{}{}", r.colour.thing(), locs(r.bounds))).collect(),
-        Task::DenseRegionCaption => regions.iter().map(|r| format!("{}{}", named(r), locs(r.bounds))).collect(),
+        Task::ObjectDetection => regions
+            .iter()
+            .map(|r| format!("{}{}", r.colour.thing(), locs(r.bounds)))
+            .collect(),
+        Task::DenseRegionCaption => regions
+            .iter()
+            .map(|r| format!("{}{}", named(r), locs(r.bounds)))
+            .collect(),
         Task::RegionProposal => regions.iter().map(|r| locs(r.bounds)).collect(),
         Task::CaptionToPhraseGrounding => phrases(&text)
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{p}{}", locs(scene.find(p).unwrap_or(&regions[i % regions.len()]).bounds)))
+            .map(|(i, p)| {
+                format!(
+                    "{p}{}",
+                    locs(scene.find(p).unwrap_or(&regions[i % regions.len()]).bounds)
+                )
+            })
             .collect(),
         Task::ReferringExpressionSegmentation => {
             let region = scene.find(&text).unwrap_or(&regions[0]);
@@ -90,13 +108,27 @@ fn generate(prompt: &Prompt, scene: &Scene, image: &RgbImage) -> String {
         }
         Task::RegionToSegmentation => octagon(bins(input_box(prompt, w, h), w, h)),
         Task::OpenVocabularyDetection => {
-            let matches: Vec<&Region> = regions.iter().filter(|r| scene_mentions(&text, r)).collect();
-            let matches = if matches.is_empty() { vec![&regions[0]] } else { matches };
-            matches.iter().map(|r| format!("{text}{}", locs(r.bounds))).collect()
+            let matches: Vec<&Region> = regions
+                .iter()
+                .filter(|r| scene_mentions(&text, r))
+                .collect();
+            let matches = if matches.is_empty() {
+                vec![&regions[0]]
+            } else {
+                matches
+            };
+            matches
+                .iter()
+                .map(|r| format!("{text}{}", locs(r.bounds)))
+                .collect()
         }
         Task::RegionToCategory => {
             let bounds = input_box(prompt, w, h);
-            format!("{}{}", Colour::name(mean_rgb(image, bounds)).thing(), locs(bounds))
+            format!(
+                "{}{}",
+                Colour::name(mean_rgb(image, bounds)).thing(),
+                locs(bounds)
+            )
         }
         Task::RegionToDescription => {
             let bounds = input_box(prompt, w, h);
@@ -104,7 +136,10 @@ fn generate(prompt: &Prompt, scene: &Scene, image: &RgbImage) -> String {
             format!("{} {}{}", colour.word(), colour.thing(), locs(bounds))
         }
         Task::Ocr => {
-            let words: Vec<String> = regions.iter().map(|r| r.colour.thing().to_ascii_uppercase()).collect();
+            let words: Vec<String> = regions
+                .iter()
+                .map(|r| r.colour.thing().to_ascii_uppercase())
+                .collect();
             format!("{} {w}X{h}", words.join(" "))
         }
         Task::OcrWithRegion => regions
@@ -112,7 +147,11 @@ fn generate(prompt: &Prompt, scene: &Scene, image: &RgbImage) -> String {
             .enumerate()
             .map(|(i, r)| {
                 let label = r.colour.thing().to_ascii_uppercase();
-                let label = if i == 0 { format!("{label} {w}X{h}") } else { label };
+                let label = if i == 0 {
+                    format!("{label} {w}X{h}")
+                } else {
+                    label
+                };
                 let [x0, y0, x1, y1] = bins(r.bounds, w, h);
                 format!("{label}{}", loc_tokens(&[x0, y0, x1, y0, x1, y1, x0, y1]))
             })
@@ -124,27 +163,46 @@ fn generate(prompt: &Prompt, scene: &Scene, image: &RgbImage) -> String {
 
 fn scene_mentions(text: &str, region: &Region) -> bool {
     let text = text.to_ascii_lowercase();
-    text.split(|c: char| !c.is_ascii_alphabetic()).any(|w| w == region.colour.word() || w == region.colour.thing())
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|w| w == region.colour.word() || w == region.colour.thing())
 }
 
 fn caption(scene: &Scene) -> String {
     match &scene.regions[..] {
         [] => "An empty picture.".to_owned(),
-        [only] => format!("A picture of a {} {}.", only.colour.word(), only.colour.thing()),
-        [first, second, ..] => format!("A {} {} next to a {} {}.", first.colour.word(), first.colour.thing(), second.colour.word(), second.colour.thing()),
+        [only] => format!(
+            "A picture of a {} {}.",
+            only.colour.word(),
+            only.colour.thing()
+        ),
+        [first, second, ..] => format!(
+            "A {} {} next to a {} {}.",
+            first.colour.word(),
+            first.colour.thing(),
+            second.colour.word(),
+            second.colour.thing()
+        ),
     }
 }
 
 fn detailed_caption(scene: &Scene) -> String {
     let mut sentences = vec![format!("The image is mostly {}.", scene.dominant().word())];
     for r in scene.regions.iter().take(3) {
-        sentences.push(format!("There is a {} {} in the {} of the image.", r.colour.word(), r.colour.thing(), position(r.bounds, scene.width, scene.height)));
+        sentences.push(format!(
+            "There is a {} {} in the {} of the image.",
+            r.colour.word(),
+            r.colour.thing(),
+            position(r.bounds, scene.width, scene.height)
+        ));
     }
     sentences.join(" ")
 }
 
 fn more_detailed_caption(scene: &Scene) -> String {
-    let mut sentences = vec![format!("The image is {} pixels wide and {} pixels tall.", scene.width, scene.height)];
+    let mut sentences = vec![format!(
+        "The image is {} pixels wide and {} pixels tall.",
+        scene.width, scene.height
+    )];
     for r in &scene.regions {
         let [x0, y0, x1, y1] = r.bounds;
         sentences.push(format!(
@@ -156,7 +214,10 @@ fn more_detailed_caption(scene: &Scene) -> String {
             y1 - y0
         ));
     }
-    sentences.push(format!("Overall the picture looks {}.", scene.dominant().word()));
+    sentences.push(format!(
+        "Overall the picture looks {}.",
+        scene.dominant().word()
+    ));
     sentences.join(" ")
 }
 
@@ -179,8 +240,11 @@ fn bins([x0, y0, x1, y1]: [u32; 4], w: u32, h: u32) -> [u32; 4] {
 
 /// The region a region task was given, back in pixels by the endpoint's rule (bin / 999).
 fn input_box(prompt: &Prompt, w: u32, h: u32) -> [u32; 4] {
-    let PromptInput::Region([a, b, c, d]) = prompt.input else { return [0, 0, w, h] };
-    let px = |bin: u32, side: u32| ((f64::from(bin) / 999.0 * f64::from(side)).round() as u32).min(side);
+    let PromptInput::Region([a, b, c, d]) = prompt.input else {
+        return [0, 0, w, h];
+    };
+    let px =
+        |bin: u32, side: u32| ((f64::from(bin) / 999.0 * f64::from(side)).round() as u32).min(side);
     let (x0, y0) = (px(a, w).min(w - 1), px(b, h).min(h - 1));
     [x0, y0, px(c, w).max(x0 + 1), px(d, h).max(y0 + 1)]
 }
@@ -188,7 +252,24 @@ fn input_box(prompt: &Prompt, w: u32, h: u32) -> [u32; 4] {
 /// An octagon inside a box of bins, as the location tokens of one polygon.
 fn octagon([x0, y0, x1, y1]: [u32; 4]) -> String {
     let (qx, qy) = ((x1 - x0) / 4, (y1 - y0) / 4);
-    loc_tokens(&[x0 + qx, y0, x1 - qx, y0, x1, y0 + qy, x1, y1 - qy, x1 - qx, y1, x0 + qx, y1, x0, y1 - qy, x0, y0 + qy])
+    loc_tokens(&[
+        x0 + qx,
+        y0,
+        x1 - qx,
+        y0,
+        x1,
+        y0 + qy,
+        x1,
+        y1 - qy,
+        x1 - qx,
+        y1,
+        x0 + qx,
+        y1,
+        x0,
+        y1 - qy,
+        x0,
+        y0 + qy,
+    ])
 }
 
 fn loc_tokens(bins: &[u32]) -> String {
@@ -201,11 +282,19 @@ mod tests {
     use image::Rgb;
 
     fn two_halves() -> RgbImage {
-        RgbImage::from_fn(200, 100, |x, _| if x < 100 { Rgb([20, 40, 220]) } else { Rgb([30, 200, 40]) })
+        RgbImage::from_fn(200, 100, |x, _| {
+            if x < 100 {
+                Rgb([20, 40, 220])
+            } else {
+                Rgb([30, 200, 40])
+            }
+        })
     }
 
     fn inside(coords: &[f64], w: f64, h: f64) -> bool {
-        coords.chunks(2).all(|p| p[0] >= 0.0 && p[0] <= w && p[1] >= 0.0 && p[1] <= h)
+        coords
+            .chunks(2)
+            .all(|p| p[0] >= 0.0 && p[0] <= w && p[1] >= 0.0 && p[1] <= h)
     }
 
     #[test]
@@ -222,16 +311,25 @@ mod tests {
             assert!(a.content.starts_with(task.token()), "{task}: {}", a.content);
             let e = &a.entities;
             for b in e.bboxes.iter().flatten() {
-                assert!(inside(b, 200.0, 100.0) && b[0] < b[2] && b[1] < b[3], "{task}: {b:?}");
+                assert!(
+                    inside(b, 200.0, 100.0) && b[0] < b[2] && b[1] < b[3],
+                    "{task}: {b:?}"
+                );
             }
             for q in e.quad_boxes.iter().flatten() {
                 assert!(inside(q, 200.0, 100.0), "{task}: {q:?}");
             }
             for ring in e.polygons.iter().flatten().flatten() {
-                assert!(ring.len() >= 6 && inside(ring, 200.0, 100.0), "{task}: {ring:?}");
+                assert!(
+                    ring.len() >= 6 && inside(ring, 200.0, 100.0),
+                    "{task}: {ring:?}"
+                );
             }
             assert_eq!(a.draws, !e.is_empty(), "{task}");
-            assert_eq!(a.usage.total_tokens, a.usage.prompt_tokens + a.usage.completion_tokens);
+            assert_eq!(
+                a.usage.total_tokens,
+                a.usage.prompt_tokens + a.usage.completion_tokens
+            );
         }
     }
 
@@ -242,15 +340,38 @@ mod tests {
         let mut labels = od.entities.labels.clone().unwrap();
         labels.sort();
         assert_eq!(labels, ["sky", "tree"]);
-        let ovd = answer(&Prompt::new(Task::OpenVocabularyDetection, Some("green tree")).unwrap(), &img).unwrap();
+        let ovd = answer(
+            &Prompt::new(Task::OpenVocabularyDetection, Some("green tree")).unwrap(),
+            &img,
+        )
+        .unwrap();
         let boxes = ovd.entities.bboxes.unwrap();
         assert_eq!(boxes.len(), 1);
-        assert!(boxes[0][0] >= 99.0, "the green half is on the right: {boxes:?}");
+        assert!(
+            boxes[0][0] >= 99.0,
+            "the green half is on the right: {boxes:?}"
+        );
         assert_eq!(ovd.entities.bboxes_labels.unwrap(), ["green tree"]);
-        let cat = answer(&Prompt::new(Task::RegionToCategory, Some("<loc_0><loc_0><loc_400><loc_999>")).unwrap(), &img).unwrap();
-        assert!(cat.content.starts_with("<REGION_TO_CATEGORY>sky<loc_"), "{}", cat.content);
+        let cat = answer(
+            &Prompt::new(
+                Task::RegionToCategory,
+                Some("<loc_0><loc_0><loc_400><loc_999>"),
+            )
+            .unwrap(),
+            &img,
+        )
+        .unwrap();
+        assert!(
+            cat.content.starts_with("<REGION_TO_CATEGORY>sky<loc_"),
+            "{}",
+            cat.content
+        );
         let more = answer(&Prompt::new(Task::MoreDetailedCaption, None).unwrap(), &img).unwrap();
-        assert!(more.content.contains("200 pixels wide and 100 pixels tall"), "{}", more.content);
+        assert!(
+            more.content.contains("200 pixels wide and 100 pixels tall"),
+            "{}",
+            more.content
+        );
     }
 
     #[test]

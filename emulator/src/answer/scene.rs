@@ -35,11 +35,21 @@ impl Scene {
         let (width, height) = image.dimensions();
         let cols = GRID.min(width);
         let rows = GRID.min(height);
-        let edge = |i: u32, n: u32, side: u32| (u64::from(i) * u64::from(side) / u64::from(n)) as u32;
-        let cell_bounds = |c: u32, r: u32| [edge(c, cols, width), edge(r, rows, height), edge(c + 1, cols, width), edge(r + 1, rows, height)];
+        let edge =
+            |i: u32, n: u32, side: u32| (u64::from(i) * u64::from(side) / u64::from(n)) as u32;
+        let cell_bounds = |c: u32, r: u32| {
+            [
+                edge(c, cols, width),
+                edge(r, rows, height),
+                edge(c + 1, cols, width),
+                edge(r + 1, rows, height),
+            ]
+        };
 
-        let colours: Vec<Colour> =
-            (0..rows).flat_map(|r| (0..cols).map(move |c| (c, r))).map(|(c, r)| Colour::name(mean_rgb(image, cell_bounds(c, r)))).collect();
+        let colours: Vec<Colour> = (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| (c, r)))
+            .map(|(c, r)| Colour::name(mean_rgb(image, cell_bounds(c, r))))
+            .collect();
 
         let mut seen = vec![false; colours.len()];
         let mut regions = Vec::new();
@@ -55,9 +65,19 @@ impl Scene {
             while let Some(i) = stack.pop() {
                 let (c, r) = (i as u32 % cols, i as u32 / cols);
                 let b = cell_bounds(c, r);
-                bounds = [bounds[0].min(b[0]), bounds[1].min(b[1]), bounds[2].max(b[2]), bounds[3].max(b[3])];
+                bounds = [
+                    bounds[0].min(b[0]),
+                    bounds[1].min(b[1]),
+                    bounds[2].max(b[2]),
+                    bounds[3].max(b[3]),
+                ];
                 cells += 1;
-                let neighbours = [(c > 0).then(|| i - 1), (c + 1 < cols).then(|| i + 1), (r > 0).then(|| i - cols as usize), (r + 1 < rows).then(|| i + cols as usize)];
+                let neighbours = [
+                    (c > 0).then(|| i - 1),
+                    (c + 1 < cols).then(|| i + 1),
+                    (r > 0).then(|| i - cols as usize),
+                    (r + 1 < rows).then(|| i + cols as usize),
+                ];
                 for n in neighbours.into_iter().flatten() {
                     if !seen[n] && colours[n] == colour {
                         seen[n] = true;
@@ -65,12 +85,20 @@ impl Scene {
                     }
                 }
             }
-            regions.push(Region { colour, bounds, cells });
+            regions.push(Region {
+                colour,
+                bounds,
+                cells,
+            });
         }
         // Largest first; ties by position, so the order is deterministic.
         regions.sort_by_key(|r| (std::cmp::Reverse(r.cells), r.bounds[1], r.bounds[0]));
         regions.truncate(MAX_REGIONS);
-        Scene { width, height, regions }
+        Scene {
+            width,
+            height,
+            regions,
+        }
     }
 
     /// The colour covering most of the image.
@@ -82,7 +110,11 @@ impl Scene {
     pub fn find(&self, phrase: &str) -> Option<&Region> {
         let phrase = phrase.to_ascii_lowercase();
         let words: Vec<&str> = phrase.split(|c: char| !c.is_ascii_alphabetic()).collect();
-        self.regions.iter().find(|r| words.iter().any(|w| *w == r.colour.word() || *w == r.colour.thing()))
+        self.regions.iter().find(|r| {
+            words
+                .iter()
+                .any(|w| *w == r.colour.word() || *w == r.colour.thing())
+        })
     }
 }
 
@@ -114,13 +146,27 @@ mod tests {
 
     #[test]
     fn halves_become_two_regions_inside_the_image() {
-        let img = RgbImage::from_fn(64, 30, |x, _| if x < 32 { Rgb([20, 40, 220]) } else { Rgb([30, 200, 40]) });
+        let img = RgbImage::from_fn(64, 30, |x, _| {
+            if x < 32 {
+                Rgb([20, 40, 220])
+            } else {
+                Rgb([30, 200, 40])
+            }
+        });
         let scene = Scene::analyse(&img);
         assert_eq!(scene.regions.len(), 2);
         let colours: Vec<_> = scene.regions.iter().map(|r| r.colour).collect();
-        assert!(colours.contains(&Colour::Blue) && colours.contains(&Colour::Green), "{colours:?}");
+        assert!(
+            colours.contains(&Colour::Blue) && colours.contains(&Colour::Green),
+            "{colours:?}"
+        );
         for r in &scene.regions {
-            assert!(r.bounds[2] <= 64 && r.bounds[3] <= 30 && r.bounds[0] < r.bounds[2] && r.bounds[1] < r.bounds[3]);
+            assert!(
+                r.bounds[2] <= 64
+                    && r.bounds[3] <= 30
+                    && r.bounds[0] < r.bounds[2]
+                    && r.bounds[1] < r.bounds[3]
+            );
         }
         assert_eq!(scene.find("the green tree").unwrap().colour, Colour::Green);
         assert!(scene.find("a purple thing").is_none());
@@ -130,6 +176,13 @@ mod tests {
     fn one_pixel_images_work() {
         let img = RgbImage::from_pixel(1, 1, Rgb([255, 255, 255]));
         let scene = Scene::analyse(&img);
-        assert_eq!(scene.regions, vec![Region { colour: Colour::White, bounds: [0, 0, 1, 1], cells: 1 }]);
+        assert_eq!(
+            scene.regions,
+            vec![Region {
+                colour: Colour::White,
+                bounds: [0, 0, 1, 1],
+                cells: 1
+            }]
+        );
     }
 }

@@ -26,20 +26,42 @@ struct Create {
     description: String,
 }
 
-pub async fn create(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn create(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let run = async {
         auth::check(&state, &headers)?;
         let fault = request::fault(&state, &headers)?;
         request::misbehave(&fault, &headers).await?;
         let body = request::body(body, MAX_JSON_BYTES).await?;
-        let create: Create = serde_json::from_slice(&body).map_err(|e| Problem::unprocessable(format!("invalid asset request: {e}")))?;
+        let create: Create = serde_json::from_slice(&body)
+            .map_err(|e| Problem::unprocessable(format!("invalid asset request: {e}")))?;
         if !create.content_type.starts_with("image/") {
-            return Err(Problem::unprocessable(format!("unsupported contentType {:?}", create.content_type)));
+            return Err(Problem::unprocessable(format!(
+                "unsupported contentType {:?}",
+                create.content_type
+            )));
         }
         let asset_id = uuid::Uuid::new_v4().to_string();
-        let upload_url = fault.upload_url.clone().unwrap_or_else(|| format!("{}/s3/assets/{asset_id}?X-Amz-Signature=emulated", state.base_url()));
-        lock(&state.assets).insert(asset_id.clone(), Asset { content_type: create.content_type, description: create.description, bytes: None });
-        Ok(Json(json!({ "uploadUrl": upload_url, "assetId": asset_id })))
+        let upload_url = fault.upload_url.clone().unwrap_or_else(|| {
+            format!(
+                "{}/s3/assets/{asset_id}?X-Amz-Signature=emulated",
+                state.base_url()
+            )
+        });
+        lock(&state.assets).insert(
+            asset_id.clone(),
+            Asset {
+                content_type: create.content_type,
+                description: create.description,
+                bytes: None,
+            },
+        );
+        Ok(Json(
+            json!({ "uploadUrl": upload_url, "assetId": asset_id }),
+        ))
     };
     match run.await {
         Ok(json) => json.into_response(),
@@ -47,18 +69,31 @@ pub async fn create(Extract(state): Extract<Arc<State>>, headers: HeaderMap, bod
     }
 }
 
-pub async fn upload(Extract(state): Extract<Arc<State>>, Path(asset_id): Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub async fn upload(
+    Extract(state): Extract<Arc<State>>,
+    Path(asset_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let run = async {
         let (content_type, description) = {
             let assets = lock(&state.assets);
-            let asset = assets.get(&asset_id).ok_or_else(|| Problem::not_found(format!("no asset {asset_id}")))?;
+            let asset = assets
+                .get(&asset_id)
+                .ok_or_else(|| Problem::not_found(format!("no asset {asset_id}")))?;
             (asset.content_type.clone(), asset.description.clone())
         };
-        let header_is = |name: &str, expected: &str| headers.get(name).and_then(|v| v.to_str().ok()) == Some(expected);
-        if !header_is(header::CONTENT_TYPE.as_str(), &content_type) || !header_is(DESCRIPTION_HEADER, &description) {
+        let header_is = |name: &str, expected: &str| {
+            headers.get(name).and_then(|v| v.to_str().ok()) == Some(expected)
+        };
+        if !header_is(header::CONTENT_TYPE.as_str(), &content_type)
+            || !header_is(DESCRIPTION_HEADER, &description)
+        {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                format!("SignatureDoesNotMatch: content-type and {DESCRIPTION_HEADER} must be those given when the asset was created"),
+                format!(
+                    "SignatureDoesNotMatch: content-type and {DESCRIPTION_HEADER} must be those given when the asset was created"
+                ),
             ));
         }
         let bytes = request::body(body, MAX_ASSET_BYTES).await?;

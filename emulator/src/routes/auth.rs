@@ -12,7 +12,9 @@ pub fn check(state: &State, headers: &HeaderMap) -> Result<(), Problem> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| Problem::unauthorized("Authorization header with a Bearer key is required"))?;
+        .ok_or_else(|| {
+            Problem::unauthorized("Authorization header with a Bearer key is required")
+        })?;
     match &state.config.api_key {
         Some(expected) if expected != key => Err(Problem::unauthorized("Invalid API key")),
         _ => Ok(()),

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use crate::fault::Fault;
 use crate::state::{Seen, State};
 
-pub async fn push_faults(Extract(state): Extract<Arc<State>>, Json(faults): Json<Vec<Fault>>) -> Json<Value> {
+pub async fn push_faults(
+    Extract(state): Extract<Arc<State>>,
+    Json(faults): Json<Vec<Fault>>,
+) -> Json<Value> {
     let queued = state.push_faults(faults);
     Json(json!({ "queued": queued }))
 }

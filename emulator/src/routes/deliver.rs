@@ -23,13 +23,20 @@ pub fn prepare(state: &State, zip: Vec<u8>, fault: &Fault) -> Delivery {
             ("application/zip".to_owned(), body)
         }
     };
-    let mut delivery = Delivery { content_type, body, location: None };
+    let mut delivery = Delivery {
+        content_type,
+        body,
+        location: None,
+    };
     if let Some(location) = &fault.location {
         delivery.location = Some(location.clone());
     } else if fault.redirect {
         let token = uuid::Uuid::new_v4().simple().to_string();
         lock(&state.results).insert(token.clone(), delivery.clone());
-        delivery.location = Some(format!("{}/s3/results/{token}?X-Amz-Signature=emulated", state.base_url()));
+        delivery.location = Some(format!(
+            "{}/s3/results/{token}?X-Amz-Signature=emulated",
+            state.base_url()
+        ));
     }
     delivery
 }
@@ -50,11 +57,22 @@ pub fn answer_or_park(state: &Arc<State>, delivery: Delivery, fault: &Fault) -> 
     if fault.chain == 0 {
         return send(delivery);
     }
-    let req_id = fault.req_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let req_id = fault
+        .req_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let Ok(header_value) = HeaderValue::from_str(&req_id) else {
-        return Problem::scripted(500, "the scripted req-id is not a valid header value").into_response();
+        return Problem::scripted(500, "the scripted req-id is not a valid header value")
+            .into_response();
     };
-    lock(&state.jobs).insert(req_id, Job { remaining: fault.chain - 1, delivery, polls: 0 });
+    lock(&state.jobs).insert(
+        req_id,
+        Job {
+            remaining: fault.chain - 1,
+            delivery,
+            polls: 0,
+        },
+    );
     pending(header_value, 0)
 }
 
@@ -63,7 +81,10 @@ pub fn pending(req_id: HeaderValue, percent: u32) -> Response {
     let mut response = StatusCode::ACCEPTED.into_response();
     let headers = response.headers_mut();
     headers.insert("nvcf-reqid", req_id);
-    headers.insert("nvcf-status", HeaderValue::from_static("pending-evaluation"));
+    headers.insert(
+        "nvcf-status",
+        HeaderValue::from_static("pending-evaluation"),
+    );
     headers.insert("nvcf-percent-complete", HeaderValue::from(percent));
     response
 }
@@ -72,13 +93,15 @@ pub fn pending(req_id: HeaderValue, percent: u32) -> Response {
 pub fn send(delivery: Delivery) -> Response {
     if let Some(location) = delivery.location {
         let Ok(value) = HeaderValue::from_str(&location) else {
-            return Problem::scripted(500, "the scripted location is not a valid header value").into_response();
+            return Problem::scripted(500, "the scripted location is not a valid header value")
+                .into_response();
         };
         let mut response = StatusCode::FOUND.into_response();
         response.headers_mut().insert(header::LOCATION, value);
         return response;
     }
-    let content_type = HeaderValue::from_str(&delivery.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let content_type = HeaderValue::from_str(&delivery.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut response = (StatusCode::OK, delivery.body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type);

@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use florence2::Prompt;
-use florence2::request::{HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, ImageRef, Invocation, parse_invoke_body};
+use florence2::request::{
+    HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, ImageRef, Invocation,
+    parse_invoke_body,
+};
 
 use super::{MAX_JSON_BYTES, auth, deliver, request};
 use crate::problem::Problem;
@@ -22,7 +25,11 @@ use crate::{answer, archive, overlay};
 /// Largest image side the emulator decodes (a bound on memory for hostile inputs).
 const MAX_SIDE: u32 = 8192;
 
-pub async fn invoke(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn invoke(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match run(&state, &headers, body).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
@@ -34,12 +41,18 @@ async fn run(state: &Arc<State>, headers: &HeaderMap, body: Body) -> Result<Resp
     let fault = request::fault(state, headers)?;
     request::misbehave(&fault, headers).await?;
     let body = request::body(body, MAX_JSON_BYTES).await?;
-    let Invocation { prompt, image, .. } = parse_invoke_body(&body).map_err(|e| Problem::unprocessable(e.message))?;
+    let Invocation { prompt, image, .. } =
+        parse_invoke_body(&body).map_err(|e| Problem::unprocessable(e.message))?;
     if !prompt.task.on_endpoint() {
-        return Err(Problem::unprocessable(format!("unsupported task {}", prompt.task)));
+        return Err(Problem::unprocessable(format!(
+            "unsupported task {}",
+            prompt.task
+        )));
     }
     // The answer's id follows the request's content, so equal requests get equal archives.
-    let id_seed = prompt.endpoint_content(&image.src()).map_err(|e| Problem::unprocessable(e.message))?;
+    let id_seed = prompt
+        .endpoint_content(&image.src())
+        .map_err(|e| Problem::unprocessable(e.message))?;
     let image = image_bytes(state, headers, &image)?;
     let zip = tokio::task::spawn_blocking(move || answer_zip(&prompt, &image, &id_seed))
         .await
@@ -58,27 +71,42 @@ fn image_bytes(state: &State, headers: &HeaderMap, image: &ImageRef) -> Result<B
                     b64.len()
                 )));
             }
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| Problem::unprocessable(format!("invalid base64 image: {e}")))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| Problem::unprocessable(format!("invalid base64 image: {e}")))?;
             Ok(Bytes::from(bytes))
         }
         ImageRef::Asset { asset_id: id, .. } => {
             for name in [HEADER_INPUT_ASSET_REFERENCES, HEADER_FUNCTION_ASSET_IDS] {
-                let listed = headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|x| x.trim() == id));
+                let listed = headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.split(',').any(|x| x.trim() == id));
                 if !listed {
-                    return Err(Problem::bad_request(format!("asset {id} is not listed in the {name} header")));
+                    return Err(Problem::bad_request(format!(
+                        "asset {id} is not listed in the {name} header"
+                    )));
                 }
             }
             let assets = lock(&state.assets);
-            let asset = assets.get(id.as_str()).ok_or_else(|| Problem::not_found(format!("asset {id} does not exist")))?;
-            asset.bytes.clone().ok_or_else(|| Problem::unprocessable(format!("asset {id} was created but never uploaded")))
+            let asset = assets
+                .get(id.as_str())
+                .ok_or_else(|| Problem::not_found(format!("asset {id} does not exist")))?;
+            asset.bytes.clone().ok_or_else(|| {
+                Problem::unprocessable(format!("asset {id} was created but never uploaded"))
+            })
         }
     }
 }
 
 /// Decodes the image, answers, draws the overlay, zips. CPU work: runs on the blocking pool.
 fn answer_zip(prompt: &Prompt, image: &[u8], id_seed: &str) -> Result<Vec<u8>, Problem> {
-    let undecodable = |e: &dyn std::fmt::Display| Problem::unprocessable(format!("could not decode the image: {e}"));
-    let mut reader = image::ImageReader::new(Cursor::new(image)).with_guessed_format().map_err(|e| undecodable(&e))?;
+    let undecodable = |e: &dyn std::fmt::Display| {
+        Problem::unprocessable(format!("could not decode the image: {e}"))
+    };
+    let mut reader = image::ImageReader::new(Cursor::new(image))
+        .with_guessed_format()
+        .map_err(|e| undecodable(&e))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -91,9 +119,17 @@ fn answer_zip(prompt: &Prompt, image: &[u8], id_seed: &str) -> Result<Vec<u8>, P
     let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_seed.as_bytes()).to_string();
     let response = archive::response_json(&id, &answer);
     let overlay = if answer.draws {
-        Some(overlay::draw(&decoded, &answer.entities).map_err(|e| Problem::scripted(500, format!("overlay failed: {e}")))?)
+        Some(
+            overlay::draw(&decoded, &answer.entities)
+                .map_err(|e| Problem::scripted(500, format!("overlay failed: {e}")))?,
+        )
     } else {
         None
     };
-    archive::zip(&id, &response, overlay.as_deref()).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, format!("zip failed: {e}")))
+    archive::zip(&id, &response, overlay.as_deref()).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("zip failed: {e}"),
+        )
+    })
 }

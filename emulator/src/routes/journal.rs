@@ -11,7 +11,12 @@ use crate::state::{Seen, State};
 
 pub async fn record(Extract(state): Extract<Arc<State>>, request: Request, next: Next) -> Response {
     let seen = {
-        let text = |name| request.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let text = |name| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
         Seen {
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),

@@ -6,8 +6,8 @@ mod control;
 mod deliver;
 mod invoke;
 mod journal;
-mod results;
 mod request;
+mod results;
 mod status;
 
 use std::sync::Arc;
@@ -33,8 +33,14 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v2/nvcf/assets", post(assets::create))
         .route("/s3/assets/{asset_id}", put(assets::upload))
         .route("/s3/results/{token}", get(results::download))
-        .route("/_emulator/faults", post(control::push_faults).delete(control::clear_faults))
-        .route("/_emulator/requests", get(control::journal).delete(control::clear_journal))
+        .route(
+            "/_emulator/faults",
+            post(control::push_faults).delete(control::clear_faults),
+        )
+        .route(
+            "/_emulator/requests",
+            get(control::journal).delete(control::clear_journal),
+        )
         .fallback(|| async { Problem::not_found("no such route on this NVCF emulator") })
         // A loopback test double: browser tests may script faults from any page.
         .layer(CorsLayer::permissive())

@@ -10,7 +10,11 @@ use super::{auth, deliver};
 use crate::problem::Problem;
 use crate::state::{State, lock};
 
-pub async fn status(Extract(state): Extract<Arc<State>>, Path(req_id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn status(
+    Extract(state): Extract<Arc<State>>,
+    Path(req_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(problem) = auth::check(&state, &headers) {
         return problem.into_response();
     }

@@ -14,7 +14,10 @@ use florence2_burn::parity::Report;
 use florence2_burn::{Error, Florence2, ModelFiles, Result, RgbImage, RunOptions, Tokenizer};
 
 #[derive(Parser)]
-#[command(name = "florence2", about = "Florence-2 on burn: run the model, check it against transformers")]
+#[command(
+    name = "florence2",
+    about = "Florence-2 on burn: run the model, check it against transformers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,11 +97,26 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> Result<bool> {
     let device = Device::flex();
     match command {
-        Command::Run { model, image, task, text, beams, max_new_tokens } => {
+        Command::Run {
+            model,
+            image,
+            task,
+            text,
+            beams,
+            max_new_tokens,
+        } => {
             let task = Task::from_token(&task)?;
             let image = RgbImage::decode(&read(&image)?)?;
             let model = load_model(&model, &device)?;
-            let out = model.run(&image, task, text.as_deref(), RunOptions { num_beams: beams, max_new_tokens })?;
+            let out = model.run(
+                &image,
+                task,
+                text.as_deref(),
+                RunOptions {
+                    num_beams: beams,
+                    max_new_tokens,
+                },
+            )?;
             print_json(&out.result)?;
             Ok(true)
         }
@@ -123,11 +141,22 @@ fn execute(command: Command) -> Result<bool> {
                 Err(_) => text.clone(),
             };
             let ids = tokenizer.encode(&prompt, true)?;
-            let tokens: Vec<String> = ids.iter().map(|&id| tokenizer.decode(&[id], false)).collect::<Result<_>>()?;
-            print_json(&serde_json::json!({ "text": text, "prompt": prompt, "ids": ids, "tokens": tokens }))?;
+            let tokens: Vec<String> = ids
+                .iter()
+                .map(|&id| tokenizer.decode(&[id], false))
+                .collect::<Result<_>>()?;
+            print_json(
+                &serde_json::json!({ "text": text, "prompt": prompt, "ids": ids, "tokens": tokens }),
+            )?;
             Ok(true)
         }
-        Command::Bench { model, image, task, new_tokens, runs } => {
+        Command::Bench {
+            model,
+            image,
+            task,
+            new_tokens,
+            runs,
+        } => {
             let task = Task::from_token(&task)?;
             let image = RgbImage::decode(&read(&image)?)?;
             let start = Instant::now();
@@ -136,7 +165,12 @@ fn execute(command: Command) -> Result<bool> {
             bench(&model, &image, task, new_tokens, runs)?;
             Ok(true)
         }
-        Command::Postprocess { task, width, height, text } => {
+        Command::Postprocess {
+            task,
+            width,
+            height,
+            text,
+        } => {
             let task = Task::from_token(&task)?;
             let size = ImageSize::new(width, height);
             let answer = florence2::post_process(task, &text, size)?;
@@ -154,11 +188,20 @@ fn execute(command: Command) -> Result<bool> {
     }
 }
 
-fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, runs: usize) -> Result<()> {
+fn bench(
+    model: &Florence2,
+    image: &RgbImage,
+    task: Task,
+    new_tokens: usize,
+    runs: usize,
+) -> Result<()> {
     let m = &model.model;
     let device = m.device();
     // Exactly `new_tokens` greedy tokens, as the PyTorch side is run (min = max new tokens).
-    let mut generation = model.generation_config(RunOptions { num_beams: Some(1), max_new_tokens: Some(new_tokens) });
+    let mut generation = model.generation_config(RunOptions {
+        num_beams: Some(1),
+        max_new_tokens: Some(new_tokens),
+    });
     generation.min_new_tokens = new_tokens;
     generation.no_repeat_ngram_size = 0;
     let one_run = || -> Result<[f64; 5]> {
@@ -176,7 +219,10 @@ fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, run
         let ids = m.generate(&encoder_hidden, &generation, None)?;
         let decoder = t2.elapsed().as_secs_f64();
         if ids.len() != new_tokens + 1 {
-            return Err(Error::Input(format!("generated {} tokens, not {new_tokens}", ids.len() - 1)));
+            return Err(Error::Input(format!(
+                "generated {} tokens, not {new_tokens}",
+                ids.len() - 1
+            )));
         }
         let t3 = Instant::now();
         let cpu3 = cpu_seconds();
@@ -195,8 +241,16 @@ fn bench(model: &Florence2, image: &RgbImage, task: Task, new_tokens: usize, run
     println!("runs {}", results.len());
     println!("vision  {:9.1} ms", median(0) * 1e3);
     println!("encoder {:9.1} ms", median(1) * 1e3);
-    println!("decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens)", median(2) * 1e3, median(2) * 1e3 / new_tokens as f64);
-    println!("total   {:9.1} ms  (CPU time {:.1} ms)", median(3) * 1e3, median(4) * 1e3);
+    println!(
+        "decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens)",
+        median(2) * 1e3,
+        median(2) * 1e3 / new_tokens as f64
+    );
+    println!(
+        "total   {:9.1} ms  (CPU time {:.1} ms)",
+        median(3) * 1e3,
+        median(4) * 1e3
+    );
     match peak_rss_mib() {
         Some(mib) => println!("peak RSS {mib} MiB"),
         None => println!("peak RSS n/a"),
@@ -229,7 +283,11 @@ fn peak_rss_mib() -> Option<u64> {
 fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
     let optional = |name: &str| -> Result<Option<Vec<u8>>> {
         let path = dir.join(name);
-        if path.exists() { read(&path).map(Some) } else { Ok(None) }
+        if path.exists() {
+            read(&path).map(Some)
+        } else {
+            Ok(None)
+        }
     };
     let processor_config = match optional("processor_config.json")? {
         Some(bytes) => Some(bytes),
@@ -246,15 +304,22 @@ fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io { context: format!("reading {}", path.display()), source: e })
+    std::fs::read(path).map_err(|e| Error::Io {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {
-    File::open(path).map(BufReader::new).map_err(|e| Error::Io { context: format!("opening {}", path.display()), source: e })
+    File::open(path).map(BufReader::new).map_err(|e| Error::Io {
+        context: format!("opening {}", path.display()),
+        source: e,
+    })
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Input(format!("cannot serialise the result: {e}")))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Input(format!("cannot serialise the result: {e}")))?;
     println!("{text}");
     Ok(())
 }
@@ -265,6 +330,10 @@ fn print_report(report: &Report) -> bool {
     }
     let failed = report.items.iter().filter(|(_, o)| !o.ok()).count();
     let passed = report.passed();
-    println!("{}: {} checked, {failed} failed", if passed { "PASS" } else { "FAIL" }, report.items.len());
+    println!(
+        "{}: {} checked, {failed} failed",
+        if passed { "PASS" } else { "FAIL" },
+        report.items.len()
+    );
     passed
 }

@@ -21,8 +21,17 @@ impl<'a> View4<'a> {
     fn new(t: &'a FlexTensor) -> Option<Self> {
         let layout = t.layout();
         let shape: [usize; 4] = layout.shape().as_slice().try_into().ok()?;
-        let strides: Vec<usize> = layout.strides().iter().map(|&s| usize::try_from(s).ok()).collect::<Option<_>>()?;
-        Some(View4 { data: t.storage::<f32>(), offset: layout.start_offset(), shape, strides: strides.try_into().ok()? })
+        let strides: Vec<usize> = layout
+            .strides()
+            .iter()
+            .map(|&s| usize::try_from(s).ok())
+            .collect::<Option<_>>()?;
+        Some(View4 {
+            data: t.storage::<f32>(),
+            offset: layout.start_offset(),
+            shape,
+            strides: strides.try_into().ok()?,
+        })
     }
 
     /// The `[t, d]` matrix of batch `b` and head `h`.
@@ -43,7 +52,13 @@ impl<'a> View4<'a> {
 const SMALL_HEAD_MAX_DIM: usize = 256;
 
 /// Row-major `[b, h, tq, dv]` output, or `None` when the shapes do not fit together.
-pub fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, scale: f32, causal: bool) -> Option<Vec<f32>> {
+pub fn attention(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    scale: f32,
+    causal: bool,
+) -> Option<Vec<f32>> {
     let (q, k, v) = (View4::new(q)?, View4::new(k)?, View4::new(v)?);
     let [b, h, tq, d] = q.shape;
     let [kb, kh, tk, kd] = k.shape;
@@ -75,7 +90,15 @@ pub fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, scale: f32, cau
                         vs[j * dv16 + e] = vm.at(j, e);
                     }
                 }
-                let head = PackedHead { q: &qs, kt: &kt, v: &vs, tq, tk, d, dv };
+                let head = PackedHead {
+                    q: &qs,
+                    kt: &kt,
+                    v: &vs,
+                    tq,
+                    tk,
+                    d,
+                    dv,
+                };
                 let o = &mut out[(bi * h + hi) * tq * dv..][..tq * dv];
                 attend_head(&head, causal, &mut scores, &mut tmp, o);
             }
@@ -85,7 +108,13 @@ pub fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, scale: f32, cau
     let mut scores = vec![0.0f32; tq * tk];
     for bi in 0..b {
         for hi in 0..h {
-            matmul(&mut scores, q.matrix(bi, hi), k.matrix(bi, hi).t(), scale, false);
+            matmul(
+                &mut scores,
+                q.matrix(bi, hi),
+                k.matrix(bi, hi).t(),
+                scale,
+                false,
+            );
             if causal {
                 // Query i sees keys up to i + (tk - tq).
                 for (i, row) in scores.chunks_exact_mut(tk).enumerate() {
@@ -93,7 +122,14 @@ pub fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, scale: f32, cau
                 }
             }
             softmax_rows(&mut scores, tk);
-            let p = MatRef { data: &scores, offset: 0, rows: tq, cols: tk, row_stride: tk, col_stride: 1 };
+            let p = MatRef {
+                data: &scores,
+                offset: 0,
+                rows: tq,
+                cols: tk,
+                row_stride: tk,
+                col_stride: 1,
+            };
             let o = &mut out[(bi * h + hi) * tq * dv..][..tq * dv];
             matmul(o, p, v.matrix(bi, hi), 1.0, false);
         }

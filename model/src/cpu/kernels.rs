@@ -37,7 +37,13 @@ pub fn exp(x: f32) -> f32 {
     const MIN: f32 = -87.336_55;
     const MAX: f32 = 88.376_26;
     let underflow = x < MIN;
-    let x = if x < MIN { MIN } else if x > MAX { MAX } else { x };
+    let x = if x < MIN {
+        MIN
+    } else if x > MAX {
+        MAX
+    } else {
+        x
+    };
     let n = (x * LOG2E + 0.5).floor();
     let r = x - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4;
@@ -49,7 +55,11 @@ pub fn exp(x: f32) -> f32 {
     let y = p * r * r + r + 1.0;
     // 2^n from the integer bits of n + 1.5·2^23 (exact for |n| < 2^22; no float→int cast,
     // which would not vectorise).
-    let bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
+    let bits = (n + 12_582_912.0)
+        .to_bits()
+        .wrapping_sub(0x4B40_0000)
+        .wrapping_add(127)
+        << 23;
     let e = y * f32::from_bits(bits);
     if underflow { 0.0 } else { e }
 }
@@ -105,7 +115,10 @@ fn sum(x: &[f32]) -> f32 {
 fn max(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
             *a = if v > *a { v } else { *a };

@@ -38,7 +38,13 @@ impl MatRef<'_> {
 
     /// The transposed view.
     pub fn t(self) -> Self {
-        MatRef { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
     }
 }
 
@@ -49,8 +55,16 @@ impl MatRef<'_> {
 /// from tensor shapes, so this is a bug, not bad input.
 pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, scale: f32, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && out.len() == m * n, "matmul shapes: a {m}x{k}, b {}x{n}, out {}", b.rows, out.len());
-    assert!(a.in_bounds() && b.in_bounds(), "matmul view outside its data");
+    assert!(
+        b.rows == k && out.len() == m * n,
+        "matmul shapes: a {m}x{k}, b {}x{n}, out {}",
+        b.rows,
+        out.len()
+    );
+    assert!(
+        a.in_bounds() && b.in_bounds(),
+        "matmul view outside its data"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -96,13 +110,28 @@ mod tests {
     fn strided_products_match_the_naive_one() {
         let a: Vec<f32> = (0..12).map(|x| x as f32).collect(); // 3x4
         let b: Vec<f32> = (0..20).map(|x| (x as f32) * 0.5 - 3.0).collect(); // 4x5
-        let a_ref = MatRef { data: &a, offset: 0, rows: 3, cols: 4, row_stride: 4, col_stride: 1 };
-        let b_ref = MatRef { data: &b, offset: 0, rows: 4, cols: 5, row_stride: 5, col_stride: 1 };
+        let a_ref = MatRef {
+            data: &a,
+            offset: 0,
+            rows: 3,
+            cols: 4,
+            row_stride: 4,
+            col_stride: 1,
+        };
+        let b_ref = MatRef {
+            data: &b,
+            offset: 0,
+            rows: 4,
+            cols: 5,
+            row_stride: 5,
+            col_stride: 1,
+        };
         let mut out = vec![1.0; 15];
         matmul(&mut out, a_ref, b_ref, 2.0, true);
         for i in 0..3 {
             for j in 0..5 {
-                let want: f32 = 1.0 + 2.0 * (0..4).map(|p| a[i * 4 + p] * b[p * 5 + j]).sum::<f32>();
+                let want: f32 =
+                    1.0 + 2.0 * (0..4).map(|p| a[i * 4 + p] * b[p * 5 + j]).sum::<f32>();
                 assert_eq!(out[i * 5 + j], want);
             }
         }

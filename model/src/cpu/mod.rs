@@ -59,7 +59,12 @@ fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> M
 }
 
 /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
-pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Option<Tensor<2>> {
+pub fn linear(
+    x: &Tensor<2>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    gelu: bool,
+) -> Option<Tensor<2>> {
     let (xf, wf) = (flex(x)?, flex(w)?);
     let [rows, _] = x.dims();
     let [_, out_dim] = w.dims();
@@ -75,7 +80,13 @@ pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool
         }
         None => false,
     };
-    matmul(&mut out, view(&xf, 0, 0, 1), view(&wf, 0, 0, 1), 1.0, accumulate);
+    matmul(
+        &mut out,
+        view(&xf, 0, 0, 1),
+        view(&wf, 0, 0, 1),
+        1.0,
+        accumulate,
+    );
     if gelu {
         kernels::gelu(&mut out);
     }
@@ -88,7 +99,13 @@ pub fn matmul_transposed(x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
     let [rows, _] = x.dims();
     let [n, _] = e.dims();
     let mut out = vec![0.0f32; rows * n];
-    matmul(&mut out, view(&xf, 0, 0, 1), view(&ef, 0, 0, 1).t(), 1.0, false);
+    matmul(
+        &mut out,
+        view(&xf, 0, 0, 1),
+        view(&ef, 0, 0, 1).t(),
+        1.0,
+        false,
+    );
     Some(tensor(out, [rows, n]))
 }
 
@@ -96,7 +113,11 @@ pub fn matmul_transposed(x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
 pub fn layer_norm(x: &Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Option<Tensor<2>> {
     let (xf, wf, bf) = (flex(x)?, flex(w)?, flex(b)?);
     let [rows, dim] = x.dims();
-    let xf = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+    let xf = if xf.is_contiguous() {
+        xf
+    } else {
+        xf.to_contiguous()
+    };
     let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..rows * dim];
     let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
     let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
@@ -108,7 +129,13 @@ pub fn layer_norm(x: &Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Opti
 /// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
 /// `v` `[b, h, tk, dv]`, any (non-negative) strides → `[b, h, tq, dv]`. The causal mask aligns
 /// the last query with the last key.
-pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, scale: f32, causal: bool) -> Option<Tensor<4>> {
+pub fn attention(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    scale: f32,
+    causal: bool,
+) -> Option<Tensor<4>> {
     let (qf, kf, vf) = (flex(q)?, flex(k)?, flex(v)?);
     let out = attention::attention(&qf, &kf, &vf, scale, causal)?;
     let [b, h, tq, _] = q.dims();

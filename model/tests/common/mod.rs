@@ -16,7 +16,10 @@ pub fn reference_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)", dir.display());
+        eprintln!(
+            "SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)",
+            dir.display()
+        );
         None
     }
 }
@@ -40,8 +43,13 @@ pub struct Tensors {
 impl Tensors {
     pub fn read(path: &Path) -> Tensors {
         let bytes = std::fs::read(path).expect("reading a reference checkpoint");
-        let st = safetensors::SafeTensors::deserialize(&bytes).expect("a valid reference checkpoint");
-        let map = st.tensors().into_iter().map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
+        let st =
+            safetensors::SafeTensors::deserialize(&bytes).expect("a valid reference checkpoint");
+        let map = st
+            .tensors()
+            .into_iter()
+            .map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+            .collect();
         Tensors { map }
     }
 
@@ -49,7 +57,12 @@ impl Tensors {
         let views: Vec<(String, TensorView<'_>)> = self
             .map
             .iter()
-            .map(|(name, (dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).expect("consistent tensor")))
+            .map(|(name, (dtype, shape, data))| {
+                (
+                    name.clone(),
+                    TensorView::new(*dtype, shape.clone(), data).expect("consistent tensor"),
+                )
+            })
             .collect();
         safetensors::serialize(views, None).expect("serialising a checkpoint")
     }
@@ -57,7 +70,9 @@ impl Tensors {
     pub fn f32_values(&self, name: &str) -> Vec<f32> {
         let (dtype, _, data) = &self.map[name];
         assert_eq!(*dtype, Dtype::F32, "{name}");
-        data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 
     pub fn set_f32(&mut self, name: &str, shape: Vec<usize>, values: &[f32]) {
@@ -68,23 +83,33 @@ impl Tensors {
     /// The same weights in the original microsoft layout: renamed per the key map,
     /// `image_projection` transposed, and `lm_head` stored on its own as those checkpoints do.
     pub fn to_original_layout(&self) -> Tensors {
-        let mut out = Tensors { map: BTreeMap::new() };
+        let mut out = Tensors {
+            map: BTreeMap::new(),
+        };
         for (name, (dtype, shape, data)) in &self.map {
-            out.map.insert(florence2_burn::weights::native_to_original(name), (*dtype, shape.clone(), data.clone()));
+            out.map.insert(
+                florence2_burn::weights::native_to_original(name),
+                (*dtype, shape.clone(), data.clone()),
+            );
         }
         let (_, shape, _) = out.map["image_projection"].clone();
         let v = out.f32_values("image_projection");
         let (rows, cols) = (shape[0], shape[1]);
-        let t: Vec<f32> = (0..rows * cols).map(|i| v[(i % rows) * cols + i / rows]).collect();
+        let t: Vec<f32> = (0..rows * cols)
+            .map(|i| v[(i % rows) * cols + i / rows])
+            .collect();
         out.set_f32("image_projection", vec![cols, rows], &t);
         let shared = out.map["language_model.model.shared.weight"].clone();
-        out.map.insert("language_model.lm_head.weight".into(), shared);
+        out.map
+            .insert("language_model.lm_head.weight".into(), shared);
         out
     }
 
     /// Every f32 tensor converted to `dtype` (F16 or BF16).
     pub fn to_half(&self, dtype: Dtype) -> Tensors {
-        let mut out = Tensors { map: BTreeMap::new() };
+        let mut out = Tensors {
+            map: BTreeMap::new(),
+        };
         for (name, (_, shape, _)) in &self.map {
             let data: Vec<u8> = self
                 .f32_values(name)

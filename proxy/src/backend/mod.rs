@@ -64,7 +64,11 @@ pub trait Backend: Send + Sync + 'static {
     fn invoke(&self, invocation: Invocation, context: CallContext) -> BoxFuture<'_, Result<Bytes>>;
 
     /// Stores an image for use as `data:image/…;asset_id,<id>`; answers the id.
-    fn upload_asset(&self, upload: AssetUpload, context: CallContext) -> BoxFuture<'_, Result<String>>;
+    fn upload_asset(
+        &self,
+        upload: AssetUpload,
+        context: CallContext,
+    ) -> BoxFuture<'_, Result<String>>;
 
     fn health(&self) -> BoxFuture<'_, Health>;
 }

@@ -58,7 +58,12 @@ pub enum LogFormat {
 pub struct Config {
     /// Address to listen on. Port 0 picks a free port; either way the first line on stdout is
     /// `listening on http://IP:PORT`.
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080", env = "FLORENCE2_LISTEN")]
+    #[arg(
+        long,
+        value_name = "IP:PORT",
+        default_value = "127.0.0.1:8080",
+        env = "FLORENCE2_LISTEN"
+    )]
     pub listen: SocketAddr,
 
     /// Base URL of NVIDIA's inference API; the proxy POSTs to
@@ -80,13 +85,23 @@ pub struct Config {
     /// An origin whose pages may call the proxy (CORS), as scheme://host[:port]; the port may
     /// be `*`. Repeatable. Default: http://localhost:*, http://127.0.0.1:* and http://[::1]:*.
     /// Pages served by the proxy itself (same origin) never need this.
-    #[arg(long = "allow-origin", value_name = "ORIGIN", env = "FLORENCE2_ALLOW_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "FLORENCE2_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allow_origins: Vec<OriginPattern>,
 
     /// A Host name the proxy answers to (a guard against DNS rebinding). Repeatable; `*`
     /// allows any. Default: on a loopback --listen address, localhost, 127.0.0.1 and [::1]
     /// (any port); on other addresses, any name.
-    #[arg(long = "allow-host", value_name = "HOST", env = "FLORENCE2_ALLOW_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-host",
+        value_name = "HOST",
+        env = "FLORENCE2_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
     pub allow_hosts: Vec<String>,
 
     /// Longest time one request may take end to end, in seconds: reading the body, waiting
@@ -101,12 +116,22 @@ pub struct Config {
 
     /// How many times an upstream 429 is retried (after its Retry-After, or 1, 2, 4… seconds)
     /// before the client gets RATE_LIMITED with the wait time.
-    #[arg(long, value_name = "N", default_value_t = 3, env = "FLORENCE2_MAX_RETRIES")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        env = "FLORENCE2_MAX_RETRIES"
+    )]
     pub max_retries: u32,
 
     /// Requests per minute one client address may make (inference and uploads; a token
     /// bucket). 0 turns the limit off.
-    #[arg(long, value_name = "N", default_value_t = 60, env = "FLORENCE2_RATE_LIMIT")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 60,
+        env = "FLORENCE2_RATE_LIMIT"
+    )]
     pub rate_limit: u32,
 
     /// How many requests a client may make at once before --rate-limit paces it.
@@ -122,7 +147,12 @@ pub struct Config {
     /// upload URLs and 302 result locations may point to. Repeatable. Default: any https host
     /// name NVCF hands back, but never an IP address, localhost or plain http (except the
     /// configured upstreams themselves).
-    #[arg(long = "handoff-host", value_name = "HOST", env = "FLORENCE2_HANDOFF_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "handoff-host",
+        value_name = "HOST",
+        env = "FLORENCE2_HANDOFF_HOSTS",
+        value_delimiter = ','
+    )]
     pub handoff_hosts: Vec<String>,
 
     /// Log line format (stderr).
@@ -141,7 +171,11 @@ impl Config {
 
     /// The CORS origins in force: the flags, or the local-development defaults.
     pub fn origins(&self) -> Vec<OriginPattern> {
-        if self.allow_origins.is_empty() { OriginPattern::defaults() } else { self.allow_origins.clone() }
+        if self.allow_origins.is_empty() {
+            OriginPattern::defaults()
+        } else {
+            self.allow_origins.clone()
+        }
     }
 }
 
@@ -172,12 +206,20 @@ mod tests {
 
     #[test]
     fn insecure_or_malformed_values_are_refused() {
-        let parse = |args: &[&str]| Config::try_parse_from(std::iter::once("florence2-proxy").chain(args.iter().copied()));
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("florence2-proxy").chain(args.iter().copied()))
+        };
         assert!(parse(&["--upstream", "http://ai.api.nvidia.com"]).is_err());
         assert!(parse(&["--assets-upstream", "http://192.168.1.2:80"]).is_err());
         assert!(parse(&["--poll-seconds", "301"]).is_err());
         assert!(parse(&["--timeout", "0"]).is_err());
         assert!(parse(&["--allow-origin", "localhost"]).is_err());
-        assert_eq!(parse(&["--allow-origin", "https://a.org,http://b.org:*"]).unwrap().origins().len(), 2);
+        assert_eq!(
+            parse(&["--allow-origin", "https://a.org,http://b.org:*"])
+                .unwrap()
+                .origins()
+                .len(),
+            2
+        );
     }
 }

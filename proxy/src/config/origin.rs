@@ -24,11 +24,17 @@ impl OriginPattern {
 
     /// Whether the value of an `Origin` header matches.
     pub fn matches(&self, origin: &str) -> bool {
-        let Ok(url) = Url::parse(origin) else { return false };
-        let Some(host) = url.host_str() else { return false };
+        let Ok(url) = Url::parse(origin) else {
+            return false;
+        };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
         url.scheme() == self.scheme
             && host.eq_ignore_ascii_case(&self.host)
-            && self.port.is_none_or(|p| url.port_or_known_default() == Some(p))
+            && self
+                .port
+                .is_none_or(|p| url.port_or_known_default() == Some(p))
     }
 }
 
@@ -40,13 +46,34 @@ impl FromStr for OriginPattern {
             Some(base) => (base, true),
             None => (text, false),
         };
-        let url = Url::parse(base).map_err(|e| format!("{text:?} is not an origin like http://localhost:5173 or https://example.org: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-            return Err(format!("{text:?} is not an origin: expected scheme://host[:port] (port may be *)"));
+        let url = Url::parse(base).map_err(|e| {
+            format!(
+                "{text:?} is not an origin like http://localhost:5173 or https://example.org: {e}"
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.path() != "/"
+            || url.query().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(format!(
+                "{text:?} is not an origin: expected scheme://host[:port] (port may be *)"
+            ));
         }
-        let host = url.host_str().ok_or_else(|| format!("{text:?} has no host"))?.to_ascii_lowercase();
-        let port = if any_port { None } else { url.port_or_known_default() };
-        Ok(OriginPattern { scheme: url.scheme().to_owned(), host, port })
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("{text:?} has no host"))?
+            .to_ascii_lowercase();
+        let port = if any_port {
+            None
+        } else {
+            url.port_or_known_default()
+        };
+        Ok(OriginPattern {
+            scheme: url.scheme().to_owned(),
+            host,
+            port,
+        })
     }
 }
 
@@ -67,9 +94,16 @@ mod tests {
     fn patterns_match_origins() {
         let any: OriginPattern = "http://localhost:*".parse().unwrap();
         assert!(any.matches("http://localhost:5173") && any.matches("http://localhost"));
-        assert!(!any.matches("https://localhost:5173") && !any.matches("http://localhost.evil.com:5173") && !any.matches("null"));
+        assert!(
+            !any.matches("https://localhost:5173")
+                && !any.matches("http://localhost.evil.com:5173")
+                && !any.matches("null")
+        );
         let exact: OriginPattern = "https://demo.example.org".parse().unwrap();
-        assert!(exact.matches("https://demo.example.org") && exact.matches("https://demo.example.org:443"));
+        assert!(
+            exact.matches("https://demo.example.org")
+                && exact.matches("https://demo.example.org:443")
+        );
         assert!(!exact.matches("https://demo.example.org:8443"));
         let v6: OriginPattern = "http://[::1]:*".parse().unwrap();
         assert!(v6.matches("http://[::1]:8080"));

@@ -12,13 +12,19 @@ pub fn parse(text: &str) -> Result<Url, String> {
         return Err("an upstream URL may not carry credentials".to_owned());
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{text:?}: give the origin only, like https://ai.api.nvidia.com (no path, query or fragment)"));
+        return Err(format!(
+            "{text:?}: give the origin only, like https://ai.api.nvidia.com (no path, query or fragment)"
+        ));
     }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(format!("{text:?}: plain http:// is allowed only for loopback hosts (127.0.0.1, ::1, localhost), e.g. the emulator in tests")),
-        other => Err(format!("{text:?}: unsupported scheme {other:?}; use https://")),
+        "http" => Err(format!(
+            "{text:?}: plain http:// is allowed only for loopback hosts (127.0.0.1, ::1, localhost), e.g. the emulator in tests"
+        )),
+        other => Err(format!(
+            "{text:?}: unsupported scheme {other:?}; use https://"
+        )),
     }
 }
 
@@ -43,7 +49,15 @@ mod tests {
         assert!(parse("http://127.0.0.1:9000").is_ok());
         assert!(parse("http://[::1]:9000").is_ok());
         assert!(parse("http://localhost:9000").is_ok());
-        for bad in ["http://ai.api.nvidia.com", "http://10.0.0.1:80", "ftp://x", "https://u:p@x", "https://x/v1", "https://x/?a", "nope"] {
+        for bad in [
+            "http://ai.api.nvidia.com",
+            "http://10.0.0.1:80",
+            "ftp://x",
+            "https://u:p@x",
+            "https://x/v1",
+            "https://x/?a",
+            "nope",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -16,7 +16,10 @@ pub struct ConcurrencyCap {
 
 impl ConcurrencyCap {
     pub fn new(max: u32) -> ConcurrencyCap {
-        ConcurrencyCap { slots: Arc::new(Semaphore::new(max as usize)), max }
+        ConcurrencyCap {
+            slots: Arc::new(Semaphore::new(max as usize)),
+            max,
+        }
     }
 
     /// A slot, held until the permit drops; RATE_LIMITED when none frees up in time.

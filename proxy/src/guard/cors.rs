@@ -11,18 +11,35 @@ use crate::observe::access_log::REQUEST_ID_HEADER;
 
 pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
-            let Ok(origin) = origin.to_str() else { return false };
-            same_origin(origin, request) || patterns.iter().any(|p| p.matches(origin))
-        }))
+        .allow_origin(AllowOrigin::predicate(
+            move |origin: &HeaderValue, request: &Parts| {
+                let Ok(origin) = origin.to_str() else {
+                    return false;
+                };
+                same_origin(origin, request) || patterns.iter().any(|p| p.matches(origin))
+            },
+        ))
         .allow_methods([Method::GET, Method::HEAD, Method::POST])
         .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
-        .expose_headers([header::RETRY_AFTER, HeaderName::from_static(REQUEST_ID_HEADER)])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
         .max_age(Duration::from_secs(600))
 }
 
 /// Whether `origin` is this server as the browser reached it (its `Host`).
 fn same_origin(origin: &str, request: &Parts) -> bool {
-    let Some(host) = request.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
-    ["http://", "https://"].iter().any(|scheme| origin.strip_prefix(scheme).is_some_and(|rest| rest.eq_ignore_ascii_case(host)))
+    let Some(host) = request
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    ["http://", "https://"].iter().any(|scheme| {
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+    })
 }

@@ -16,11 +16,20 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(pub Instant);
 
-pub async fn enforce(State(timeout): State<Duration>, mut request: Request, next: Next) -> Response {
+pub async fn enforce(
+    State(timeout): State<Duration>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let deadline = Instant::now() + timeout;
     request.extensions_mut().insert(Deadline(deadline));
     match tokio::time::timeout_at(deadline, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, format!("no answer within {} s (--timeout)", timeout.as_secs())).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::Timeout,
+            format!("no answer within {} s (--timeout)", timeout.as_secs()),
+        )
+        .into_response(),
     }
 }

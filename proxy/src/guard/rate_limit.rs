@@ -20,13 +20,24 @@ pub struct ClientRateLimit {
 impl ClientRateLimit {
     /// `per_minute` 0 turns the limit off.
     pub fn new(per_minute: u32, burst: u32) -> ClientRateLimit {
-        let limiter = NonZeroU32::new(per_minute).map(|rate| RateLimiter::keyed(Quota::per_minute(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))));
-        ClientRateLimit { limiter, per_minute, burst }
+        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+            RateLimiter::keyed(
+                Quota::per_minute(rate)
+                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN)),
+            )
+        });
+        ClientRateLimit {
+            limiter,
+            per_minute,
+            burst,
+        }
     }
 
     /// Takes a token for `client`, or says how long until one is free.
     pub fn check(&self, client: IpAddr) -> Result<(), Error> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
         if limiter.len() > MAX_TRACKED_CLIENTS {
             limiter.retain_recent();
         }

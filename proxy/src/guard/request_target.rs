@@ -19,23 +19,41 @@ pub async fn check(request: Request, next: Next) -> Response {
 
 fn inspect(method: &Method, uri: &Uri) -> Result<(), ApiError> {
     if method == Method::CONNECT || method == Method::TRACE {
-        return Err(ApiError::refused(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not served; this is not a forward proxy")));
+        return Err(ApiError::refused(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not served; this is not a forward proxy"),
+        ));
     }
     if uri.scheme().is_some() || uri.authority().is_some() {
-        return Err(ApiError::refused(StatusCode::BAD_REQUEST, "absolute-form request targets are not served; this is not a forward proxy"));
+        return Err(ApiError::refused(
+            StatusCode::BAD_REQUEST,
+            "absolute-form request targets are not served; this is not a forward proxy",
+        ));
     }
     let path = uri.path();
     if !path.starts_with('/') {
-        return Err(ApiError::refused(StatusCode::BAD_REQUEST, "the request target must be a path starting with /"));
+        return Err(ApiError::refused(
+            StatusCode::BAD_REQUEST,
+            "the request target must be a path starting with /",
+        ));
     }
     let once: Vec<u8> = percent_decode(path.as_bytes()).collect();
     let twice: Vec<u8> = percent_decode(&once).collect();
     for decoded in [path.as_bytes(), &once[..], &twice[..]] {
         if decoded.iter().any(|&b| b == b'\\' || b.is_ascii_control()) {
-            return Err(ApiError::refused(StatusCode::BAD_REQUEST, "the path holds a backslash or a control character"));
+            return Err(ApiError::refused(
+                StatusCode::BAD_REQUEST,
+                "the path holds a backslash or a control character",
+            ));
         }
-        if decoded.split(|&b| b == b'/').any(|segment| segment == b".." || segment == b".") {
-            return Err(ApiError::refused(StatusCode::BAD_REQUEST, "the path holds . or .. segments"));
+        if decoded
+            .split(|&b| b == b'/')
+            .any(|segment| segment == b".." || segment == b".")
+        {
+            return Err(ApiError::refused(
+                StatusCode::BAD_REQUEST,
+                "the path holds . or .. segments",
+            ));
         }
     }
     Ok(())
@@ -51,17 +69,35 @@ mod tests {
 
     #[test]
     fn plain_paths_pass() {
-        for ok in ["/", "/index.html", "/v1/vlm/microsoft/florence-2", "/assets/app-1.2.wasm", "/a..b/c"] {
+        for ok in [
+            "/",
+            "/index.html",
+            "/v1/vlm/microsoft/florence-2",
+            "/assets/app-1.2.wasm",
+            "/a..b/c",
+        ] {
             assert!(inspect(&Method::GET, &uri(ok)).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn forward_proxy_shapes_and_traversal_are_refused() {
-        for bad in ["http://evil.example/v1/assets", "/../etc/passwd", "/static/%2e%2e/secret", "/x/%252e%252e/y", "/a/./b", "/a%5cb", "/a%00b", "/.."] {
+        for bad in [
+            "http://evil.example/v1/assets",
+            "/../etc/passwd",
+            "/static/%2e%2e/secret",
+            "/x/%252e%252e/y",
+            "/a/./b",
+            "/a%5cb",
+            "/a%00b",
+            "/..",
+        ] {
             let refusal = inspect(&Method::GET, &uri(bad)).unwrap_err();
             assert_eq!(refusal.error.code, florence2::ErrorCode::BadOption, "{bad}");
         }
-        assert_eq!(inspect(&Method::CONNECT, &uri("/")).unwrap_err().status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            inspect(&Method::CONNECT, &uri("/")).unwrap_err().status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

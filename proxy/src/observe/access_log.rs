@@ -21,7 +21,10 @@ pub struct ClientAddr(pub IpAddr);
 
 pub async fn record(mut request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     request.extensions_mut().insert(ClientAddr(client));
     let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path(), %client);
     async move {

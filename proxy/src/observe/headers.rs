@@ -5,9 +5,21 @@ use axum::http::HeaderMap;
 use axum::http::header::{self, HeaderName};
 
 /// Headers that carry secrets: never logged.
-const SENSITIVE: [HeaderName; 4] = [header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE, header::SET_COOKIE];
+const SENSITIVE: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    header::SET_COOKIE,
+];
 const SENSITIVE_CUSTOM: [&str; 1] = ["x-api-key"];
-const HOP_BY_HOP: [HeaderName; 6] = [header::CONNECTION, header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE, header::PROXY_AUTHENTICATE];
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+];
 const HOP_BY_HOP_CUSTOM: [&str; 2] = ["keep-alive", "proxy-connection"];
 
 /// `name: value` pairs safe to log.
@@ -43,12 +55,21 @@ mod tests {
     fn secrets_and_hop_by_hop_headers_are_left_out() {
         let mut h = HeaderMap::new();
         h.insert("x-api-key", HeaderValue::from_static("nvapi-secret"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer nvapi-secret"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nvapi-secret"),
+        );
         h.insert(header::COOKIE, HeaderValue::from_static("s=nvapi-secret"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("nvapi-secret"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         let logged = loggable(&h).join("\n");
         assert_eq!(logged, "content-type: application/json");
     }

@@ -27,18 +27,44 @@ pub async fn upload(
 ) -> Result<Json<Value>, ApiError> {
     app.rate.check(client.0)?;
     // The type travels into a signed upload header: a plain image/<subtype> only.
-    let content_type = body::require_media_type(&headers, is_image_type, "the image bytes with Content-Type image/jpeg, image/png, …")?;
+    let content_type = body::require_media_type(
+        &headers,
+        is_image_type,
+        "the image bytes with Content-Type image/jpeg, image/png, …",
+    )?;
     let bytes = body::read(&headers, request_body, MAX_IMAGE_BYTES, "the image").await?;
     if bytes.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::ImageDecode, "the body is empty; send the image bytes"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ImageDecode,
+            "the body is empty; send the image bytes",
+        ));
     }
-    let context = CallContext { caller_key: caller_key::from_headers(&headers)?, deadline: deadline.0 };
+    let context = CallContext {
+        caller_key: caller_key::from_headers(&headers)?,
+        deadline: deadline.0,
+    };
     let _slot = app.slots.enter().await?;
     tracing::info!(content_type, bytes = bytes.len(), "asset upload");
-    let asset_id = app.backend.upload_asset(AssetUpload { content_type, bytes }, context).await?;
+    let asset_id = app
+        .backend
+        .upload_asset(
+            AssetUpload {
+                content_type,
+                bytes,
+            },
+            context,
+        )
+        .await?;
     Ok(Json(json!({ "assetId": asset_id })))
 }
 
 fn is_image_type(media: &str) -> bool {
-    media.strip_prefix("image/").is_some_and(|sub| !sub.is_empty() && sub.len() <= 64 && sub.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)))
+    media.strip_prefix("image/").is_some_and(|sub| {
+        !sub.is_empty()
+            && sub.len() <= 64
+            && sub
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    })
 }

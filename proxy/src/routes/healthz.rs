@@ -20,5 +20,9 @@ pub struct Healthz {
 }
 
 pub async fn healthz(State(app): State<Arc<App>>) -> Json<Healthz> {
-    Json(Healthz { ok: true, version: env!("CARGO_PKG_VERSION"), health: app.backend.health().await })
+    Json(Healthz {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION"),
+        health: app.backend.health().await,
+    })
 }

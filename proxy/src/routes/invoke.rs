@@ -27,13 +27,19 @@ pub async fn invoke(
     body::require_media_type(&headers, |m| m == "application/json", "application/json")?;
     let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
     let invocation = invoke_body::parse(&bytes)?;
-    let context = CallContext { caller_key: caller_key::from_headers(&headers)?, deadline: deadline.0 };
+    let context = CallContext {
+        caller_key: caller_key::from_headers(&headers)?,
+        deadline: deadline.0,
+    };
     let _slot = app.slots.enter().await?;
     tracing::info!(task = %invocation.prompt.task, asset = invocation.image.asset_id().is_some(), "invoke");
     let zip = app.backend.invoke(invocation, context).await?;
     let mut response = zip.into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

@@ -7,10 +7,18 @@ use florence2::{Error, ErrorCode, Result};
 pub fn parse(body: &[u8]) -> Result<Invocation> {
     let invocation = parse_invoke_body(body)?;
     if !invocation.prompt.task.on_endpoint() {
-        return Err(Error::new(ErrorCode::UnknownTask, format!("{} is not offered by NVIDIA's endpoint (only the local model runs it)", invocation.prompt.task)));
+        return Err(Error::new(
+            ErrorCode::UnknownTask,
+            format!(
+                "{} is not offered by NVIDIA's endpoint (only the local model runs it)",
+                invocation.prompt.task
+            ),
+        ));
     }
     // The image source as the content will be rebuilt upstream.
-    invocation.prompt.endpoint_content(&invocation.image.src())?;
+    invocation
+        .prompt
+        .endpoint_content(&invocation.image.src())?;
     Ok(invocation)
 }
 
@@ -21,7 +29,9 @@ mod tests {
     use serde_json::json;
 
     fn body(content: &str) -> Vec<u8> {
-        json!({"messages": [{"role": "user", "content": content}]}).to_string().into_bytes()
+        json!({"messages": [{"role": "user", "content": content}]})
+            .to_string()
+            .into_bytes()
     }
 
     #[test]
@@ -32,18 +42,31 @@ mod tests {
                 florence2::TextKind::Required => Some("a red car"),
                 florence2::TextKind::Region => Some("<loc_1><loc_2><loc_300><loc_400>"),
             };
-            for src in ["data:image/jpeg;base64,/9j/4AAQ", "data:image/png;asset_id,3fa85f64-5717"] {
+            for src in [
+                "data:image/jpeg;base64,/9j/4AAQ",
+                "data:image/png;asset_id,3fa85f64-5717",
+            ] {
                 let content = florence2::build_content(task.token(), text, src).unwrap();
                 let invocation = parse(&body(&content)).unwrap();
                 assert_eq!(invocation.prompt.task, task);
-                assert_eq!(invocation.prompt.endpoint_content(&invocation.image.src()).unwrap(), content);
+                assert_eq!(
+                    invocation
+                        .prompt
+                        .endpoint_content(&invocation.image.src())
+                        .unwrap(),
+                    content
+                );
             }
         }
     }
 
     #[test]
     fn the_local_only_task_is_refused() {
-        let content = "<REGION_TO_OCR><loc_1><loc_1><loc_2><loc_2><img src=\"data:image/png;base64,AA==\" />";
-        assert_eq!(parse(&body(content)).unwrap_err().code, ErrorCode::UnknownTask);
+        let content =
+            "<REGION_TO_OCR><loc_1><loc_1><loc_2><loc_2><img src=\"data:image/png;base64,AA==\" />";
+        assert_eq!(
+            parse(&body(content)).unwrap_err().code,
+            ErrorCode::UnknownTask
+        );
     }
 }

@@ -19,11 +19,20 @@ const NO_DEMO: &str = "<!doctype html><meta charset=utf-8><title>florence2-proxy
 
 /// Adds the static files (or the explanation) to `router` as its fallback; unknown paths get
 /// the JSON 404.
-pub fn attach<S: Clone + Send + Sync + 'static>(router: Router<S>, dir: Option<&Path>) -> Router<S> {
+pub fn attach<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    dir: Option<&Path>,
+) -> Router<S> {
     match dir.filter(|d| d.is_dir()) {
         // ServeDir resolves paths inside `dir` only and serves index.html for directories;
         // MIME types by extension (.wasm is application/wasm).
-        Some(dir) => router.fallback_service(ServeDir::new(dir).call_fallback_on_method_not_allowed(true).fallback(not_found.into_service())),
-        None => router.route("/", get(|| async { Html(NO_DEMO) })).fallback(not_found),
+        Some(dir) => router.fallback_service(
+            ServeDir::new(dir)
+                .call_fallback_on_method_not_allowed(true)
+                .fallback(not_found.into_service()),
+        ),
+        None => router
+            .route("/", get(|| async { Html(NO_DEMO) }))
+            .fallback(not_found),
     }
 }

@@ -12,14 +12,24 @@ const BIN: &str = env!("CARGO_BIN_EXE_florence2-proxy");
 /// Starts the binary; answers the child and the URL from its first stdout line.
 fn spawn(args: &[&str], key: Option<&str>) -> (Child, String) {
     let mut command = Command::new(BIN);
-    command.args(args).env_remove("NVIDIA_API_KEY").stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .env_remove("NVIDIA_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(key) = key {
         command.env("NVIDIA_API_KEY", key);
     }
     let mut child = command.spawn().expect("start florence2-proxy");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("first line");
-    let url = line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_owned();
     (child, url)
 }
 
@@ -40,20 +50,47 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
 #[test]
 fn prints_its_port_serves_and_stops_on_sigterm() {
     let key = "nvapi-PROCESS-4c1d";
-    let (mut child, url) = spawn(&["--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--assets-upstream", "http://127.0.0.1:9"], Some(key));
-    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{url}");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (mut child, url) = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--assets-upstream",
+            "http://127.0.0.1:9",
+        ],
+        Some(key),
+    );
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let health: serde_json::Value = runtime.block_on(async {
         florence2_proxy::tls::install_crypto_provider();
-        reqwest::Client::new().get(format!("{url}/healthz")).send().await.expect("answer").json().await.expect("JSON")
+        reqwest::Client::new()
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("JSON")
     });
     assert_eq!(health["keyConfigured"], true);
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let exit = wait_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
     assert!(exit.success(), "{exit:?}");
     let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr).expect("stderr");
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("stderr");
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(!stderr.contains(key), "the key is in the log");
 }
@@ -79,18 +116,35 @@ fn help_documents_every_flag_and_the_key() {
     let help = String::from_utf8_lossy(&output.stdout);
     for arg in Config::command().get_arguments() {
         if let Some(long) = arg.get_long() {
-            assert!(help.contains(&format!("--{long}")), "--{long} is not in --help");
-            assert!(arg.get_long_help().or(arg.get_help()).is_some(), "--{long} has no description");
+            assert!(
+                help.contains(&format!("--{long}")),
+                "--{long} is not in --help"
+            );
+            assert!(
+                arg.get_long_help().or(arg.get_help()).is_some(),
+                "--{long} has no description"
+            );
         }
     }
-    for needed in ["NVIDIA_API_KEY", "X-Api-Key", "loopback", "listening on http://IP:PORT", "/v1/assets", "/healthz"] {
+    for needed in [
+        "NVIDIA_API_KEY",
+        "X-Api-Key",
+        "loopback",
+        "listening on http://IP:PORT",
+        "/v1/assets",
+        "/healthz",
+    ] {
         assert!(help.contains(needed), "--help does not mention {needed}");
     }
 }
 
 #[test]
 fn insecure_upstreams_are_refused_at_startup() {
-    let output = Command::new(BIN).args(["--upstream", "http://ai.api.nvidia.com"]).env_remove("NVIDIA_API_KEY").output().expect("run");
+    let output = Command::new(BIN)
+        .args(["--upstream", "http://ai.api.nvidia.com"])
+        .env_remove("NVIDIA_API_KEY")
+        .output()
+        .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
 }

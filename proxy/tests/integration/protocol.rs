@@ -10,13 +10,20 @@ use serde_json::Value;
 use crate::support::{self, Stack, body, data_url, error_of, png, unzip};
 
 async fn od(stack: &Stack) -> reqwest::Response {
-    stack.invoke(&body(Task::ObjectDetection, &data_url(&png(64, 48, 2)))).await
+    stack
+        .invoke(&body(Task::ObjectDetection, &data_url(&png(64, 48, 2))))
+        .await
 }
 
 async fn assert_zip(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200);
     let (answer, _) = unzip(&response.bytes().await.expect("body"));
-    assert!(answer["choices"][0]["message"]["content"].as_str().expect("content").starts_with("<OD>"));
+    assert!(
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("content")
+            .starts_with("<OD>")
+    );
     answer
 }
 
@@ -30,40 +37,66 @@ async fn a_202_chain_is_polled_to_the_result() {
     stack.emulator.push_faults([fault("chain=3")]);
     assert_zip(od(&stack).await).await;
     let polls = stack.seen("/v2/nvcf/pexec/status/");
-    assert_eq!(polls.len(), 3, "three 202s: the invoke's and two polls', then the result");
-    assert!(polls.iter().all(|p| p.authorization.as_deref() == Some("Bearer nvapi-chain")));
+    assert_eq!(
+        polls.len(),
+        3,
+        "three 202s: the invoke's and two polls', then the result"
+    );
+    assert!(
+        polls
+            .iter()
+            .all(|p| p.authorization.as_deref() == Some("Bearer nvapi-chain"))
+    );
 }
 
 #[tokio::test]
 async fn a_302_result_is_downloaded_without_the_key() {
     let stack = support::start(&[], &[], Some("nvapi-redirect")).await;
-    stack.emulator.push_faults([fault("redirect"), fault("chain=2; redirect")]);
+    stack
+        .emulator
+        .push_faults([fault("redirect"), fault("chain=2; redirect")]);
     assert_zip(od(&stack).await).await;
     assert_zip(od(&stack).await).await;
     let downloads = stack.seen("/s3/results/");
     assert_eq!(downloads.len(), 2);
-    assert!(downloads.iter().all(|d| d.authorization.is_none()), "presigned downloads carry no key");
+    assert!(
+        downloads.iter().all(|d| d.authorization.is_none()),
+        "presigned downloads carry no key"
+    );
 }
 
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after_then_succeeds() {
     let stack = support::start(&[], &[], Some("nvapi-429")).await;
-    stack.emulator.push_faults([fault("status=429; retry-after=1"), fault("status=429; retry-after=none")]);
+    stack.emulator.push_faults([
+        fault("status=429; retry-after=1"),
+        fault("status=429; retry-after=none"),
+    ]);
     let started = Instant::now();
     assert_zip(od(&stack).await).await;
     // Retry-After: 1, then no header: the 1 s back-off.
-    assert!(started.elapsed() >= Duration::from_millis(1900), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "waited {:?}",
+        started.elapsed()
+    );
     assert_eq!(stack.seen("/v1/vlm").len(), 3);
 }
 
 #[tokio::test]
 async fn exhausted_429s_become_rate_limited_with_the_wait() {
     let stack = support::start(&[], &["--max-retries", "1"], Some("nvapi-429x")).await;
-    stack.emulator.push_faults([fault("status=429; retry-after=0"), fault("status=429; retry-after=7")]);
+    stack.emulator.push_faults([
+        fault("status=429; retry-after=0"),
+        fault("status=429; retry-after=7"),
+    ]);
     let response = od(&stack).await;
     assert_eq!(response.headers()["retry-after"], "7");
     let (status, error) = error_of(response).await;
-    assert_eq!((status, error["code"].as_str()), (429, Some("RATE_LIMITED")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (429, Some("RATE_LIMITED"))
+    );
     assert_eq!(error["retryAfterSecs"], 7.0);
     assert_eq!(stack.seen("/v1/vlm").len(), 2);
 }
@@ -71,38 +104,77 @@ async fn exhausted_429s_become_rate_limited_with_the_wait() {
 #[tokio::test]
 async fn a_429_wait_beyond_the_timeout_is_not_waited() {
     let stack = support::start(&[], &["--timeout", "5"], Some("nvapi-429t")).await;
-    stack.emulator.push_faults([fault("status=429; retry-after=60")]);
+    stack
+        .emulator
+        .push_faults([fault("status=429; retry-after=60")]);
     let started = Instant::now();
     let (status, error) = error_of(od(&stack).await).await;
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!((status, error["code"].as_str(), error["retryAfterSecs"].as_f64()), (429, Some("RATE_LIMITED"), Some(60.0)));
+    assert_eq!(
+        (
+            status,
+            error["code"].as_str(),
+            error["retryAfterSecs"].as_f64()
+        ),
+        (429, Some("RATE_LIMITED"), Some(60.0))
+    );
 }
 
 #[tokio::test]
 async fn upstream_errors_are_typed() {
     let stack = support::start(&["--api-key", "nvapi-right"], &[], Some("nvapi-wrong")).await;
     let (status, error) = error_of(od(&stack).await).await;
-    assert_eq!((status, error["code"].as_str(), error["status"].as_u64()), (401, Some("UNAUTHORIZED"), Some(401)));
+    assert_eq!(
+        (status, error["code"].as_str(), error["status"].as_u64()),
+        (401, Some("UNAUTHORIZED"), Some(401))
+    );
 
     let stack = support::start(&[], &[], Some("nvapi-500")).await;
-    stack.emulator.push_faults([fault("status=500"), fault("status=422"), fault("status=403")]);
+    stack.emulator.push_faults([
+        fault("status=500"),
+        fault("status=422"),
+        fault("status=403"),
+    ]);
     let (status, error) = error_of(od(&stack).await).await;
-    assert_eq!((status, error["code"].as_str(), error["status"].as_u64()), (502, Some("UPSTREAM"), Some(500)));
-    assert!(error["message"].as_str().expect("message").contains("scripted failure"), "the problem's detail is passed on: {error}");
+    assert_eq!(
+        (status, error["code"].as_str(), error["status"].as_u64()),
+        (502, Some("UPSTREAM"), Some(500))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("scripted failure"),
+        "the problem's detail is passed on: {error}"
+    );
     let (status, error) = error_of(od(&stack).await).await;
     assert_eq!((status, error["code"].as_str()), (422, Some("UPSTREAM")));
     let (status, error) = error_of(od(&stack).await).await;
-    assert_eq!((status, error["code"].as_str()), (403, Some("UNAUTHORIZED")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (403, Some("UNAUTHORIZED"))
+    );
 }
 
 #[tokio::test]
 async fn broken_archives_are_zip_invalid() {
     let stack = support::start(&[], &[], Some("nvapi-zip")).await;
-    stack.emulator.push_faults([fault("truncate"), fault("content-type=text/html"), fault("redirect; truncate")]);
+    stack.emulator.push_faults([
+        fault("truncate"),
+        fault("content-type=text/html"),
+        fault("redirect; truncate"),
+    ]);
     for expect in ["application/zip", "text/html", "application/zip"] {
         let (status, error) = error_of(od(&stack).await).await;
-        assert_eq!((status, error["code"].as_str()), (502, Some("ZIP_INVALID")), "{error}");
-        assert!(error["message"].as_str().expect("message").contains(expect), "{error}");
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (502, Some("ZIP_INVALID")),
+            "{error}"
+        );
+        assert!(
+            error["message"].as_str().expect("message").contains(expect),
+            "{error}"
+        );
     }
 }
 
@@ -113,7 +185,11 @@ async fn a_slow_upstream_times_out() {
     let started = Instant::now();
     let (status, error) = error_of(od(&stack).await).await;
     assert_eq!((status, error["code"].as_str()), (504, Some("TIMEOUT")));
-    assert!(started.elapsed() < Duration::from_millis(2500), "answered after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -147,16 +223,40 @@ async fn invalid_bodies_are_typed_errors_and_go_nowhere() {
     let cases = [
         (serde_json::json!("not an invocation"), "BAD_OPTION"),
         (serde_json::json!({ "messages": [] }), "BAD_OPTION"),
-        (content(format!("<NOPE><img src=\"{img}\" />")), "UNKNOWN_TASK"),
-        (content(format!("<REGION_TO_OCR><loc_1><loc_1><loc_9><loc_9><img src=\"{img}\" />")), "UNKNOWN_TASK"),
-        (content(format!("<OPEN_VOCABULARY_DETECTION><img src=\"{img}\" />")), "TEXT_REQUIRED"),
-        (content(format!("<OD>cat<img src=\"{img}\" />")), "TEXT_NOT_ALLOWED"),
-        (content(format!("<REGION_TO_CATEGORY>the dog<img src=\"{img}\" />")), "BAD_REGION"),
-        (content("<OD><img src=\"http://127.0.0.1:1/x.png\" />".to_owned()), "BAD_OPTION"),
+        (
+            content(format!("<NOPE><img src=\"{img}\" />")),
+            "UNKNOWN_TASK",
+        ),
+        (
+            content(format!(
+                "<REGION_TO_OCR><loc_1><loc_1><loc_9><loc_9><img src=\"{img}\" />"
+            )),
+            "UNKNOWN_TASK",
+        ),
+        (
+            content(format!("<OPEN_VOCABULARY_DETECTION><img src=\"{img}\" />")),
+            "TEXT_REQUIRED",
+        ),
+        (
+            content(format!("<OD>cat<img src=\"{img}\" />")),
+            "TEXT_NOT_ALLOWED",
+        ),
+        (
+            content(format!("<REGION_TO_CATEGORY>the dog<img src=\"{img}\" />")),
+            "BAD_REGION",
+        ),
+        (
+            content("<OD><img src=\"http://127.0.0.1:1/x.png\" />".to_owned()),
+            "BAD_OPTION",
+        ),
     ];
     for (request, code) in cases {
         let (status, error) = error_of(stack.invoke(&request).await).await;
-        assert_eq!((status, error["code"].as_str()), (400, Some(code)), "{request}");
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some(code)),
+            "{request}"
+        );
     }
     assert!(stack.emulator.journal().is_empty());
 }

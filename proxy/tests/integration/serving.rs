@@ -7,7 +7,12 @@ use serde_json::Value;
 use crate::support::{self, TempDir, body, data_url, png};
 
 async fn healthz(stack: &support::Stack) -> Value {
-    let response = stack.client.get(format!("{}/healthz", stack.proxy_url)).send().await.expect("answer");
+    let response = stack
+        .client
+        .get(format!("{}/healthz", stack.proxy_url))
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(response.status(), 200);
     response.json().await.expect("JSON")
 }
@@ -23,11 +28,25 @@ async fn healthz_reports_key_and_upstream_without_the_key() {
     assert!(!health.to_string().contains("nvapi-health-key"));
     let probes = stack.emulator.journal().len();
     healthz(&stack).await;
-    assert_eq!(stack.emulator.journal().len(), probes, "the finding is cached");
-    assert!(stack.emulator.journal().iter().all(|s| s.authorization.is_none()), "probes carry no key");
+    assert_eq!(
+        stack.emulator.journal().len(),
+        probes,
+        "the finding is cached"
+    );
+    assert!(
+        stack
+            .emulator
+            .journal()
+            .iter()
+            .all(|s| s.authorization.is_none()),
+        "probes carry no key"
+    );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let upstream = format!("http://127.0.0.1:{}", closed.local_addr().expect("addr").port());
+    let upstream = format!(
+        "http://127.0.0.1:{}",
+        closed.local_addr().expect("addr").port()
+    );
     drop(closed);
     let stack = support::start(&[], &["--upstream", &upstream], None).await;
     let health = healthz(&stack).await;
@@ -44,48 +63,94 @@ async fn the_demo_is_served_with_the_right_types() {
     std::fs::write(dir.join("index.html"), "<h1>florence2 demo</h1>").expect("write");
     std::fs::write(dir.join("florence2_bg.wasm"), b"\0asm\x01\0\0\0").expect("write");
     std::fs::write(dir.join("app.js"), "export {}").expect("write");
-    let stack = support::start(&[], &["--static", dir.to_str().expect("utf-8 path")], Some("nvapi-static")).await;
-    let get = |path: &str| stack.client.get(format!("{}{path}", stack.proxy_url)).send();
+    let stack = support::start(
+        &[],
+        &["--static", dir.to_str().expect("utf-8 path")],
+        Some("nvapi-static"),
+    )
+    .await;
+    let get = |path: &str| {
+        stack
+            .client
+            .get(format!("{}{path}", stack.proxy_url))
+            .send()
+    };
     let index = get("/").await.expect("answer");
     assert_eq!(index.status(), 200);
-    assert!(index.headers()["content-type"].to_str().expect("text").starts_with("text/html"));
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .expect("text")
+            .starts_with("text/html")
+    );
     assert!(index.text().await.expect("text").contains("florence2 demo"));
     let wasm = get("/florence2_bg.wasm").await.expect("answer");
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
     let js = get("/app.js").await.expect("answer");
-    assert!(js.headers()["content-type"].to_str().expect("text").contains("javascript"));
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .expect("text")
+            .contains("javascript")
+    );
     let missing = get("/nope.js").await.expect("answer");
     let (status, error) = support::error_of(missing).await;
     assert_eq!((status, error["code"].as_str()), (404, Some("BAD_OPTION")));
     // The API still answers beside the static files.
-    assert_eq!(stack.invoke(&body(Task::Caption, &data_url(&png(16, 16, 1)))).await.status(), 200);
+    assert_eq!(
+        stack
+            .invoke(&body(Task::Caption, &data_url(&png(16, 16, 1))))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn without_a_demo_the_root_says_what_to_do() {
     for args in [vec![], vec!["--static", "/nonexistent/florence2/dist"]] {
         let stack = support::start(&[], &args, None).await;
-        let page = stack.client.get(format!("{}/", stack.proxy_url)).send().await.expect("answer");
+        let page = stack
+            .client
+            .get(format!("{}/", stack.proxy_url))
+            .send()
+            .await
+            .expect("answer");
         assert_eq!(page.status(), 200);
         let text = page.text().await.expect("text");
-        assert!(text.contains("cargo xtask demo") && text.contains("--static"), "{text}");
+        assert!(
+            text.contains("cargo xtask demo") && text.contains("--static"),
+            "{text}"
+        );
     }
 }
 
 async fn preflight(stack: &support::Stack, origin: &str) -> Option<String> {
     let response = stack
         .client
-        .request(reqwest::Method::OPTIONS, format!("{}/v1/vlm/microsoft/florence-2", stack.proxy_url))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/vlm/microsoft/florence-2", stack.proxy_url),
+        )
         .header("origin", origin)
         .header("access-control-request-method", "POST")
         .header("access-control-request-headers", "content-type, x-api-key")
         .send()
         .await
         .expect("answer");
-    let allowed = response.headers().get("access-control-allow-origin").map(|v| v.to_str().expect("text").to_owned());
+    let allowed = response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().expect("text").to_owned());
     if allowed.is_some() {
-        let headers = response.headers()["access-control-allow-headers"].to_str().expect("text").to_ascii_lowercase();
-        assert!(headers.contains("x-api-key") && headers.contains("content-type"), "{headers}");
+        let headers = response.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("text")
+            .to_ascii_lowercase();
+        assert!(
+            headers.contains("x-api-key") && headers.contains("content-type"),
+            "{headers}"
+        );
     }
     allowed
 }
@@ -93,19 +158,64 @@ async fn preflight(stack: &support::Stack, origin: &str) -> Option<String> {
 #[tokio::test]
 async fn cors_allows_local_and_configured_origins_only() {
     let stack = support::start(&[], &[], None).await;
-    for origin in ["http://localhost:5173", "http://127.0.0.1:8000", "http://[::1]:3000"] {
+    for origin in [
+        "http://localhost:5173",
+        "http://127.0.0.1:8000",
+        "http://[::1]:3000",
+    ] {
         assert_eq!(preflight(&stack, origin).await.as_deref(), Some(origin));
     }
     let same = format!("http://{}", stack.proxy_addr);
-    assert_eq!(preflight(&stack, &same).await, Some(same.clone()), "same origin");
-    for origin in ["http://evil.example", "https://localhost.evil.example", "null"] {
+    assert_eq!(
+        preflight(&stack, &same).await,
+        Some(same.clone()),
+        "same origin"
+    );
+    for origin in [
+        "http://evil.example",
+        "https://localhost.evil.example",
+        "null",
+    ] {
         assert_eq!(preflight(&stack, origin).await, None, "{origin}");
     }
-    let stack = support::start(&[], &["--allow-origin", "https://demo.example.org", "--allow-origin", "http://lab.example:*"], None).await;
-    assert_eq!(preflight(&stack, "https://demo.example.org").await.as_deref(), Some("https://demo.example.org"));
-    assert_eq!(preflight(&stack, "http://lab.example:9999").await.as_deref(), Some("http://lab.example:9999"));
-    assert_eq!(preflight(&stack, "http://localhost:5173").await, None, "flags replace the defaults");
+    let stack = support::start(
+        &[],
+        &[
+            "--allow-origin",
+            "https://demo.example.org",
+            "--allow-origin",
+            "http://lab.example:*",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        preflight(&stack, "https://demo.example.org")
+            .await
+            .as_deref(),
+        Some("https://demo.example.org")
+    );
+    assert_eq!(
+        preflight(&stack, "http://lab.example:9999")
+            .await
+            .as_deref(),
+        Some("http://lab.example:9999")
+    );
+    assert_eq!(
+        preflight(&stack, "http://localhost:5173").await,
+        None,
+        "flags replace the defaults"
+    );
     // A real request from an allowed origin gets the header too, errors included.
-    let response = stack.client.get(format!("{}/v1/nope", stack.proxy_url)).header("origin", "https://demo.example.org").send().await.expect("answer");
-    assert_eq!(response.headers()["access-control-allow-origin"], "https://demo.example.org");
+    let response = stack
+        .client
+        .get(format!("{}/v1/nope", stack.proxy_url))
+        .header("origin", "https://demo.example.org")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://demo.example.org"
+    );
 }

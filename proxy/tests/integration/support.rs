@@ -49,17 +49,25 @@ pub async fn start(emulator_args: &[&str], proxy_args: &[&str], key: Option<&str
         emulator_url,
         proxy_url: format!("http://{proxy_addr}"),
         proxy_addr,
-        client: reqwest::Client::builder().no_proxy().build().expect("test client"),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("test client"),
         _stop: vec![stop_emulator, stop_proxy],
     }
 }
 
 fn parse_emulator(args: &[&str]) -> nvcf_emulator::Config {
-    nvcf_emulator::Config::try_parse_from(std::iter::once("nvcf-emulator").chain(args.iter().copied())).expect("test emulator flags parse")
+    nvcf_emulator::Config::try_parse_from(
+        std::iter::once("nvcf-emulator").chain(args.iter().copied()),
+    )
+    .expect("test emulator flags parse")
 }
 
 async fn spawn_emulator(emulator: Emulator) -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind emulator");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind emulator");
     let addr = listener.local_addr().expect("emulator address");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(emulator.serve_until(listener, async move {
@@ -86,11 +94,23 @@ pub async fn spawn_proxy(config: Config) -> (SocketAddr, oneshot::Sender<()>) {
 
 impl Stack {
     pub async fn invoke(&self, body: &Value) -> reqwest::Response {
-        self.client.post(format!("{}/v1/vlm/microsoft/florence-2", self.proxy_url)).json(body).send().await.expect("proxy answers")
+        self.client
+            .post(format!("{}/v1/vlm/microsoft/florence-2", self.proxy_url))
+            .json(body)
+            .send()
+            .await
+            .expect("proxy answers")
     }
 
     pub async fn upload(&self, png: &[u8]) -> String {
-        let response = self.client.post(format!("{}/v1/assets", self.proxy_url)).header("content-type", "image/png").body(png.to_vec()).send().await.expect("proxy answers");
+        let response = self
+            .client
+            .post(format!("{}/v1/assets", self.proxy_url))
+            .header("content-type", "image/png")
+            .body(png.to_vec())
+            .send()
+            .await
+            .expect("proxy answers");
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.expect("JSON");
         body["assetId"].as_str().expect("assetId").to_owned()
@@ -98,25 +118,40 @@ impl Stack {
 
     /// Journal entries whose path starts with `prefix`.
     pub fn seen(&self, prefix: &str) -> Vec<nvcf_emulator::Seen> {
-        self.emulator.journal().into_iter().filter(|s| s.path.starts_with(prefix)).collect()
+        self.emulator
+            .journal()
+            .into_iter()
+            .filter(|s| s.path.starts_with(prefix))
+            .collect()
     }
 }
 
 /// A PNG of `w`×`h` split into colour blocks chosen by `seed`.
 pub fn png(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    const COLOURS: [[u8; 3]; 6] = [[20, 40, 220], [30, 200, 40], [230, 20, 20], [240, 230, 30], [250, 250, 250], [20, 20, 20]];
+    const COLOURS: [[u8; 3]; 6] = [
+        [20, 40, 220],
+        [30, 200, 40],
+        [230, 20, 20],
+        [240, 230, 30],
+        [250, 250, 250],
+        [20, 20, 20],
+    ];
     let img = RgbImage::from_fn(w, h, |x, y| {
         let block = (x * 3 / w) + 3 * (y * 2 / h) + seed;
         Rgb(COLOURS[(block as usize * 7 + seed as usize) % COLOURS.len()])
     });
     let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).expect("encode PNG");
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .expect("encode PNG");
     out
 }
 
 pub fn data_url(png: &[u8]) -> String {
     use base64::Engine;
-    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
 }
 
 /// Text a task accepts: none, free text, or a region.
@@ -130,7 +165,8 @@ pub fn text_for(task: florence2::Task) -> Option<&'static str> {
 
 /// The endpoint body for `task` on image source `src`.
 pub fn body(task: florence2::Task, src: &str) -> Value {
-    let content = florence2::build_content(task.token(), text_for(task), src).expect("valid content");
+    let content =
+        florence2::build_content(task.token(), text_for(task), src).expect("valid content");
     json!({ "messages": [{ "role": "user", "content": content }] })
 }
 
@@ -156,11 +192,22 @@ pub fn unzip(bytes: &[u8]) -> (Value, Option<Vec<u8>>) {
 /// The `{"error": …}` body of a failed answer, checked to be the typed shape.
 pub async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
-    let ct = response.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+    let ct = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
     let text = response.text().await.expect("body");
-    assert!(ct.starts_with("application/json"), "error content-type {ct}: {text}");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
-    assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "typed error body: {body}");
+    assert!(
+        ct.starts_with("application/json"),
+        "error content-type {ct}: {text}"
+    );
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
+    assert!(
+        body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+        "typed error body: {body}"
+    );
     (status, body["error"].clone())
 }
 
@@ -169,10 +216,21 @@ pub async fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
     let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -203,7 +261,13 @@ impl Canary {
 
 /// Everything logged by any test of this binary, at TRACE level (proxy, emulator, HTTP stacks).
 pub fn logs() -> String {
-    String::from_utf8_lossy(&LOGS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    String::from_utf8_lossy(
+        &LOGS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    )
+    .into_owned()
 }
 
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -212,7 +276,10 @@ struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -239,8 +306,14 @@ pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("florence2-proxy-test-{name}-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "florence2-proxy-test-{name}-{}-{nanos}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
     }

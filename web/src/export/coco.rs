@@ -48,7 +48,11 @@ pub fn coco(result: &Florence2Result, scene: &Scene, file_name: &str) -> Value {
     if annotations.is_empty() && !result.text.is_empty() {
         annotations.push(json!({ "id": 1, "image_id": 1, "caption": result.text }));
     }
-    let categories: Vec<Value> = categories.iter().enumerate().map(|(i, name)| json!({ "id": i + 1, "name": name })).collect();
+    let categories: Vec<Value> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, name)| json!({ "id": i + 1, "name": name }))
+        .collect();
     json!({
         "info": { "description": format!("Florence-2 {} answer ({}), exported by florence2-web", result.task, source_name(result)) },
         "images": [{ "id": 1, "file_name": file_name, "width": result.image.width, "height": result.image.height }],
@@ -71,7 +75,14 @@ mod tests {
     use super::*;
 
     fn result(task: &str, text: &str, entities: Entities) -> Florence2Result {
-        Florence2Result { task: task.into(), text: text.into(), entities, image: ImageSize::new(640, 480), source: Source::Endpoint, usage: None }
+        Florence2Result {
+            task: task.into(),
+            text: text.into(),
+            entities,
+            image: ImageSize::new(640, 480),
+            source: Source::Endpoint,
+            usage: None,
+        }
     }
 
     fn export(r: &Florence2Result) -> Value {
@@ -84,20 +95,38 @@ mod tests {
             "<OD>",
             "",
             Entities {
-                bboxes: Some(vec![[10.0, 20.0, 110.0, 70.0], [0.0, 0.0, 5.0, 5.0], [1.0, 1.0, 3.0, 4.0]]),
+                bboxes: Some(vec![
+                    [10.0, 20.0, 110.0, 70.0],
+                    [0.0, 0.0, 5.0, 5.0],
+                    [1.0, 1.0, 3.0, 4.0],
+                ]),
                 labels: Some(vec!["car".into(), "dog".into(), "car".into()]),
                 ..Default::default()
             },
         );
         let doc = export(&r);
-        assert_eq!(doc["images"], json!([{ "id": 1, "file_name": "street.jpg", "width": 640, "height": 480 }]));
-        assert_eq!(doc["categories"], json!([{ "id": 1, "name": "car" }, { "id": 2, "name": "dog" }]));
+        assert_eq!(
+            doc["images"],
+            json!([{ "id": 1, "file_name": "street.jpg", "width": 640, "height": 480 }])
+        );
+        assert_eq!(
+            doc["categories"],
+            json!([{ "id": 1, "name": "car" }, { "id": 2, "name": "dog" }])
+        );
         let a = &doc["annotations"];
         assert_eq!(a.as_array().unwrap().len(), 3);
-        assert_eq!(a[0], json!({ "id": 1, "image_id": 1, "category_id": 1, "bbox": [10.0, 20.0, 100.0, 50.0], "area": 5000.0, "iscrowd": 0 }));
+        assert_eq!(
+            a[0],
+            json!({ "id": 1, "image_id": 1, "category_id": 1, "bbox": [10.0, 20.0, 100.0, 50.0], "area": 5000.0, "iscrowd": 0 })
+        );
         assert_eq!(a[2]["category_id"], 1);
         assert_eq!(a[1]["category_id"], 2);
-        assert!(doc["info"]["description"].as_str().unwrap().contains("<OD>"));
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("<OD>")
+        );
     }
 
     #[test]
@@ -112,27 +141,48 @@ mod tests {
             },
         );
         let a = &export(&r)["annotations"][0];
-        assert_eq!(a["segmentation"], json!([[0.0, 0.0, 40.0, 0.0, 40.0, 10.0, 0.0, 10.0]]));
+        assert_eq!(
+            a["segmentation"],
+            json!([[0.0, 0.0, 40.0, 0.0, 40.0, 10.0, 0.0, 10.0]])
+        );
         assert_eq!(a["utf8_string"], "EXIT");
         assert_eq!(a["bbox"], json!([0.0, 0.0, 40.0, 10.0]));
         assert_eq!(a["area"], 400.0);
         let r = result(
             "<REFERRING_EXPRESSION_SEGMENTATION>",
             "",
-            Entities { polygons: Some(vec![vec![vec![0.0, 0.0, 10.0, 0.0, 0.0, 10.0]]]), labels: Some(vec![String::new()]), ..Default::default() },
+            Entities {
+                polygons: Some(vec![vec![vec![0.0, 0.0, 10.0, 0.0, 0.0, 10.0]]]),
+                labels: Some(vec![String::new()]),
+                ..Default::default()
+            },
         );
         let doc = export(&r);
         assert_eq!(doc["categories"], json!([{ "id": 1, "name": "region" }]));
-        assert_eq!(doc["annotations"][0]["segmentation"], json!([[0.0, 0.0, 10.0, 0.0, 0.0, 10.0]]));
+        assert_eq!(
+            doc["annotations"][0]["segmentation"],
+            json!([[0.0, 0.0, 10.0, 0.0, 0.0, 10.0]])
+        );
         assert_eq!(doc["annotations"][0]["area"], 50.0);
     }
 
     #[test]
     fn text_answers_become_captions() {
-        let doc = export(&result("<CAPTION>", "A dog in a field.", Entities::default()));
-        assert_eq!(doc["annotations"], json!([{ "id": 1, "image_id": 1, "caption": "A dog in a field." }]));
+        let doc = export(&result(
+            "<CAPTION>",
+            "A dog in a field.",
+            Entities::default(),
+        ));
+        assert_eq!(
+            doc["annotations"],
+            json!([{ "id": 1, "image_id": 1, "caption": "A dog in a field." }])
+        );
         assert_eq!(doc["categories"], json!([]));
         let doc = export(&result("<OD>", "", Entities::default()));
-        assert_eq!(doc["annotations"], json!([]), "nothing found, nothing made up");
+        assert_eq!(
+            doc["annotations"],
+            json!([]),
+            "nothing found, nothing made up"
+        );
     }
 }

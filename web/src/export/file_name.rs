@@ -5,7 +5,11 @@ pub fn download_name(picture: &str, task: &str, suffix: &str, extension: &str) -
     let base = picture.rsplit(['/', '\\']).next().unwrap_or(picture);
     let stem = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
     let stem = slug(stem, 40);
-    let stem = if stem.is_empty() { "picture".to_owned() } else { stem };
+    let stem = if stem.is_empty() {
+        "picture".to_owned()
+    } else {
+        stem
+    };
     format!("{stem}-{}{suffix}.{extension}", slug(task, 40))
 }
 
@@ -31,12 +35,30 @@ mod tests {
 
     #[test]
     fn names_are_safe_and_say_what_they_hold() {
-        assert_eq!(download_name("Street View.JPG", "<OD>", "", "json"), "street-view-od.json");
-        assert_eq!(download_name("street.jpg", "<OCR_WITH_REGION>", "-coco", "json"), "street-ocr-with-region-coco.json");
-        assert_eq!(download_name("../../etc/passwd", "<CAPTION>", "", "png"), "passwd-caption.png");
-        assert_eq!(download_name("写真.png", "<OD>", "", "png"), "picture-od.png");
+        assert_eq!(
+            download_name("Street View.JPG", "<OD>", "", "json"),
+            "street-view-od.json"
+        );
+        assert_eq!(
+            download_name("street.jpg", "<OCR_WITH_REGION>", "-coco", "json"),
+            "street-ocr-with-region-coco.json"
+        );
+        assert_eq!(
+            download_name("../../etc/passwd", "<CAPTION>", "", "png"),
+            "passwd-caption.png"
+        );
+        assert_eq!(
+            download_name("写真.png", "<OD>", "", "png"),
+            "picture-od.png"
+        );
         assert_eq!(download_name("", "<OD>", "", "png"), "picture-od.png");
-        assert_eq!(download_name("C:\\photos\\cat.v2.jpeg", "<OD>", "", "png"), "cat-v2-od.png");
-        assert_eq!(download_name(&"a".repeat(500), "<OD>", "", "png").len(), "-od.png".len() + 40);
+        assert_eq!(
+            download_name("C:\\photos\\cat.v2.jpeg", "<OD>", "", "png"),
+            "cat-v2-od.png"
+        );
+        assert_eq!(
+            download_name(&"a".repeat(500), "<OD>", "", "png").len(),
+            "-od.png".len() + 40
+        );
     }
 }

@@ -40,7 +40,9 @@ pub fn notices(health: Result<&Health, &str>, own_key: bool, proxy: &str) -> Vec
         Err(why) => {
             return vec![Notice {
                 code: "NO_PROXY",
-                text: format!("No florence2 proxy answers at {proxy} ({why}). Start one with cargo xtask demo, or set the proxy URL in Settings."),
+                text: format!(
+                    "No florence2 proxy answers at {proxy} ({why}). Start one with cargo xtask demo, or set the proxy URL in Settings."
+                ),
             }];
         }
     };
@@ -51,10 +53,17 @@ pub fn notices(health: Result<&Health, &str>, own_key: bool, proxy: &str) -> Vec
         } else {
             "The proxy has no NVIDIA API key, so runs will be refused. Set NVIDIA_API_KEY where it runs and restart it."
         };
-        out.push(Notice { code: "NO_KEY", text: text.into() });
+        out.push(Notice {
+            code: "NO_KEY",
+            text: text.into(),
+        });
     }
     if let Some(up) = health.upstream.as_ref().filter(|u| !u.reachable) {
-        let why = up.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        let why = up
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
         out.push(Notice {
             code: "UPSTREAM_DOWN",
             text: format!("The proxy cannot reach NVIDIA's endpoint {}{why}. Runs will fail until it is reachable again.", up.url),
@@ -73,19 +82,30 @@ mod tests {
 
     #[test]
     fn a_healthy_proxy_says_nothing() {
-        let h = parse(r#"{"ok":true,"version":"0.1.0","backend":"nvidia","keyConfigured":true,"requestKeysAccepted":false,"upstream":{"url":"https://ai.api.nvidia.com","reachable":true,"detail":null,"checkedSecsAgo":3}}"#);
+        let h = parse(
+            r#"{"ok":true,"version":"0.1.0","backend":"nvidia","keyConfigured":true,"requestKeysAccepted":false,"upstream":{"url":"https://ai.api.nvidia.com","reachable":true,"detail":null,"checkedSecsAgo":3}}"#,
+        );
         assert_eq!(notices(Ok(&h), false, "here"), []);
     }
 
     #[test]
     fn no_key_and_no_upstream_are_said_plainly() {
-        let h = parse(r#"{"keyConfigured":false,"requestKeysAccepted":true,"upstream":{"url":"https://ai.api.nvidia.com","reachable":false,"detail":"dns error"}}"#);
+        let h = parse(
+            r#"{"keyConfigured":false,"requestKeysAccepted":true,"upstream":{"url":"https://ai.api.nvidia.com","reachable":false,"detail":"dns error"}}"#,
+        );
         let n = notices(Ok(&h), false, "here");
-        assert_eq!(n.iter().map(|n| n.code).collect::<Vec<_>>(), ["NO_KEY", "UPSTREAM_DOWN"]);
+        assert_eq!(
+            n.iter().map(|n| n.code).collect::<Vec<_>>(),
+            ["NO_KEY", "UPSTREAM_DOWN"]
+        );
         assert!(n[0].text.contains("enter your own key in Settings"));
         assert!(n[1].text.contains("https://ai.api.nvidia.com: dns error"));
         let n = notices(Ok(&h), true, "here");
-        assert_eq!(n.iter().map(|n| n.code).collect::<Vec<_>>(), ["UPSTREAM_DOWN"], "an own key answers the first");
+        assert_eq!(
+            n.iter().map(|n| n.code).collect::<Vec<_>>(),
+            ["UPSTREAM_DOWN"],
+            "an own key answers the first"
+        );
     }
 
     #[test]

@@ -28,7 +28,12 @@ pub struct Situation<'a> {
 
 impl Problem {
     fn new(code: &str, title: &str, detail: impl Into<String>, next: impl Into<String>) -> Problem {
-        Problem { code: code.to_owned(), title: title.to_owned(), detail: detail.into(), next: next.into() }
+        Problem {
+            code: code.to_owned(),
+            title: title.to_owned(),
+            detail: detail.into(),
+            next: next.into(),
+        }
     }
 
     pub fn from_error(error: &Error, at: Situation<'_>) -> Problem {
@@ -79,12 +84,22 @@ impl Problem {
 
     /// Run was pressed before there was a picture.
     pub fn no_image() -> Problem {
-        Problem::new("NO_IMAGE", "Bring a picture first", "There is no picture to run the task on.", "Choose a file, drop or paste a picture, enter its URL, or use the camera.")
+        Problem::new(
+            "NO_IMAGE",
+            "Bring a picture first",
+            "There is no picture to run the task on.",
+            "Choose a file, drop or paste a picture, enter its URL, or use the camera.",
+        )
     }
 
     /// The camera could not be opened (denied, absent, or in use).
     pub fn camera(detail: impl Into<String>) -> Problem {
-        Problem::new("CAMERA", "The camera cannot be used", detail, "Allow camera access for this page in the browser, or bring a picture another way.")
+        Problem::new(
+            "CAMERA",
+            "The camera cannot be used",
+            detail,
+            "Allow camera access for this page in the browser, or bring a picture another way.",
+        )
     }
 
     /// An image URL could not be read.
@@ -111,7 +126,11 @@ fn wait_words(secs: Option<f64>) -> String {
 mod tests {
     use super::*;
 
-    const HERE: Situation<'static> = Situation { proxy: "this page's server", own_key: false, text: TextKind::None };
+    const HERE: Situation<'static> = Situation {
+        proxy: "this page's server",
+        own_key: false,
+        text: TextKind::None,
+    };
 
     fn said(code: ErrorCode, status: Option<u16>, at: Situation<'_>) -> Problem {
         let mut e = Error::new(code, "detail from below");
@@ -122,10 +141,21 @@ mod tests {
     #[test]
     fn every_code_has_words_and_a_next_step() {
         for code in ErrorCode::ALL {
-            for status in [None, Some(400), Some(402), Some(413), Some(429), Some(500), Some(502)] {
+            for status in [
+                None,
+                Some(400),
+                Some(402),
+                Some(413),
+                Some(429),
+                Some(500),
+                Some(502),
+            ] {
                 let p = said(code, status, HERE);
                 assert_eq!(p.code, code.as_str());
-                assert!(!p.title.is_empty() && p.next.ends_with('.'), "{code:?} {status:?}: {p:?}");
+                assert!(
+                    !p.title.is_empty() && p.next.ends_with('.'),
+                    "{code:?} {status:?}: {p:?}"
+                );
                 assert_eq!(p.detail, "detail from below");
             }
         }
@@ -133,24 +163,88 @@ mod tests {
 
     #[test]
     fn rate_limits_say_how_long_to_wait() {
-        let e = Error::new(ErrorCode::RateLimited, "slow down").with_status(429).with_retry_after(Some(11.2));
-        assert_eq!(Problem::from_error(&e, HERE).next, "Wait 12 s, then run again.");
+        let e = Error::new(ErrorCode::RateLimited, "slow down")
+            .with_status(429)
+            .with_retry_after(Some(11.2));
+        assert_eq!(
+            Problem::from_error(&e, HERE).next,
+            "Wait 12 s, then run again."
+        );
         let e = e.with_retry_after(Some(150.0));
-        assert_eq!(Problem::from_error(&e, HERE).next, "Wait about 3 minutes, then run again.");
+        assert_eq!(
+            Problem::from_error(&e, HERE).next,
+            "Wait about 3 minutes, then run again."
+        );
         let e = e.with_retry_after(None);
-        assert_eq!(Problem::from_error(&e, HERE).next, "Wait a moment, then run again.");
+        assert_eq!(
+            Problem::from_error(&e, HERE).next,
+            "Wait a moment, then run again."
+        );
     }
 
     #[test]
     fn advice_depends_on_the_situation() {
-        assert!(said(ErrorCode::Unauthorized, Some(401), HERE).next.contains("NVIDIA_API_KEY"));
-        assert!(said(ErrorCode::Unauthorized, Some(401), Situation { own_key: true, ..HERE }).next.contains("Check the key"));
-        assert!(said(ErrorCode::Network, None, HERE).next.contains("cargo xtask demo"));
-        assert!(said(ErrorCode::Network, Some(502), HERE).title.contains("cannot reach NVIDIA"));
-        assert!(said(ErrorCode::TextRequired, None, Situation { text: TextKind::Region, ..HERE }).next.contains("Drag a rectangle"));
-        assert!(said(ErrorCode::TextRequired, None, Situation { text: TextKind::Required, ..HERE }).next.contains("Type what"));
-        assert!(said(ErrorCode::Upstream, Some(500), HERE).next.contains("temporary"));
-        assert!(said(ErrorCode::ImageTooLarge, Some(413), HERE).next.contains("inline-size"));
+        assert!(
+            said(ErrorCode::Unauthorized, Some(401), HERE)
+                .next
+                .contains("NVIDIA_API_KEY")
+        );
+        assert!(
+            said(
+                ErrorCode::Unauthorized,
+                Some(401),
+                Situation {
+                    own_key: true,
+                    ..HERE
+                }
+            )
+            .next
+            .contains("Check the key")
+        );
+        assert!(
+            said(ErrorCode::Network, None, HERE)
+                .next
+                .contains("cargo xtask demo")
+        );
+        assert!(
+            said(ErrorCode::Network, Some(502), HERE)
+                .title
+                .contains("cannot reach NVIDIA")
+        );
+        assert!(
+            said(
+                ErrorCode::TextRequired,
+                None,
+                Situation {
+                    text: TextKind::Region,
+                    ..HERE
+                }
+            )
+            .next
+            .contains("Drag a rectangle")
+        );
+        assert!(
+            said(
+                ErrorCode::TextRequired,
+                None,
+                Situation {
+                    text: TextKind::Required,
+                    ..HERE
+                }
+            )
+            .next
+            .contains("Type what")
+        );
+        assert!(
+            said(ErrorCode::Upstream, Some(500), HERE)
+                .next
+                .contains("temporary")
+        );
+        assert!(
+            said(ErrorCode::ImageTooLarge, Some(413), HERE)
+                .next
+                .contains("inline-size")
+        );
     }
 
     #[test]

@@ -6,13 +6,28 @@ use florence2::Region;
 pub fn bounds(coords: &[f64]) -> Option<Region> {
     let mut points = coords.chunks_exact(2);
     let first = points.next()?;
-    let start = Region { x1: first[0], y1: first[1], x2: first[0], y2: first[1] };
-    Some(points.fold(start, |r, p| Region { x1: r.x1.min(p[0]), y1: r.y1.min(p[1]), x2: r.x2.max(p[0]), y2: r.y2.max(p[1]) }))
+    let start = Region {
+        x1: first[0],
+        y1: first[1],
+        x2: first[0],
+        y2: first[1],
+    };
+    Some(points.fold(start, |r, p| Region {
+        x1: r.x1.min(p[0]),
+        y1: r.y1.min(p[1]),
+        x2: r.x2.max(p[0]),
+        y2: r.y2.max(p[1]),
+    }))
 }
 
 /// The union of two rectangles.
 pub fn union(a: Region, b: Region) -> Region {
-    Region { x1: a.x1.min(b.x1), y1: a.y1.min(b.y1), x2: a.x2.max(b.x2), y2: a.y2.max(b.y2) }
+    Region {
+        x1: a.x1.min(b.x1),
+        y1: a.y1.min(b.y1),
+        x2: a.x2.max(b.x2),
+        y2: a.y2.max(b.y2),
+    }
 }
 
 pub fn rect_contains(r: &Region, x: f64, y: f64) -> bool {
@@ -56,16 +71,55 @@ mod tests {
 
     const SQUARE: [f64; 8] = [0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0];
     // An L shape: the square without its top-right quarter.
-    const ELL: [f64; 12] = [0.0, 0.0, 5.0, 0.0, 5.0, 5.0, 10.0, 5.0, 10.0, 10.0, 0.0, 10.0];
+    const ELL: [f64; 12] = [
+        0.0, 0.0, 5.0, 0.0, 5.0, 5.0, 10.0, 5.0, 10.0, 10.0, 0.0, 10.0,
+    ];
 
     #[test]
     fn bounds_and_union() {
-        assert_eq!(bounds(&ELL), Some(Region { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 }));
-        assert_eq!(bounds(&[3.0, 4.0]), Some(Region { x1: 3.0, y1: 4.0, x2: 3.0, y2: 4.0 }));
+        assert_eq!(
+            bounds(&ELL),
+            Some(Region {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 10.0,
+                y2: 10.0
+            })
+        );
+        assert_eq!(
+            bounds(&[3.0, 4.0]),
+            Some(Region {
+                x1: 3.0,
+                y1: 4.0,
+                x2: 3.0,
+                y2: 4.0
+            })
+        );
         assert_eq!(bounds(&[]), None);
         assert_eq!(bounds(&[1.0]), None);
-        let u = union(Region { x1: 0.0, y1: 5.0, x2: 2.0, y2: 6.0 }, Region { x1: 1.0, y1: 1.0, x2: 3.0, y2: 2.0 });
-        assert_eq!(u, Region { x1: 0.0, y1: 1.0, x2: 3.0, y2: 6.0 });
+        let u = union(
+            Region {
+                x1: 0.0,
+                y1: 5.0,
+                x2: 2.0,
+                y2: 6.0,
+            },
+            Region {
+                x1: 1.0,
+                y1: 1.0,
+                x2: 3.0,
+                y2: 2.0,
+            },
+        );
+        assert_eq!(
+            u,
+            Region {
+                x1: 0.0,
+                y1: 1.0,
+                x2: 3.0,
+                y2: 6.0
+            }
+        );
     }
 
     #[test]
@@ -75,7 +129,10 @@ mod tests {
         assert!(ring_contains(&ELL, 2.0, 2.0));
         assert!(!ring_contains(&ELL, 8.0, 2.0), "the missing quarter");
         assert!(ring_contains(&ELL, 8.0, 8.0));
-        assert!(!ring_contains(&[0.0, 0.0, 1.0, 1.0], 0.5, 0.5), "a segment has no inside");
+        assert!(
+            !ring_contains(&[0.0, 0.0, 1.0, 1.0], 0.5, 0.5),
+            "a segment has no inside"
+        );
         assert!(!ring_contains(&[], 0.0, 0.0));
     }
 
@@ -85,7 +142,24 @@ mod tests {
         assert_eq!(ring_area(&ELL), 75.0);
         let reversed: Vec<f64> = SQUARE.chunks(2).rev().flatten().copied().collect();
         assert_eq!(ring_area(&reversed), 100.0);
-        assert_eq!(rect_area(&Region { x1: 1.0, y1: 1.0, x2: 4.0, y2: 3.0 }), 6.0);
-        assert!(rect_contains(&Region { x1: 1.0, y1: 1.0, x2: 4.0, y2: 3.0 }, 4.0, 1.0));
+        assert_eq!(
+            rect_area(&Region {
+                x1: 1.0,
+                y1: 1.0,
+                x2: 4.0,
+                y2: 3.0
+            }),
+            6.0
+        );
+        assert!(rect_contains(
+            &Region {
+                x1: 1.0,
+                y1: 1.0,
+                x2: 4.0,
+                y2: 3.0
+            },
+            4.0,
+            1.0
+        ));
     }
 }

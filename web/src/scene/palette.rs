@@ -34,7 +34,11 @@ impl Rgb {
     pub fn luminance(self) -> f64 {
         let lin = |c: u8| {
             let c = f64::from(c) / 255.0;
-            if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
         };
         0.2126 * lin(self.0) + 0.7152 * lin(self.1) + 0.0722 * lin(self.2)
     }
@@ -42,7 +46,11 @@ impl Rgb {
     /// Black or white, whichever reads better on this colour (label tags).
     pub fn ink(self) -> Rgb {
         // The luminance where black and white have equal contrast: (L + 0.05)² = 1.05 · 0.05.
-        if self.luminance() > 0.179 { Rgb(0x0b, 0x0d, 0x12) } else { Rgb(0xff, 0xff, 0xff) }
+        if self.luminance() > 0.179 {
+            Rgb(0x0b, 0x0d, 0x12)
+        } else {
+            Rgb(0xff, 0xff, 0xff)
+        }
     }
 }
 
@@ -89,7 +97,12 @@ mod tests {
     fn the_first_colours_are_far_apart() {
         for i in 0..PICKED.len() {
             for j in 0..i {
-                assert!(distance(nth(i), nth(j)) > 60.0, "{i} {j}: {} {}", nth(i).hex(), nth(j).hex());
+                assert!(
+                    distance(nth(i), nth(j)) > 60.0,
+                    "{i} {j}: {} {}",
+                    nth(i).hex(),
+                    nth(j).hex()
+                );
             }
         }
     }

@@ -86,31 +86,62 @@ impl Scene {
     /// asked for, e.g. the expression a mask was made for — or else by kind and number.
     pub fn from_entities(e: &Entities, query: Option<&str>) -> Scene {
         let query = query.map(str::trim).filter(|q| !q.is_empty());
-        let mut builder = Builder { query, ..Builder::default() };
+        let mut builder = Builder {
+            query,
+            ..Builder::default()
+        };
         let box_labels = e.bboxes_labels.as_ref().or(e.labels.as_ref());
         for (i, b) in e.bboxes.iter().flatten().enumerate() {
-            let region = Region { x1: b[0].min(b[2]), y1: b[1].min(b[3]), x2: b[0].max(b[2]), y2: b[1].max(b[3]) };
-            builder.add(Layer::Boxes, Geometry::Box(region), label_at(box_labels, i), region, rect_area(&region));
+            let region = Region {
+                x1: b[0].min(b[2]),
+                y1: b[1].min(b[3]),
+                x2: b[0].max(b[2]),
+                y2: b[1].max(b[3]),
+            };
+            builder.add(
+                Layer::Boxes,
+                Geometry::Box(region),
+                label_at(box_labels, i),
+                region,
+                rect_area(&region),
+            );
         }
         for (i, q) in e.quad_boxes.iter().flatten().enumerate() {
             if let Some(b) = bounds(q) {
-                builder.add(Layer::Text, Geometry::Quad(*q), label_at(e.labels.as_ref(), i), b, ring_area(q));
+                builder.add(
+                    Layer::Text,
+                    Geometry::Quad(*q),
+                    label_at(e.labels.as_ref(), i),
+                    b,
+                    ring_area(q),
+                );
             }
         }
         let polygon_labels = e.polygons_labels.as_ref().or(e.labels.as_ref());
         for (i, instance) in e.polygons.iter().flatten().enumerate() {
             // A ring needs three points to enclose anything.
             let rings: Vec<Vec<f64>> = instance.iter().filter(|r| r.len() >= 6).cloned().collect();
-            let Some(b) = rings.iter().filter_map(|r| bounds(r)).reduce(union) else { continue };
+            let Some(b) = rings.iter().filter_map(|r| bounds(r)).reduce(union) else {
+                continue;
+            };
             let area = rings.iter().map(|r| ring_area(r)).sum();
-            builder.add(Layer::Masks, Geometry::Polygon(rings), label_at(polygon_labels, i), b, area);
+            builder.add(
+                Layer::Masks,
+                Geometry::Polygon(rings),
+                label_at(polygon_labels, i),
+                b,
+                area,
+            );
         }
         builder.scene
     }
 
     /// The layers this scene has shapes on.
     pub fn layers(&self) -> Vec<Layer> {
-        Layer::ALL.into_iter().filter(|l| self.shapes.iter().any(|s| s.layer == *l)).collect()
+        Layer::ALL
+            .into_iter()
+            .filter(|l| self.shapes.iter().any(|s| s.layer == *l))
+            .collect()
     }
 
     /// The shape under `(x, y)` (image pixels) among the visible layers: the smallest that
@@ -126,7 +157,9 @@ impl Scene {
 }
 
 fn label_at(labels: Option<&Vec<String>>, i: usize) -> String {
-    labels.and_then(|l| l.get(i)).map_or_else(String::new, |l| l.trim().to_owned())
+    labels
+        .and_then(|l| l.get(i))
+        .map_or_else(String::new, |l| l.trim().to_owned())
 }
 
 #[derive(Default)]
@@ -147,14 +180,21 @@ impl Builder<'_> {
                 (None, Layer::Masks) => format!("mask {}", self.unlabelled),
                 (None, _) => format!("region {}", self.unlabelled),
             };
-            (name, palette::nth(self.scene.legend.len() + self.unlabelled - 1))
+            (
+                name,
+                palette::nth(self.scene.legend.len() + self.unlabelled - 1),
+            )
         } else {
             let legend = &mut self.scene.legend;
             let entry = match legend.iter().position(|e| e.label == label) {
                 Some(i) => &mut legend[i],
                 None => {
                     let colour = palette::nth(legend.len() + self.unlabelled);
-                    legend.push(LegendEntry { label: label.clone(), colour, count: 0 });
+                    legend.push(LegendEntry {
+                        label: label.clone(),
+                        colour,
+                        count: 0,
+                    });
                     let last = legend.len() - 1;
                     &mut legend[last]
                 }
@@ -162,7 +202,15 @@ impl Builder<'_> {
             entry.count += 1;
             (label.clone(), entry.colour)
         };
-        self.scene.shapes.push(Shape { layer, geometry, label, name, colour, bounds, area });
+        self.scene.shapes.push(Shape {
+            layer,
+            geometry,
+            label,
+            name,
+            colour,
+            bounds,
+            area,
+        });
     }
 }
 
@@ -177,7 +225,11 @@ mod tests {
     #[test]
     fn detection_boxes_share_colours_by_label() {
         let e = Entities {
-            bboxes: Some(vec![[10.0, 10.0, 50.0, 50.0], [60.0, 10.0, 90.0, 40.0], [0.0, 0.0, 100.0, 100.0]]),
+            bboxes: Some(vec![
+                [10.0, 10.0, 50.0, 50.0],
+                [60.0, 10.0, 90.0, 40.0],
+                [0.0, 0.0, 100.0, 100.0],
+            ]),
             labels: strings(&["car", "dog", "car"]),
             ..Default::default()
         };
@@ -185,27 +237,53 @@ mod tests {
         assert_eq!(scene.shapes.len(), 3);
         assert_eq!(scene.shapes[0].colour, scene.shapes[2].colour);
         assert_ne!(scene.shapes[0].colour, scene.shapes[1].colour);
-        assert_eq!(scene.legend.iter().map(|l| (l.label.as_str(), l.count)).collect::<Vec<_>>(), [("car", 2), ("dog", 1)]);
+        assert_eq!(
+            scene
+                .legend
+                .iter()
+                .map(|l| (l.label.as_str(), l.count))
+                .collect::<Vec<_>>(),
+            [("car", 2), ("dog", 1)]
+        );
         assert_eq!(scene.layers(), [Layer::Boxes]);
         assert_eq!(scene.shapes[1].area, 900.0);
     }
 
     #[test]
     fn inverted_boxes_are_normalised() {
-        let e = Entities { bboxes: Some(vec![[50.0, 40.0, 10.0, 20.0]]), ..Default::default() };
+        let e = Entities {
+            bboxes: Some(vec![[50.0, 40.0, 10.0, 20.0]]),
+            ..Default::default()
+        };
         let scene = Scene::from_entities(&e, None);
-        assert_eq!(scene.shapes[0].bounds, Region { x1: 10.0, y1: 20.0, x2: 50.0, y2: 40.0 });
+        assert_eq!(
+            scene.shapes[0].bounds,
+            Region {
+                x1: 10.0,
+                y1: 20.0,
+                x2: 50.0,
+                y2: 40.0
+            }
+        );
     }
 
     #[test]
     fn unlabelled_proposals_are_named_and_coloured_apart() {
-        let e = Entities { bboxes: Some(vec![[0.0, 0.0, 1.0, 1.0]; 3]), labels: strings(&["", "", ""]), ..Default::default() };
+        let e = Entities {
+            bboxes: Some(vec![[0.0, 0.0, 1.0, 1.0]; 3]),
+            labels: strings(&["", "", ""]),
+            ..Default::default()
+        };
         let scene = Scene::from_entities(&e, None);
         let names: Vec<_> = scene.shapes.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["region 1", "region 2", "region 3"]);
         let asked = Scene::from_entities(&e, Some(" the red car "));
         let names: Vec<_> = asked.shapes.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["the red car", "the red car 2", "the red car 3"], "named after what was asked");
+        assert_eq!(
+            names,
+            ["the red car", "the red car 2", "the red car 3"],
+            "named after what was asked"
+        );
         assert_eq!(asked.shapes[0].label, "", "the label stays the model's");
         assert!(scene.legend.is_empty());
         assert_ne!(scene.shapes[0].colour, scene.shapes[1].colour);
@@ -222,7 +300,14 @@ mod tests {
             ..Default::default()
         };
         let scene = Scene::from_entities(&e, None);
-        assert_eq!(scene.shapes.iter().map(|s| (s.layer, s.label.as_str())).collect::<Vec<_>>(), [(Layer::Boxes, "cat"), (Layer::Masks, "dog")]);
+        assert_eq!(
+            scene
+                .shapes
+                .iter()
+                .map(|s| (s.layer, s.label.as_str()))
+                .collect::<Vec<_>>(),
+            [(Layer::Boxes, "cat"), (Layer::Masks, "dog")]
+        );
         assert_eq!(scene.layers(), [Layer::Boxes, Layer::Masks]);
     }
 
@@ -236,15 +321,36 @@ mod tests {
         let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.shapes[0].layer, Layer::Text);
         assert_eq!(scene.shapes[0].area, 400.0);
-        assert_eq!(scene.shapes[0].bounds, Region { x1: 0.0, y1: 0.0, x2: 40.0, y2: 10.0 });
+        assert_eq!(
+            scene.shapes[0].bounds,
+            Region {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 40.0,
+                y2: 10.0
+            }
+        );
         // A mask in two pieces, one of them degenerate (dropped), labels missing entirely.
         let e = Entities {
-            polygons: Some(vec![vec![vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0], vec![20.0, 20.0, 30.0, 30.0]], vec![vec![1.0, 1.0]]]),
+            polygons: Some(vec![
+                vec![
+                    vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0],
+                    vec![20.0, 20.0, 30.0, 30.0],
+                ],
+                vec![vec![1.0, 1.0]],
+            ]),
             ..Default::default()
         };
         let scene = Scene::from_entities(&e, None);
-        assert_eq!(scene.shapes.len(), 1, "an instance with no usable ring is not drawn");
-        assert_eq!(scene.shapes[0].geometry, Geometry::Polygon(vec![vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0]]));
+        assert_eq!(
+            scene.shapes.len(),
+            1,
+            "an instance with no usable ring is not drawn"
+        );
+        assert_eq!(
+            scene.shapes[0].geometry,
+            Geometry::Polygon(vec![vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0]])
+        );
         assert_eq!(scene.shapes[0].name, "mask 1");
     }
 
@@ -260,8 +366,16 @@ mod tests {
         let scene = Scene::from_entities(&e, None);
         assert_eq!(scene.hit(10.0, 10.0, |_| true), Some(0));
         assert_eq!(scene.hit(50.0, 48.0, |_| true), Some(2));
-        assert_eq!(scene.hit(50.0, 48.0, |l| l == Layer::Boxes), Some(1), "hidden layers are not hit");
-        assert_eq!(scene.hit(46.0, 54.0, |_| true), Some(1), "outside the triangle, inside the cup");
+        assert_eq!(
+            scene.hit(50.0, 48.0, |l| l == Layer::Boxes),
+            Some(1),
+            "hidden layers are not hit"
+        );
+        assert_eq!(
+            scene.hit(46.0, 54.0, |_| true),
+            Some(1),
+            "outside the triangle, inside the cup"
+        );
         assert_eq!(scene.hit(150.0, 10.0, |_| true), None);
     }
 }

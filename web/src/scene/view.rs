@@ -20,9 +20,24 @@ impl View {
     /// A canvas laid out at `css_width`×`css_height` on a screen with `dpr` device pixels per
     /// CSS pixel: its backing store matches the device pixels, so it is crisp on HiDPI.
     pub fn screen(image: ImageSize, css_width: f64, css_height: f64, dpr: f64) -> View {
-        let dpr = if dpr.is_finite() && dpr > 0.0 { dpr } else { 1.0 };
-        let px = |css: f64| if css.is_finite() { (css * dpr).round().clamp(1.0, 16384.0) as u32 } else { 1 };
-        View { image, width: px(css_width), height: px(css_height), unit: dpr }
+        let dpr = if dpr.is_finite() && dpr > 0.0 {
+            dpr
+        } else {
+            1.0
+        };
+        let px = |css: f64| {
+            if css.is_finite() {
+                (css * dpr).round().clamp(1.0, 16384.0) as u32
+            } else {
+                1
+            }
+        };
+        View {
+            image,
+            width: px(css_width),
+            height: px(css_height),
+            unit: dpr,
+        }
     }
 
     /// The picture at full size (at most `max_side` on its longer side) for the PNG export,
@@ -32,14 +47,21 @@ impl View {
         let shrink = (f64::from(max_side) / f64::from(long)).min(1.0);
         let side = |v: u32| ((f64::from(v) * shrink).round() as u32).max(1);
         let (width, height) = (side(image.width), side(image.height));
-        View { image, width, height, unit: (f64::from(width.max(height)) / 1000.0).max(1.0) }
+        View {
+            image,
+            width,
+            height,
+            unit: (f64::from(width.max(height)) / 1000.0).max(1.0),
+        }
     }
 
     /// Image pixels to device pixels, per axis.
     pub fn scale(&self) -> (f64, f64) {
-        (f64::from(self.width) / f64::from(self.image.width.max(1)), f64::from(self.height) / f64::from(self.image.height.max(1)))
+        (
+            f64::from(self.width) / f64::from(self.image.width.max(1)),
+            f64::from(self.height) / f64::from(self.image.height.max(1)),
+        )
     }
-
 }
 
 /// A pointer at `(x, y)` CSS pixels over an element laid out at `css_size` showing `image`, in
@@ -48,16 +70,26 @@ impl View {
 pub fn pointer_to_image(image: ImageSize, css_size: (f64, f64), (x, y): (f64, f64)) -> (f64, f64) {
     let map = |v: f64, css: f64, side: u32| {
         let px = v / css * f64::from(side);
-        if px.is_finite() { px.clamp(0.0, f64::from(side)) } else { 0.0 }
+        if px.is_finite() {
+            px.clamp(0.0, f64::from(side))
+        } else {
+            0.0
+        }
     };
-    (map(x, css_size.0, image.width), map(y, css_size.1, image.height))
+    (
+        map(x, css_size.0, image.width),
+        map(y, css_size.1, image.height),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PHOTO: ImageSize = ImageSize { width: 4000, height: 3000 };
+    const PHOTO: ImageSize = ImageSize {
+        width: 4000,
+        height: 3000,
+    };
 
     #[test]
     fn hidpi_backing_store_matches_device_pixels() {
@@ -70,10 +102,24 @@ mod tests {
 
     #[test]
     fn pointer_positions_map_to_image_pixels() {
-        assert_eq!(pointer_to_image(PHOTO, (800.0, 600.0), (400.0, 300.0)), (2000.0, 1500.0));
-        assert_eq!(pointer_to_image(PHOTO, (800.0, 600.0), (-5.0, 700.0)), (0.0, 3000.0), "clamped into the image");
-        assert_eq!(pointer_to_image(PHOTO, (800.0, 600.0), (f64::NAN, 0.0)), (0.0, 0.0));
-        assert_eq!(pointer_to_image(PHOTO, (0.0, 600.0), (10.0, 0.0)), (0.0, 0.0), "a collapsed layout");
+        assert_eq!(
+            pointer_to_image(PHOTO, (800.0, 600.0), (400.0, 300.0)),
+            (2000.0, 1500.0)
+        );
+        assert_eq!(
+            pointer_to_image(PHOTO, (800.0, 600.0), (-5.0, 700.0)),
+            (0.0, 3000.0),
+            "clamped into the image"
+        );
+        assert_eq!(
+            pointer_to_image(PHOTO, (800.0, 600.0), (f64::NAN, 0.0)),
+            (0.0, 0.0)
+        );
+        assert_eq!(
+            pointer_to_image(PHOTO, (0.0, 600.0), (10.0, 0.0)),
+            (0.0, 0.0),
+            "a collapsed layout"
+        );
         // Fractional layouts are used as they are: 333.3 px wide, 100 px in is 30% of the image.
         let (x, _) = pointer_to_image(ImageSize::new(1000, 10), (333.3, 10.0), (99.99, 0.0));
         assert!((x - 300.0).abs() < 1e-9, "{x}");

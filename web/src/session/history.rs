@@ -16,7 +16,11 @@ pub struct History<T> {
 
 impl<T> History<T> {
     pub fn new(capacity: usize) -> Self {
-        History { entries: Vec::new(), next_id: 1, capacity: capacity.max(1) }
+        History {
+            entries: Vec::new(),
+            next_id: 1,
+            capacity: capacity.max(1),
+        }
     }
 
     /// Adds `item` as the newest entry; the oldest falls off beyond the capacity (dropping it
@@ -49,7 +53,10 @@ mod tests {
         let a = h.push("caption");
         let b = h.push("detection");
         assert_ne!(a, b);
-        assert_eq!(h.entries().iter().map(|e| e.item).collect::<Vec<_>>(), ["detection", "caption"]);
+        assert_eq!(
+            h.entries().iter().map(|e| e.item).collect::<Vec<_>>(),
+            ["detection", "caption"]
+        );
         assert_eq!(h.get(a), Some(&"caption"));
         assert_eq!(h.get(999), None);
     }
@@ -60,7 +67,10 @@ mod tests {
         let first = h.push(1);
         h.push(2);
         h.push(3);
-        assert_eq!(h.entries().iter().map(|e| e.item).collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(
+            h.entries().iter().map(|e| e.item).collect::<Vec<_>>(),
+            [3, 2]
+        );
         assert_eq!(h.get(first), None);
         let id = h.push(4);
         assert_eq!(id, 4, "ids are never reused");

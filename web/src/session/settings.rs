@@ -25,14 +25,20 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { proxy_url: String::new(), max_base64_chars: DEFAULT_MAX_BASE64_CHARS, task: "<CAPTION>".into() }
+        Settings {
+            proxy_url: String::new(),
+            max_base64_chars: DEFAULT_MAX_BASE64_CHARS,
+            task: "<CAPTION>".into(),
+        }
     }
 }
 
 impl Settings {
     /// What was stored, or the defaults for whatever is missing, damaged or out of range.
     pub fn from_stored(json: Option<&str>) -> Settings {
-        let mut s: Settings = json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        let mut s: Settings = json
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default();
         if parse_inline_limit(&s.max_base64_chars.to_string()).is_err() {
             s.max_base64_chars = DEFAULT_MAX_BASE64_CHARS;
         }
@@ -41,7 +47,11 @@ impl Settings {
 
     /// The proxy as people read it.
     pub fn proxy_name(&self) -> String {
-        if self.proxy_url.is_empty() { "this page's server".to_owned() } else { self.proxy_url.clone() }
+        if self.proxy_url.is_empty() {
+            "this page's server".to_owned()
+        } else {
+            self.proxy_url.clone()
+        }
     }
 
     pub fn to_stored(&self) -> String {
@@ -52,11 +62,16 @@ impl Settings {
 
 /// The inline-size limit as typed (base64 characters; `_`, `,` and spaces allowed).
 pub fn parse_inline_limit(text: &str) -> Result<usize, String> {
-    let digits: String = text.chars().filter(|c| !matches!(c, '_' | ',' | ' ')).collect();
+    let digits: String = text
+        .chars()
+        .filter(|c| !matches!(c, '_' | ',' | ' '))
+        .collect();
     let (lo, hi) = INLINE_LIMIT_RANGE;
     match digits.parse::<usize>() {
         Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(format!("The inline-size limit is a whole number of base64 characters from {lo} to {hi} (the endpoint's default is {DEFAULT_MAX_BASE64_CHARS}).")),
+        _ => Err(format!(
+            "The inline-size limit is a whole number of base64 characters from {lo} to {hi} (the endpoint's default is {DEFAULT_MAX_BASE64_CHARS})."
+        )),
     }
 }
 
@@ -66,18 +81,39 @@ mod tests {
 
     #[test]
     fn round_trips_and_survives_damage() {
-        let s = Settings { proxy_url: "http://127.0.0.1:9000".into(), max_base64_chars: 90_000, task: "<OD>".into() };
+        let s = Settings {
+            proxy_url: "http://127.0.0.1:9000".into(),
+            max_base64_chars: 90_000,
+            task: "<OD>".into(),
+        };
         assert_eq!(Settings::from_stored(Some(&s.to_stored())), s);
         assert_eq!(Settings::from_stored(None), Settings::default());
-        assert_eq!(Settings::from_stored(Some("{not json")), Settings::default());
+        assert_eq!(
+            Settings::from_stored(Some("{not json")),
+            Settings::default()
+        );
         let partial = Settings::from_stored(Some(r#"{"proxyUrl":"/api","maxBase64Chars":1}"#));
-        assert_eq!(partial, Settings { proxy_url: "/api".into(), ..Settings::default() }, "out of range falls back");
+        assert_eq!(
+            partial,
+            Settings {
+                proxy_url: "/api".into(),
+                ..Settings::default()
+            },
+            "out of range falls back"
+        );
     }
 
     #[test]
     fn the_proxy_has_a_name_even_when_it_is_this_page_s_server() {
         assert_eq!(Settings::default().proxy_name(), "this page's server");
-        assert_eq!(Settings { proxy_url: "http://10.0.0.2:8080".into(), ..Settings::default() }.proxy_name(), "http://10.0.0.2:8080");
+        assert_eq!(
+            Settings {
+                proxy_url: "http://10.0.0.2:8080".into(),
+                ..Settings::default()
+            }
+            .proxy_name(),
+            "http://10.0.0.2:8080"
+        );
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! localStorage, the clock, and decoding pictures with their EXIF orientation applied.
 
 use js_sys::{Array, Promise, Uint8Array};
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, ImageBitmap, ImageBitmapOptions, ImageOrientation, ResizeQuality, Url};
+use web_sys::{
+    Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, ImageBitmap, ImageBitmapOptions,
+    ImageOrientation, ResizeQuality, Url,
+};
 
 #[wasm_bindgen]
 extern "C" {
@@ -53,7 +56,9 @@ pub async fn decode(blob: &Blob, resize: Option<(u32, u32)>) -> Result<ImageBitm
         options.set_resize_height(h);
         options.set_resize_quality(ResizeQuality::Medium);
     }
-    JsFuture::from(create_image_bitmap(blob, &options)?).await?.dyn_into::<ImageBitmap>()
+    JsFuture::from(create_image_bitmap(blob, &options)?)
+        .await?
+        .dyn_into::<ImageBitmap>()
 }
 
 /// Offers `blob` to the person as a download named `name`.
@@ -73,7 +78,14 @@ pub async fn canvas_blob(canvas: &HtmlCanvasElement, mime: &str) -> Result<Blob,
     let promise = Promise::new(&mut |resolve, reject| {
         let refuse = reject.clone();
         let done = Closure::once_into_js(move |blob: JsValue| {
-            let _ = if blob.is_null() { refuse.call1(&JsValue::NULL, &JsValue::from_str("the picture is too large to encode")) } else { resolve.call1(&JsValue::NULL, &blob) };
+            let _ = if blob.is_null() {
+                refuse.call1(
+                    &JsValue::NULL,
+                    &JsValue::from_str("the picture is too large to encode"),
+                )
+            } else {
+                resolve.call1(&JsValue::NULL, &blob)
+            };
         });
         if let Err(e) = canvas.to_blob_with_type(done.unchecked_ref(), mime) {
             let _ = reject.call1(&JsValue::NULL, &e);
@@ -83,7 +95,9 @@ pub async fn canvas_blob(canvas: &HtmlCanvasElement, mime: &str) -> Result<Blob,
 }
 
 pub fn document() -> Result<web_sys::Document, JsValue> {
-    web_sys::window().and_then(|w| w.document()).ok_or_else(|| JsValue::from_str("no document"))
+    web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| JsValue::from_str("no document"))
 }
 
 pub fn new_canvas(width: u32, height: u32) -> Result<HtmlCanvasElement, JsValue> {
@@ -93,8 +107,14 @@ pub fn new_canvas(width: u32, height: u32) -> Result<HtmlCanvasElement, JsValue>
     Ok(canvas)
 }
 
-pub fn context_2d(canvas: &HtmlCanvasElement) -> Result<web_sys::CanvasRenderingContext2d, JsValue> {
-    canvas.get_context("2d")?.ok_or_else(|| JsValue::from_str("no 2D canvas"))?.dyn_into().map_err(JsValue::from)
+pub fn context_2d(
+    canvas: &HtmlCanvasElement,
+) -> Result<web_sys::CanvasRenderingContext2d, JsValue> {
+    canvas
+        .get_context("2d")?
+        .ok_or_else(|| JsValue::from_str("no 2D canvas"))?
+        .dyn_into()
+        .map_err(JsValue::from)
 }
 
 pub fn local_storage() -> Option<web_sys::Storage> {
@@ -104,7 +124,12 @@ pub fn local_storage() -> Option<web_sys::Storage> {
 /// The time of day, `14:03:27`.
 pub fn clock_time() -> String {
     let now = js_sys::Date::new_0();
-    format!("{:02}:{:02}:{:02}", now.get_hours(), now.get_minutes(), now.get_seconds())
+    format!(
+        "{:02}:{:02}:{:02}",
+        now.get_hours(),
+        now.get_minutes(),
+        now.get_seconds()
+    )
 }
 
 pub fn device_pixel_ratio() -> f64 {

@@ -8,16 +8,33 @@ use crate::ui::state::AppState;
 #[component]
 pub fn HistoryStrip(state: AppState) -> impl IntoView {
     let entries = move || {
-        state.history.with(|h| h.entries().iter().map(|e| (e.id, e.item.thumbnail.clone(), e.item.answer.task.label(), e.item.answer.at.clone())).collect::<Vec<_>>())
+        state.history.with(|h| {
+            h.entries()
+                .iter()
+                .map(|e| {
+                    (
+                        e.id,
+                        e.item.thumbnail.clone(),
+                        e.item.answer.task.label(),
+                        e.item.answer.at.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
     };
     let is_current = move |id: u32| {
         state.history.with(|h| {
             let Some(visit) = h.get(id) else { return false };
-            state.answer.with(|a| a.as_ref().is_some_and(|a| a.same(&visit.answer)))
+            state
+                .answer
+                .with(|a| a.as_ref().is_some_and(|a| a.same(&visit.answer)))
         })
     };
     let reopen = move |id: u32| {
-        if let Some(answer) = state.history.with_untracked(|h| h.get(id).map(|v| v.answer.clone())) {
+        if let Some(answer) = state
+            .history
+            .with_untracked(|h| h.get(id).map(|v| v.answer.clone()))
+        {
             state.reopen(answer);
         }
     };

@@ -23,10 +23,17 @@ use crate::session::settings::STORAGE_KEY;
 pub fn start() {
     let stored = dom::local_storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
     let settings = Settings::from_stored(stored.as_deref());
-    let Some(root) = dom::document().ok().and_then(|d| d.get_element_by_id("app")) else {
+    let Some(root) = dom::document()
+        .ok()
+        .and_then(|d| d.get_element_by_id("app"))
+    else {
         leptos::logging::error!("florence2-demo: the page has no #app element");
         return;
     };
     root.set_inner_html("");
-    leptos::mount::mount_to(root.unchecked_into(), move || view! { <app::App settings/> }).forget();
+    leptos::mount::mount_to(
+        root.unchecked_into(),
+        move || view! { <app::App settings/> },
+    )
+    .forget();
 }

@@ -7,8 +7,8 @@ use florence2::{Florence2Result, ImageSize, Task};
 use leptos::prelude::*;
 use web_sys::AbortController;
 
-use crate::messages::{Problem, Situation};
 use crate::messages::health::Notice;
+use crate::messages::{Problem, Situation};
 use crate::scene::{Layer, Scene};
 use crate::session::{History, Settings};
 use crate::ui::dom::{ObjectUrl, blob_of};
@@ -70,12 +70,20 @@ pub struct EndpointDrawing {
 
 impl EndpointDrawing {
     pub fn new(bytes: Vec<u8>, mime: &'static str) -> EndpointDrawing {
-        EndpointDrawing { bytes, mime, url: OnceLock::new() }
+        EndpointDrawing {
+            bytes,
+            mime,
+            url: OnceLock::new(),
+        }
     }
 
     /// Its object URL (`None` if the browser would not make one).
     pub fn url(&self) -> Option<String> {
-        let url = self.url.get_or_init(|| blob_of(&self.bytes, self.mime).and_then(|b| ObjectUrl::new(&b)).ok());
+        let url = self.url.get_or_init(|| {
+            blob_of(&self.bytes, self.mime)
+                .and_then(|b| ObjectUrl::new(&b))
+                .ok()
+        });
         url.as_ref().map(|u| u.as_str().to_owned())
     }
 }
@@ -109,7 +117,13 @@ pub struct Layers {
 
 impl Default for Layers {
     fn default() -> Self {
-        Layers { boxes: true, masks: true, text: true, labels: true, endpoint: false }
+        Layers {
+            boxes: true,
+            masks: true,
+            text: true,
+            labels: true,
+            endpoint: false,
+        }
     }
 }
 
@@ -157,7 +171,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings) -> AppState {
-        let task = Task::from_token(&settings.task).ok().filter(|t| t.on_endpoint()).unwrap_or(Task::Caption);
+        let task = Task::from_token(&settings.task)
+            .ok()
+            .filter(|t| t.on_endpoint())
+            .unwrap_or(Task::Caption);
         AppState {
             settings: RwSignal::new(settings),
             api_key: RwSignal::new(String::new()),
@@ -186,7 +203,14 @@ impl AppState {
     pub fn problem_of(&self, error: &florence2::Error) -> Problem {
         let proxy = self.settings.with_untracked(Settings::proxy_name);
         let own_key = self.api_key.with_untracked(|k| !k.is_empty());
-        Problem::from_error(error, Situation { proxy: &proxy, own_key, text: self.task.get_untracked().text_kind() })
+        Problem::from_error(
+            error,
+            Situation {
+                proxy: &proxy,
+                own_key,
+                text: self.task.get_untracked().text_kind(),
+            },
+        )
     }
 
     pub fn running(&self) -> bool {

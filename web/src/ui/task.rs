@@ -28,7 +28,9 @@ fn placeholder(task: Task) -> &'static str {
 #[component]
 pub fn TaskPicker(state: AppState) -> impl IntoView {
     let choose = move |ev: leptos::ev::Event| {
-        let Ok(task) = Task::from_token(&event_target_value(&ev)) else { return };
+        let Ok(task) = Task::from_token(&event_target_value(&ev)) else {
+            return;
+        };
         let before = state.task.get_untracked();
         if before.text_kind() != task.text_kind() {
             // Text of one kind means nothing to another (a caption is not a region).

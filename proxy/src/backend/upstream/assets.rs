@@ -26,10 +26,19 @@ struct Created {
     asset_id: String,
 }
 
-pub async fn upload(up: &UpstreamBackend, upload: AssetUpload, context: &CallContext) -> Result<String> {
+pub async fn upload(
+    up: &UpstreamBackend,
+    upload: AssetUpload,
+    context: &CallContext,
+) -> Result<String> {
     let key = up.key(context)?;
-    let create_url = up.nvcf.join("v2/nvcf/assets").map_err(|e| Error::new(ErrorCode::Upstream, format!("cannot create assets: {e}")))?;
-    let create = Bytes::from(json!({ "contentType": upload.content_type, "description": DESCRIPTION }).to_string());
+    let create_url = up
+        .nvcf
+        .join("v2/nvcf/assets")
+        .map_err(|e| Error::new(ErrorCode::Upstream, format!("cannot create assets: {e}")))?;
+    let create = Bytes::from(
+        json!({ "contentType": upload.content_type, "description": DESCRIPTION }).to_string(),
+    );
     let mut response = up
         .send_retrying(context, "the asset creation", key, || {
             up.client
@@ -44,21 +53,44 @@ pub async fn upload(up: &UpstreamBackend, upload: AssetUpload, context: &CallCon
         return Err(failure::from_response(response, "the asset creation", Some(key)).await);
     }
     let mut answer = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| Error::new(ErrorCode::Network, format!("the asset creation answer was cut off: {}", e.without_url())))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        Error::new(
+            ErrorCode::Network,
+            format!("the asset creation answer was cut off: {}", e.without_url()),
+        )
+    })? {
         answer.extend_from_slice(&chunk);
         if answer.len() > MAX_CREATE_ANSWER {
-            return Err(Error::new(ErrorCode::Upstream, "the asset creation answer is too long"));
+            return Err(Error::new(
+                ErrorCode::Upstream,
+                "the asset creation answer is too long",
+            ));
         }
     }
-    let created: Created = serde_json::from_slice(&answer)
-        .map_err(|_| Error::new(ErrorCode::Upstream, "the asset creation answer lacks uploadUrl and assetId"))?;
+    let created: Created = serde_json::from_slice(&answer).map_err(|_| {
+        Error::new(
+            ErrorCode::Upstream,
+            "the asset creation answer lacks uploadUrl and assetId",
+        )
+    })?;
     let id_ok = !created.asset_id.is_empty()
         && created.asset_id.len() <= MAX_ASSET_ID_CHARS
-        && created.asset_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && created
+            .asset_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !id_ok {
-        return Err(Error::new(ErrorCode::Upstream, "the asset creation answered an unusable assetId"));
+        return Err(Error::new(
+            ErrorCode::Upstream,
+            "the asset creation answered an unusable assetId",
+        ));
     }
-    let upload_url = reqwest::Url::parse(&created.upload_url).map_err(|_| Error::new(ErrorCode::Upstream, "the asset creation answered an uploadUrl that is not a URL"))?;
+    let upload_url = reqwest::Url::parse(&created.upload_url).map_err(|_| {
+        Error::new(
+            ErrorCode::Upstream,
+            "the asset creation answered an uploadUrl that is not a URL",
+        )
+    })?;
     up.handoff.check(&upload_url, "the asset upload URL")?;
     let put = up
         .client

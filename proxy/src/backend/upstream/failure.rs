@@ -20,7 +20,10 @@ pub fn transport(error: reqwest::Error, what: &str, host: &str) -> Error {
         return Error::new(ErrorCode::Timeout, format!("{what} to {host} timed out"));
     }
     if error.is_connect() {
-        return Error::new(ErrorCode::Network, format!("cannot connect to {host} for {what}"));
+        return Error::new(
+            ErrorCode::Network,
+            format!("cannot connect to {host} for {what}"),
+        );
     }
     // Without the URL: presigned URLs carry signatures in their query.
     let error = error.without_url();
@@ -30,14 +33,21 @@ pub fn transport(error: reqwest::Error, what: &str, host: &str) -> Error {
         cause = format!("{cause}: {s}");
         source = s.source();
     }
-    Error::new(ErrorCode::Network, format!("{what} to {host} failed: {cause}"))
+    Error::new(
+        ErrorCode::Network,
+        format!("{what} to {host} failed: {cause}"),
+    )
 }
 
 /// An HTTP error answer. Its text is cut short, made one line, and has the key redacted: an
 /// upstream echoing the Authorization header must not hand the key to the caller.
 pub async fn from_response(mut response: Response, what: &str, key: Option<&ApiKey>) -> Error {
     let status = response.status().as_u16();
-    let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
@@ -48,9 +58,16 @@ pub async fn from_response(mut response: Response, what: &str, key: Option<&ApiK
     let mut error = error_from_http(status, retry_after.as_deref(), &body, SystemTime::now());
     let message = format!("{what}: {}", error.message);
     let message = key.map_or(message.clone(), |k| k.redact(&message));
-    let one_line = message.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    let one_line = message
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     error.message = if one_line.chars().count() > MAX_MESSAGE_CHARS {
-        format!("{}…", one_line.chars().take(MAX_MESSAGE_CHARS).collect::<String>())
+        format!(
+            "{}…",
+            one_line.chars().take(MAX_MESSAGE_CHARS).collect::<String>()
+        )
     } else {
         one_line
     };

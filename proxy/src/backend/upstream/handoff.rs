@@ -17,7 +17,11 @@ pub struct HandoffPolicy {
 
 impl HandoffPolicy {
     pub fn new(upstreams: Vec<Url>, hosts: &[String]) -> HandoffPolicy {
-        let hosts = hosts.iter().map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+        let hosts = hosts
+            .iter()
+            .map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
         HandoffPolicy { upstreams, hosts }
     }
 
@@ -26,10 +30,18 @@ impl HandoffPolicy {
         if self.upstreams.iter().any(|u| same_origin(u, url)) {
             return Ok(());
         }
-        let refuse = |why: String| Err(Error::new(ErrorCode::Upstream, format!("refusing to follow {what}: {why}")));
+        let refuse = |why: String| {
+            Err(Error::new(
+                ErrorCode::Upstream,
+                format!("refusing to follow {what}: {why}"),
+            ))
+        };
         let host = url.host_str().unwrap_or("");
         if url.scheme() != "https" {
-            return refuse(format!("{}:// to {host} is neither https nor a configured upstream", url.scheme()));
+            return refuse(format!(
+                "{}:// to {host} is neither https nor a configured upstream",
+                url.scheme()
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return refuse(format!("the URL to {host} carries credentials"));
@@ -37,23 +49,37 @@ impl HandoffPolicy {
         match url.host() {
             Some(url::Host::Domain(domain)) => {
                 let domain = domain.to_ascii_lowercase();
-                if domain == "localhost" || domain.ends_with(".localhost") || !domain.contains('.') {
+                if domain == "localhost" || domain.ends_with(".localhost") || !domain.contains('.')
+                {
                     return refuse(format!("{domain} is a local name"));
                 }
-                if !self.hosts.is_empty() && !self.hosts.iter().any(|h| domain == *h || domain.ends_with(&format!(".{h}"))) {
+                if !self.hosts.is_empty()
+                    && !self
+                        .hosts
+                        .iter()
+                        .any(|h| domain == *h || domain.ends_with(&format!(".{h}")))
+                {
                     return refuse(format!("{domain} is not among the --handoff-host entries"));
                 }
                 Ok(())
             }
-            Some(url::Host::Ipv4(ip)) => refuse(format!("{} is an IP address, not a host name", IpAddr::V4(ip))),
-            Some(url::Host::Ipv6(ip)) => refuse(format!("{} is an IP address, not a host name", IpAddr::V6(ip))),
+            Some(url::Host::Ipv4(ip)) => refuse(format!(
+                "{} is an IP address, not a host name",
+                IpAddr::V4(ip)
+            )),
+            Some(url::Host::Ipv6(ip)) => refuse(format!(
+                "{} is an IP address, not a host name",
+                IpAddr::V6(ip)
+            )),
             None => refuse("it has no host".to_owned()),
         }
     }
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host() == b.host() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 #[cfg(test)]
@@ -67,8 +93,17 @@ mod tests {
     #[test]
     fn upstreams_and_public_https_hosts_pass() {
         let p = HandoffPolicy::new(vec![url("http://127.0.0.1:9000")], &[]);
-        assert!(p.check(&url("http://127.0.0.1:9000/s3/results/x?sig=1"), "x").is_ok());
-        assert!(p.check(&url("https://nvcf-assets.s3.us-west-2.amazonaws.com/a?X-Amz-Signature=1"), "x").is_ok());
+        assert!(
+            p.check(&url("http://127.0.0.1:9000/s3/results/x?sig=1"), "x")
+                .is_ok()
+        );
+        assert!(
+            p.check(
+                &url("https://nvcf-assets.s3.us-west-2.amazonaws.com/a?X-Amz-Signature=1"),
+                "x"
+            )
+            .is_ok()
+        );
         for bad in [
             "http://127.0.0.1:9001/evil",
             "https://127.0.0.1:9000/",
@@ -80,7 +115,11 @@ mod tests {
             "https://u:p@example.org/",
             "file:///etc/passwd",
         ] {
-            assert_eq!(p.check(&url(bad), "x").unwrap_err().code, ErrorCode::Upstream, "{bad}");
+            assert_eq!(
+                p.check(&url(bad), "x").unwrap_err().code,
+                ErrorCode::Upstream,
+                "{bad}"
+            );
         }
     }
 

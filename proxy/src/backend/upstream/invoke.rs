@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use florence2::request::{HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, InvokeRequest, Invocation};
+use florence2::request::{
+    HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, Invocation, InvokeRequest,
+};
 use florence2::{Error, ErrorCode, Result};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Response, StatusCode};
@@ -20,11 +22,20 @@ const MIN_POLL_GAP: Duration = Duration::from_millis(250);
 /// Longest request id accepted from `NVCF-REQID` (NVCF's are UUIDs).
 const MAX_REQ_ID_CHARS: usize = 128;
 
-pub async fn invoke(up: &UpstreamBackend, invocation: Invocation, context: &CallContext) -> Result<Bytes> {
+pub async fn invoke(
+    up: &UpstreamBackend,
+    invocation: Invocation,
+    context: &CallContext,
+) -> Result<Bytes> {
     let key = up.key(context)?;
     // Rebuilt from the validated parts: nothing the caller sent goes upstream unchecked.
-    let content = invocation.prompt.endpoint_content(&invocation.image.src())?;
-    let request = InvokeRequest { max_tokens: invocation.max_tokens, ..InvokeRequest::new(content) };
+    let content = invocation
+        .prompt
+        .endpoint_content(&invocation.image.src())?;
+    let request = InvokeRequest {
+        max_tokens: invocation.max_tokens,
+        ..InvokeRequest::new(content)
+    };
     let body = Bytes::from(request.to_json());
     let asset = invocation.image.asset_id();
     let response = up
@@ -38,7 +49,9 @@ pub async fn invoke(up: &UpstreamBackend, invocation: Invocation, context: &Call
                 .header("NVCF-POLL-SECONDS", up.poll_seconds)
                 .body(body.clone());
             if let Some(id) = asset {
-                post = post.header(HEADER_INPUT_ASSET_REFERENCES, id).header(HEADER_FUNCTION_ASSET_IDS, id);
+                post = post
+                    .header(HEADER_INPUT_ASSET_REFERENCES, id)
+                    .header(HEADER_FUNCTION_ASSET_IDS, id);
             }
             post
         })
@@ -47,7 +60,12 @@ pub async fn invoke(up: &UpstreamBackend, invocation: Invocation, context: &Call
 }
 
 /// Follows 202s and a 302 to the archive.
-async fn settle(up: &UpstreamBackend, mut response: Response, key: &ApiKey, context: &CallContext) -> Result<Bytes> {
+async fn settle(
+    up: &UpstreamBackend,
+    mut response: Response,
+    key: &ApiKey,
+    context: &CallContext,
+) -> Result<Bytes> {
     let mut polls = 0u32;
     let mut req_id: Option<String> = None;
     loop {
@@ -59,7 +77,10 @@ async fn settle(up: &UpstreamBackend, mut response: Response, key: &ApiKey, cont
                     (Ok(id), _) | (Err(_), Some(id)) => id,
                     (Err(e), None) => return Err(e),
                 };
-                let poll_url = up.nvcf.join(&format!("v2/nvcf/pexec/status/{id}")).map_err(|e| Error::new(ErrorCode::Upstream, format!("cannot poll: {e}")))?;
+                let poll_url = up
+                    .nvcf
+                    .join(&format!("v2/nvcf/pexec/status/{id}"))
+                    .map_err(|e| Error::new(ErrorCode::Upstream, format!("cannot poll: {e}")))?;
                 req_id = Some(id);
                 drop(response);
                 polls += 1;
@@ -67,7 +88,11 @@ async fn settle(up: &UpstreamBackend, mut response: Response, key: &ApiKey, cont
                 let started = Instant::now();
                 response = up
                     .send_retrying(context, "polling the pending request", key, || {
-                        up.client.get(poll_url.clone()).header(AUTHORIZATION, key.authorization()).header(ACCEPT, "application/json").header("NVCF-POLL-SECONDS", up.poll_seconds)
+                        up.client
+                            .get(poll_url.clone())
+                            .header(AUTHORIZATION, key.authorization())
+                            .header(ACCEPT, "application/json")
+                            .header("NVCF-POLL-SECONDS", up.poll_seconds)
                     })
                     .await?;
                 if response.status() == StatusCode::ACCEPTED {
@@ -75,7 +100,11 @@ async fn settle(up: &UpstreamBackend, mut response: Response, key: &ApiKey, cont
                 }
             }
             s if s.is_redirection() => return download(up, response, key, context).await,
-            _ => return Err(failure::from_response(response, "the inference request", Some(key)).await),
+            _ => {
+                return Err(
+                    failure::from_response(response, "the inference request", Some(key)).await,
+                );
+            }
         }
     }
 }
@@ -83,28 +112,59 @@ async fn settle(up: &UpstreamBackend, mut response: Response, key: &ApiKey, cont
 /// The request id to poll. It becomes part of a URL path, so only UUID-like ids pass.
 fn request_id(response: &Response) -> Result<String> {
     let Some(id) = response.headers().get("nvcf-reqid") else {
-        return Err(Error::new(ErrorCode::Upstream, "the upstream answered 202 without an NVCF-REQID header").with_status(202));
+        return Err(Error::new(
+            ErrorCode::Upstream,
+            "the upstream answered 202 without an NVCF-REQID header",
+        )
+        .with_status(202));
     };
     let id = id.to_str().map(str::trim).unwrap_or("");
-    let valid = !id.is_empty() && id.len() <= MAX_REQ_ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let valid = !id.is_empty()
+        && id.len() <= MAX_REQ_ID_CHARS
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid {
-        return Err(Error::new(ErrorCode::Upstream, "the upstream answered 202 with an unusable NVCF-REQID (not a UUID-like id)").with_status(202));
+        return Err(Error::new(
+            ErrorCode::Upstream,
+            "the upstream answered 202 with an unusable NVCF-REQID (not a UUID-like id)",
+        )
+        .with_status(202));
     }
     Ok(id.to_owned())
 }
 
 /// A 302 names where the (large) result waits: a presigned URL, fetched without the key.
-async fn download(up: &UpstreamBackend, response: Response, key: &ApiKey, context: &CallContext) -> Result<Bytes> {
+async fn download(
+    up: &UpstreamBackend,
+    response: Response,
+    key: &ApiKey,
+    context: &CallContext,
+) -> Result<Bytes> {
     let status = response.status().as_u16();
     let location = response
         .headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Error::new(ErrorCode::Upstream, format!("the upstream answered {status} without a Location")).with_status(status))?;
-    let url = response.url().join(location).map_err(|_| Error::new(ErrorCode::Upstream, format!("the upstream's {status} Location is not a URL")).with_status(status))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::Upstream,
+                format!("the upstream answered {status} without a Location"),
+            )
+            .with_status(status)
+        })?;
+    let url = response.url().join(location).map_err(|_| {
+        Error::new(
+            ErrorCode::Upstream,
+            format!("the upstream's {status} Location is not a URL"),
+        )
+        .with_status(status)
+    })?;
     up.handoff.check(&url, "the result location")?;
     drop(response);
-    let result = up.send(up.client.get(url), context, "the result download").await?;
+    let result = up
+        .send(up.client.get(url), context, "the result download")
+        .await?;
     if result.status() != StatusCode::OK {
         return Err(failure::from_response(result, "the result download", Some(key)).await);
     }

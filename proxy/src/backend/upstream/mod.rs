@@ -52,14 +52,20 @@ impl UpstreamBackend {
             .user_agent(concat!("florence2-proxy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let invoke_url = config.upstream.join("v1/vlm/microsoft/florence-2").map_err(|e| format!("--upstream: {e}"))?;
+        let invoke_url = config
+            .upstream
+            .join("v1/vlm/microsoft/florence-2")
+            .map_err(|e| format!("--upstream: {e}"))?;
         Ok(UpstreamBackend {
             prober: Prober::new(config.upstream.clone()),
             client,
             key: config.api_key.clone(),
             invoke_url,
             nvcf: config.assets_upstream.clone(),
-            handoff: HandoffPolicy::new(vec![config.upstream.clone(), config.assets_upstream.clone()], &config.handoff_hosts),
+            handoff: HandoffPolicy::new(
+                vec![config.upstream.clone(), config.assets_upstream.clone()],
+                &config.handoff_hosts,
+            ),
             poll_seconds: config.poll_seconds,
             max_retries: config.max_retries,
         })
@@ -77,38 +83,79 @@ impl UpstreamBackend {
     }
 
     /// Sends one request within the deadline; no HTTP answer is a NETWORK or TIMEOUT error.
-    async fn send(&self, request: RequestBuilder, context: &CallContext, what: &str) -> Result<Response> {
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        context: &CallContext,
+        what: &str,
+    ) -> Result<Response> {
         let remaining = context.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(Error::new(ErrorCode::Timeout, format!("no time left for {what} (--timeout)")));
+            return Err(Error::new(
+                ErrorCode::Timeout,
+                format!("no time left for {what} (--timeout)"),
+            ));
         }
-        let request = request.timeout(remaining).build().map_err(|e| failure::transport(e, what, "the upstream"))?;
-        let host = request.url().host_str().unwrap_or("the upstream").to_owned();
+        let request = request
+            .timeout(remaining)
+            .build()
+            .map_err(|e| failure::transport(e, what, "the upstream"))?;
+        let host = request
+            .url()
+            .host_str()
+            .unwrap_or("the upstream")
+            .to_owned();
         tracing::debug!(host, path = request.url().path(), method = %request.method(), "upstream request");
-        let response = self.client.execute(request).await.map_err(|e| failure::transport(e, what, &host))?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| failure::transport(e, what, &host))?;
         tracing::debug!(host, status = response.status().as_u16(), "upstream answer");
         Ok(response)
     }
 
     /// Sends, and retries a 429 after its `Retry-After` (or a back-off) while retries and
     /// time remain; then a RATE_LIMITED error carrying the wait.
-    async fn send_retrying(&self, context: &CallContext, what: &str, key: &ApiKey, build: impl Fn() -> RequestBuilder) -> Result<Response> {
+    async fn send_retrying(
+        &self,
+        context: &CallContext,
+        what: &str,
+        key: &ApiKey,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response> {
         let mut attempt = 0;
         loop {
             let response = self.send(build(), context, what).await?;
             if response.status() != StatusCode::TOO_MANY_REQUESTS {
                 return Ok(response);
             }
-            let wait = retry::retry_after(response.headers(), SystemTime::now()).unwrap_or_else(|| retry::backoff(attempt));
+            let wait = retry::retry_after(response.headers(), SystemTime::now())
+                .unwrap_or_else(|| retry::backoff(attempt));
             let fits = Instant::now() + wait < context.deadline;
             if attempt >= self.max_retries || !fits {
                 let error = failure::from_response(response, what, Some(key)).await;
-                let why = if fits { format!("after {attempt} retries") } else { "and the wait would pass --timeout".to_owned() };
-                return Err(Error::new(ErrorCode::RateLimited, format!("{} {why}; try again in {:.0} s", error.message, wait.as_secs_f64().ceil()))
-                    .with_status(429)
-                    .with_retry_after(Some(wait.as_secs_f64())));
+                let why = if fits {
+                    format!("after {attempt} retries")
+                } else {
+                    "and the wait would pass --timeout".to_owned()
+                };
+                return Err(Error::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "{} {why}; try again in {:.0} s",
+                        error.message,
+                        wait.as_secs_f64().ceil()
+                    ),
+                )
+                .with_status(429)
+                .with_retry_after(Some(wait.as_secs_f64())));
             }
-            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, "upstream 429; retrying");
+            tracing::info!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "upstream 429; retrying"
+            );
             drop(response);
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -121,7 +168,11 @@ impl Backend for UpstreamBackend {
         Box::pin(async move { invoke::invoke(self, invocation, &context).await })
     }
 
-    fn upload_asset(&self, upload: AssetUpload, context: CallContext) -> BoxFuture<'_, Result<String>> {
+    fn upload_asset(
+        &self,
+        upload: AssetUpload,
+        context: CallContext,
+    ) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move { assets::upload(self, upload, &context).await })
     }
 

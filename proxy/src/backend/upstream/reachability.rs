@@ -23,23 +23,41 @@ pub struct Prober {
 
 impl Prober {
     pub fn new(url: Url) -> Prober {
-        Prober { url, last: Mutex::new(None) }
+        Prober {
+            url,
+            last: Mutex::new(None),
+        }
     }
 
     pub async fn check(&self, client: &Client) -> Reachability {
         let mut last = self.last.lock().await;
-        let fresh = last.as_ref().is_some_and(|(at, _, _)| at.elapsed() < CACHE_FOR);
+        let fresh = last
+            .as_ref()
+            .is_some_and(|(at, _, _)| at.elapsed() < CACHE_FOR);
         if !fresh {
             // Any HTTP answer (even 404 or 401) means the host is there.
-            let finding = match client.get(self.url.clone()).timeout(PROBE_TIMEOUT).send().await {
+            let finding = match client
+                .get(self.url.clone())
+                .timeout(PROBE_TIMEOUT)
+                .send()
+                .await
+            {
                 Ok(_) => (true, None),
-                Err(e) if e.is_timeout() => (false, Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs()))),
+                Err(e) if e.is_timeout() => (
+                    false,
+                    Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+                ),
                 Err(e) if e.is_connect() => (false, Some("cannot connect".to_owned())),
                 Err(e) => (false, Some(e.without_url().to_string())),
             };
             *last = Some((Instant::now(), finding.0, finding.1));
         }
         let (at, reachable, detail) = last.clone().unwrap_or((Instant::now(), false, None));
-        Reachability { url: self.url.to_string(), reachable, detail, checked_secs_ago: at.elapsed().as_secs() }
+        Reachability {
+            url: self.url.to_string(),
+            reachable,
+            detail,
+            checked_secs_ago: at.elapsed().as_secs(),
+        }
     }
 }

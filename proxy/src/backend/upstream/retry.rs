@@ -13,7 +13,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The wait a `Retry-After` header asks for, if it has a readable one.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let secs = parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, now)?;
-    Some(Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_AFTER).min(MAX_RETRY_AFTER))
+    Some(
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(MAX_RETRY_AFTER)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 /// 1, 2, 4, 8, 8 … seconds for retries without `Retry-After`.
@@ -35,10 +39,19 @@ mod tests {
     #[test]
     fn waits_are_read_and_bounded() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(retry_after(&headers("3"), now), Some(Duration::from_secs(3)));
-        assert_eq!(retry_after(&headers("0.5"), now), Some(Duration::from_millis(500)));
+        assert_eq!(
+            retry_after(&headers("3"), now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            retry_after(&headers("0.5"), now),
+            Some(Duration::from_millis(500))
+        );
         let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(retry_after(&headers(&later), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&headers(&later), now),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&headers("1e30"), now), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
@@ -46,6 +59,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_then_stays() {
-        assert_eq!([0, 1, 2, 3, 9].map(|a| backoff(a).as_secs()), [1, 2, 4, 8, 8]);
+        assert_eq!(
+            [0, 1, 2, 3, 9].map(|a| backoff(a).as_secs()),
+            [1, 2, 4, 8, 8]
+        );
     }
 }

@@ -13,7 +13,10 @@ pub fn watch_health(state: AppState) {
     // Only a new proxy URL asks again, not every settings change (the task is one).
     let base = Memo::new(move |_| state.settings.with(|s| s.proxy_url.clone()));
     Effect::new(move |_| {
-        let (base, proxy) = (base.get(), state.settings.with_untracked(Settings::proxy_name));
+        let (base, proxy) = (
+            base.get(),
+            state.settings.with_untracked(Settings::proxy_name),
+        );
         let own_key = state.api_key.with(|k| !k.is_empty());
         spawn_local(async move {
             let answer = match Request::get(&format!("{base}/healthz")).send().await {
@@ -21,11 +24,18 @@ pub fn watch_health(state: AppState) {
                     .binary()
                     .await
                     .map_err(|e| e.to_string())
-                    .and_then(|body| serde_json::from_slice::<Health>(&body).map_err(|e| format!("its health answer is unreadable: {e}"))),
+                    .and_then(|body| {
+                        serde_json::from_slice::<Health>(&body)
+                            .map_err(|e| format!("its health answer is unreadable: {e}"))
+                    }),
                 Ok(r) => Err(format!("HTTP {}", r.status())),
                 Err(e) => Err(e.to_string()),
             };
-            state.notices.set(notices(answer.as_ref().map_err(String::as_str), own_key, &proxy));
+            state.notices.set(notices(
+                answer.as_ref().map_err(String::as_str),
+                own_key,
+                &proxy,
+            ));
         });
     });
 }

@@ -4,8 +4,8 @@
 use florence2::browser::client::{Client, ClientConfig};
 use leptos::prelude::*;
 
-use crate::session::settings::{STORAGE_KEY, parse_inline_limit};
 use crate::session::Settings;
+use crate::session::settings::{STORAGE_KEY, parse_inline_limit};
 use crate::ui::dom::local_storage;
 use crate::ui::state::AppState;
 
@@ -34,7 +34,11 @@ pub fn SettingsPanel(state: AppState, on_close: impl Fn() + Copy + 'static) -> i
             Err(why) => return set_mistake.set(Some(why)),
         };
         // The client's own validation decides what a usable proxy URL is.
-        let config = ClientConfig { base_url: proxy.get_untracked(), max_base64_chars, ..ClientConfig::default() };
+        let config = ClientConfig {
+            base_url: proxy.get_untracked(),
+            max_base64_chars,
+            ..ClientConfig::default()
+        };
         let config = match Client::new(config) {
             Ok(client) => client.config().clone(),
             Err(e) => return set_mistake.set(Some(e.message)),

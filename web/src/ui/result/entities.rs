@@ -25,7 +25,9 @@ pub fn EntityList(state: AppState, scene: Arc<Scene>) -> impl IntoView {
     let count = scene.shapes.len();
     // Follow the highlight from the picture into the list.
     Effect::new(move |_| {
-        let (Some(i), Some(list)) = (state.hovered.get(), list.get()) else { return };
+        let (Some(i), Some(list)) = (state.hovered.get(), list.get()) else {
+            return;
+        };
         if let Ok(Some(item)) = list.query_selector(&format!("#entity-{i}")) {
             let options = ScrollIntoViewOptions::new();
             options.set_block(ScrollLogicalPosition::Nearest);
@@ -48,7 +50,11 @@ pub fn EntityList(state: AppState, scene: Arc<Scene>) -> impl IntoView {
     let summary = format!(
         "{count} {}{}",
         if count == 1 { "object" } else { "objects" },
-        if legend > 1 { format!(", {legend} labels") } else { String::new() }
+        if legend > 1 {
+            format!(", {legend} labels")
+        } else {
+            String::new()
+        }
     );
     let items = scene
         .shapes
@@ -58,7 +64,12 @@ pub fn EntityList(state: AppState, scene: Arc<Scene>) -> impl IntoView {
             let b = s.bounds;
             let detail = match &s.geometry {
                 Geometry::Box(_) => format!("{:.0} × {:.0}", b.x2 - b.x1, b.y2 - b.y1),
-                _ => format!("{} · {:.0} × {:.0}", kind(s.layer), b.x2 - b.x1, b.y2 - b.y1),
+                _ => format!(
+                    "{} · {:.0} × {:.0}",
+                    kind(s.layer),
+                    b.x2 - b.x1,
+                    b.y2 - b.y1
+                ),
             };
             view! {
                 <li id=format!("entity-{i}") role="option" data-index=i data-colour=s.colour.hex()

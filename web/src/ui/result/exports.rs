@@ -20,13 +20,23 @@ const MAX_EXPORT_SIDE: u32 = 8192;
 async fn annotated_png(answer: &Answer, layers: Layers) -> Result<Blob, JsValue> {
     let size = answer.picture.size;
     let view = View::export(size, MAX_EXPORT_SIDE);
-    let resize = (view.width != size.width || view.height != size.height).then_some((view.width, view.height));
+    let resize = (view.width != size.width || view.height != size.height)
+        .then_some((view.width, view.height));
     let bitmap = decode(&blob_of(&answer.picture.bytes, "")?, resize).await?;
     let canvas = new_canvas(view.width, view.height)?;
     let ctx = context_2d(&canvas)?;
     ctx.draw_image_with_image_bitmap(&bitmap, 0.0, 0.0)?;
     bitmap.close();
-    paint(&ctx, &view, Some(&answer.scene), &DrawOptions { layers, hovered: None, selection: selection_of(answer) });
+    paint(
+        &ctx,
+        &view,
+        Some(&answer.scene),
+        &DrawOptions {
+            layers,
+            hovered: None,
+            selection: selection_of(answer),
+        },
+    );
     canvas_blob(&canvas, "image/png").await
 }
 
@@ -38,16 +48,27 @@ fn save_text(text: &str, name: &str) -> Result<(), JsValue> {
 pub fn Exports(state: AppState, answer: Answer) -> impl IntoView {
     let (busy, set_busy) = signal(false);
     let (failure, set_failure) = signal(None::<String>);
-    let name = |suffix: &str, ext: &str| download_name(&answer.picture.name, &answer.result.task, suffix, ext);
-    let (json_name, coco_name, png_name) = (name("", "json"), name("-coco", "json"), name("", "png"));
+    let name = |suffix: &str, ext: &str| {
+        download_name(&answer.picture.name, &answer.result.task, suffix, ext)
+    };
+    let (json_name, coco_name, png_name) =
+        (name("", "json"), name("-coco", "json"), name("", "png"));
     let json = answer.json.clone();
-    let report = move |r: Result<(), JsValue>| set_failure.set(r.err().map(|e| format!("The file could not be made: {}", describe(&e))));
+    let report = move |r: Result<(), JsValue>| {
+        set_failure.set(
+            r.err()
+                .map(|e| format!("The file could not be made: {}", describe(&e))),
+        )
+    };
     let export_json = move |_| report(save_text(&json, &json_name));
     let for_coco = answer.clone();
     let export_coco = move |_| {
         let doc = coco(&for_coco.result, &for_coco.scene, &for_coco.picture.name);
         // A serde_json::Value always serialises.
-        report(save_text(&serde_json::to_string_pretty(&doc).unwrap_or_default(), &coco_name));
+        report(save_text(
+            &serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            &coco_name,
+        ));
     };
     let export_png = move |_| {
         let answer = answer.clone();
@@ -55,7 +76,9 @@ pub fn Exports(state: AppState, answer: Answer) -> impl IntoView {
         let layers = state.layers.get_untracked();
         set_busy.set(true);
         spawn_local(async move {
-            let made = annotated_png(&answer, layers).await.and_then(|blob| download(&blob, &name));
+            let made = annotated_png(&answer, layers)
+                .await
+                .and_then(|blob| download(&blob, &name));
             set_busy.set(false);
             report(made);
         });

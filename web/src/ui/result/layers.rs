@@ -8,7 +8,12 @@ use crate::scene::{Layer, Scene};
 use crate::ui::state::AppState;
 
 #[component]
-fn Switch(name: &'static str, id: &'static str, checked: Signal<bool>, set: impl Fn(bool) + 'static) -> impl IntoView {
+fn Switch(
+    name: &'static str,
+    id: &'static str,
+    checked: Signal<bool>,
+    set: impl Fn(bool) + 'static,
+) -> impl IntoView {
     view! {
         <label class="switch" for=id>
             <input type="checkbox" id=id data-layer=id prop:checked=move || checked.get() on:change=move |ev| set(event_target_checked(&ev))/>

@@ -16,7 +16,10 @@ pub fn Words(text: String) -> impl IntoView {
                 None => false,
             };
             set_copied.set(Some(ok));
-            set_timeout(move || set_copied.set(None), std::time::Duration::from_secs(2));
+            set_timeout(
+                move || set_copied.set(None),
+                std::time::Duration::from_secs(2),
+            );
         });
     };
     view! {

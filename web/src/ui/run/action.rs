@@ -36,7 +36,10 @@ pub fn start_run(state: AppState) {
         Err(e) => return state.fail(state.problem_of(&e)),
     };
     let Ok(controller) = AbortController::new() else {
-        return state.fail(state.problem_of(&Error::new(ErrorCode::BadOption, "this browser cannot cancel requests (no AbortController)")));
+        return state.fail(state.problem_of(&Error::new(
+            ErrorCode::BadOption,
+            "this browser cannot cancel requests (no AbortController)",
+        )));
     };
     let number = state.run_number.get_value() + 1;
     state.run_number.set_value(number);
@@ -54,14 +57,27 @@ pub fn start_run(state: AppState) {
     });
     let started = js_sys::Date::now();
     spawn_local(async move {
-        let request = RunRequest { image: picture.bytes.to_vec(), task, text: text.clone(), signal: Some(controller.signal()), on_progress: Some(on_progress) };
+        let request = RunRequest {
+            image: picture.bytes.to_vec(),
+            task,
+            text: text.clone(),
+            signal: Some(controller.signal()),
+            on_progress: Some(on_progress),
+        };
         let outcome = client.run(request).await;
         if !current() {
             return; // superseded by a newer run or picture
         }
         state.controller.set_value(None);
         match outcome {
-            Ok(output) => keep_answer(state, picture, task, text.unwrap_or_default(), output, js_sys::Date::now() - started),
+            Ok(output) => keep_answer(
+                state,
+                picture,
+                task,
+                text.unwrap_or_default(),
+                output,
+                js_sys::Date::now() - started,
+            ),
             Err(e) if e.code == ErrorCode::Aborted => state.phase.set(Phase::Cancelled),
             Err(e) => {
                 state.phase.set(Phase::Failed);

@@ -9,7 +9,12 @@ use leptos::prelude::*;
 use crate::ui::run::action::start_run;
 use crate::ui::state::{AppState, Phase};
 
-const STEPS: [(Stage, &str); 4] = [(Stage::Preparing, "Prepare"), (Stage::Uploading, "Upload"), (Stage::Waiting, "Wait"), (Stage::Done, "Done")];
+const STEPS: [(Stage, &str); 4] = [
+    (Stage::Preparing, "Prepare"),
+    (Stage::Uploading, "Upload"),
+    (Stage::Waiting, "Wait"),
+    (Stage::Done, "Done"),
+];
 
 fn rank(stage: Stage) -> usize {
     STEPS.iter().position(|(s, _)| *s == stage).unwrap_or(0)
@@ -43,12 +48,17 @@ pub fn RunControls(state: AppState) -> impl IntoView {
         Phase::Failed => "failed",
     };
     let text = move || match state.phase.get() {
-        Phase::Idle if state.picture.with(Option::is_none) => "Bring a picture, pick a task, then run it.".to_owned(),
+        Phase::Idle if state.picture.with(Option::is_none) => {
+            "Bring a picture, pick a task, then run it.".to_owned()
+        }
         Phase::Idle => "Ready. Press Run (or Ctrl+Enter).".to_owned(),
         Phase::Running(Stage::Preparing) => "Preparing the picture…".to_owned(),
         Phase::Running(Stage::Uploading) => format!("Uploading the picture… {} s", seconds.get()),
         Phase::Running(_) => format!("Waiting for Florence-2… {} s", seconds.get()),
-        Phase::Done => state.answer.with(|a| a.as_ref().map_or_else(|| "Done.".to_owned(), |a| format!("Done in {}.", a.elapsed))),
+        Phase::Done => state.answer.with(|a| {
+            a.as_ref()
+                .map_or_else(|| "Done.".to_owned(), |a| format!("Done in {}.", a.elapsed))
+        }),
         Phase::Cancelled => "Cancelled.".to_owned(),
         Phase::Failed => "The run failed: see why below.".to_owned(),
     };

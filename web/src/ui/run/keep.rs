@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use florence2::browser::client::RunOutput;
-use florence2::{TextKind, Task};
+use florence2::{Task, TextKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
@@ -19,8 +19,20 @@ use crate::ui::viewer::{DrawOptions, paint};
 /// The history's thumbnails fit this box (CSS pixels; drawn at twice that for HiDPI).
 const THUMBNAIL: (f64, f64) = (84.0, 60.0);
 
-pub fn keep_answer(state: AppState, picture: Picture, task: Task, text: String, output: RunOutput, elapsed_ms: f64) {
-    let RunOutput { result, overlay, sent, timings } = output;
+pub fn keep_answer(
+    state: AppState,
+    picture: Picture,
+    task: Task,
+    text: String,
+    output: RunOutput,
+    elapsed_ms: f64,
+) {
+    let RunOutput {
+        result,
+        overlay,
+        sent,
+        timings,
+    } = output;
     let query = (task.text_kind() == TextKind::Required).then_some(text.as_str());
     let scene = Scene::from_entities(&result.entities, query);
     // Serialising the result type to JSON cannot fail (plain numbers and strings).
@@ -39,7 +51,11 @@ pub fn keep_answer(state: AppState, picture: Picture, task: Task, text: String, 
         bytes(sent.bytes),
         how,
         duration(timings.prepare_ms),
-        if sent.inline { "—".to_owned() } else { duration(timings.upload_ms) },
+        if sent.inline {
+            "—".to_owned()
+        } else {
+            duration(timings.upload_ms)
+        },
         duration(timings.wait_ms),
         duration(timings.parse_ms),
     );
@@ -69,21 +85,44 @@ pub fn keep_answer(state: AppState, picture: Picture, task: Task, text: String, 
 
 /// The region a region task was run with, as drawn.
 pub fn selection_of(answer: &Answer) -> Option<florence2::Region> {
-    (answer.task.text_kind() == TextKind::Region).then(|| from_tokens(&answer.text, answer.picture.size)).flatten()
+    (answer.task.text_kind() == TextKind::Region)
+        .then(|| from_tokens(&answer.text, answer.picture.size))
+        .flatten()
 }
 
 /// A small JPEG of the picture with its answer drawn on it (a data URL).
 async fn thumbnail(answer: &Answer) -> Result<String, JsValue> {
     let size = answer.picture.size;
-    let scale = (THUMBNAIL.0 * 2.0 / f64::from(size.width)).min(THUMBNAIL.1 * 2.0 / f64::from(size.height));
-    let (w, h) = (((f64::from(size.width) * scale).round() as u32).max(1), ((f64::from(size.height) * scale).round() as u32).max(1));
+    let scale =
+        (THUMBNAIL.0 * 2.0 / f64::from(size.width)).min(THUMBNAIL.1 * 2.0 / f64::from(size.height));
+    let (w, h) = (
+        ((f64::from(size.width) * scale).round() as u32).max(1),
+        ((f64::from(size.height) * scale).round() as u32).max(1),
+    );
     let bitmap = decode(&blob_of(&answer.picture.bytes, "")?, Some((w, h))).await?;
     let canvas = new_canvas(w, h)?;
     let ctx = context_2d(&canvas)?;
     ctx.draw_image_with_image_bitmap(&bitmap, 0.0, 0.0)?;
     bitmap.close();
-    let view = View { image: size, width: w, height: h, unit: 1.0 };
-    let layers = Layers { labels: false, ..Layers::default() };
-    paint(&ctx, &view, Some(&answer.scene), &DrawOptions { layers, hovered: None, selection: selection_of(answer) });
+    let view = View {
+        image: size,
+        width: w,
+        height: h,
+        unit: 1.0,
+    };
+    let layers = Layers {
+        labels: false,
+        ..Layers::default()
+    };
+    paint(
+        &ctx,
+        &view,
+        Some(&answer.scene),
+        &DrawOptions {
+            layers,
+            hovered: None,
+            selection: selection_of(answer),
+        },
+    );
     canvas.to_data_url_with_type("image/jpeg")
 }

@@ -6,5 +6,5 @@ mod controls;
 mod keep;
 
 pub use action::listen_for_shortcut;
-pub use keep::selection_of;
 pub use controls::RunControls;
+pub use keep::selection_of;

@@ -16,18 +16,32 @@ use crate::ui::source::load::open_blob;
 use crate::ui::state::AppState;
 
 fn camera_available() -> bool {
-    web_sys::window().is_some_and(|w| Reflect::get(&w.navigator(), &JsValue::from_str("mediaDevices")).is_ok_and(|d| !d.is_undefined()))
+    web_sys::window().is_some_and(|w| {
+        Reflect::get(&w.navigator(), &JsValue::from_str("mediaDevices"))
+            .is_ok_and(|d| !d.is_undefined())
+    })
 }
 
 async fn start_camera() -> Result<MediaStream, JsValue> {
-    let devices = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?.navigator().media_devices()?;
+    let devices = web_sys::window()
+        .ok_or_else(|| JsValue::from_str("no window"))?
+        .navigator()
+        .media_devices()?;
     let constraints = MediaStreamConstraints::new();
     // The back camera on phones, any camera elsewhere.
     let video = js_sys::Object::new();
-    Reflect::set(&video, &JsValue::from_str("facingMode"), &JsValue::from_str("environment"))?;
+    Reflect::set(
+        &video,
+        &JsValue::from_str("facingMode"),
+        &JsValue::from_str("environment"),
+    )?;
     constraints.set_video(&video);
     constraints.set_audio(&JsValue::FALSE);
-    Ok(JsFuture::from(devices.get_user_media_with_constraints(&constraints)?).await?.unchecked_into())
+    Ok(
+        JsFuture::from(devices.get_user_media_with_constraints(&constraints)?)
+            .await?
+            .unchecked_into(),
+    )
 }
 
 fn stop(stream: Option<MediaStream>) {
@@ -69,7 +83,9 @@ pub fn CameraButton(state: AppState) -> impl IntoView {
         });
     };
     let take = move |_| {
-        let Some(v) = video.get_untracked() else { return };
+        let Some(v) = video.get_untracked() else {
+            return;
+        };
         let (w, h) = (v.video_width(), v.video_height());
         spawn_local(async move {
             let shot = async {

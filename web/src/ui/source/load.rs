@@ -18,13 +18,27 @@ use crate::ui::state::{AppState, Picture};
 
 async fn picture_of(bytes: Vec<u8>, name: String) -> Result<Picture, Error> {
     let info = sniff(&bytes, &PrepareOptions::default())?;
-    let unreadable = |e: JsValue| Error::new(ErrorCode::ImageDecode, format!("the browser cannot decode this {}: {}", info.format.mime(), describe(&e)));
+    let unreadable = |e: JsValue| {
+        Error::new(
+            ErrorCode::ImageDecode,
+            format!(
+                "the browser cannot decode this {}: {}",
+                info.format.mime(),
+                describe(&e)
+            ),
+        )
+    };
     let blob = blob_of(&bytes, info.format.mime()).map_err(unreadable)?;
     let bitmap = decode(&blob, None).await.map_err(unreadable)?;
     let size = ImageSize::new(bitmap.width(), bitmap.height());
     bitmap.close();
     let url = ObjectUrl::new(&blob).map_err(unreadable)?;
-    Ok(Picture { name, bytes: bytes.into(), url: Arc::new(url), size })
+    Ok(Picture {
+        name,
+        bytes: bytes.into(),
+        url: Arc::new(url),
+        size,
+    })
 }
 
 /// Checks and shows the picture in `bytes`, or says why it cannot be used.
@@ -40,7 +54,10 @@ pub fn open_blob(state: AppState, blob: Blob, name: String) {
     spawn_local(async move {
         match blob_bytes(&blob).await {
             Ok(bytes) => open_bytes(state, bytes, name).await,
-            Err(e) => state.fail(state.problem_of(&Error::new(ErrorCode::ImageDecode, format!("the file cannot be read: {}", describe(&e))))),
+            Err(e) => state.fail(state.problem_of(&Error::new(
+                ErrorCode::ImageDecode,
+                format!("the file cannot be read: {}", describe(&e)),
+            ))),
         }
     });
 }
@@ -56,7 +73,12 @@ pub fn open_data_transfer(state: AppState, data: &DataTransfer) -> bool {
     let url = ["text/uri-list", "text/plain"]
         .iter()
         .filter_map(|kind| data.get_data(kind).ok())
-        .flat_map(|text| text.lines().map(str::trim).map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|text| {
+            text.lines()
+                .map(str::trim)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .find(|line| line.starts_with("http://") || line.starts_with("https://"));
     match url {
         Some(url) => {
@@ -72,12 +94,23 @@ pub fn open_url(state: AppState, url: String) {
     spawn_local(async move {
         let fetched = match Request::get(&url).send().await {
             Ok(r) if r.ok() => r.binary().await.map_err(|e| e.to_string()),
-            Ok(r) => Err(format!("the site answered HTTP {} {}", r.status(), r.status_text())),
-            Err(e) => Err(format!("the site does not let this page read it, or cannot be reached ({e})")),
+            Ok(r) => Err(format!(
+                "the site answered HTTP {} {}",
+                r.status(),
+                r.status_text()
+            )),
+            Err(e) => Err(format!(
+                "the site does not let this page read it, or cannot be reached ({e})"
+            )),
         };
         match fetched {
             Ok(bytes) => {
-                let name = url.split(['?', '#']).next().and_then(|p| p.rsplit('/').next()).filter(|n| !n.is_empty()).unwrap_or("picture");
+                let name = url
+                    .split(['?', '#'])
+                    .next()
+                    .and_then(|p| p.rsplit('/').next())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("picture");
                 open_bytes(state, bytes, name.to_owned()).await;
             }
             Err(why) => state.fail(Problem::image_url(why)),

@@ -12,7 +12,10 @@ pub fn listen_for_paste(state: AppState) {
         let into_field = ev
             .target()
             .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA") || el.closest("[contenteditable]").ok().flatten().is_some());
+            .is_some_and(|el| {
+                matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA")
+                    || el.closest("[contenteditable]").ok().flatten().is_some()
+            });
         if into_field {
             return;
         }

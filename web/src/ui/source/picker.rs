@@ -13,7 +13,12 @@ use crate::ui::state::AppState;
 pub fn Sources(state: AppState) -> impl IntoView {
     let url = RwSignal::new(String::new());
     let on_file = move |ev: leptos::ev::Event| {
-        let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+        else {
+            return;
+        };
         if let Some(file) = input.files().and_then(|f| f.get(0)) {
             open_file(state, file);
         }

@@ -28,7 +28,10 @@ pub fn open_sample(state: AppState) {
     spawn_local(async move {
         match sample_png().await {
             Ok(bytes) => open_bytes(state, bytes, "sample.png".into()).await,
-            Err(e) => state.fail(state.problem_of(&Error::new(ErrorCode::ImageDecode, format!("the sample picture cannot be drawn: {}", describe(&e))))),
+            Err(e) => state.fail(state.problem_of(&Error::new(
+                ErrorCode::ImageDecode,
+                format!("the sample picture cannot be drawn: {}", describe(&e)),
+            ))),
         }
     });
 }

@@ -17,14 +17,24 @@ pub struct DrawOptions {
 }
 
 /// Clears the canvas, then paints.
-pub fn draw(ctx: &CanvasRenderingContext2d, view: &View, scene: Option<&Scene>, options: &DrawOptions) {
+pub fn draw(
+    ctx: &CanvasRenderingContext2d,
+    view: &View,
+    scene: Option<&Scene>,
+    options: &DrawOptions,
+) {
     ctx.clear_rect(0.0, 0.0, f64::from(view.width), f64::from(view.height));
     paint(ctx, view, scene, options);
 }
 
 /// Draws `scene` (if any) and the selection over what the canvas holds (the picture, for
 /// exports and thumbnails).
-pub fn paint(ctx: &CanvasRenderingContext2d, view: &View, scene: Option<&Scene>, options: &DrawOptions) {
+pub fn paint(
+    ctx: &CanvasRenderingContext2d,
+    view: &View,
+    scene: Option<&Scene>,
+    options: &DrawOptions,
+) {
     ctx.set_line_join("round");
     if let Some(scene) = scene {
         draw_scene(ctx, view, scene, options);
@@ -73,7 +83,11 @@ fn trace(ctx: &CanvasRenderingContext2d, view: &View, shape: &Shape) {
     let ring = |coords: &[f64]| {
         for (k, p) in coords.chunks_exact(2).enumerate() {
             let (x, y) = (p[0] * sx, p[1] * sy);
-            if k == 0 { ctx.move_to(x, y) } else { ctx.line_to(x, y) }
+            if k == 0 {
+                ctx.move_to(x, y)
+            } else {
+                ctx.line_to(x, y)
+            }
         }
         ctx.close_path();
     };
@@ -92,7 +106,11 @@ fn fill(ctx: &CanvasRenderingContext2d, view: &View, shape: &Shape, hovered: boo
         Layer::Boxes => return,
     };
     trace(ctx, view, shape);
-    ctx.set_fill_style_str(&shape.colour.rgba(if hovered { alpha + 0.14 } else { alpha }));
+    ctx.set_fill_style_str(
+        &shape
+            .colour
+            .rgba(if hovered { alpha + 0.14 } else { alpha }),
+    );
     ctx.fill_with_canvas_winding_rule(CanvasWindingRule::Evenodd);
 }
 
@@ -106,7 +124,13 @@ fn outline(ctx: &CanvasRenderingContext2d, view: &View, shape: &Shape, hovered: 
         ctx.stroke();
     }
     ctx.set_stroke_style_str(&shape.colour.hex());
-    ctx.set_line_width(if hovered { 3.5 * u } else if shape.layer == Layer::Masks { 1.5 * u } else { 2.0 * u });
+    ctx.set_line_width(if hovered {
+        3.5 * u
+    } else if shape.layer == Layer::Masks {
+        1.5 * u
+    } else {
+        2.0 * u
+    });
     ctx.stroke();
 }
 
@@ -126,9 +150,17 @@ struct Tags<'a> {
 impl<'a> Tags<'a> {
     fn new(ctx: &'a CanvasRenderingContext2d, view: &'a View) -> Tags<'a> {
         let font_px = (12.0 * view.unit).round();
-        ctx.set_font(&format!("600 {font_px}px system-ui, -apple-system, 'Segoe UI', sans-serif"));
+        ctx.set_font(&format!(
+            "600 {font_px}px system-ui, -apple-system, 'Segoe UI', sans-serif"
+        ));
         ctx.set_text_baseline("middle");
-        Tags { ctx, view, font_px, widths: Vec::new(), placed: Vec::new() }
+        Tags {
+            ctx,
+            view,
+            font_px,
+            widths: Vec::new(),
+            placed: Vec::new(),
+        }
     }
 
     fn width(&mut self, name: &'a str) -> f64 {
@@ -146,11 +178,19 @@ impl<'a> Tags<'a> {
         let (sx, sy) = self.view.scale();
         let width = self.width(&shape.name) + 8.0 * u;
         let height = self.font_px + 6.0 * u;
-        let x = (shape.bounds.x1 * sx).min(f64::from(self.view.width) - width).max(0.0);
+        let x = (shape.bounds.x1 * sx)
+            .min(f64::from(self.view.width) - width)
+            .max(0.0);
         let top = shape.bounds.y1 * sy;
         let y = if top >= height { top - height } else { top };
-        let rect = Region { x1: x, y1: y, x2: x + width, y2: y + height };
-        let overlaps = |r: &Region| r.x1 < rect.x2 && rect.x1 < r.x2 && r.y1 < rect.y2 && rect.y1 < r.y2;
+        let rect = Region {
+            x1: x,
+            y1: y,
+            x2: x + width,
+            y2: y + height,
+        };
+        let overlaps =
+            |r: &Region| r.x1 < rect.x2 && rect.x1 < r.x2 && r.y1 < rect.y2 && rect.y1 < r.y2;
         if !always && self.placed.iter().any(overlaps) {
             return;
         }
@@ -158,7 +198,8 @@ impl<'a> Tags<'a> {
         ctx.set_fill_style_str(&shape.colour.hex());
         ctx.fill_rect(x, y, width, height);
         ctx.set_fill_style_str(&shape.colour.ink().hex());
-        ctx.fill_text(&shape.name, x + 4.0 * u, y + height / 2.0 + 0.5 * u).ok();
+        ctx.fill_text(&shape.name, x + 4.0 * u, y + height / 2.0 + 0.5 * u)
+            .ok();
     }
 }
 

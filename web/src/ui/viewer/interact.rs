@@ -20,7 +20,10 @@ pub struct Drag {
 
 impl Drag {
     pub fn new() -> Drag {
-        Drag { start: RwSignal::new(None), region: RwSignal::new(None) }
+        Drag {
+            start: RwSignal::new(None),
+            region: RwSignal::new(None),
+        }
     }
 
     pub fn cancel(&self) {
@@ -32,13 +35,24 @@ impl Drag {
 /// The pointer's position in image pixels.
 fn position(state: AppState, canvas: NodeRef<Canvas>, ev: &PointerEvent) -> Option<(f64, f64)> {
     let canvas = canvas.get_untracked()?;
-    let size = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size))?;
+    let size = state
+        .picture
+        .with_untracked(|p| p.as_ref().map(|p| p.size))?;
     let rect = canvas.get_bounding_client_rect();
-    Some(pointer_to_image(size, (rect.width(), rect.height()), (f64::from(ev.client_x()) - rect.left(), f64::from(ev.client_y()) - rect.top())))
+    Some(pointer_to_image(
+        size,
+        (rect.width(), rect.height()),
+        (
+            f64::from(ev.client_x()) - rect.left(),
+            f64::from(ev.client_y()) - rect.top(),
+        ),
+    ))
 }
 
 fn select(state: AppState, region: Region) {
-    let Some(size) = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size)) else { return };
+    let Some(size) = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size)) else {
+        return;
+    };
     // Regions made here are inside the picture and not empty; a refusal would only mean
     // there is nothing sensible to write.
     if let Ok(tokens) = region.to_endpoint_loc(size) {
@@ -46,11 +60,19 @@ fn select(state: AppState, region: Region) {
     }
 }
 
-pub fn on_pointer_down(state: AppState, canvas: NodeRef<Canvas>, drag: Drag, region_mode: bool, ev: &PointerEvent) {
+pub fn on_pointer_down(
+    state: AppState,
+    canvas: NodeRef<Canvas>,
+    drag: Drag,
+    region_mode: bool,
+    ev: &PointerEvent,
+) {
     if !region_mode || ev.button() != 0 {
         return;
     }
-    let Some(at) = position(state, canvas, ev) else { return };
+    let Some(at) = position(state, canvas, ev) else {
+        return;
+    };
     ev.prevent_default();
     if let Some(c) = canvas.get_untracked() {
         let _ = c.set_pointer_capture(ev.pointer_id());
@@ -61,14 +83,20 @@ pub fn on_pointer_down(state: AppState, canvas: NodeRef<Canvas>, drag: Drag, reg
 }
 
 pub fn on_pointer_move(state: AppState, canvas: NodeRef<Canvas>, drag: Drag, ev: &PointerEvent) {
-    let Some((x, y)) = position(state, canvas, ev) else { return };
+    let Some((x, y)) = position(state, canvas, ev) else {
+        return;
+    };
     if let Some(start) = drag.start.get_untracked() {
         let size = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size));
-        drag.region.set(size.and_then(|s| from_drag(start, (x, y), s)));
+        drag.region
+            .set(size.and_then(|s| from_drag(start, (x, y), s)));
         return;
     }
     let layers = state.layers.get_untracked();
-    let hit = state.answer.with_untracked(|a| a.as_ref().and_then(|a| a.scene.hit(x, y, |l| layers.shows(l))));
+    let hit = state.answer.with_untracked(|a| {
+        a.as_ref()
+            .and_then(|a| a.scene.hit(x, y, |l| layers.shows(l)))
+    });
     if state.hovered.get_untracked() != hit {
         state.hovered.set(hit);
     }
@@ -93,11 +121,16 @@ pub fn on_pointer_leave(state: AppState, drag: Drag) {
 
 pub fn on_key(state: AppState, region_mode: bool, selection: Option<Region>, ev: &KeyboardEvent) {
     let key = ev.key();
-    let Some(size) = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size)) else { return };
+    let Some(size) = state.picture.with_untracked(|p| p.as_ref().map(|p| p.size)) else {
+        return;
+    };
     if region_mode {
         let handled = match (key.as_str(), Nudge::from_key(&key, ev.shift_key())) {
             (_, Some(n)) => {
-                select(state, nudge(selection.unwrap_or_else(|| centred(size)), n, size));
+                select(
+                    state,
+                    nudge(selection.unwrap_or_else(|| centred(size)), n, size),
+                );
                 true
             }
             ("Enter" | " ", _) if selection.is_none() => {
@@ -115,7 +148,9 @@ pub fn on_key(state: AppState, region_mode: bool, selection: Option<Region>, ev:
         }
         return;
     }
-    let count = state.answer.with_untracked(|a| a.as_ref().map_or(0, |a| a.scene.shapes.len()));
+    let count = state
+        .answer
+        .with_untracked(|a| a.as_ref().map_or(0, |a| a.scene.shapes.len()));
     if count == 0 {
         return;
     }

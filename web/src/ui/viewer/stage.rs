@@ -15,7 +15,9 @@ use crate::ui::dom::{context_2d, device_pixel_ratio};
 use crate::ui::source::{open_data_transfer, open_sample};
 use crate::ui::state::AppState;
 use crate::ui::viewer::draw::{DrawOptions, draw};
-use crate::ui::viewer::interact::{Drag, on_key, on_pointer_down, on_pointer_leave, on_pointer_move, on_pointer_up};
+use crate::ui::viewer::interact::{
+    Drag, on_key, on_pointer_down, on_pointer_leave, on_pointer_move, on_pointer_up,
+};
 
 #[component]
 pub fn Viewer(state: AppState) -> impl IntoView {
@@ -35,7 +37,9 @@ pub fn Viewer(state: AppState) -> impl IntoView {
             return None;
         }
         let size = state.picture.with(|p| p.as_ref().map(|p| p.size))?;
-        drag.region.get().or_else(|| state.text.with(|t| from_tokens(t, size)))
+        drag.region
+            .get()
+            .or_else(|| state.text.with(|t| from_tokens(t, size)))
     });
 
     // The drawing follows everything it shows. The first drawing of each answer is marked for
@@ -43,7 +47,9 @@ pub fn Viewer(state: AppState) -> impl IntoView {
     let last_marked = StoredValue::new(0_usize);
     Effect::new(move |_| {
         let (w, h) = layout.get();
-        let (Some(canvas), Some(picture)) = (canvas.get(), state.picture.get()) else { return };
+        let (Some(canvas), Some(picture)) = (canvas.get(), state.picture.get()) else {
+            return;
+        };
         if w <= 0.0 || h <= 0.0 {
             return;
         }
@@ -53,9 +59,18 @@ pub fn Viewer(state: AppState) -> impl IntoView {
             canvas.set_height(view.height);
         }
         let answer = state.answer.get().filter(|a| a.picture.same(&picture));
-        let options = DrawOptions { layers: state.layers.get(), hovered: state.hovered.get(), selection: selection.get() };
+        let options = DrawOptions {
+            layers: state.layers.get(),
+            hovered: state.hovered.get(),
+            selection: selection.get(),
+        };
         let Ok(ctx) = context_2d(&canvas) else { return };
-        draw(&ctx, &view, answer.as_ref().map(|a| a.scene.as_ref()), &options);
+        draw(
+            &ctx,
+            &view,
+            answer.as_ref().map(|a| a.scene.as_ref()),
+            &options,
+        );
         if let Some(a) = &answer {
             let id = Arc::as_ptr(&a.result) as usize;
             if last_marked.get_value() != id {
@@ -71,7 +86,11 @@ pub fn Viewer(state: AppState) -> impl IntoView {
     let overlay = move || {
         let on = state.layers.with(|l| l.endpoint);
         let picture = state.picture.get()?;
-        state.answer.with(|a| a.as_ref().filter(|a| on && a.picture.same(&picture)).and_then(|a| a.overlay.as_ref()?.url()))
+        state.answer.with(|a| {
+            a.as_ref()
+                .filter(|a| on && a.picture.same(&picture))
+                .and_then(|a| a.overlay.as_ref()?.url())
+        })
     };
     // The picture fills the stage (up to twice its own size), keeping its shape: the frame's
     // width follows the stage, the height limit and the aspect ratio; everything inside fills it.
