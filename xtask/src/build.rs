@@ -55,11 +55,49 @@ pub fn package() -> Result<PackageReport> {
     let bg = pkg.join("florence2_bg.wasm");
     wasm_opt(&bg)?;
     write_index(&pkg)?;
+    for licence in LICENCES {
+        std::fs::copy(root().join(licence), pkg.join(licence))
+            .map_err(|e| format!("copying {licence} into pkg/: {e}"))?;
+    }
+    check_packed_files(&pkg)?;
     let bytes = std::fs::read(&bg).map_err(|e| format!("{}: {e}", bg.display()))?;
     Ok(PackageReport {
         wasm_bytes: bytes.len(),
         wasm_gzip_bytes: gzip_len(&bytes),
     })
+}
+
+/// The licence the manifests declare (MIT OR Apache-2.0), shipped in the package too.
+const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
+
+/// What `npm pack` would publish must hold the code, the types, the README and both licences:
+/// asks npm itself (`--dry-run`: nothing is written or sent).
+fn check_packed_files(pkg: &std::path::Path) -> Result {
+    let listing = crate::util::output(
+        Command::new("npm")
+            .args(["pack", "--dry-run", "--json", "--ignore-scripts"])
+            .current_dir(pkg),
+    )?;
+    let packed: serde_json::Value =
+        serde_json::from_str(&listing).map_err(|e| format!("npm pack --json: {e}"))?;
+    let paths: Vec<&str> = packed[0]["files"]
+        .as_array()
+        .map(|files| files.iter().filter_map(|f| f["path"].as_str()).collect())
+        .unwrap_or_default();
+    let wanted = ["index.js", "index.d.ts", "florence2_bg.wasm", "README.md"];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .chain(LICENCES.iter())
+        .copied()
+        .filter(|want| !paths.contains(want))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "npm pack would leave out {missing:?} (it packs {paths:?})"
+        ))
+    }
 }
 
 /// Optimises a wasm-bindgen output for size, in place (npm's wasm-opt).
