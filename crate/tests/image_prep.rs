@@ -145,7 +145,6 @@ fn bad_images_are_typed_errors() {
             fx::flat_png(10_000, 8_000),
             ErrorCode::ImageTooLarge,
         ),
-        ("1x1 PNG", fx::flat_png(1, 1), ErrorCode::ImageTooSmall),
     ];
     for (what, bytes, code) in cases {
         let err = native::prepare(&bytes, &default()).unwrap_err();
@@ -160,6 +159,29 @@ fn bad_images_are_typed_errors() {
         native::prepare(&photo, &tight).unwrap_err().code,
         ErrorCode::ImageBudget
     );
+}
+
+#[test]
+fn tiny_pictures_and_thin_strips_are_pictures() {
+    // The model resizes every picture to 768x768: a 1x1 PNG or a 1000x5 strip of text is sent
+    // as it is, never refused for its size.
+    for (width, height) in [(1, 1), (1000, 5), (5, 1000), (7, 7)] {
+        let png = fx::flat_png(width, height);
+        let prepared =
+            native::prepare(&png, &default()).unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
+        assert_eq!(
+            (
+                prepared.width,
+                prepared.height,
+                prepared.sent_width,
+                prepared.sent_height
+            ),
+            (width, height, width, height),
+            "{width}x{height}"
+        );
+        let decoded = image::load_from_memory(&prepared.bytes).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (width, height));
+    }
 }
 
 #[test]

@@ -65,7 +65,6 @@ fn status_for(error: &Error) -> StatusCode {
         | ErrorCode::TextInvalid
         | ErrorCode::BadRegion
         | ErrorCode::ImageDecode
-        | ErrorCode::ImageTooSmall
         | ErrorCode::ImageBudget
         | ErrorCode::PostProcess
         | ErrorCode::BadOption

@@ -82,14 +82,13 @@ pub fn sniff(bytes: &[u8], options: &PrepareOptions) -> Result<ImageInfo> {
             ),
         ));
     }
-    if w < options.min_side || h < options.min_side {
-        return Err(Error::new(
-            ErrorCode::ImageTooSmall,
-            format!(
-                "the image is {w}x{h}; each side needs at least {} pixels",
-                options.min_side
-            ),
-        ));
+    // Any picture is a picture: the model resizes every one to its input size, so a 1x1 PNG
+    // or a 1000x5 strip of text is fine. Only a header without pixels is not an image.
+    if w == 0 || h == 0 {
+        return Err(decode(format!(
+            "the {} header says the image is {w}x{h}: it has no pixels",
+            format.mime()
+        )));
     }
     let jpeg_orientation = if format == ImageFormat::Jpeg {
         jpeg_orientation(bytes)

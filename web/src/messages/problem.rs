@@ -54,7 +54,6 @@ impl Problem {
                 ("The request is too large for the proxy", "Lower the inline-size limit in Settings so large pictures are uploaded instead.".into())
             }
             C::ImageTooLarge => ("The picture is too large", "Scale it down (at most 50 megapixels and 64 MB), then bring it again.".into()),
-            C::ImageTooSmall => ("The picture is too small", "Use a picture at least 8 pixels on each side.".into()),
             C::ImageBudget => ("The picture cannot be made small enough to send", "Raise the inline-size limit in Settings, or use a smaller picture.".into()),
             C::ZipInvalid | C::ZipTooLarge | C::ResponseInvalid | C::PostProcess => (
                 "The answer could not be read",
