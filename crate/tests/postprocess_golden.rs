@@ -8,21 +8,8 @@ use std::path::PathBuf;
 use florence2::{ImageSize, Task, post_process};
 use serde_json::Value;
 
-fn reference_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("FLORENCE2_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)",
-            dir.display()
-        );
-        None
-    }
+fn reference_dir() -> PathBuf {
+    florence2_reference::dir(env!("CARGO_MANIFEST_DIR"), "")
 }
 
 fn read_json(path: PathBuf) -> Value {
@@ -47,8 +34,12 @@ fn check(task: &str, text: &str, wh: &Value, expected: &Value) {
 }
 
 #[test]
+#[cfg_attr(
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
+)]
 fn tokenizer_golden_post_processing() {
-    let Some(dir) = reference_dir() else { return };
+    let dir = reference_dir();
     let golden = read_json(dir.join("tokenizer/tokenizer_golden.json"));
     let cases = golden["post_process"].as_object().unwrap();
     assert!(!cases.is_empty());
@@ -63,8 +54,12 @@ fn tokenizer_golden_post_processing() {
 }
 
 #[test]
+#[cfg_attr(
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
+)]
 fn e2e_golden_post_processing() {
-    let Some(dir) = reference_dir() else { return };
+    let dir = reference_dir();
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path().join("golden_e2e.json");

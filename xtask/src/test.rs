@@ -16,6 +16,8 @@ pub fn run(args: &[String]) -> Result {
         ));
     }
     let started = Instant::now();
+    let reference = reference_data()?;
+    run_step(cargo().args(["fmt", "--all", "--check"]))?;
     setup::wasm_toolchain()?;
     setup::chromium()?;
     setup::node_tools()?;
@@ -24,6 +26,14 @@ pub fn run(args: &[String]) -> Result {
         .trim()
         .to_owned();
 
+    run_step(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_step(cargo().args(["test", "--workspace"]))?;
     let native_secs = started.elapsed().as_secs_f64();
 
@@ -46,10 +56,36 @@ pub fn run(args: &[String]) -> Result {
     let demo_e2e = crate::web::e2e()?;
 
     println!(
-        "\nSUMMARY: native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | {demo} | demo e2e: {demo_e2e} | total {:.1} min",
+        "\nSUMMARY: fmt + clippy clean | {reference} | native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | {demo} | demo e2e: {demo_e2e} | total {:.1} min",
         started.elapsed().as_secs_f64() / 60.0
     );
     Ok(())
+}
+
+/// Says up front where the golden data of `../shared/reference` is looked for. In CI its
+/// absence fails the run here; locally the tests that need it show as ignored (with reason).
+fn reference_data() -> Result<String> {
+    let dir = florence2_reference::location(&root());
+    if dir.is_dir() {
+        eprintln!("reference data: {}", dir.display());
+        Ok(format!("reference data at {}", dir.display()))
+    } else if std::env::var_os("CI").is_some() {
+        Err(format!(
+            "the reference data is missing: looked in {} (set {} to move it)",
+            dir.display(),
+            florence2_reference::ENV
+        ))
+    } else {
+        eprintln!(
+            "WARNING: no reference data at {} (set {}): the tests that need it will show as ignored",
+            dir.display(),
+            florence2_reference::ENV
+        );
+        Ok(format!(
+            "reference data MISSING ({}): its tests ignored",
+            dir.display()
+        ))
+    }
 }
 
 /// Writes the fixtures and starts the proxy double that serves them.
