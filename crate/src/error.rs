@@ -21,8 +21,6 @@ pub enum ErrorCode {
     ImageDecode,
     /// The image is larger than the configured pixel limit.
     ImageTooLarge,
-    /// The image is smaller than the minimum useful size.
-    ImageTooSmall,
     /// The image cannot be made to fit the inline budget.
     ImageBudget,
     /// The bytes are not a ZIP archive, or a damaged one.
@@ -50,7 +48,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::UnknownTask,
         ErrorCode::TextRequired,
         ErrorCode::TextNotAllowed,
@@ -58,7 +56,6 @@ impl ErrorCode {
         ErrorCode::BadRegion,
         ErrorCode::ImageDecode,
         ErrorCode::ImageTooLarge,
-        ErrorCode::ImageTooSmall,
         ErrorCode::ImageBudget,
         ErrorCode::ZipInvalid,
         ErrorCode::ZipTooLarge,
@@ -82,7 +79,6 @@ impl ErrorCode {
             ErrorCode::BadRegion => "BAD_REGION",
             ErrorCode::ImageDecode => "IMAGE_DECODE",
             ErrorCode::ImageTooLarge => "IMAGE_TOO_LARGE",
-            ErrorCode::ImageTooSmall => "IMAGE_TOO_SMALL",
             ErrorCode::ImageBudget => "IMAGE_BUDGET",
             ErrorCode::ZipInvalid => "ZIP_INVALID",
             ErrorCode::ZipTooLarge => "ZIP_TOO_LARGE",
@@ -158,9 +154,27 @@ pub struct ErrorBody {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What an error message quotes of someone's input: its first 60 characters, and `…` when
+/// there was more (a whole data URL or answer would drown the message).
+pub fn excerpt(s: &str) -> String {
+    const MAX_CHARS: usize = 60;
+    match s.char_indices().nth(MAX_CHARS) {
+        None => s.to_owned(),
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_cut_at_characters_and_say_so() {
+        assert_eq!(excerpt("short"), "short");
+        let exact = "é".repeat(60);
+        assert_eq!(excerpt(&exact), exact);
+        assert_eq!(excerpt(&"é".repeat(61)), format!("{}…", "é".repeat(60)));
+    }
 
     #[test]
     fn codes_serialize_as_their_strings() {

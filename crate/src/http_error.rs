@@ -77,6 +77,13 @@ pub fn error_from_http(
         .with_retry_after(retry)
 }
 
+/// How long to wait before retry number `attempt + 1` of a 429 that gave no `Retry-After`:
+/// 1, 2, 4, 8, 8 … seconds. The one rule for the proxy (towards NVIDIA) and the browser
+/// client (towards the proxy): the free tier's ~40 requests a minute clear within 8 s.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1 << attempt.min(3))
+}
+
 /// `Retry-After` as seconds: delta-seconds (`120`, also fractional) or an HTTP-date.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<f64> {
     let value = value.trim();
@@ -138,6 +145,14 @@ mod tests {
         assert_eq!(
             (e.code, e.message.as_str(), e.retry_after_secs),
             (ErrorCode::RateLimited, "wait", Some(3.0))
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_then_stays() {
+        assert_eq!(
+            [0, 1, 2, 3, 9].map(|a| backoff(a).as_secs()),
+            [1, 2, 4, 8, 8]
         );
     }
 

@@ -1,7 +1,7 @@
 //! Prompts: validating a task's text, the endpoint's `content` string and the model's own
 //! natural-language prompt.
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result, excerpt};
 use crate::region::{LocBox, loc_tokens, parse_loc_box};
 use crate::task::{Task, TextKind};
 
@@ -33,7 +33,7 @@ impl Prompt {
             (TextKind::None, Some(t)) => {
                 return Err(Error::new(
                     ErrorCode::TextNotAllowed,
-                    format!("{task} takes no text, but {:?} was given", short(t)),
+                    format!("{task} takes no text, but {:?} was given", excerpt(t)),
                 ));
             }
             (TextKind::Required, None) => {
@@ -134,7 +134,7 @@ fn check_image_src(src: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::new(
             ErrorCode::BadOption,
-            format!("image source {:?}: {why}", short(src)),
+            format!("image source {:?}: {why}", excerpt(src)),
         ))
     };
     let Some(rest) = src.strip_prefix("data:image/") else {
@@ -156,14 +156,6 @@ fn check_image_src(src: &str) -> Result<()> {
         return bad("the data holds characters that are neither base64 nor an asset id");
     }
     Ok(())
-}
-
-fn short(s: &str) -> String {
-    if s.chars().count() <= 60 {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    }
 }
 
 #[cfg(test)]

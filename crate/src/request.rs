@@ -7,15 +7,37 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorCode, Result};
 use crate::prompt::Prompt;
 
+// NVCF's protocol facts (../shared/nim-api.md), written once: the browser client, the proxy
+// and the emulator all read them from here. Header names are lower case (HTTP/2's form, and
+// what `HeaderName::from_static` requires).
+
 /// The path of the invocation, on the endpoint and on our proxy alike.
 pub const INVOKE_PATH: &str = "/v1/vlm/microsoft/florence-2";
 /// Our proxy's asset route: raw image bytes in, `{"assetId"}` out.
 pub const ASSETS_PATH: &str = "/v1/assets";
+/// NVCF's asset creation: `{"contentType","description"}` in, `{"uploadUrl","assetId"}` out.
+pub const NVCF_ASSETS_PATH: &str = "/v2/nvcf/assets";
+/// NVCF's polling of a pending (202) invocation: this prefix, then the request id.
+pub const NVCF_STATUS_PATH_PREFIX: &str = "/v2/nvcf/pexec/status/";
 /// NVCF's header naming the assets an invocation reads.
-pub const HEADER_INPUT_ASSET_REFERENCES: &str = "NVCF-INPUT-ASSET-REFERENCES";
-pub const HEADER_FUNCTION_ASSET_IDS: &str = "NVCF-FUNCTION-ASSET-IDS";
+pub const HEADER_INPUT_ASSET_REFERENCES: &str = "nvcf-input-asset-references";
+pub const HEADER_FUNCTION_ASSET_IDS: &str = "nvcf-function-asset-ids";
+/// The id of a pending invocation, on a 202.
+pub const HEADER_REQUEST_ID: &str = "nvcf-reqid";
+/// How long one invoke or status call may block before answering 202 (0-300 s).
+pub const HEADER_POLL_SECONDS: &str = "nvcf-poll-seconds";
+/// `pending-evaluation`, `fulfilled`, … beside a 202 or 200.
+pub const HEADER_STATUS: &str = "nvcf-status";
+pub const HEADER_PERCENT_COMPLETE: &str = "nvcf-percent-complete";
+/// The asset's description, part of the presigned upload's signature.
+pub const HEADER_ASSET_DESCRIPTION: &str = "x-amz-meta-nvcf-asset-description";
 /// NVCF accepts JSON bodies up to 5 MB.
 pub const MAX_INVOKE_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// The path that polls the pending invocation `request_id`.
+pub fn nvcf_status_path(request_id: &str) -> String {
+    format!("{NVCF_STATUS_PATH_PREFIX}{request_id}")
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvokeRequest {

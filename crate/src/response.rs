@@ -8,7 +8,7 @@ use std::io::{Cursor, Read};
 
 use serde::Deserialize;
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result, excerpt};
 use crate::postprocess::post_process;
 use crate::region::ImageSize;
 use crate::result::{Entities, Florence2Result, Source};
@@ -288,7 +288,7 @@ pub fn parse_response_json(json: &[u8], ctx: ResponseContext) -> Result<Florence
             None => {
                 return Err(invalid(format!(
                     "the answer {:?} does not start with a task token",
-                    short(&content)
+                    excerpt(&content)
                 )));
             }
         },
@@ -359,8 +359,4 @@ fn check_entities(e: &Entities) -> Result<()> {
         return invalid("polygons_labels and polygons differ in length");
     }
     Ok(())
-}
-
-fn short(s: &str) -> String {
-    s.chars().take(80).collect()
 }

@@ -61,7 +61,9 @@ pub enum Task {
     RegionToOcr,
 }
 
+/// One row of the task table.
 struct TaskInfo {
+    task: Task,
     token: &'static str,
     label: &'static str,
     description: &'static str,
@@ -70,6 +72,205 @@ struct TaskInfo {
     answer: AnswerKind,
     /// The model's prompt; `{input}` stands for the task's text.
     prompt: &'static str,
+    /// Whether NVIDIA's hosted endpoint answers it (the model knows every task).
+    endpoint: bool,
+}
+
+/// Every task, in the order of [`Task::ALL`] (a test checks it): the one place that says what
+/// a task is called, takes, answers and where it runs.
+const TABLE: [TaskInfo; 15] = {
+    use AnswerKind as A;
+    use TaskGroup as G;
+    use TextKind as T;
+    [
+        TaskInfo {
+            task: Task::Caption,
+            token: "<CAPTION>",
+            label: "Caption",
+            description: "One sentence about the picture.",
+            text: T::None,
+            group: G::Captions,
+            answer: A::PureText,
+            prompt: "What does the image describe?",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::DetailedCaption,
+            token: "<DETAILED_CAPTION>",
+            label: "Detailed caption",
+            description: "A few sentences about the picture.",
+            text: T::None,
+            group: G::Captions,
+            answer: A::PureText,
+            prompt: "Describe in detail what is shown in the image.",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::MoreDetailedCaption,
+            token: "<MORE_DETAILED_CAPTION>",
+            label: "More detailed caption",
+            description: "A paragraph about the picture.",
+            text: T::None,
+            group: G::Captions,
+            answer: A::PureText,
+            prompt: "Describe with a paragraph what is shown in the image.",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::ObjectDetection,
+            token: "<OD>",
+            label: "Object detection",
+            description: "Boxes around objects, each with its category.",
+            text: T::None,
+            group: G::Detection,
+            answer: A::DescriptionWithBboxes,
+            prompt: "Locate the objects with category name in the image.",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::DenseRegionCaption,
+            token: "<DENSE_REGION_CAPTION>",
+            label: "Dense region caption",
+            description: "Boxes around regions, each with a short description.",
+            text: T::None,
+            group: G::Detection,
+            answer: A::DescriptionWithBboxes,
+            prompt: "Locate the objects in the image, with their descriptions.",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::RegionProposal,
+            token: "<REGION_PROPOSAL>",
+            label: "Region proposal",
+            description: "Boxes around everything that could be an object, without labels.",
+            text: T::None,
+            group: G::Detection,
+            answer: A::Bboxes,
+            prompt: "Locate the region proposals in the image.",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::CaptionToPhraseGrounding,
+            token: "<CAPTION_TO_PHRASE_GROUNDING>",
+            label: "Phrase grounding",
+            description: "Boxes for the phrases of a caption you write.",
+            text: T::Required,
+            group: G::Grounding,
+            answer: A::PhraseGrounding,
+            prompt: "Locate the phrases in the caption: {input}",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::ReferringExpressionSegmentation,
+            token: "<REFERRING_EXPRESSION_SEGMENTATION>",
+            label: "Referring expression segmentation",
+            description: "A mask for the thing you describe.",
+            text: T::Required,
+            group: G::Segmentation,
+            answer: A::Polygons,
+            prompt: "Locate {input} in the image with mask",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::RegionToSegmentation,
+            token: "<REGION_TO_SEGMENTATION>",
+            label: "Region to segmentation",
+            description: "A mask for the object inside the rectangle you draw.",
+            text: T::Region,
+            group: G::Segmentation,
+            answer: A::Polygons,
+            prompt: "What is the polygon mask of region {input}",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::OpenVocabularyDetection,
+            token: "<OPEN_VOCABULARY_DETECTION>",
+            label: "Open-vocabulary detection",
+            description: "Boxes for any object you name.",
+            text: T::Required,
+            group: G::Grounding,
+            answer: A::DescriptionWithBboxesOrPolygons,
+            prompt: "Locate {input} in the image.",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::RegionToCategory,
+            token: "<REGION_TO_CATEGORY>",
+            label: "Region to category",
+            description: "The category of the object inside the rectangle you draw.",
+            text: T::Region,
+            group: G::Regions,
+            answer: A::PureText,
+            prompt: "What is the region {input}?",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::RegionToDescription,
+            token: "<REGION_TO_DESCRIPTION>",
+            label: "Region to description",
+            description: "A description of the rectangle you draw.",
+            text: T::Region,
+            group: G::Regions,
+            answer: A::PureText,
+            prompt: "What does the region {input} describe?",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::Ocr,
+            token: "<OCR>",
+            label: "OCR",
+            description: "The text in the picture.",
+            text: T::None,
+            group: G::Ocr,
+            answer: A::PureText,
+            prompt: "What is the text in the image?",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::OcrWithRegion,
+            token: "<OCR_WITH_REGION>",
+            label: "OCR with regions",
+            description: "The text in the picture, each line with its quadrilateral.",
+            text: T::None,
+            group: G::Ocr,
+            answer: A::Ocr,
+            prompt: "What is the text in the image, with regions?",
+            endpoint: true,
+        },
+        TaskInfo {
+            task: Task::RegionToOcr,
+            token: "<REGION_TO_OCR>",
+            label: "Region to OCR",
+            description: "The text inside the rectangle you draw (local model only).",
+            text: T::Region,
+            group: G::Ocr,
+            answer: A::PureText,
+            prompt: "What text is in the region {input}?",
+            endpoint: false,
+        },
+    ]
+};
+
+/// The endpoint's tasks, read off the table at compile time.
+const fn endpoint_tasks<const N: usize>() -> [Task; N] {
+    let mut out = [Task::Caption; N];
+    let (mut i, mut n) = (0, 0);
+    while i < TABLE.len() {
+        if TABLE[i].endpoint {
+            assert!(
+                n < N,
+                "more endpoint tasks in TABLE than Task::ENDPOINT holds"
+            );
+            out[n] = TABLE[i].task;
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(
+        n == N,
+        "fewer endpoint tasks in TABLE than Task::ENDPOINT holds"
+    );
+    out
 }
 
 impl Task {
@@ -92,159 +293,12 @@ impl Task {
         Task::RegionToOcr,
     ];
 
-    /// The 14 tasks the hosted endpoint answers (all but the last), in the order people meet them.
-    pub const ENDPOINT: &'static [Task] = Task::ALL.split_at(14).0;
+    /// The 14 tasks the hosted endpoint answers (the table's `endpoint` column), in the order
+    /// people meet them.
+    pub const ENDPOINT: &'static [Task] = &endpoint_tasks::<14>();
 
-    fn info(self) -> TaskInfo {
-        use AnswerKind as A;
-        use TaskGroup as G;
-        use TextKind as T;
-        let (token, label, description, text, group, answer, prompt) = match self {
-            Task::Caption => (
-                "<CAPTION>",
-                "Caption",
-                "One sentence about the picture.",
-                T::None,
-                G::Captions,
-                A::PureText,
-                "What does the image describe?",
-            ),
-            Task::DetailedCaption => (
-                "<DETAILED_CAPTION>",
-                "Detailed caption",
-                "A few sentences about the picture.",
-                T::None,
-                G::Captions,
-                A::PureText,
-                "Describe in detail what is shown in the image.",
-            ),
-            Task::MoreDetailedCaption => (
-                "<MORE_DETAILED_CAPTION>",
-                "More detailed caption",
-                "A paragraph about the picture.",
-                T::None,
-                G::Captions,
-                A::PureText,
-                "Describe with a paragraph what is shown in the image.",
-            ),
-            Task::ObjectDetection => (
-                "<OD>",
-                "Object detection",
-                "Boxes around objects, each with its category.",
-                T::None,
-                G::Detection,
-                A::DescriptionWithBboxes,
-                "Locate the objects with category name in the image.",
-            ),
-            Task::DenseRegionCaption => (
-                "<DENSE_REGION_CAPTION>",
-                "Dense region caption",
-                "Boxes around regions, each with a short description.",
-                T::None,
-                G::Detection,
-                A::DescriptionWithBboxes,
-                "Locate the objects in the image, with their descriptions.",
-            ),
-            Task::RegionProposal => (
-                "<REGION_PROPOSAL>",
-                "Region proposal",
-                "Boxes around everything that could be an object, without labels.",
-                T::None,
-                G::Detection,
-                A::Bboxes,
-                "Locate the region proposals in the image.",
-            ),
-            Task::CaptionToPhraseGrounding => (
-                "<CAPTION_TO_PHRASE_GROUNDING>",
-                "Phrase grounding",
-                "Boxes for the phrases of a caption you write.",
-                T::Required,
-                G::Grounding,
-                A::PhraseGrounding,
-                "Locate the phrases in the caption: {input}",
-            ),
-            Task::ReferringExpressionSegmentation => (
-                "<REFERRING_EXPRESSION_SEGMENTATION>",
-                "Referring expression segmentation",
-                "A mask for the thing you describe.",
-                T::Required,
-                G::Segmentation,
-                A::Polygons,
-                "Locate {input} in the image with mask",
-            ),
-            Task::RegionToSegmentation => (
-                "<REGION_TO_SEGMENTATION>",
-                "Region to segmentation",
-                "A mask for the object inside the rectangle you draw.",
-                T::Region,
-                G::Segmentation,
-                A::Polygons,
-                "What is the polygon mask of region {input}",
-            ),
-            Task::OpenVocabularyDetection => (
-                "<OPEN_VOCABULARY_DETECTION>",
-                "Open-vocabulary detection",
-                "Boxes for any object you name.",
-                T::Required,
-                G::Grounding,
-                A::DescriptionWithBboxesOrPolygons,
-                "Locate {input} in the image.",
-            ),
-            Task::RegionToCategory => (
-                "<REGION_TO_CATEGORY>",
-                "Region to category",
-                "The category of the object inside the rectangle you draw.",
-                T::Region,
-                G::Regions,
-                A::PureText,
-                "What is the region {input}?",
-            ),
-            Task::RegionToDescription => (
-                "<REGION_TO_DESCRIPTION>",
-                "Region to description",
-                "A description of the rectangle you draw.",
-                T::Region,
-                G::Regions,
-                A::PureText,
-                "What does the region {input} describe?",
-            ),
-            Task::Ocr => (
-                "<OCR>",
-                "OCR",
-                "The text in the picture.",
-                T::None,
-                G::Ocr,
-                A::PureText,
-                "What is the text in the image?",
-            ),
-            Task::OcrWithRegion => (
-                "<OCR_WITH_REGION>",
-                "OCR with regions",
-                "The text in the picture, each line with its quadrilateral.",
-                T::None,
-                G::Ocr,
-                A::Ocr,
-                "What is the text in the image, with regions?",
-            ),
-            Task::RegionToOcr => (
-                "<REGION_TO_OCR>",
-                "Region to OCR",
-                "The text inside the rectangle you draw (local model only).",
-                T::Region,
-                G::Ocr,
-                A::PureText,
-                "What text is in the region {input}?",
-            ),
-        };
-        TaskInfo {
-            token,
-            label,
-            description,
-            text,
-            group,
-            answer,
-            prompt,
-        }
+    fn info(self) -> &'static TaskInfo {
+        &TABLE[self as usize]
     }
 
     pub fn token(self) -> &'static str {
@@ -274,7 +328,7 @@ impl Task {
 
     /// Whether NVIDIA's hosted endpoint answers this task.
     pub fn on_endpoint(self) -> bool {
-        self != Task::RegionToOcr
+        self.info().endpoint
     }
 
     /// The model's prompt template, `{input}` standing for the task's text.
@@ -345,6 +399,14 @@ impl std::fmt::Display for Task {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_is_in_the_order_of_all() {
+        for (i, task) in Task::ALL.into_iter().enumerate() {
+            assert_eq!(TABLE[i].task, task, "row {i}");
+            assert_eq!(task as usize, i, "{task:?}");
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_are_unique() {

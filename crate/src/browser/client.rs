@@ -13,7 +13,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use crate::browser::image;
-use crate::http_error::error_from_http;
+use crate::http_error::{backoff, error_from_http};
 use crate::image_prep::{DEFAULT_MAX_BASE64_CHARS, PrepareOptions, base64_len};
 use crate::prompt::Prompt;
 use crate::region::ImageSize;
@@ -93,9 +93,7 @@ impl ClientConfig {
                 return bad(format!("{what} must be a positive number, not {v}"));
             }
         }
-        if self.max_base64_chars == 0 {
-            return bad("maxBase64Chars must be positive".into());
-        }
+        crate::image_prep::max_base64_chars(self.max_base64_chars as f64)?;
         self.max_retries = self.max_retries.min(10);
         self.api_key = self.api_key.filter(|k| !k.trim().is_empty());
         Ok(self)
@@ -334,7 +332,7 @@ impl Body for BodyBytes<'_> {
 }
 
 /// Sends and reads the answer, retrying 429 answers up to `max_retries` times: waits
-/// `Retry-After` (or 1, 2, 4 … s without one), unless that is longer than `max_retry_wait_ms`.
+/// `Retry-After` (or [`backoff`] without one), unless that is longer than `max_retry_wait_ms`.
 /// Any other failure is final.
 async fn send_with_retries(
     config: &ClientConfig,
@@ -378,7 +376,7 @@ async fn send_with_retries(
         }
         let wait_ms = error
             .retry_after_secs
-            .map_or(1000.0 * f64::from(1u32 << attempt.min(6)), |s| s * 1000.0);
+            .map_or(backoff(attempt).as_secs_f64() * 1000.0, |s| s * 1000.0);
         if wait_ms > config.max_retry_wait_ms {
             return Err(error);
         }

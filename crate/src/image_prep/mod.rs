@@ -22,6 +22,20 @@ use base64::Engine;
 /// NVIDIA's samples require the inline base64 string to stay under 180,000 characters.
 pub const DEFAULT_MAX_BASE64_CHARS: usize = 180_000;
 
+/// The one check of a `maxBase64Chars` option, wherever it is given (JS numbers are f64): a
+/// positive count of characters, fractions dropped.
+pub fn max_base64_chars(value: f64) -> crate::Result<usize> {
+    // 2^53: every whole number up to here is exact in f64.
+    if (1.0..=9.0e15).contains(&value) {
+        Ok(value as usize)
+    } else {
+        Err(crate::Error::new(
+            crate::ErrorCode::BadOption,
+            format!("maxBase64Chars must be a positive number of characters, not {value}"),
+        ))
+    }
+}
+
 /// What to make of an image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrepareOptions {
@@ -31,7 +45,8 @@ pub struct PrepareOptions {
     pub max_pixels: u64,
     /// Largest file accepted, in bytes.
     pub max_input_bytes: usize,
-    /// Smallest side accepted, in pixels.
+    /// Smallest side the budget search may shrink a picture to, in pixels (a smaller original
+    /// is sent as it is: the model resizes every picture to its input size anyway).
     pub min_side: u32,
     /// The model looks at 768×768: a shorter side above this only costs bytes.
     pub max_short_side: u32,

@@ -48,13 +48,7 @@ impl Florence2Client {
         let d = ClientConfig::default();
         let max_base64_chars = match o.max_base64_chars {
             None => d.max_base64_chars,
-            Some(v) if v.is_finite() && v >= 1.0 => v as usize,
-            Some(v) => {
-                return Err(js_error(Error::new(
-                    ErrorCode::BadOption,
-                    format!("maxBase64Chars must be a positive number, not {v}"),
-                )));
-            }
+            Some(v) => crate::image_prep::max_base64_chars(v).map_err(js_error)?,
         };
         let config = ClientConfig {
             base_url: o.base_url.unwrap_or(d.base_url),

@@ -87,10 +87,9 @@ fn prepare_options(
             ))
         }
     };
-    options.max_base64_chars = Some(count(
+    options.max_base64_chars = Some(crate::image_prep::max_base64_chars(
         max_base64_chars.unwrap_or(DEFAULT_MAX_BASE64_CHARS as f64),
-        "maxBase64Chars",
-    )? as usize);
+    )?);
     if let Some(p) = max_pixels {
         options.max_pixels = count(p, "maxPixels")?;
     }

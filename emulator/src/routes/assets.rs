@@ -8,15 +8,13 @@ use axum::body::Body;
 use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use florence2::request::HEADER_ASSET_DESCRIPTION;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{MAX_ASSET_BYTES, MAX_JSON_BYTES, auth, request};
 use crate::problem::Problem;
 use crate::state::{Asset, State, lock};
-
-/// The header S3 signs the description into.
-pub const DESCRIPTION_HEADER: &str = "x-amz-meta-nvcf-asset-description";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,12 +85,12 @@ pub async fn upload(
             headers.get(name).and_then(|v| v.to_str().ok()) == Some(expected)
         };
         if !header_is(header::CONTENT_TYPE.as_str(), &content_type)
-            || !header_is(DESCRIPTION_HEADER, &description)
+            || !header_is(HEADER_ASSET_DESCRIPTION, &description)
         {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "SignatureDoesNotMatch: content-type and {DESCRIPTION_HEADER} must be those given when the asset was created"
+                    "SignatureDoesNotMatch: content-type and {HEADER_ASSET_DESCRIPTION} must be those given when the asset was created"
                 ),
             ));
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use florence2::request::{HEADER_PERCENT_COMPLETE, HEADER_REQUEST_ID, HEADER_STATUS};
 
 use crate::fault::Fault;
 use crate::problem::Problem;
@@ -80,12 +81,12 @@ pub fn answer_or_park(state: &Arc<State>, delivery: Delivery, fault: &Fault) -> 
 pub fn pending(req_id: HeaderValue, percent: u32) -> Response {
     let mut response = StatusCode::ACCEPTED.into_response();
     let headers = response.headers_mut();
-    headers.insert("nvcf-reqid", req_id);
+    headers.insert(HEADER_REQUEST_ID, req_id);
     headers.insert(
-        "nvcf-status",
+        HEADER_STATUS,
         HeaderValue::from_static("pending-evaluation"),
     );
-    headers.insert("nvcf-percent-complete", HeaderValue::from(percent));
+    headers.insert(HEADER_PERCENT_COMPLETE, HeaderValue::from(percent));
     response
 }
 
@@ -105,6 +106,6 @@ pub fn send(delivery: Delivery) -> Response {
     let mut response = (StatusCode::OK, delivery.body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert("nvcf-status", HeaderValue::from_static("fulfilled"));
+    headers.insert(HEADER_STATUS, HeaderValue::from_static("fulfilled"));
     response
 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
-use florence2::request::{INVOKE_PATH, MAX_INVOKE_BODY_BYTES};
+use florence2::request::{
+    INVOKE_PATH, MAX_INVOKE_BODY_BYTES, NVCF_ASSETS_PATH, NVCF_STATUS_PATH_PREFIX,
+};
 use tower_http::cors::CorsLayer;
 
 use crate::problem::Problem;
@@ -29,8 +31,11 @@ pub const MAX_ASSET_BYTES: usize = 64 * 1024 * 1024;
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route(INVOKE_PATH, post(invoke::invoke))
-        .route("/v2/nvcf/pexec/status/{req_id}", get(status::status))
-        .route("/v2/nvcf/assets", post(assets::create))
+        .route(
+            &format!("{NVCF_STATUS_PATH_PREFIX}{{req_id}}"),
+            get(status::status),
+        )
+        .route(NVCF_ASSETS_PATH, post(assets::create))
         .route("/s3/assets/{asset_id}", put(assets::upload))
         .route("/s3/results/{token}", get(results::download))
         .route(

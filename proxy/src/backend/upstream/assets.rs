@@ -2,19 +2,18 @@
 //! PUT the bytes there with the headers the signature covers — without the key.
 
 use bytes::Bytes;
+use florence2::request::{HEADER_ASSET_DESCRIPTION, NVCF_ASSETS_PATH};
 use florence2::{Error, ErrorCode, Result};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{UpstreamBackend, failure};
+use super::{UpstreamBackend, failure, relative};
 use crate::backend::{AssetUpload, CallContext};
 
 /// The description given at creation; the presigned PUT must repeat it.
 const DESCRIPTION: &str = "florence2-web image";
-/// The header that repeats it.
-const DESCRIPTION_HEADER: &str = "x-amz-meta-nvcf-asset-description";
 /// Longest creation answer read.
 const MAX_CREATE_ANSWER: usize = 64 * 1024;
 const MAX_ASSET_ID_CHARS: usize = 128;
@@ -34,7 +33,7 @@ pub async fn upload(
     let key = up.key(context)?;
     let create_url = up
         .nvcf
-        .join("v2/nvcf/assets")
+        .join(relative(NVCF_ASSETS_PATH))
         .map_err(|e| Error::new(ErrorCode::Upstream, format!("cannot create assets: {e}")))?;
     let create = Bytes::from(
         json!({ "contentType": upload.content_type, "description": DESCRIPTION }).to_string(),
@@ -96,7 +95,7 @@ pub async fn upload(
         .client
         .put(upload_url)
         .header(CONTENT_TYPE, &upload.content_type)
-        .header(DESCRIPTION_HEADER, DESCRIPTION)
+        .header(HEADER_ASSET_DESCRIPTION, DESCRIPTION)
         .body(upload.bytes);
     let stored = up.send(put, context, "the asset upload").await?;
     if !stored.status().is_success() {

@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use florence2::request::{
-    HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, Invocation, InvokeRequest,
+    HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, HEADER_POLL_SECONDS,
+    HEADER_REQUEST_ID, Invocation, InvokeRequest, nvcf_status_path,
 };
 use florence2::{Error, ErrorCode, Result};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Response, StatusCode};
 use tokio::time::Instant;
 
-use super::{UpstreamBackend, archive, failure};
+use super::{UpstreamBackend, archive, failure, relative};
 use crate::api_key::ApiKey;
 use crate::backend::CallContext;
 
@@ -46,7 +47,7 @@ pub async fn invoke(
                 .header(AUTHORIZATION, key.authorization())
                 .header(CONTENT_TYPE, "application/json")
                 .header(ACCEPT, "application/json")
-                .header("NVCF-POLL-SECONDS", up.poll_seconds)
+                .header(HEADER_POLL_SECONDS, up.poll_seconds)
                 .body(body.clone());
             if let Some(id) = asset {
                 post = post
@@ -79,7 +80,7 @@ async fn settle(
                 };
                 let poll_url = up
                     .nvcf
-                    .join(&format!("v2/nvcf/pexec/status/{id}"))
+                    .join(relative(&nvcf_status_path(&id)))
                     .map_err(|e| Error::new(ErrorCode::Upstream, format!("cannot poll: {e}")))?;
                 req_id = Some(id);
                 drop(response);
@@ -92,7 +93,7 @@ async fn settle(
                             .get(poll_url.clone())
                             .header(AUTHORIZATION, key.authorization())
                             .header(ACCEPT, "application/json")
-                            .header("NVCF-POLL-SECONDS", up.poll_seconds)
+                            .header(HEADER_POLL_SECONDS, up.poll_seconds)
                     })
                     .await?;
                 if response.status() == StatusCode::ACCEPTED {
@@ -111,7 +112,7 @@ async fn settle(
 
 /// The request id to poll. It becomes part of a URL path, so only UUID-like ids pass.
 fn request_id(response: &Response) -> Result<String> {
-    let Some(id) = response.headers().get("nvcf-reqid") else {
+    let Some(id) = response.headers().get(HEADER_REQUEST_ID) else {
         return Err(Error::new(
             ErrorCode::Upstream,
             "the upstream answered 202 without an NVCF-REQID header",

@@ -13,7 +13,7 @@ mod retry;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use florence2::request::Invocation;
+use florence2::request::{INVOKE_PATH, Invocation};
 use florence2::{Error, ErrorCode, Result};
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
 use tokio::time::Instant;
@@ -23,6 +23,12 @@ use self::reachability::Prober;
 use super::{AssetUpload, Backend, BoxFuture, CallContext, Health};
 use crate::api_key::ApiKey;
 use crate::config::Config;
+
+/// A protocol path (`/v2/…`) relative to a configured base URL, so a base with a path prefix
+/// (`https://host/prefix/`) keeps it.
+fn relative(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
 
 /// How long connecting to an upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,7 +60,7 @@ impl UpstreamBackend {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let invoke_url = config
             .upstream
-            .join("v1/vlm/microsoft/florence-2")
+            .join(relative(INVOKE_PATH))
             .map_err(|e| format!("--upstream: {e}"))?;
         Ok(UpstreamBackend {
             prober: Prober::new(config.upstream.clone()),
@@ -131,7 +137,7 @@ impl UpstreamBackend {
                 return Ok(response);
             }
             let wait = retry::retry_after(response.headers(), SystemTime::now())
-                .unwrap_or_else(|| retry::backoff(attempt));
+                .unwrap_or_else(|| florence2::http_error::backoff(attempt));
             let fits = Instant::now() + wait < context.deadline;
             if attempt >= self.max_retries || !fits {
                 let error = failure::from_response(response, what, Some(key)).await;

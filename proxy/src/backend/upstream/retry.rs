@@ -1,5 +1,5 @@
-//! How long to wait before retrying a 429: the upstream's `Retry-After` (read by florence2),
-//! or an exponential back-off when it gives none.
+//! How long to wait before retrying a 429: the upstream's `Retry-After` (read by florence2);
+//! without one, florence2's `http_error::backoff`, the rule the browser client follows too.
 
 use std::time::{Duration, SystemTime};
 
@@ -18,11 +18,6 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
             .unwrap_or(MAX_RETRY_AFTER)
             .min(MAX_RETRY_AFTER),
     )
-}
-
-/// 1, 2, 4, 8, 8 … seconds for retries without `Retry-After`.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1 << attempt.min(3))
 }
 
 #[cfg(test)]
@@ -55,13 +50,5 @@ mod tests {
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&headers("1e30"), now), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn backoff_doubles_then_stays() {
-        assert_eq!(
-            [0, 1, 2, 3, 9].map(|a| backoff(a).as_secs()),
-            [1, 2, 4, 8, 8]
-        );
     }
 }
