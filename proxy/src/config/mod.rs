@@ -1,6 +1,7 @@
 //! The proxy's configuration: flags, each also settable by an environment variable, and the
 //! API key, which only the environment (`NVIDIA_API_KEY`) can give.
 
+pub mod cidr;
 mod origin;
 pub mod upstream_url;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use reqwest::Url;
 
+pub use self::cidr::Cidr;
 pub use self::origin::OriginPattern;
 use crate::api_key::ApiKey;
 
