@@ -747,3 +747,35 @@ async fn an_answer_a_client_does_not_drain_stays_in_the_memory_budget() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.bytes().await.expect("body").len(), BIG);
 }
+
+#[tokio::test]
+async fn an_upstream_named_on_loopback_is_still_reached_through_the_public_only_resolver() {
+    // The resolver drops loopback addresses for every name but the configured upstreams':
+    // the emulator, reached as `localhost`, must still answer.
+    let stack = support::start(&[], &[], Some("nvapi-named")).await;
+    let port = stack.emulator_url.rsplit(':').next().expect("port");
+    let upstream = format!("http://localhost:{port}");
+    let addr = serve_on(
+        "127.0.0.1:0",
+        config(
+            &["--upstream", &upstream, "--assets-upstream", &upstream],
+            Some("nvapi-named"),
+        ),
+        None,
+    )
+    .await;
+    let answer = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("http://{addr}/v1/vlm/microsoft/florence-2"))
+        .json(&body(Task::Caption, &data_url(&png(8, 8, 0))))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        stack.seen("/v1/vlm")[0].host.as_deref(),
+        Some(format!("localhost:{port}").as_str())
+    );
+}
