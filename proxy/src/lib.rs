@@ -12,16 +12,14 @@ mod routes;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::guard::client::TrustedProxies;
-use crate::guard::connections::CappedListener;
+use crate::guard::connections::{self, CappedListener};
 use crate::guard::shutdown::Phase;
 
 pub use api_key::ApiKey;
@@ -103,10 +101,7 @@ pub async fn serve_backend(
     let phase_tx = Arc::new(phase_tx);
     let app = app::router(config, backend, listener.local_addr()?, phase.clone());
     let trusted = TrustedProxies::new(&config.trusted_proxies);
-    let listener = CappedListener::new(listener, config.max_connections, trusted).tap_io(|io| {
-        // Answers are written whole; Nagle's delay would only add latency.
-        let _ = io.tcp().set_nodelay(true);
-    });
+    let listener = CappedListener::new(listener, config.max_connections, trusted);
     let grace = config.shutdown_grace();
     let draining = {
         let phase_tx = phase_tx.clone();
@@ -119,12 +114,7 @@ pub async fn serve_backend(
             phase_tx.send_replace(Phase::Draining);
         }
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(draining)
-    .into_future();
+    let server = connections::serve(listener, app, config.head_timeout(), draining);
     let expiry = async move {
         let mut phase = phase;
         if phase.wait_for(|p| *p != Phase::Serving).await.is_err() {
@@ -136,7 +126,7 @@ pub async fn serve_backend(
         tokio::time::sleep(FLUSH_AFTER_GRACE).await;
     };
     tokio::select! {
-        served = server => served?,
+        () = server => {}
         () = expiry => tracing::warn!("stopping with connections still open"),
     }
     Ok(())

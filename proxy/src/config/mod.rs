@@ -167,6 +167,12 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(4..=1_000_000), env = "FLORENCE2_MAX_CONNECTIONS")]
     pub max_connections: u32,
 
+    /// Seconds a client may take to send a request's head (the request line and headers),
+    /// also while a connection waits for its next request; then the connection is closed.
+    /// Against connections that send nothing, or their headers a byte at a time.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_HEAD_TIMEOUT")]
+    pub head_timeout: u64,
+
     /// Megabytes that request bodies and answers may hold in memory at once, across all
     /// clients. A body's size (its Content-Length, else the largest body accepted) is
     /// reserved before it is read and released once its answer has been sent; requests wait
@@ -205,6 +211,10 @@ pub struct Config {
 impl Config {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
+    }
+
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_secs(self.head_timeout)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -3,6 +3,11 @@
 //! most a quarter of the connections, beyond which its new ones are closed at once, so that
 //! one client cannot take every connection from the others. A `--trusted-proxy` carries many
 //! clients and is exempt from the per-client share.
+//!
+//! And the connections themselves: a client gets `--head-timeout` to send each request's
+//! head, also the first and after an answer (keep-alive), so that a connection that sends
+//! nothing, or its headers a byte at a time, gives its place back. axum::serve sets no timer
+//! for hyper, which turns that timeout off; hence this loop.
 
 use std::collections::HashMap;
 use std::io;
@@ -11,10 +16,20 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tower::Service;
 
 use super::client::{TrustedProxies, client_key};
 
@@ -163,4 +178,61 @@ impl AsyncWrite for CountedStream {
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
+}
+
+/// Serves `app` on `listener` until `shutdown`; then stops accepting, lets each open
+/// connection finish its request in progress (idle ones close), and returns when all have.
+pub async fn serve(
+    mut listener: CappedListener,
+    app: Router,
+    head_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (closing_tx, closing) = watch::channel(false);
+    // Each connection holds a sender; when the last is dropped, every connection is done.
+    let (open_tx, mut all_closed) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        // Answers are written whole; Nagle's delay would only add latency.
+        let _ = io.tcp().set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            // A Router is always ready: no poll_ready needed before call.
+            app.clone().call(request)
+        });
+        let mut closing = closing.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(head_timeout);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                // Errors here are the client's doing (reset, timeout, garbage): nothing to log
+                // above debug.
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                }
+                () = async move { let _ = closing.wait_for(|c| *c).await; } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    drop(open_tx);
+    let _ = all_closed.recv().await;
 }

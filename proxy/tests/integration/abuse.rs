@@ -779,3 +779,68 @@ async fn an_upstream_named_on_loopback_is_still_reached_through_the_public_only_
         Some(format!("localhost:{port}").as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_send_no_head_in_time_give_their_place_back() {
+    let stack = support::start(&[], &["--head-timeout", "1"], Some("nvapi-slowloris")).await;
+    let addr = stack.proxy_addr;
+    // Silent from the start.
+    let mut silent = connect_from("127.0.0.1", addr).await;
+    assert!(!closed_by_server(&mut silent, Duration::from_millis(300)).await);
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(3)).await,
+        "silent"
+    );
+    // A header line every 300 ms, never the end of the head.
+    let started = std::time::Instant::now();
+    let (mut reader, mut writer) = connect_from("127.0.0.1", addr).await.into_split();
+    let drip = tokio::spawn(async move {
+        let _ = writer
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+            .await;
+        for i in 0..30 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if writer
+                .write_all(format!("x-drip-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 512];
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                // hyper may say 408 first; what counts is that the connection ends.
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a dripping head keeps its connection");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    drip.abort();
+    // Idle after an answer (keep-alive): closed too.
+    let mut kept = connect_from("127.0.0.1", addr).await;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 4096];
+    let n = kept.read(&mut answer).await.expect("answer");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert!(
+        closed_by_server(&mut kept, Duration::from_secs(4)).await,
+        "idle keep-alive"
+    );
+}
