@@ -7,13 +7,17 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use florence2::request::{ASSETS_PATH, INVOKE_PATH};
+use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::guard::client::TrustedProxies;
 use crate::guard::concurrency::ConcurrencyCap;
 use crate::guard::host::AllowedHosts;
+use crate::guard::memory::{self, MemoryBudget};
 use crate::guard::rate_limit::ClientRateLimit;
-use crate::guard::{cors, deadline, host, request_target};
+use crate::guard::shutdown::{self, Phase};
+use crate::guard::{cors, deadline, host, ignored_key, panic, request_target, response_headers};
 use crate::observe::access_log;
 use crate::routes::{assets, healthz, invoke, not_found, static_files};
 
@@ -25,8 +29,13 @@ pub struct App {
 }
 
 /// The server for `config`, answering through `backend`, listening on `local` (which decides
-/// the Host names it answers to by default).
-pub fn router(config: &Config, backend: Arc<dyn Backend>, local: SocketAddr) -> Router {
+/// the Host names it answers to by default); `phase` says when the shutdown grace is over.
+pub fn router(
+    config: &Config,
+    backend: Arc<dyn Backend>,
+    local: SocketAddr,
+    phase: watch::Receiver<Phase>,
+) -> Router {
     let app = Arc::new(App {
         backend,
         rate: ClientRateLimit::new(config.rate_limit, config.rate_burst),
@@ -37,16 +46,35 @@ pub fn router(config: &Config, backend: Arc<dyn Backend>, local: SocketAddr) -> 
         .route(ASSETS_PATH, post(assets::upload))
         .route("/healthz", get(healthz::healthz))
         .method_not_allowed_fallback(not_found::method_not_allowed)
-        .with_state(app);
-    // Outermost last: the access log sees everything (with its id), CORS headers reach even
+        .with_state(app)
+        .layer(from_fn_with_state(
+            MemoryBudget::new(config.memory_budget_bytes()),
+            memory::guard,
+        ));
+    let hosts = AllowedHosts::new(&config.allow_hosts, local, config.api_key.is_some());
+    tracing::info!("answering Host names: {}", hosts.describe());
+    // Outermost last: the access log sees everything (with its id), a panic anywhere inside
+    // is that request's 500, every answer gets the security headers, CORS headers reach even
     // refusals, refusals come before any work, and the deadline bounds the work.
-    static_files::attach(api, config.static_dir.as_deref())
+    let router = static_files::attach(api, config.static_dir.as_deref())
         .layer(from_fn_with_state(config.timeout(), deadline::enforce))
         .layer(from_fn(request_target::check))
-        .layer(from_fn_with_state(
-            AllowedHosts::new(&config.allow_hosts, local),
-            host::check,
-        ))
+        .layer(from_fn_with_state(hosts, host::check));
+    let router = if config.api_key.is_some() {
+        router.layer(from_fn(ignored_key::strip))
+    } else {
+        router
+    };
+    router
         .layer(cors::layer(config.origins()))
-        .layer(from_fn(access_log::record))
+        .layer(from_fn_with_state(phase, shutdown::enforce))
+        .layer(from_fn_with_state(
+            static_files::content_security_policy(config.static_dir.as_deref()),
+            response_headers::add,
+        ))
+        .layer(panic::layer(config.api_key.clone()))
+        .layer(from_fn_with_state(
+            TrustedProxies::new(&config.trusted_proxies),
+            access_log::record,
+        ))
 }

@@ -12,10 +12,15 @@ mod routes;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::guard::client::TrustedProxies;
+use crate::guard::connections::{self, CappedListener};
+use crate::guard::shutdown::Phase;
 
 pub use api_key::ApiKey;
 pub use backend::Backend;
@@ -52,7 +57,8 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeErr
     serve_until(config, listener, florence2_process::Shutdown::on_signals()).await
 }
 
-/// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
+/// Serves until `shutdown` completes, then stops accepting and lets open requests finish
+/// within `--shutdown-grace`.
 pub async fn serve_until(
     config: Config,
     listener: TcpListener,
@@ -62,7 +68,13 @@ pub async fn serve_until(
     serve_backend(&config, Arc::new(backend), listener, shutdown).await
 }
 
-/// Serves with any [`Backend`] (the seam for the local model).
+/// How long after the grace the process waits for the 503s to be written before it exits
+/// regardless (a client that does not read its answer cannot keep the process up).
+const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves with any [`Backend`] (the seam for the local model). After `shutdown`: no new
+/// connections; open requests have `--shutdown-grace` to finish, then get 503, and this
+/// returns.
 pub async fn serve_backend(
     config: &Config,
     backend: Arc<dyn Backend>,
@@ -72,18 +84,50 @@ pub async fn serve_backend(
     if let Some(dir) = config.static_dir.as_deref().filter(|d| !d.is_dir()) {
         tracing::warn!(dir = %dir.display(), "--static is not a directory; / will say how to build the demo");
     }
+    if cfg!(panic = "abort") {
+        tracing::warn!(
+            "built with panic = \"abort\": a bug that panics stops the whole server; build with --profile release-native"
+        );
+    }
     tracing::info!(
         upstream = %config.upstream,
         assets_upstream = %config.assets_upstream,
         key_configured = config.api_key.is_some(),
+        max_connections = config.max_connections,
+        memory_budget_mb = config.memory_budget,
         "serving"
     );
-    let app = app::router(config, backend, listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let (phase_tx, phase) = watch::channel(Phase::Serving);
+    let phase_tx = Arc::new(phase_tx);
+    let app = app::router(config, backend, listener.local_addr()?, phase.clone());
+    let trusted = TrustedProxies::new(&config.trusted_proxies);
+    let listener = CappedListener::new(listener, config.max_connections, trusted);
+    let grace = config.shutdown_grace();
+    let draining = {
+        let phase_tx = phase_tx.clone();
+        async move {
+            shutdown.await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no new connections; open requests may finish within --shutdown-grace, then get 503; a second signal exits at once"
+            );
+            phase_tx.send_replace(Phase::Draining);
+        }
+    };
+    let server = connections::serve(listener, app, config.head_timeout(), draining);
+    let expiry = async move {
+        let mut phase = phase;
+        if phase.wait_for(|p| *p != Phase::Serving).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+        tracing::warn!("--shutdown-grace is over: answering open requests 503");
+        phase_tx.send_replace(Phase::Expired);
+        tokio::time::sleep(FLUSH_AFTER_GRACE).await;
+    };
+    tokio::select! {
+        () = server => {}
+        () = expiry => tracing::warn!("stopping with connections still open"),
+    }
     Ok(())
 }

@@ -22,18 +22,26 @@ async fn main() -> ExitCode {
             "NVIDIA_API_KEY is not set: each request must bring its own key in X-Api-Key"
         ),
     }
-    let (listener, shutdown) = match florence2_process::listen(config.listen).await {
-        Ok(started) => started,
-        Err(e) => {
-            eprintln!("florence2-proxy: cannot listen on {}: {e}", config.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    match serve_until(config, listener, shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("florence2-proxy: {e}");
-            ExitCode::FAILURE
+    let (listener, first_signal, second_signal) =
+        match florence2_process::listen_staged(config.listen).await {
+            Ok(started) => started,
+            Err(e) => {
+                eprintln!("florence2-proxy: cannot listen on {}: {e}", config.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+    tokio::select! {
+        served = serve_until(config, listener, first_signal) => match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("florence2-proxy: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        () = second_signal => {
+            tracing::warn!("second signal: exiting now, open requests dropped");
+            // At once: no waiting on the runtime's blocking threads (a DNS lookup) either.
+            std::process::exit(1)
         }
     }
 }

@@ -21,7 +21,10 @@ pub fn run(args: &[String]) -> Result {
         cargo()
             .args([
                 "run",
-                "--release",
+                // Not --release: that profile aborts on a panic (for wasm size); the proxy
+                // must unwind so that a panic costs one request, not the server.
+                "--profile",
+                "release-native",
                 "-p",
                 "florence2-proxy",
                 "--",

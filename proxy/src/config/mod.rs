@@ -1,6 +1,7 @@
 //! The proxy's configuration: flags, each also settable by an environment variable, and the
 //! API key, which only the environment (`NVIDIA_API_KEY`) can give.
 
+pub mod cidr;
 mod origin;
 pub mod upstream_url;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use reqwest::Url;
 
+pub use self::cidr::Cidr;
 pub use self::origin::OriginPattern;
 use crate::api_key::ApiKey;
 
@@ -40,7 +42,9 @@ Environment:
                    with it, X-Api-Key headers are ignored.
   RUST_LOG         log filter, e.g. `info` (default) or `florence2_proxy=debug`.
 Logs go to stderr; the first stdout line is `listening on http://IP:PORT`.
-SIGTERM or Ctrl-C stops accepting connections and lets open requests finish.
+SIGTERM or Ctrl-C stops accepting connections and lets open requests finish within
+--shutdown-grace; then they are answered 503 and the process exits. A second signal exits
+at once.
 
 Example:
   NVIDIA_API_KEY=nvapi-… florence2-proxy --listen 127.0.0.1:8080 --static web/dist";
@@ -94,8 +98,10 @@ pub struct Config {
     pub allow_origins: Vec<OriginPattern>,
 
     /// A Host name the proxy answers to (a guard against DNS rebinding). Repeatable; `*`
-    /// allows any. Default: on a loopback --listen address, localhost, 127.0.0.1 and [::1]
-    /// (any port); on other addresses, any name.
+    /// allows any. Default: loopback names (localhost, 127.0.0.1, [::1], any port), plus, on
+    /// a non-loopback --listen address, that address (any address when it is 0.0.0.0 or ::);
+    /// never a DNS name unless listed here. Without NVIDIA_API_KEY (no key to spend) a
+    /// non-loopback --listen answers any name.
     #[arg(
         long = "allow-host",
         value_name = "HOST",
@@ -155,6 +161,44 @@ pub struct Config {
     )]
     pub handoff_hosts: Vec<String>,
 
+    /// Most client connections open at once; more wait unaccepted until one closes. One
+    /// client address (an IPv6 client: its /64) may hold at most a quarter of them (except a
+    /// --trusted-proxy); beyond that its new connections are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(4..=1_000_000), env = "FLORENCE2_MAX_CONNECTIONS")]
+    pub max_connections: u32,
+
+    /// Seconds a client may take to send a request's head (the request line and headers),
+    /// also while a connection waits for its next request; then the connection is closed.
+    /// Against connections that send nothing, or their headers a byte at a time.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_HEAD_TIMEOUT")]
+    pub head_timeout: u64,
+
+    /// Megabytes that request bodies and answers may hold in memory at once, across all
+    /// clients. A body's size (its Content-Length, else the largest body accepted) is
+    /// reserved before it is read and released once its answer has been sent; requests wait
+    /// (up to 20 s) for room, then get RATE_LIMITED. One client address may hold at most a
+    /// quarter of it (at least one largest body, 25 MB).
+    #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=1_048_576), env = "FLORENCE2_MEMORY_BUDGET")]
+    pub memory_budget: u32,
+
+    /// Seconds that open requests may still run after SIGTERM or Ctrl-C; then they are
+    /// answered 503 (RATE_LIMITED, Retry-After 1) and the process exits. A second signal
+    /// exits at once.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), env = "FLORENCE2_SHUTDOWN_GRACE")]
+    pub shutdown_grace: u64,
+
+    /// A reverse proxy (address or block, e.g. 10.0.0.0/8) in front of this one: for
+    /// connections from it the client is read from X-Forwarded-For (its rightmost address
+    /// that is not itself a trusted proxy). Repeatable. Default: none; X-Forwarded-For is
+    /// ignored.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "FLORENCE2_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
     /// Log line format (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FLORENCE2_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -167,6 +211,19 @@ pub struct Config {
 impl Config {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
+    }
+
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_secs(self.head_timeout)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace)
+    }
+
+    /// `--memory-budget` in bytes.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        u64::from(self.memory_budget) * 1024 * 1024
     }
 
     /// The CORS origins in force: the flags, or the local-development defaults.
@@ -214,6 +271,15 @@ mod tests {
         assert!(parse(&["--poll-seconds", "301"]).is_err());
         assert!(parse(&["--timeout", "0"]).is_err());
         assert!(parse(&["--allow-origin", "localhost"]).is_err());
+        assert!(parse(&["--trusted-proxy", "10.0.0.0/33"]).is_err());
+        assert!(parse(&["--memory-budget", "8"]).is_err());
+        assert_eq!(
+            parse(&["--trusted-proxy", "10.0.0.0/8,::1"])
+                .unwrap()
+                .trusted_proxies
+                .len(),
+            2
+        );
         assert_eq!(
             parse(&["--allow-origin", "https://a.org,http://b.org:*"])
                 .unwrap()

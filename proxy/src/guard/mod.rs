@@ -3,9 +3,16 @@
 //! anything may take.
 
 pub mod body;
+pub mod client;
 pub mod concurrency;
+pub mod connections;
 pub mod cors;
 pub mod deadline;
 pub mod host;
+pub mod ignored_key;
+pub mod memory;
+pub mod panic;
 pub mod rate_limit;
 pub mod request_target;
+pub mod response_headers;
+pub mod shutdown;

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -11,22 +11,28 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::headers::loggable;
+use crate::guard::client::TrustedProxies;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The client's address (for per-client limits); unspecified when the server runs without
-/// connection info.
+/// The client's address (for per-client limits): the peer's, or behind a `--trusted-proxy`
+/// the one it forwarded; unspecified when the server runs without connection info.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
-pub async fn record(mut request: Request, next: Next) -> Response {
+pub async fn record(
+    State(trusted): State<TrustedProxies>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let client = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client = trusted.client(peer, request.headers());
     request.extensions_mut().insert(ClientAddr(client));
-    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path(), %client);
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path(), %client, %peer);
     async move {
         tracing::debug!(headers = ?loggable(request.headers()), "received");
         let started = Instant::now();

@@ -1,11 +1,19 @@
-//! The demo's static files (`--static`), or, without them, a page that says how to get them.
+//! The demo's static files (`--static`), or, without them, a page that says how to get them;
+//! and the Content-Security-Policy that lets that demo run. Dotfiles (`.env`, `.git/`) and
+//! anything a symlink leads to outside the directory are not served.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::Router;
+use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
-use axum::response::Html;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
+use percent_encoding::percent_decode_str;
+use tower::Layer;
 use tower_http::services::ServeDir;
 
 use super::not_found::not_found;
@@ -26,13 +34,123 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
     match dir.filter(|d| d.is_dir()) {
         // ServeDir resolves paths inside `dir` only and serves index.html for directories;
         // MIME types by extension (.wasm is application/wasm).
-        Some(dir) => router.fallback_service(
-            ServeDir::new(dir)
+        Some(dir) => {
+            let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+            let files = ServeDir::new(dir)
                 .call_fallback_on_method_not_allowed(true)
-                .fallback(not_found.into_service()),
-        ),
+                .fallback(not_found.into_service());
+            router.fallback_service(from_fn_with_state(root, inside_root).layer(files))
+        }
         None => router
             .route("/", get(|| async { Html(NO_DEMO) }))
             .fallback(not_found),
+    }
+}
+
+/// Refuses (404, as if absent) a path with a segment starting with `.`, or one that resolves,
+/// through symlinks, outside the canonical `root` — also the `index.html` ServeDir would add
+/// for a directory.
+async fn inside_root(State(root): State<PathBuf>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    if hidden_or_outside(&root, &uri).await {
+        tracing::info!(
+            path = uri.path(),
+            "refused: a dotfile, or a symlink out of --static"
+        );
+        return not_found(method, uri).await.into_response();
+    }
+    next.run(request).await
+}
+
+async fn hidden_or_outside(root: &Path, uri: &Uri) -> bool {
+    let decoded = percent_decode_str(uri.path()).decode_utf8_lossy();
+    let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.iter().any(|s| s.starts_with('.')) {
+        return true;
+    }
+    let mut path = root.to_path_buf();
+    path.extend(&segments);
+    let Ok(real) = tokio::fs::canonicalize(&path).await else {
+        // Absent: ServeDir answers 404 itself.
+        return false;
+    };
+    if !real.starts_with(root) {
+        return true;
+    }
+    if tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_dir())
+        && let Ok(index) = tokio::fs::canonicalize(real.join("index.html")).await
+    {
+        return !index.starts_with(root);
+    }
+    false
+}
+
+/// The policy for every answer: the demo's own scripts (and its inline boot script, by hash),
+/// its wasm (`'wasm-unsafe-eval'` compiles it; no `eval`), its stylesheet and the `style`
+/// attributes Leptos sets, pictures from `blob:`/`data:` URLs, calls to this proxy and, for
+/// "open a picture by URL", to https sites that allow it (CORS); no plugins, no framing, no
+/// forms, no `<base>`.
+pub fn content_security_policy(dir: Option<&Path>) -> HeaderValue {
+    let hashes: String = dir
+        .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok())
+        .map(|html| {
+            inline_scripts(&html)
+                .map(|script| {
+                    let digest = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
+                    format!(
+                        " 'sha256-{}'",
+                        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; media-src 'self' blob:; font-src 'self'; connect-src 'self' https:; worker-src 'self' blob:; manifest-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    // The policy is ASCII (base64 hashes and fixed text): always a valid header value.
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
+}
+
+/// The contents of `<script>` elements without `src`, as the browser hashes them.
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    let mut rest = html;
+    std::iter::from_fn(move || {
+        loop {
+            let start = rest.find("<script")?;
+            let after_tag = &rest[start..];
+            let tag_end = after_tag.find('>')?;
+            let tag = &after_tag[..tag_end];
+            let body = &after_tag[tag_end + 1..];
+            let end = body.find("</script>")?;
+            rest = &body[end..];
+            if !tag.contains("src=") {
+                return Some(&body[..end]);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_scripts_are_found_and_external_ones_skipped() {
+        let html =
+            "<script src=\"a.js\"></script><script type=\"module\">\n  boot();\n</script><p>";
+        assert_eq!(inline_scripts(html).collect::<Vec<_>>(), ["\n  boot();\n"]);
+    }
+
+    #[test]
+    fn the_demo_page_boot_script_is_allowed_by_hash() {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/static");
+        let csp = content_security_policy(Some(&web));
+        let csp = csp.to_str().unwrap();
+        assert_eq!(csp.matches("'sha256-").count(), 1, "{csp}");
+        assert!(csp.contains("'wasm-unsafe-eval'") && !csp.contains("'unsafe-eval'"));
+        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
     }
 }

@@ -1,6 +1,8 @@
 //! Integration tests of the proxy against the NVCF emulator, over real HTTP on loopback.
 //! One binary (one link) for all; every module shares the captured logs of `support`.
 
+mod abuse;
+mod abuse_process;
 mod cli;
 mod end_to_end;
 mod hostile;

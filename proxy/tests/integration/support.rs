@@ -288,7 +288,7 @@ impl Write for Capture {
     }
 }
 
-fn capture_logs() {
+pub fn capture_logs() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let buffer = LOGS.get_or_init(Default::default).clone();

@@ -99,7 +99,7 @@ pub async fn upload(
         .body(upload.bytes);
     let stored = up.send(put, context, "the asset upload").await?;
     if !stored.status().is_success() {
-        return Err(failure::from_response(stored, "the asset upload", Some(key)).await);
+        return Err(failure::from_handoff(&stored, "the asset upload"));
     }
     Ok(created.asset_id)
 }

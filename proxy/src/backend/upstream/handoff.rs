@@ -19,7 +19,12 @@ impl HandoffPolicy {
     pub fn new(upstreams: Vec<Url>, hosts: &[String]) -> HandoffPolicy {
         let hosts = hosts
             .iter()
-            .map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase())
+            .map(|h| {
+                h.trim()
+                    .trim_start_matches('.')
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase()
+            })
             .filter(|h| !h.is_empty())
             .collect();
         HandoffPolicy { upstreams, hosts }
@@ -48,7 +53,13 @@ impl HandoffPolicy {
         }
         match url.host() {
             Some(url::Host::Domain(domain)) => {
-                let domain = domain.to_ascii_lowercase();
+                // `localhost.` is localhost: a fully qualified name's trailing dot is dropped
+                // before any comparison. Where the name resolves is judged when connecting
+                // (`resolve::PublicOnly`).
+                let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+                if domain.parse::<IpAddr>().is_ok() {
+                    return refuse(format!("{domain} is an IP address, not a host name"));
+                }
                 if domain == "localhost" || domain.ends_with(".localhost") || !domain.contains('.')
                 {
                     return refuse(format!("{domain} is a local name"));
@@ -111,6 +122,11 @@ mod tests {
             "https://10.0.0.5/",
             "http://example.org/",
             "https://localhost/",
+            "https://localhost./",
+            "https://LocalHost../",
+            "https://a.localhost./",
+            "https://intranet./",
+            "https://127.0.0.1./",
             "https://intranet/",
             "https://u:p@example.org/",
             "file:///etc/passwd",
@@ -128,6 +144,7 @@ mod tests {
         let p = HandoffPolicy::new(vec![], &["amazonaws.com".into()]);
         assert!(p.check(&url("https://b.s3.amazonaws.com/k"), "x").is_ok());
         assert!(p.check(&url("https://amazonaws.com/k"), "x").is_ok());
+        assert!(p.check(&url("https://b.s3.amazonaws.com./k"), "x").is_ok());
         assert!(p.check(&url("https://evilamazonaws.com/k"), "x").is_err());
         assert!(p.check(&url("https://example.org/k"), "x").is_err());
     }

@@ -167,7 +167,7 @@ async fn download(
         .send(up.client.get(url), context, "the result download")
         .await?;
     if result.status() != StatusCode::OK {
-        return Err(failure::from_response(result, "the result download", Some(key)).await);
+        return Err(failure::from_handoff(&result, "the result download"));
     }
     archive::read(result, "the downloaded result", key).await
 }

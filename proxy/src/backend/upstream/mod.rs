@@ -8,6 +8,7 @@ mod failure;
 mod handoff;
 mod invoke;
 mod reachability;
+mod resolve;
 mod retry;
 
 use std::time::{Duration, SystemTime};
@@ -55,6 +56,13 @@ impl UpstreamBackend {
             // Only the configured upstreams are contacted, never through an environment proxy.
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
+            // Hand-off names (presigned URLs, result locations) must resolve to public
+            // addresses; the configured upstreams' own names are exempt.
+            .dns_resolver(resolve::PublicOnly::new(
+                [&config.upstream, &config.assets_upstream]
+                    .iter()
+                    .filter_map(|u| u.host_str().map(str::to_owned)),
+            ))
             .user_agent(concat!("florence2-proxy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

@@ -1,0 +1,311 @@
+//! The proxy under abuse, as a process (the `florence2-proxy` binary): its memory under slow
+//! uploads, measured from /proc, and how it stops (the shutdown grace, a second signal).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use florence2::Task;
+use nvcf_emulator::Fault;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+
+use crate::support::{self, body, data_url, png};
+
+const BIN: &str = env!("CARGO_BIN_EXE_florence2-proxy");
+const KEY: &str = "nvapi-PROCESS-abuse-77";
+
+/// A proxy process in front of `upstream`; killed when dropped.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    fn start(upstream: &str, args: &[&str]) -> Proxy {
+        let mut child = Command::new(BIN)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+                "--assets-upstream",
+                upstream,
+            ])
+            .args(args)
+            .env("NVIDIA_API_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start florence2-proxy");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .trim_end()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .parse()
+            .expect("address");
+        Proxy { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`).
+    fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(source.parse::<std::net::IpAddr>().expect("address"))
+        .build()
+        .expect("client")
+}
+
+const MB: usize = 1024 * 1024;
+
+/// The budget given to the proxy under test, and how far above its resting RSS the proxy
+/// may go: the budget itself plus 32 MB for everything else (hyper's buffers, the other
+/// client's requests, allocator slack).
+const BUDGET_MB: u64 = 64;
+const ALLOWED_GROWTH_KIB: u64 = (BUDGET_MB + 32) * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_uploads_from_one_address_stay_within_the_memory_budget() {
+    florence2_proxy::tls::install_crypto_provider();
+    let stack = support::start(&[], &[], Some(KEY)).await;
+    let proxy = Proxy::start(
+        &stack.emulator_url,
+        &[
+            "--memory-budget",
+            &BUDGET_MB.to_string(),
+            "--rate-limit",
+            "0",
+        ],
+    );
+    let other = client_from("127.0.0.2");
+    let request = body(Task::Caption, &data_url(&png(64, 48, 2)));
+    let invoke = |client: reqwest::Client| {
+        let request = request.clone();
+        let url = proxy.url();
+        async move {
+            client
+                .post(format!("{url}/v1/vlm/microsoft/florence-2"))
+                .json(&request)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(invoke(other.clone()).await, 200, "warm-up");
+    }
+    let resting = proxy.memory_kib("VmRSS");
+    // 12 uploads from 127.0.0.1, each declaring 25 MB, sending 20 MB at once, then stalling
+    // with the connection open: today's proxy would buffer 240 MB of them.
+    const UPLOADS: usize = 12;
+    const SENT: usize = 20 * MB;
+    let mut uploads = Vec::new();
+    for _ in 0..UPLOADS {
+        let addr = proxy.addr;
+        uploads.push(tokio::spawn(async move {
+            let socket = TcpSocket::new_v4().expect("socket");
+            socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+            let mut stream = socket.connect(addr).await.expect("connect");
+            let head = format!(
+                "POST /v1/assets HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+                25 * MB
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return stream;
+            }
+            let chunk = vec![0x55u8; 256 * 1024];
+            for _ in 0..SENT / chunk.len() {
+                if stream.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            stream
+        }));
+    }
+    // Meanwhile another client is served, for 4 s.
+    let started = Instant::now();
+    let (mut served, mut refused) = (0, 0);
+    while started.elapsed() < Duration::from_secs(4) {
+        match invoke(other.clone()).await {
+            200 => served += 1,
+            _ => refused += 1,
+        }
+    }
+    // Written (or refused) by now; the stalled ones stay open while memory is read.
+    let mut streams = Vec::new();
+    for upload in uploads {
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(20), upload).await {
+            streams.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = proxy.memory_kib("VmRSS");
+    let peak = proxy.memory_kib("VmHWM");
+    eprintln!(
+        "memory under {UPLOADS} slow 25 MB uploads from one address (--memory-budget {BUDGET_MB}): \
+         resting RSS {resting} KiB, RSS {rss} KiB, peak (VmHWM) {peak} KiB, growth {} KiB, \
+         bound {ALLOWED_GROWTH_KIB} KiB; another client meanwhile: {served} served, {refused} refused",
+        peak.saturating_sub(resting)
+    );
+    assert!(
+        peak.saturating_sub(resting) <= ALLOWED_GROWTH_KIB,
+        "the proxy grew by {} KiB (peak {peak} KiB, resting {resting} KiB)",
+        peak - resting
+    );
+    assert!(
+        served >= 10 && refused == 0,
+        "served {served}, refused {refused}"
+    );
+    assert!(
+        stack.seen("/s3/assets/").is_empty(),
+        "no stalled upload went upstream"
+    );
+    drop(streams);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_requests_finish_within_the_grace_then_get_503_and_the_process_exits() {
+    florence2_proxy::tls::install_crypto_provider();
+    let stack = support::start(&[], &[], Some(KEY)).await;
+    let request = body(Task::Caption, &data_url(&png(16, 16, 1)));
+    // Within the grace: a 1.5 s request finishes after the signal.
+    let mut proxy = Proxy::start(&stack.emulator_url, &["--shutdown-grace", "5"]);
+    stack
+        .emulator
+        .push_faults([Fault::parse("delay-ms=1500").expect("fault")]);
+    let pending = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/v1/vlm/microsoft/florence-2", proxy.url()))
+            .json(&request)
+            .send(),
+    );
+    wait_for_upstream(&stack, 1).await;
+    proxy.signal("TERM");
+    let answer = pending.await.expect("task").expect("answer");
+    assert_eq!(answer.status(), 200, "finished within the grace");
+    let exit = proxy
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits once idle");
+    assert!(exit.success(), "{exit:?}");
+    // Past the grace: a 30 s request is answered 503 after 1 s, and the process exits.
+    let mut proxy = Proxy::start(&stack.emulator_url, &["--shutdown-grace", "1"]);
+    stack
+        .emulator
+        .push_faults([Fault::parse("delay-ms=30000").expect("fault")]);
+    let pending = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/v1/vlm/microsoft/florence-2", proxy.url()))
+            .json(&request)
+            .send(),
+    );
+    wait_for_upstream(&stack, 2).await;
+    let signalled = Instant::now();
+    proxy.signal("TERM");
+    let answer = pending.await.expect("task").expect("an answer");
+    let waited = signalled.elapsed();
+    assert_eq!(answer.status(), 503);
+    assert_eq!(answer.headers()["retry-after"], "1");
+    let (_, error) = support::error_of(answer).await;
+    assert_eq!(error["code"], "RATE_LIMITED", "{error}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "answered after {waited:?}"
+    );
+    let exit = proxy
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits after the grace");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    florence2_proxy::tls::install_crypto_provider();
+    let stack = support::start(&[], &[], Some(KEY)).await;
+    let mut proxy = Proxy::start(&stack.emulator_url, &["--shutdown-grace", "600"]);
+    stack
+        .emulator
+        .push_faults([Fault::parse("delay-ms=30000").expect("fault")]);
+    let pending = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/v1/vlm/microsoft/florence-2", proxy.url()))
+            .json(&body(Task::Caption, &data_url(&png(16, 16, 1))))
+            .send(),
+    );
+    wait_for_upstream(&stack, 1).await;
+    proxy.signal("TERM");
+    assert!(
+        proxy.wait_exit(Duration::from_millis(700)).is_none(),
+        "the first signal waits for the open request"
+    );
+    let second = Instant::now();
+    proxy.signal("INT");
+    let exit = proxy
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits at once");
+    assert!(second.elapsed() < Duration::from_secs(2));
+    assert!(!exit.success(), "an abrupt stop says so: {exit:?}");
+    assert!(
+        pending.await.expect("task").is_err(),
+        "the open request was dropped"
+    );
+}
+
+/// Waits until the emulator has seen `n` inference requests.
+async fn wait_for_upstream(stack: &support::Stack, n: usize) {
+    let started = Instant::now();
+    while stack.seen("/v1/vlm").len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the request never went upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
