@@ -3,6 +3,7 @@
 //! image preparation, and post-processing of generated text into one result type shared by
 //! the remote (endpoint) and local (model) paths.
 
+pub mod coco;
 pub mod error;
 pub mod http_error;
 pub mod image_prep;

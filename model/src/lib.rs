@@ -17,6 +17,8 @@ pub mod e2e;
 pub mod error;
 pub mod generation;
 pub mod image;
+#[cfg(feature = "cli")]
+pub mod label;
 pub mod model;
 pub mod nn;
 pub mod parity;

@@ -28,6 +28,10 @@ fn load(config: &[u8], checkpoint: Vec<u8>) -> Result<Florence2Model, Error> {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn original_layout_passes_the_same_parity_checks() {
     let Some((config, tensors, dir)) = tiny() else {
         return;
@@ -55,6 +59,10 @@ fn original_layout_passes_the_same_parity_checks() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn original_layout_accepts_its_unused_tensors_but_not_others() {
     let Some((config, tensors, _)) = tiny() else {
         return;
@@ -79,6 +87,10 @@ fn original_layout_accepts_its_unused_tensors_but_not_others() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn half_precision_checkpoints_are_converted_on_load() {
     let Some((config, tensors, _)) = tiny() else {
         return;
@@ -103,6 +115,10 @@ fn half_precision_checkpoints_are_converted_on_load() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn missing_tensor_is_named() {
     let Some((config, mut tensors, _)) = tiny() else {
         return;
@@ -120,6 +136,10 @@ fn missing_tensor_is_named() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn missing_embedding_is_named() {
     let Some((config, mut tensors, _)) = tiny() else {
         return;
@@ -131,6 +151,10 @@ fn missing_embedding_is_named() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn extra_tensor_is_named() {
     let Some((config, mut tensors, _)) = tiny() else {
         return;
@@ -150,6 +174,10 @@ fn extra_tensor_is_named() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn misshapen_tensor_is_named_with_both_shapes() {
     let Some((config, mut tensors, _)) = tiny() else {
         return;
@@ -172,6 +200,10 @@ fn misshapen_tensor_is_named_with_both_shapes() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn integer_tensor_is_a_dtype_error() {
     let Some((config, mut tensors, _)) = tiny() else {
         return;
@@ -185,6 +217,10 @@ fn integer_tensor_is_a_dtype_error() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn non_finite_weight_is_named() {
     let Some((config, mut tensors, _)) = tiny() else {
         return;
@@ -199,6 +235,10 @@ fn non_finite_weight_is_named() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn truncated_and_garbage_files_are_checkpoint_errors() {
     let Some((config, tensors, _)) = tiny() else {
         return;
@@ -225,6 +265,10 @@ fn truncated_and_garbage_files_are_checkpoint_errors() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn mixed_or_foreign_names_are_layout_errors() {
     let Some((config, tensors, _)) = tiny() else {
         return;
@@ -246,6 +290,10 @@ fn mixed_or_foreign_names_are_layout_errors() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn bad_configs_are_config_errors() {
     let Some((config, _, _)) = tiny() else { return };
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();

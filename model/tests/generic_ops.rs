@@ -6,6 +6,10 @@ mod common;
 use burn::tensor::Device;
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn generic_ops_pass_parity() {
     let Some(dir) = common::reference("florence2-tiny") else {
         return;

@@ -25,6 +25,10 @@ fn ids(v: &Value) -> Vec<u32> {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn encodes_like_transformers() {
     let Some((tokenizer, golden)) = golden() else {
         return;
@@ -50,6 +54,10 @@ fn encodes_like_transformers() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn decodes_like_transformers() {
     let Some((tokenizer, golden)) = golden() else {
         return;
@@ -68,6 +76,10 @@ fn decodes_like_transformers() {
 }
 
 #[test]
+#[cfg_attr(
+    no_reference,
+    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+)]
 fn task_prompts_expand_to_the_processor_ids() {
     let Some((tokenizer, golden)) = golden() else {
         return;

@@ -13,6 +13,10 @@ use florence2::{Florence2Result, ImageSize, Source, Task};
 use florence2_burn::parity::Report;
 use florence2_burn::{Error, Florence2, ModelFiles, Result, RgbImage, RunOptions, Tokenizer};
 
+// The `label` subcommand's glue, beside this file (a crate root resolves `mod` from src/bin/).
+#[path = "florence2/label.rs"]
+mod label;
+
 #[derive(Parser)]
 #[command(
     name = "florence2",
@@ -69,6 +73,48 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Labels pictures (files, and folders walked for .jpg .jpeg .png .webp .gif .bmp) with one
+    /// task into a COCO file, with the raw results as JSON lines beside it (OUT.jsonl). Reruns
+    /// skip what the results file has done (failures are retried); Ctrl-C stops cleanly (exit
+    /// 130). Exit 1 when some picture failed. `--merge OUT PARTS…` joins COCO files instead.
+    Label {
+        /// Task token, e.g. "<OD>".
+        #[arg(long, required_unless_present = "merge")]
+        task: Option<String>,
+        /// The task's text (a phrase, or a region as <loc_x1><loc_y1><loc_x2><loc_y2>).
+        #[arg(long)]
+        text: Option<String>,
+        /// The COCO file to write (the results go to the same name with .jsonl).
+        #[arg(long, required_unless_present = "merge", conflicts_with = "merge")]
+        out: Option<PathBuf>,
+        /// Label with the model in this folder (as `run`).
+        #[arg(long, conflicts_with_all = ["endpoint", "merge"])]
+        model: Option<PathBuf>,
+        /// Label through an endpoint speaking NVIDIA's protocol: a base URL (the invoke path
+        /// /v1/vlm/microsoft/florence-2 is added) or the full invoke URL. Key: NVIDIA_API_KEY.
+        #[arg(long, conflicts_with = "merge")]
+        endpoint: Option<String>,
+        /// Pictures in flight at once (HTTP requests, or threads sharing the model).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Beam count of the local model (default: its generation_config.json).
+        #[arg(long, conflicts_with = "endpoint")]
+        beams: Option<usize>,
+        /// Most tokens generated per picture (the local model's limit, or the endpoint's
+        /// `max_tokens`).
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+        /// Take only shard I of N (0-based), by a stable hash of each picture's path relative
+        /// to the folder given.
+        #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+        shard: Option<String>,
+        /// Join the COCO files PATHS into OUT (ids renumbered, categories unified by name).
+        #[arg(long, value_name = "OUT")]
+        merge: Option<PathBuf>,
+        /// Pictures and folders (with --merge: the COCO files to join).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Post-processes generated TEXT (special tokens kept) for a task and image size.
     Postprocess {
         #[arg(long)]
@@ -83,6 +129,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Label { .. } = cli.command {
+        return label::main(cli.command);
+    }
     match execute(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -165,6 +214,8 @@ fn execute(command: Command) -> Result<bool> {
             bench(&model, &image, task, new_tokens, runs)?;
             Ok(true)
         }
+        // Handled by `label::main` (its own exit codes).
+        Command::Label { .. } => Ok(false),
         Command::Postprocess {
             task,
             width,
@@ -280,7 +331,7 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
+pub(crate) fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
     let optional = |name: &str| -> Result<Option<Vec<u8>>> {
         let path = dir.join(name);
         if path.exists() {

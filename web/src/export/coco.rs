@@ -1,76 +1,24 @@
-//! COCO-style annotations of one result: the shapes as drawn (same labels, same pairing), so
-//! what a person sees is what a tool reads. Boxes become `bbox` annotations, masks and OCR
-//! quads also carry their outline as `segmentation`, OCR text travels as `utf8_string` (as
-//! COCO-Text does), and a text answer (caption, region description, plain OCR) becomes a
+//! COCO-style annotations of one result, made by the one COCO conversion of crate `florence2`
+//! (`florence2::coco`, which `florence2 label` uses too) from the same shape list the viewer
+//! draws, so what a person sees is what a tool reads. Boxes become `bbox` annotations, masks
+//! and OCR quads also carry their outline as `segmentation`, OCR text travels as `utf8_string`
+//! (as COCO-Text does), and a text answer (caption, region description, plain OCR) becomes a
 //! COCO-captions annotation.
 
 use florence2::Florence2Result;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::scene::{Geometry, Layer, Scene};
-
-/// The COCO document for `result`, drawn as `scene`, about the picture `file_name`.
-pub fn coco(result: &Florence2Result, scene: &Scene, file_name: &str) -> Value {
-    let mut categories: Vec<String> = Vec::new();
-    let mut annotations = Vec::new();
-    for shape in &scene.shapes {
-        let category = match shape.layer {
-            Layer::Text => "text".to_owned(),
-            _ if shape.label.is_empty() => "region".to_owned(),
-            _ => shape.label.clone(),
-        };
-        let category_id = match categories.iter().position(|c| *c == category) {
-            Some(i) => i + 1,
-            None => {
-                categories.push(category);
-                categories.len()
-            }
-        };
-        let b = shape.bounds;
-        let mut annotation = json!({
-            "id": annotations.len() + 1,
-            "image_id": 1,
-            "category_id": category_id,
-            "bbox": [b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1],
-            "area": shape.area,
-            "iscrowd": 0,
-        });
-        match &shape.geometry {
-            Geometry::Box(_) => {}
-            Geometry::Quad(q) => annotation["segmentation"] = json!([q]),
-            Geometry::Polygon(rings) => annotation["segmentation"] = json!(rings),
-        }
-        if shape.layer == Layer::Text {
-            annotation["utf8_string"] = json!(shape.label);
-        }
-        annotations.push(annotation);
-    }
-    if annotations.is_empty() && !result.text.is_empty() {
-        annotations.push(json!({ "id": 1, "image_id": 1, "caption": result.text }));
-    }
-    let categories: Vec<Value> = categories
-        .iter()
-        .enumerate()
-        .map(|(i, name)| json!({ "id": i + 1, "name": name }))
-        .collect();
-    json!({
-        "info": { "description": format!("Florence-2 {} answer ({}), exported by florence2-web", result.task, source_name(result)) },
-        "images": [{ "id": 1, "file_name": file_name, "width": result.image.width, "height": result.image.height }],
-        "categories": categories,
-        "annotations": annotations,
-    })
-}
-
-fn source_name(result: &Florence2Result) -> &'static str {
-    match result.source {
-        florence2::Source::Endpoint => "NVIDIA's endpoint",
-        florence2::Source::Local => "local model",
-    }
+/// The COCO document for `result`, about the picture `file_name`. A `Value` (keys sorted when
+/// serialised), as this export has always been.
+pub fn coco(result: &Florence2Result, file_name: &str) -> Value {
+    // A document of numbers and strings always converts.
+    serde_json::to_value(florence2::coco::single_image(result, file_name)).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use florence2::{Entities, ImageSize, Source};
+    use serde_json::json;
 
     use super::*;
 
@@ -86,7 +34,7 @@ mod tests {
     }
 
     fn export(r: &Florence2Result) -> Value {
-        coco(r, &Scene::from_entities(&r.entities, None), "street.jpg")
+        coco(r, "street.jpg")
     }
 
     #[test]
@@ -183,6 +131,24 @@ mod tests {
             doc["annotations"],
             json!([]),
             "nothing found, nothing made up"
+        );
+    }
+
+    #[test]
+    fn the_exported_bytes_are_pinned() {
+        let r = result(
+            "<OD>",
+            "",
+            Entities {
+                bboxes: Some(vec![[10.0, 20.5, 110.0, 70.0]]),
+                labels: Some(vec!["car".into()]),
+                ..Default::default()
+            },
+        );
+        // What the download holds, byte for byte (keys sorted, as a serde_json Value writes).
+        assert_eq!(
+            serde_json::to_string(&export(&r)).unwrap(),
+            r#"{"annotations":[{"area":4950.0,"bbox":[10.0,20.5,100.0,49.5],"category_id":1,"id":1,"image_id":1,"iscrowd":0}],"categories":[{"id":1,"name":"car"}],"images":[{"file_name":"street.jpg","height":480,"id":1,"width":640}],"info":{"description":"Florence-2 <OD> answer (NVIDIA's endpoint), exported by florence2-web"}}"#
         );
     }
 }

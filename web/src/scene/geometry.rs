@@ -1,41 +1,14 @@
-//! Plane geometry on flat coordinate lists `[x, y, x, y, …]`, as Florence-2 gives them.
+//! Plane geometry on flat coordinate lists `[x, y, x, y, …]`, as Florence-2 gives them:
+//! hit-testing here, bounds and areas from crate `florence2`.
 
 use florence2::Region;
 
-/// The smallest rectangle holding every point; `None` without points.
-pub fn bounds(coords: &[f64]) -> Option<Region> {
-    let mut points = coords.chunks_exact(2);
-    let first = points.next()?;
-    let start = Region {
-        x1: first[0],
-        y1: first[1],
-        x2: first[0],
-        y2: first[1],
-    };
-    Some(points.fold(start, |r, p| Region {
-        x1: r.x1.min(p[0]),
-        y1: r.y1.min(p[1]),
-        x2: r.x2.max(p[0]),
-        y2: r.y2.max(p[1]),
-    }))
-}
-
-/// The union of two rectangles.
-pub fn union(a: Region, b: Region) -> Region {
-    Region {
-        x1: a.x1.min(b.x1),
-        y1: a.y1.min(b.y1),
-        x2: a.x2.max(b.x2),
-        y2: a.y2.max(b.y2),
-    }
-}
+// Bounds and areas are what COCO records too: they live with the COCO conversion in crate
+// `florence2`, so the picture and the exported file measure shapes alike.
+pub use florence2::coco::geometry::{bounds, rect_area, ring_area, union};
 
 pub fn rect_contains(r: &Region, x: f64, y: f64) -> bool {
     x >= r.x1 && x <= r.x2 && y >= r.y1 && y <= r.y2
-}
-
-pub fn rect_area(r: &Region) -> f64 {
-    (r.x2 - r.x1).max(0.0) * (r.y2 - r.y1).max(0.0)
 }
 
 /// Whether `(x, y)` lies inside the ring (even-odd rule; a ring is closed implicitly).
@@ -51,18 +24,6 @@ pub fn ring_contains(ring: &[f64], x: f64, y: f64) -> bool {
         j = i;
     }
     inside
-}
-
-/// The area a ring encloses (shoelace formula; either winding).
-pub fn ring_area(ring: &[f64]) -> f64 {
-    let n = ring.len() / 2;
-    let twice: f64 = (0..n)
-        .map(|i| {
-            let j = (i + 1) % n;
-            ring[2 * i] * ring[2 * j + 1] - ring[2 * j] * ring[2 * i + 1]
-        })
-        .sum();
-    twice.abs() / 2.0
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! with its label and colour, so drawing, the entity list, hit-testing and the COCO export all
 //! agree on what "object 3" is.
 
+use florence2::coco::ShapeKind;
 use florence2::{Entities, Region};
 
-use super::geometry::{bounds, rect_area, rect_contains, ring_area, ring_contains, union};
+use super::geometry::{rect_contains, ring_contains};
 use super::palette::{self, Rgb};
 
 /// The layers a person can switch on and off.
@@ -90,48 +91,15 @@ impl Scene {
             query,
             ..Builder::default()
         };
-        let box_labels = e.bboxes_labels.as_ref().or(e.labels.as_ref());
-        for (i, b) in e.bboxes.iter().flatten().enumerate() {
-            let region = Region {
-                x1: b[0].min(b[2]),
-                y1: b[1].min(b[3]),
-                x2: b[0].max(b[2]),
-                y2: b[1].max(b[3]),
+        // Which shapes there are, their labels, bounds and areas: the COCO conversion's list
+        // (crate `florence2`), so the export holds exactly what is drawn.
+        for shape in florence2::coco::shapes(e) {
+            let (layer, geometry) = match shape.kind {
+                ShapeKind::Box(region) => (Layer::Boxes, Geometry::Box(region)),
+                ShapeKind::Quad(q) => (Layer::Text, Geometry::Quad(q)),
+                ShapeKind::Polygon(rings) => (Layer::Masks, Geometry::Polygon(rings)),
             };
-            builder.add(
-                Layer::Boxes,
-                Geometry::Box(region),
-                label_at(box_labels, i),
-                region,
-                rect_area(&region),
-            );
-        }
-        for (i, q) in e.quad_boxes.iter().flatten().enumerate() {
-            if let Some(b) = bounds(q) {
-                builder.add(
-                    Layer::Text,
-                    Geometry::Quad(*q),
-                    label_at(e.labels.as_ref(), i),
-                    b,
-                    ring_area(q),
-                );
-            }
-        }
-        let polygon_labels = e.polygons_labels.as_ref().or(e.labels.as_ref());
-        for (i, instance) in e.polygons.iter().flatten().enumerate() {
-            // A ring needs three points to enclose anything.
-            let rings: Vec<Vec<f64>> = instance.iter().filter(|r| r.len() >= 6).cloned().collect();
-            let Some(b) = rings.iter().filter_map(|r| bounds(r)).reduce(union) else {
-                continue;
-            };
-            let area = rings.iter().map(|r| ring_area(r)).sum();
-            builder.add(
-                Layer::Masks,
-                Geometry::Polygon(rings),
-                label_at(polygon_labels, i),
-                b,
-                area,
-            );
+            builder.add(layer, geometry, shape.label, shape.bounds, shape.area);
         }
         builder.scene
     }
@@ -154,12 +122,6 @@ impl Scene {
             .min_by(|(_, a), (_, b)| a.area.total_cmp(&b.area))
             .map(|(i, _)| i)
     }
-}
-
-fn label_at(labels: Option<&Vec<String>>, i: usize) -> String {
-    labels
-        .and_then(|l| l.get(i))
-        .map_or_else(String::new, |l| l.trim().to_owned())
 }
 
 #[derive(Default)]

@@ -63,7 +63,7 @@ pub fn Exports(state: AppState, answer: Answer) -> impl IntoView {
     let export_json = move |_| report(save_text(&json, &json_name));
     let for_coco = answer.clone();
     let export_coco = move |_| {
-        let doc = coco(&for_coco.result, &for_coco.scene, &for_coco.picture.name);
+        let doc = coco(&for_coco.result, &for_coco.picture.name);
         // A serde_json::Value always serialises.
         report(save_text(
             &serde_json::to_string_pretty(&doc).unwrap_or_default(),
