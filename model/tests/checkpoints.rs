@@ -13,10 +13,10 @@ use safetensors::tensor::Dtype;
 
 const EMBED: &str = "model.language_model.shared.weight";
 
-fn tiny() -> Option<(Vec<u8>, Tensors, std::path::PathBuf)> {
-    let dir = reference("florence2-tiny")?;
+fn tiny() -> (Vec<u8>, Tensors, std::path::PathBuf) {
+    let dir = reference("florence2-tiny");
     let config = std::fs::read(dir.join("config.json")).unwrap();
-    Some((config, Tensors::read(&dir.join("model.safetensors")), dir))
+    (config, Tensors::read(&dir.join("model.safetensors")), dir)
 }
 
 fn load(config: &[u8], checkpoint: Vec<u8>) -> Result<Florence2Model, Error> {
@@ -29,13 +29,11 @@ fn load(config: &[u8], checkpoint: Vec<u8>) -> Result<Florence2Model, Error> {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn original_layout_passes_the_same_parity_checks() {
-    let Some((config, tensors, dir)) = tiny() else {
-        return;
-    };
+    let (config, tensors, dir) = tiny();
     let original = tensors.to_original_layout();
     assert!(
         original
@@ -60,13 +58,11 @@ fn original_layout_passes_the_same_parity_checks() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn original_layout_accepts_its_unused_tensors_but_not_others() {
-    let Some((config, tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, tensors, _) = tiny();
     let mut original = tensors.to_original_layout();
     original.set_f32("vision_tower.norms.weight", vec![64], &[1.0; 64]);
     original.set_f32("vision_tower.norms.bias", vec![64], &[0.0; 64]);
@@ -88,13 +84,11 @@ fn original_layout_accepts_its_unused_tensors_but_not_others() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn half_precision_checkpoints_are_converted_on_load() {
-    let Some((config, tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, tensors, _) = tiny();
     for dtype in [Dtype::F16, Dtype::BF16] {
         let halved = tensors.to_half(dtype);
         let model = load(&config, halved.to_bytes()).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
@@ -116,13 +110,11 @@ fn half_precision_checkpoints_are_converted_on_load() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn missing_tensor_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, mut tensors, _) = tiny();
     tensors
         .map
         .remove("model.vision_tower.blocks.2.1.spatial_block.conv2.bias");
@@ -137,13 +129,11 @@ fn missing_tensor_is_named() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn missing_embedding_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, mut tensors, _) = tiny();
     tensors.map.remove(EMBED);
     assert!(
         matches!(load(&config, tensors.to_bytes()), Err(Error::MissingTensor { name }) if name == EMBED)
@@ -152,13 +142,11 @@ fn missing_embedding_is_named() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn extra_tensor_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, mut tensors, _) = tiny();
     tensors.set_f32(
         "model.vision_tower.blocks.3.1.spatial_block.conv1.bias",
         vec![64],
@@ -175,13 +163,11 @@ fn extra_tensor_is_named() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn misshapen_tensor_is_named_with_both_shapes() {
-    let Some((config, mut tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, mut tensors, _) = tiny();
     let name = "model.language_model.decoder.layers.1.fc1.weight";
     tensors.set_f32(name, vec![64, 128], &vec![0.0; 64 * 128]);
     match load(&config, tensors.to_bytes()) {
@@ -201,13 +187,11 @@ fn misshapen_tensor_is_named_with_both_shapes() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn integer_tensor_is_a_dtype_error() {
-    let Some((config, mut tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, mut tensors, _) = tiny();
     let name = "model.multi_modal_projector.image_proj_norm.bias";
     let entry = tensors.map.get_mut(name).unwrap();
     entry.0 = Dtype::I32;
@@ -218,13 +202,11 @@ fn integer_tensor_is_a_dtype_error() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn non_finite_weight_is_named() {
-    let Some((config, mut tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, mut tensors, _) = tiny();
     let name = "model.language_model.encoder.layers.0.fc2.bias";
     let mut v = tensors.f32_values(name);
     v[3] = f32::NAN;
@@ -236,13 +218,11 @@ fn non_finite_weight_is_named() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn truncated_and_garbage_files_are_checkpoint_errors() {
-    let Some((config, tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, tensors, _) = tiny();
     let bytes = tensors.to_bytes();
     for cut in [0, 5, 100, bytes.len() / 2, bytes.len() - 1] {
         match load(&config, bytes[..cut].to_vec()) {
@@ -266,13 +246,11 @@ fn truncated_and_garbage_files_are_checkpoint_errors() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn mixed_or_foreign_names_are_layout_errors() {
-    let Some((config, tensors, _)) = tiny() else {
-        return;
-    };
+    let (config, tensors, _) = tiny();
     let mut mixed = tensors.to_original_layout();
     mixed.set_f32("model.extra", vec![1], &[0.0]);
     assert!(matches!(
@@ -291,11 +269,11 @@ fn mixed_or_foreign_names_are_layout_errors() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn bad_configs_are_config_errors() {
-    let Some((config, _, _)) = tiny() else { return };
+    let (config, _, _) = tiny();
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
     let broken = |edit: &dyn Fn(&mut serde_json::Value)| {
         let mut c = config.clone();

@@ -19,13 +19,11 @@ fn florence2(args: &[&str]) -> Output {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn parity_passes_on_the_tiny_reference_model() {
-    let Some(dir) = reference("florence2-tiny") else {
-        return;
-    };
+    let dir = reference("florence2-tiny");
     let out = florence2(&["parity", dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "parity failed");
@@ -51,13 +49,11 @@ fn parity_passes_on_the_tiny_reference_model() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn e2e_passes_on_the_tiny_e2e_reference_folder() {
-    let Some(dir) = reference("florence2-tiny-e2e") else {
-        return;
-    };
+    let dir = reference("florence2-tiny-e2e");
     let out = florence2(&["e2e", dir.to_str().unwrap()]);
     assert!(out.status.success(), "e2e failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -69,13 +65,11 @@ fn e2e_passes_on_the_tiny_e2e_reference_folder() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn parity_fails_when_a_golden_is_off() {
-    let Some(dir) = reference("florence2-tiny") else {
-        return;
-    };
+    let dir = reference("florence2-tiny");
     // Same folder, one golden tensor perturbed by more than the tolerance.
     let tmp = std::env::temp_dir().join(format!("florence2-parity-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
@@ -100,13 +94,11 @@ fn parity_fails_when_a_golden_is_off() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn run_prints_the_result_json() {
-    let Some(dir) = reference("florence2-tiny-e2e") else {
-        return;
-    };
+    let dir = reference("florence2-tiny-e2e");
     let image = dir.join("test_image.png");
     let out = florence2(&[
         "run",
@@ -136,13 +128,11 @@ fn run_prints_the_result_json() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn run_rejects_bad_input_with_an_error_not_a_panic() {
-    let Some(dir) = reference("florence2-tiny-e2e") else {
-        return;
-    };
+    let dir = reference("florence2-tiny-e2e");
     let image = dir.join("test_image.png");
     let model = dir.to_str().unwrap();
     let not_an_image = dir.join("config.json");
@@ -192,13 +182,11 @@ fn run_rejects_bad_input_with_an_error_not_a_panic() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn tokenize_expands_task_prompts() {
-    let Some(dir) = reference("tokenizer") else {
-        return;
-    };
+    let dir = reference("tokenizer");
     let tokenizer = dir.join("tokenizer.json");
     let out = florence2(&[
         "tokenize",

@@ -7,13 +7,11 @@ use burn::tensor::Device;
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn generic_ops_pass_parity() {
-    let Some(dir) = common::reference("florence2-tiny") else {
-        return;
-    };
+    let dir = common::reference("florence2-tiny");
     florence2_burn::cpu::set_enabled(false);
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let report = florence2_burn::parity::run(

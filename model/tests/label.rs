@@ -171,13 +171,11 @@ fn check_coco(doc: &Value) -> BTreeSet<String> {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn local_model_labels_a_folder_skips_corrupt_pictures_and_reruns_as_a_no_op() {
-    let Some(model) = common::reference("florence2-tiny-e2e") else {
-        return;
-    };
+    let model = common::reference("florence2-tiny-e2e");
     let dir = scratch("local");
     let (good, corrupt) = pictures(&dir.join("pics"), 6);
     let out = dir.join("od.json");

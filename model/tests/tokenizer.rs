@@ -7,13 +7,13 @@ use florence2::Task;
 use florence2_burn::Tokenizer;
 use serde_json::Value;
 
-fn golden() -> Option<(Tokenizer, Value)> {
-    let dir = common::reference("tokenizer")?;
+fn golden() -> (Tokenizer, Value) {
+    let dir = common::reference("tokenizer");
     let tokenizer =
         Tokenizer::from_bytes(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
     let golden =
         serde_json::from_slice(&std::fs::read(dir.join("tokenizer_golden.json")).unwrap()).unwrap();
-    Some((tokenizer, golden))
+    (tokenizer, golden)
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -26,13 +26,11 @@ fn ids(v: &Value) -> Vec<u32> {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn encodes_like_transformers() {
-    let Some((tokenizer, golden)) = golden() else {
-        return;
-    };
+    let (tokenizer, golden) = golden();
     let cases = golden["encode"].as_object().unwrap();
     assert!(cases.len() >= 5);
     for (text, want) in cases {
@@ -55,13 +53,11 @@ fn encodes_like_transformers() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn decodes_like_transformers() {
-    let Some((tokenizer, golden)) = golden() else {
-        return;
-    };
+    let (tokenizer, golden) = golden();
     for (ids_json, want) in golden["decode"].as_object().unwrap() {
         let input: Vec<u32> = serde_json::from_str(ids_json).unwrap();
         assert_eq!(
@@ -77,13 +73,11 @@ fn decodes_like_transformers() {
 
 #[test]
 #[cfg_attr(
-    no_reference,
-    ignore = "reference folder absent: set FLORENCE2_REFERENCE_DIR"
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 fn task_prompts_expand_to_the_processor_ids() {
-    let Some((tokenizer, golden)) = golden() else {
-        return;
-    };
+    let (tokenizer, golden) = golden();
     for (prompt, want) in golden["processor"].as_object().unwrap() {
         let (task, text) = Task::split_prompt(prompt).unwrap();
         let text = (!text.is_empty()).then_some(text);

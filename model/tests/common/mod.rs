@@ -6,44 +6,11 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 
-/// `FLORENCE2_REFERENCE_DIR`, by default `../shared/reference` beside the workspace. Absent:
-/// under CI (`CI` set) the test fails, never passes silently; elsewhere `None` with a note.
-/// (Locally the tests are already marked ignored then: `model/build.rs` sets
-/// `cfg(no_reference)` and each reference test carries `cfg_attr(no_reference, ignore)`.)
-pub fn reference_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("FLORENCE2_REFERENCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        missing(&dir)
-    }
-}
-
-/// A reference subfolder; absent, as [`reference_dir`].
-pub fn reference(sub: &str) -> Option<PathBuf> {
-    let dir = reference_dir()?.join(sub);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        missing(&dir)
-    }
-}
-
-fn missing(dir: &Path) -> Option<PathBuf> {
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "reference folder {} not found: CI must provide it (FLORENCE2_REFERENCE_DIR)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: reference folder {} not found (set FLORENCE2_REFERENCE_DIR)",
-        dir.display()
-    );
-    None
+/// A reference subfolder (`florence2-tiny`, `tokenizer`, …). Tests that call it carry
+/// `#[cfg_attr(reference_missing, ignore = …)]` (set by `model/build.rs` when the folder is
+/// absent outside CI), so here it is there, or this fails saying where it looked.
+pub fn reference(sub: &str) -> PathBuf {
+    florence2_reference::dir(env!("CARGO_MANIFEST_DIR"), sub)
 }
 
 /// A checkpoint's tensors as raw little-endian bytes, editable.
