@@ -27,8 +27,7 @@ pub fn run(args: &[String]) -> Result {
         return Err(format!(
             "--model {}: not a Florence-2 folder (config.json, model.safetensors, tokenizer.json)",
             dir.display()
-        )
-        .into());
+        ));
     }
     eprintln!("{}", crate::web::build()?);
     let site = crate::web::dist();
