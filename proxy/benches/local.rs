@@ -43,6 +43,7 @@ fn main() {
 }
 
 async fn run(model: &str, threads: &[u32]) {
+    florence2_proxy::tls::install_crypto_provider();
     let image = std::fs::read(format!("{model}/test_image.png")).expect("MODEL_DIR/test_image.png");
     let content = florence2::build_content(
         "<CAPTION>",
