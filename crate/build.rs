@@ -9,6 +9,7 @@ fn main() {
     for (var, cfg) in [
         ("FLORENCE2_TEST_SERVER", "no_test_server"),
         ("FLORENCE2_TEST_PROXY", "no_test_proxy"),
+        ("FLORENCE2_TEST_LOCAL_PROXY", "no_test_local_proxy"),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         println!("cargo::rerun-if-env-changed={var}");

@@ -4,6 +4,8 @@
 //! the remote (endpoint) and local (model) paths.
 
 pub mod coco;
+#[cfg(all(not(target_arch = "wasm32"), feature = "answer-writer"))]
+pub mod answer_archive;
 pub mod error;
 pub mod http_error;
 pub mod image_prep;

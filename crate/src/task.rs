@@ -378,7 +378,22 @@ pub struct TaskDescriptor {
 
 /// The endpoint's 14 tasks, described.
 pub fn endpoint_task_infos() -> Vec<TaskDescriptor> {
-    Task::ENDPOINT
+    task_infos(Task::ENDPOINT)
+}
+
+/// What a proxy whose `/healthz` says `backend` runs: the local model runs every task
+/// (`<REGION_TO_OCR>` too), NVIDIA's endpoint its 14.
+pub fn tasks_for_backend(backend: Option<&str>) -> &'static [Task] {
+    if backend == Some("local") {
+        &Task::ALL
+    } else {
+        Task::ENDPOINT
+    }
+}
+
+/// `tasks`, described.
+pub fn task_infos(tasks: &[Task]) -> Vec<TaskDescriptor> {
+    tasks
         .iter()
         .map(|&t| TaskDescriptor {
             token: t.token(),

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::nn::{LayerNorm, Linear, Mlp, attention};
 use crate::weights::Weights;
 
+/// Sees each layer's hidden state (index, tensor): how the parity checks read intermediates.
+pub type LayerRecorder<'a> = Option<&'a mut dyn FnMut(usize, &Tensor<3>)>;
+
 /// Multi-head attention with `q_proj`, `k_proj`, `v_proj`, `out_proj` (all with bias).
 struct Attention {
     q_proj: Linear,
@@ -196,7 +199,7 @@ impl Encoder {
     pub fn forward(
         &self,
         inputs_embeds: Tensor<3>,
-        mut record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
+        mut record: LayerRecorder<'_>,
     ) -> Result<Tensor<3>> {
         let mut x = self.embeddings.forward(inputs_embeds, 0)?;
         if let Some(r) = record.as_mut() {
@@ -332,7 +335,7 @@ impl Decoder {
         &self,
         token_embeds: Tensor<3>,
         cache: &mut DecoderCache,
-        mut record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
+        mut record: LayerRecorder<'_>,
     ) -> Result<Tensor<3>> {
         let [rows, t, _] = token_embeds.dims();
         if rows != cache.rows {

@@ -143,7 +143,7 @@ impl Florence2Config {
         }
         for s in 0..stages {
             let dim = v.embed_dim[s];
-            if dim == 0 || v.num_heads[s] == 0 || dim % v.num_heads[s] != 0 {
+            if dim == 0 || v.num_heads[s] == 0 || !dim.is_multiple_of(v.num_heads[s]) {
                 return Err(Error::config(
                     FILE,
                     format!(
@@ -152,7 +152,7 @@ impl Florence2Config {
                     ),
                 ));
             }
-            if v.num_groups[s] == 0 || dim % v.num_groups[s] != 0 {
+            if v.num_groups[s] == 0 || !dim.is_multiple_of(v.num_groups[s]) {
                 return Err(Error::config(
                     FILE,
                     format!(
@@ -194,7 +194,7 @@ impl Florence2Config {
             ("encoder", t.encoder_attention_heads, t.encoder_ffn_dim),
             ("decoder", t.decoder_attention_heads, t.decoder_ffn_dim),
         ] {
-            if heads == 0 || t.d_model % heads != 0 || ffn == 0 {
+            if heads == 0 || !t.d_model.is_multiple_of(heads) || ffn == 0 {
                 return Err(Error::config(
                     FILE,
                     format!(
@@ -614,7 +614,7 @@ impl ImageProcessorConfig {
             c.image_mean = m;
         }
         if let Some(s) = triple("image_std")? {
-            if s.iter().any(|x| *x == 0.0) {
+            if s.contains(&0.0) {
                 return Err(Error::config(FILE, "image_std has a zero"));
             }
             c.image_std = s;

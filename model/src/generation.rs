@@ -338,6 +338,8 @@ fn argmax(x: &[f32]) -> usize {
 }
 
 /// The `k` largest values with their indices, largest first; ties keep index order.
+// `!(v > t)` on purpose: a NaN is never larger, which `v <= t` would not say.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn top_k(x: &[f32], k: usize) -> Vec<(f32, usize)> {
     let mut top: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
     for (i, &v) in x.iter().enumerate() {

@@ -6,7 +6,7 @@ use std::io::{Read, Seek};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::bart::{Decoder, DecoderCache, Encoder};
+use crate::bart::{Decoder, DecoderCache, Encoder, LayerRecorder};
 use crate::config::{Florence2Config, GenerationConfig};
 use crate::error::{Error, Result};
 use crate::generation::Search;
@@ -14,6 +14,9 @@ use crate::projector::Projector;
 use crate::safetensors_file::SafetensorsFile;
 use crate::vision::{DaVit, Recorder};
 use crate::weights::{Layout, Weights};
+
+/// Sees every generation step's raw logits (`rows × vocab`).
+pub type LogitsHook<'a> = Option<&'a mut dyn FnMut(&[f32])>;
 
 pub struct Florence2Model {
     config: Florence2Config,
@@ -171,11 +174,7 @@ impl Florence2Model {
     }
 
     /// BART encoder over `inputs_embeds` `[1, len, d]`.
-    pub fn encode(
-        &self,
-        inputs_embeds: Tensor<3>,
-        record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
-    ) -> Result<Tensor<3>> {
+    pub fn encode(&self, inputs_embeds: Tensor<3>, record: LayerRecorder<'_>) -> Result<Tensor<3>> {
         self.encoder.forward(inputs_embeds, record)
     }
 
@@ -190,9 +189,9 @@ impl Florence2Model {
         tokens: &[u32],
         rows: usize,
         cache: &mut DecoderCache,
-        record: Option<&mut dyn FnMut(usize, &Tensor<3>)>,
+        record: LayerRecorder<'_>,
     ) -> Result<Tensor<3>> {
-        if rows == 0 || tokens.len() % rows != 0 {
+        if rows == 0 || !tokens.len().is_multiple_of(rows) {
             return Err(Error::Input(format!(
                 "{} decoder tokens do not split into {rows} rows",
                 tokens.len()
@@ -226,7 +225,20 @@ impl Florence2Model {
         &self,
         encoder_hidden: &Tensor<3>,
         config: &GenerationConfig,
-        mut on_logits: Option<&mut dyn FnMut(&[f32])>,
+        on_logits: LogitsHook<'_>,
+    ) -> Result<Vec<u32>> {
+        self.generate_until(encoder_hidden, config, on_logits, &|| false)
+    }
+
+    /// [`Florence2Model::generate`] that asks `stop` before every decoder step and ends with
+    /// [`Error::Cancelled`] when it says so: a server stops a run whose client went away at the
+    /// next token instead of spending the rest of the budget on it.
+    pub fn generate_until(
+        &self,
+        encoder_hidden: &Tensor<3>,
+        config: &GenerationConfig,
+        mut on_logits: LogitsHook<'_>,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Vec<u32>> {
         let vocab = self.config.text_config.vocab_size;
         if config.max_new_tokens > self.config.text_config.max_position_embeddings {
@@ -238,6 +250,9 @@ impl Florence2Model {
         let mut search = Search::new(config, vocab)?;
         let mut cache = self.decoder_cache(encoder_hidden);
         while !search.is_done() {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
             let next = search.next_input();
             cache.reorder(&next.cache_rows)?;
             let hidden = self.decode(&next.tokens, next.tokens.len(), &mut cache, None)?;

@@ -280,7 +280,8 @@ fn bad_configs_are_config_errors() {
         edit(&mut c);
         Florence2Config::from_json(&serde_json::to_vec(&c).unwrap())
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Mutate = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Mutate)> = vec![
         (
             "no vision_config",
             Box::new(|c| drop(c.as_object_mut().unwrap().remove("vision_config"))),

@@ -2,7 +2,7 @@
 import init, {
   buildContent, regionToLoc, prepareImage, parseResponse, Florence2Client, TASKS, tasks,
   type ErrorCode, type Florence2Error, type Florence2Result, type PreparedImage, type ParsedResponse,
-  type RunResult, type TaskInfo, type Entities,
+  type RunResult, type TaskInfo, type Entities, type ProxyHealth,
 } from "florence2-web";
 
 export async function example(bytes: Uint8Array, zipBytes: Uint8Array, signal: AbortSignal): Promise<void> {
@@ -23,11 +23,14 @@ export async function example(bytes: Uint8Array, zipBytes: Uint8Array, signal: A
   const run: RunResult = await client.run({ image: bytes, task: "<OD>", text: undefined, signal });
   const inline: boolean = run.sent.inline;
   const assetId: string = await client.uploadAsset(bytes, "image/jpeg");
+  const health: ProxyHealth = await client.health(signal);
+  const offered: TaskInfo[] = await client.tasks();
+  const local: boolean = health.backend === "local" && offered.some((t) => t.token === "<REGION_TO_OCR>");
   try {
     buildContent("<OD>", "not allowed", img.dataUrl);
   } catch (e) {
     const code: ErrorCode = (e as Florence2Error).code;
     console.log(code);
   }
-  console.log(kind, all.length, loc, dims, content, boxes, overlayMime, inline, assetId);
+  console.log(kind, all.length, loc, dims, content, boxes, overlayMime, inline, assetId, local);
 }

@@ -24,8 +24,9 @@ use crate::guard::shutdown::Phase;
 
 pub use api_key::ApiKey;
 pub use backend::Backend;
+pub use backend::local::LocalBackend;
 pub use backend::upstream::UpstreamBackend;
-pub use config::Config;
+pub use config::{BackendKind, Config};
 
 /// Why serving stopped or could not start.
 #[derive(Debug)]
@@ -64,8 +65,26 @@ pub async fn serve_until(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let backend = UpstreamBackend::new(&config).map_err(ServeError::Config)?;
-    serve_backend(&config, Arc::new(backend), listener, shutdown).await
+    let backend = build_backend(&config).await?;
+    serve_backend(&config, backend, listener, shutdown).await
+}
+
+/// The backend `config` asks for: NVIDIA's endpoint, or the local model (loaded here, on a
+/// blocking thread: it reads and converts the whole checkpoint).
+pub async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServeError> {
+    config.check().map_err(ServeError::Config)?;
+    match config.backend {
+        BackendKind::Nvidia => Ok(Arc::new(
+            UpstreamBackend::new(config).map_err(ServeError::Config)?,
+        )),
+        BackendKind::Local => {
+            let config = config.clone();
+            let loaded = tokio::task::spawn_blocking(move || LocalBackend::load(&config))
+                .await
+                .map_err(|e| ServeError::Config(format!("loading the model stopped: {e}")))?;
+            Ok(Arc::new(loaded.map_err(ServeError::Config)?))
+        }
+    }
 }
 
 /// How long after the grace the process waits for the 503s to be written before it exits
@@ -89,14 +108,23 @@ pub async fn serve_backend(
             "built with panic = \"abort\": a bug that panics stops the whole server; build with --profile release-native"
         );
     }
-    tracing::info!(
-        upstream = %config.upstream,
-        assets_upstream = %config.assets_upstream,
-        key_configured = config.api_key.is_some(),
-        max_connections = config.max_connections,
-        memory_budget_mb = config.memory_budget,
-        "serving"
-    );
+    if config.backend == BackendKind::Local {
+        tracing::info!(
+            backend = backend.profile().name,
+            max_connections = config.max_connections,
+            memory_budget_mb = config.memory_budget,
+            "serving"
+        );
+    } else {
+        tracing::info!(
+            upstream = %config.upstream,
+            assets_upstream = %config.assets_upstream,
+            key_configured = config.api_key.is_some(),
+            max_connections = config.max_connections,
+            memory_budget_mb = config.memory_budget,
+            "serving"
+        );
+    }
     let (phase_tx, phase) = watch::channel(Phase::Serving);
     let phase_tx = Arc::new(phase_tx);
     let app = app::router(config, backend, listener.local_addr()?, phase.clone());

@@ -39,5 +39,6 @@ fn main() -> ExitCode {
 const HELP: &str = "\
   test   native tests, browser tests (headless Chromium), package checks; installs what is missing
   build  release builds: the npm package into pkg/, the demo into web/dist
-  demo   build and serve the demo on http://127.0.0.1:8080 (--listen ADDR to change)
+  demo   build and serve the demo on http://127.0.0.1:8080 (--listen ADDR to change; --model DIR
+         answers from that Florence-2 folder on this machine instead of NVIDIA, no key needed)
   bench  benchmarks: criterion natively, performance.now() in headless Chromium";

@@ -39,7 +39,8 @@ pub fn run(args: &[String]) -> Result {
 
     let double = start_double()?;
     let (_emulator, proxy) = start_proxy_to_emulator(None)?;
-    let browser = browser_tests(&double, Some(&proxy), None)?;
+    let local = start_local_proxy()?;
+    let browser = browser_tests(&double, Some(&proxy), local.as_ref(), None)?;
 
     let package = build::package()?;
     run_step(
@@ -144,12 +145,59 @@ pub fn start_proxy_to_emulator(site: Option<&std::path::Path>) -> Result<(Server
     Ok((emulator, proxy))
 }
 
+/// The reference data's tiny end-to-end model folder (`FLORENCE2_REFERENCE_DIR`, by default
+/// `../shared/reference` beside the workspace). Absent, it is an error under `CI` (the tests
+/// that need it must not pass silently there) and a note elsewhere.
+fn tiny_e2e_model() -> Result<Option<std::path::PathBuf>> {
+    let model = florence2_reference::location(&root()).join("florence2-tiny-e2e");
+    if model.is_dir() {
+        Ok(Some(model))
+    } else if std::env::var_os("CI").is_some() {
+        Err(format!(
+            "{} is missing: CI needs the reference data (FLORENCE2_REFERENCE_DIR)",
+            model.display()
+        ))
+    } else {
+        eprintln!(
+            "note: {} not found: the local backend's browser tests will not run",
+            model.display()
+        );
+        Ok(None)
+    }
+}
+
+/// `florence2-proxy --backend local` on the tiny end-to-end model, also serving that folder as
+/// its static files (the browser tests read the goldens and the picture from it). The binary
+/// was built by [`start_proxy_to_emulator`].
+fn start_local_proxy() -> Result<Option<Server>> {
+    let Some(model) = tiny_e2e_model()? else {
+        return Ok(None);
+    };
+    let mut proxy = Command::new(target_dir().join("debug/florence2-proxy"));
+    proxy
+        .args(["--listen", "127.0.0.1:0", "--backend", "local", "--model"])
+        .arg(&model)
+        .arg("--static")
+        .arg(&model)
+        .args(["--rate-limit", "0"])
+        .env("RUST_LOG", "warn");
+    start_server(&mut proxy).map(Some)
+}
+
 /// Runs the wasm-bindgen browser tests (release build, so the timings mean something) and
-/// returns their result line; `BENCH` lines are echoed.
-fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) -> Result<String> {
+/// returns their result lines; `BENCH` lines are echoed.
+fn browser_tests(
+    double: &Server,
+    proxy: Option<&Server>,
+    local: Option<&Server>,
+    filter: Option<&str>,
+) -> Result<String> {
     let mut cmd = cargo();
     if let Some(proxy) = proxy {
         cmd.env("FLORENCE2_TEST_PROXY", &proxy.url);
+    }
+    if let Some(local) = local {
+        cmd.env("FLORENCE2_TEST_LOCAL_PROXY", &local.url);
     }
     cmd.args([
         "test",
@@ -160,6 +208,8 @@ fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) 
         "wasm32-unknown-unknown",
         "--test",
         "browser",
+        "--test",
+        "browser_local",
         "--",
         "--nocapture",
     ])
@@ -176,7 +226,8 @@ fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) 
     let shown = describe(&cmd);
     eprintln!("+ {shown}");
     let mut child = cmd.spawn().map_err(|e| format!("{shown}: {e}"))?;
-    let mut result = None;
+    // One result line per test binary (browser, browser_local).
+    let mut results = Vec::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out)
             .lines()
@@ -184,14 +235,14 @@ fn browser_tests(double: &Server, proxy: Option<&Server>, filter: Option<&str>) 
         {
             println!("{line}");
             if let Some(r) = line.trim().strip_prefix("test result: ") {
-                result = Some(r.split(';').next().unwrap_or(r).to_owned());
+                results.push(r.split(';').next().unwrap_or(r).to_owned());
             }
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
-    match (status.success(), result) {
-        (true, Some(r)) => Ok(r),
-        (true, None) => Err("the browser tests printed no result line".into()),
+    match (status.success(), results.is_empty()) {
+        (true, false) => Ok(results.join(" + ")),
+        (true, true) => Err("the browser tests printed no result line".into()),
         (false, _) => Err(format!("{shown}: {status}")),
     }
 }
@@ -202,8 +253,8 @@ pub fn bench() -> Result {
     setup::chromium()?;
     run_step(cargo().args(["bench", "-p", "florence2"]))?;
     let double = start_double()?;
-    browser_tests(&double, None, Some("fast"))?;
-    browser_tests(&double, None, Some("quickly"))?;
+    browser_tests(&double, None, None, Some("fast"))?;
+    browser_tests(&double, None, None, Some("quickly"))?;
     let package = build::package()?;
     println!("{package}");
     Ok(())

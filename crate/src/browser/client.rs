@@ -19,7 +19,7 @@ use crate::prompt::Prompt;
 use crate::region::ImageSize;
 use crate::request::{ASSETS_PATH, INVOKE_PATH, ImageRef, InvokeRequest};
 use crate::response::{Overlay, ResponseContext, ZipLimits, parse_zip};
-use crate::result::Florence2Result;
+use crate::result::{Florence2Result, Source};
 use crate::task::Task;
 use crate::{Error, ErrorCode, Result};
 
@@ -128,6 +128,8 @@ pub struct RunRequest {
     pub text: Option<String>,
     pub signal: Option<AbortSignal>,
     pub on_progress: Option<Rc<dyn Fn(Stage)>>,
+    /// The body's `max_tokens`: the most new tokens the model may generate.
+    pub max_tokens: Option<u32>,
 }
 
 /// What was sent.
@@ -185,6 +187,7 @@ impl Client {
             text,
             signal,
             on_progress,
+            max_tokens,
         } = request;
         let progress = |stage: Stage| {
             if let Some(f) = &on_progress {
@@ -222,9 +225,11 @@ impl Client {
         let uploaded_at = js_sys::Date::now();
 
         progress(Stage::Waiting);
-        let body = InvokeRequest::new(prompt.endpoint_content(&image_ref.src())?).to_json();
+        let mut invoke = InvokeRequest::new(prompt.endpoint_content(&image_ref.src())?);
+        invoke.max_tokens = max_tokens;
+        let body = invoke.to_json();
         let url = format!("{}{INVOKE_PATH}", config.base_url);
-        let zip = send_with_retries(
+        let answered = send_with_retries(
             config,
             signal,
             || {
@@ -235,13 +240,18 @@ impl Client {
             Some(body),
         )
         .await?;
+        let zip = answered.body;
         let answered_at = js_sys::Date::now();
         let ctx = ResponseContext {
             original: ImageSize::new(prepared.width, prepared.height),
             sent: ImageSize::new(prepared.sent_width, prepared.sent_height),
             task: Some(prompt.task),
         };
-        let parsed = parse_zip(&zip, ctx, ZipLimits::default())?;
+        let mut parsed = parse_zip(&zip, ctx, ZipLimits::default())?;
+        // The ZIP is the endpoint's either way; the proxy says which backend made it.
+        if answered.backend.as_deref() == Some(LOCAL_BACKEND) {
+            parsed.result.source = Source::Local;
+        }
         let overlay = parsed.overlay.map(|o| Overlay {
             name: o.name,
             mime: o.mime,
@@ -290,7 +300,8 @@ impl Client {
             },
             BodyBytes(bytes),
         )
-        .await?;
+        .await?
+        .body;
         let asset: Asset = serde_json::from_slice(&body).map_err(|e| {
             Error::new(
                 ErrorCode::ResponseInvalid,
@@ -298,6 +309,27 @@ impl Client {
             )
         })?;
         Ok(asset.asset_id)
+    }
+
+    /// The proxy's `GET /healthz` (its `backend` says `nvidia` or `local`).
+    pub async fn health(&self, signal: Option<&AbortSignal>) -> Result<serde_json::Value> {
+        let url = format!("{}/healthz", self.config.base_url);
+        let body = send_with_retries(&self.config, signal, || Request::get(&url), None)
+            .await?
+            .body;
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::new(
+                ErrorCode::ResponseInvalid,
+                format!("the proxy's /healthz is not JSON: {e}"),
+            )
+        })
+    }
+
+    /// The tasks the proxy's backend runs: the endpoint's 14, and `<REGION_TO_OCR>` when
+    /// `/healthz` says the backend is the local model.
+    pub async fn tasks(&self, signal: Option<&AbortSignal>) -> Result<&'static [Task]> {
+        let health = self.health(signal).await?;
+        Ok(crate::task::tasks_for_backend(health["backend"].as_str()))
     }
 
     fn authorised(&self, builder: RequestBuilder) -> RequestBuilder {
@@ -331,6 +363,15 @@ impl Body for BodyBytes<'_> {
     }
 }
 
+/// The `x-florence2-backend` value of an answer made by the proxy's local model.
+pub const LOCAL_BACKEND: &str = "local";
+
+/// A 2xx answer: its body, and which backend made it (`x-florence2-backend`).
+struct Answered {
+    body: Vec<u8>,
+    backend: Option<String>,
+}
+
 /// Sends and reads the answer, retrying 429 answers up to `max_retries` times: waits
 /// `Retry-After` (or [`backoff`] without one), unless that is longer than `max_retry_wait_ms`.
 /// Any other failure is final.
@@ -339,7 +380,7 @@ async fn send_with_retries(
     signal: Option<&AbortSignal>,
     make: impl Fn() -> RequestBuilder,
     body: impl Body,
-) -> Result<Vec<u8>> {
+) -> Result<Answered> {
     let mut attempt = 0;
     loop {
         let timeout = timeout_signal(config.timeout_ms);
@@ -359,14 +400,16 @@ async fn send_with_retries(
             .map_err(|e| fetch_error(&e.to_string(), &timeout, signal, config))?;
         let status = response.status();
         if (200..300).contains(&status) {
-            return response.binary().await.map_err(|e| {
+            let backend = response.headers().get("x-florence2-backend");
+            let body = response.binary().await.map_err(|e| {
                 fetch_error(
                     &format!("the answer was cut off: {e}"),
                     &timeout,
                     signal,
                     config,
                 )
-            });
+            })?;
+            return Ok(Answered { body, backend });
         }
         let retry_after = response.headers().get("retry-after");
         let body = response.binary().await.unwrap_or_default();

@@ -86,6 +86,27 @@ impl Florence2Client {
         })
     }
 
+    /// The proxy's `GET /healthz`: `{ ok, backend: "nvidia" | "local", model?, queue?, … }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ProxyHealth>")]
+    pub fn health(&self, signal: Option<AbortSignal>) -> Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let health = client.health(signal.as_ref()).await.map_err(js_error)?;
+            to_js(&health)
+        })
+    }
+
+    /// The tasks this proxy runs, described like `TASKS`: the endpoint's 14, plus
+    /// `<REGION_TO_OCR>` when its backend is the local model.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskInfo[]>")]
+    pub fn tasks(&self, signal: Option<AbortSignal>) -> Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let tasks = client.tasks(signal.as_ref()).await.map_err(js_error)?;
+            to_js(&crate::task::task_infos(tasks))
+        })
+    }
+
     /// Uploads image bytes through the proxy's asset route; resolves to the asset id.
     #[wasm_bindgen(js_name = uploadAsset, unchecked_return_type = "Promise<string>")]
     pub fn upload_asset(
@@ -114,7 +135,7 @@ async fn read_request(request: &JsValue) -> crate::Result<RunRequest> {
     if !request.is_object() {
         return Err(Error::new(
             ErrorCode::BadOption,
-            "run() takes { image, task, text?, signal?, onProgress? }",
+            "run() takes { image, task, text?, signal?, onProgress?, maxTokens? }",
         ));
     }
     let token = get(request, "task").as_string().ok_or_else(|| {
@@ -143,11 +164,26 @@ async fn read_request(request: &JsValue) -> crate::Result<RunRequest> {
     let image = bytes_of(&get(request, "image"))
         .await
         .map_err(|e| Error::new(ErrorCode::BadOption, format!("image: {}", describe(&e))))?;
+    let max_tokens = match get(request, "maxTokens") {
+        v if v.is_undefined() || v.is_null() => None,
+        v => match v.as_f64() {
+            Some(n) if n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n) => {
+                Some(n as u32)
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::BadOption,
+                    "maxTokens must be a whole number of at least 1",
+                ));
+            }
+        },
+    };
     Ok(RunRequest {
         image,
         task,
         text,
         signal,
         on_progress,
+        max_tokens,
     })
 }

@@ -22,7 +22,7 @@ export type TaskToken =
   | "<REGION_TO_DESCRIPTION>" | "<OCR>" | "<OCR_WITH_REGION>";
 
 export interface TaskInfo {
-  token: TaskToken;
+  token: TaskToken | "<REGION_TO_OCR>";
   /** What follows the token: nothing, free text, or a region (`<loc_…>` ×4). */
   text: "none" | "required" | "region";
   label: string;
@@ -107,10 +107,27 @@ export type RunStage = "preparing" | "uploading" | "waiting" | "done";
 
 export interface RunRequest {
   image: Uint8Array | ArrayBuffer | Blob;
-  task: TaskToken;
+  task: TaskToken | "<REGION_TO_OCR>";
   text?: string;
   signal?: AbortSignal;
   onProgress?: (event: { stage: RunStage }) => void;
+  /** The body's `max_tokens`: the most new tokens the model may generate. */
+  maxTokens?: number;
+}
+
+/** The proxy's `GET /healthz`. */
+export interface ProxyHealth {
+  ok: boolean;
+  version: string;
+  /** `local`: the proxy runs the model itself (no key; `<REGION_TO_OCR>` too). */
+  backend: "nvidia" | "local";
+  keyConfigured: boolean;
+  requestKeysAccepted: boolean;
+  upstream: { url: string; reachable: boolean; detail: string | null; checkedSecsAgo: number } | null;
+  /** The local model: name, folder, parameters, layout, sizes, generation settings. */
+  model?: Record<string, unknown>;
+  /** The local model's queue: capacity, threads, waiting, running, served, times. */
+  queue?: Record<string, unknown>;
 }
 
 export interface RunResult extends ParsedResponse {

@@ -37,13 +37,7 @@ pub fn exp(x: f32) -> f32 {
     const MIN: f32 = -87.336_55;
     const MAX: f32 = 88.376_26;
     let underflow = x < MIN;
-    let x = if x < MIN {
-        MIN
-    } else if x > MAX {
-        MAX
-    } else {
-        x
-    };
+    let x = x.clamp(MIN, MAX);
     let n = (x * LOG2E + 0.5).floor();
     let r = x - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4;
@@ -51,7 +45,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1; // 5.000_000_1e-1 in the source polynomial: the same f32
     let y = p * r * r + r + 1.0;
     // 2^n from the integer bits of n + 1.5·2^23 (exact for |n| < 2^22; no float→int cast,
     // which would not vectorise).
@@ -157,7 +151,13 @@ multiversion! {
 /// On sizes that do not fit the slices (the callers pad their buffers; a bug otherwise).
 #[inline(always)]
 fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(m % 4 == 0 && n % 16 == 0 && k <= lda && b.len() >= k * n && c.len() >= m * n);
+    assert!(
+        m.is_multiple_of(4)
+            && n.is_multiple_of(16)
+            && k <= lda
+            && b.len() >= k * n
+            && c.len() >= m * n
+    );
     for i in (0..m).step_by(4) {
         let a_rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
         for j in (0..n).step_by(16) {

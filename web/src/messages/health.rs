@@ -7,6 +7,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
+    /// `nvidia` or `local` (the proxy runs the model itself: no key needed, every task).
+    #[serde(default)]
+    pub backend: Option<String>,
     #[serde(default)]
     pub key_configured: bool,
     #[serde(default)]
@@ -47,7 +50,8 @@ pub fn notices(health: Result<&Health, &str>, own_key: bool, proxy: &str) -> Vec
         }
     };
     let mut out = Vec::new();
-    if !health.key_configured && !own_key {
+    let local = health.backend.as_deref() == Some("local");
+    if !local && !health.key_configured && !own_key {
         let text = if health.request_keys_accepted {
             "The proxy has no NVIDIA API key, so runs will be refused. Set NVIDIA_API_KEY and restart cargo xtask demo, or enter your own key in Settings."
         } else {
@@ -106,6 +110,15 @@ mod tests {
             ["UPSTREAM_DOWN"],
             "an own key answers the first"
         );
+    }
+
+    #[test]
+    fn the_local_model_needs_no_key() {
+        let h = parse(
+            r#"{"ok":true,"backend":"local","keyConfigured":false,"requestKeysAccepted":false,"upstream":null,"model":{"name":"Florence-2-base"}}"#,
+        );
+        assert_eq!(notices(Ok(&h), false, "here"), []);
+        assert_eq!(h.backend.as_deref(), Some("local"));
     }
 
     #[test]

@@ -163,6 +163,9 @@ pub struct AppState {
     pub layers: RwSignal<Layers>,
     pub history: RwSignal<History<Visit>>,
     pub notices: RwSignal<Vec<Notice>>,
+    /// The tasks the proxy's backend runs (its `/healthz` says): the endpoint's 14, or all
+    /// 15 with `<REGION_TO_OCR>` when the proxy runs the model itself.
+    pub tasks: RwSignal<&'static [Task]>,
     /// Cancels the run in flight.
     pub controller: StoredValue<Option<AbortController>, LocalStorage>,
     /// Bumped by each run, so a late answer of a superseded run is dropped.
@@ -189,6 +192,7 @@ impl AppState {
             layers: RwSignal::new(Layers::default()),
             history: RwSignal::new(History::new(HISTORY_LENGTH)),
             notices: RwSignal::new(Vec::new()),
+            tasks: RwSignal::new(Task::ENDPOINT),
             controller: StoredValue::new_local(None),
             run_number: StoredValue::new(0),
         }

@@ -50,7 +50,7 @@ pub fn TaskPicker(state: AppState) -> impl IntoView {
                     .map(|&(group, name)| {
                         view! {
                             <optgroup label=name>
-                                {Task::ENDPOINT
+                                {move || state.tasks.get()
                                     .iter()
                                     .filter(|t| t.group() == group)
                                     .map(|&t| view! { <option value=t.token() prop:selected=move || state.task.get() == t>{t.label()}</option> })

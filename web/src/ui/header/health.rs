@@ -31,6 +31,8 @@ pub fn watch_health(state: AppState) {
                 Ok(r) => Err(format!("HTTP {}", r.status())),
                 Err(e) => Err(e.to_string()),
             };
+            let backend = answer.as_ref().ok().and_then(|h| h.backend.as_deref());
+            state.tasks.set(florence2::task::tasks_for_backend(backend));
             state.notices.set(notices(
                 answer.as_ref().map_err(String::as_str),
                 own_key,

@@ -1,5 +1,6 @@
 //! The answer panel, present once there is an answer for the picture shown.
 
+use florence2::Source;
 use leptos::prelude::*;
 
 use crate::answer_text::readable_text;
@@ -29,6 +30,7 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
                             <span class="chip">{a.task.label()}</span>
                             <span>{format!("at {}", a.at)}</span>
                         </p>
+                        <p class="answered-by" data-testid="answered-by">{answered_by(a.result.source)}</p>
                         {words.map(|w| view! { <Words text=w/> })}
                         {nothing.then(|| view! { <p class="placeholder">"Florence-2 found nothing to show for this task."</p> })}
                         {shapes.then(|| view! { <EntityList state scene=a.scene.clone()/> })}
@@ -44,5 +46,14 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
                 }
             }}
         </section>
+    }
+}
+
+/// Which backend made the answer: the proxy's local model or NVIDIA's endpoint (the proxy
+/// says so in `x-florence2-backend`; the client sets the result's `source` from it).
+fn answered_by(source: Source) -> &'static str {
+    match source {
+        Source::Local => "Answered by the proxy's local Florence-2 model",
+        Source::Endpoint => "Answered by NVIDIA's hosted endpoint",
     }
 }

@@ -63,6 +63,7 @@ pub fn start_run(state: AppState) {
             text: text.clone(),
             signal: Some(controller.signal()),
             on_progress: Some(on_progress),
+            max_tokens: None,
         };
         let outcome = client.run(request).await;
         if !current() {
