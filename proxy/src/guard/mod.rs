@@ -3,6 +3,7 @@
 //! anything may take.
 
 pub mod body;
+pub mod client_tokens;
 pub mod concurrency;
 pub mod cors;
 pub mod deadline;
