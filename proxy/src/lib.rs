@@ -3,6 +3,7 @@
 
 pub mod api_key;
 mod app;
+pub mod asset_store;
 pub mod backend;
 pub mod config;
 mod error;
@@ -21,6 +22,7 @@ pub use api_key::ApiKey;
 pub use backend::Backend;
 pub use backend::upstream::UpstreamBackend;
 pub use config::Config;
+pub use guard::client_tokens::ClientTokens;
 
 /// Why serving stopped or could not start.
 #[derive(Debug)]
@@ -69,6 +71,35 @@ pub async fn serve_backend(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let tokens = match &config.client_tokens {
+        Some(path) => {
+            let tokens = Arc::new(
+                guard::client_tokens::ClientTokens::load(path).map_err(ServeError::Config)?,
+            );
+            if tokens.is_empty() {
+                tracing::warn!(file = %path.display(), "--client-tokens holds no token: every API request will be refused until the file lists some (then SIGHUP)");
+            } else {
+                tracing::info!(
+                    tokens = tokens.len(),
+                    "client tokens required on API routes"
+                );
+            }
+            if let Err(e) = guard::client_tokens::reload_on_sighup(tokens.clone()) {
+                tracing::warn!(
+                    "cannot listen for SIGHUP, the client tokens will not be reloaded: {e}"
+                );
+            }
+            Some(tokens)
+        }
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    if tokens.is_none() && config.api_key.is_some() && !local.ip().is_loopback() {
+        tracing::warn!(
+            listen = %local,
+            "listening beyond loopback with NVIDIA_API_KEY and no --client-tokens: anyone who reaches this address can spend the key"
+        );
+    }
     if let Some(dir) = config.static_dir.as_deref().filter(|d| !d.is_dir()) {
         tracing::warn!(dir = %dir.display(), "--static is not a directory; / will say how to build the demo");
     }
@@ -78,7 +109,7 @@ pub async fn serve_backend(
         key_configured = config.api_key.is_some(),
         "serving"
     );
-    let app = app::router(config, backend, listener.local_addr()?);
+    let app = app::router(config, backend, local, tokens);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use florence2_proxy::config::LogFormat;
-use florence2_proxy::{ApiKey, Config, serve_until};
+use florence2_proxy::{ApiKey, ClientTokens, Config, serve_until};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,6 +21,13 @@ async fn main() -> ExitCode {
         _ => tracing::warn!(
             "NVIDIA_API_KEY is not set: each request must bring its own key in X-Api-Key"
         ),
+    }
+    // Checked before listening, so that a bad file stops startup before the port line.
+    if let Some(path) = &config.client_tokens
+        && let Err(why) = ClientTokens::load(path)
+    {
+        eprintln!("florence2-proxy: {why}");
+        return ExitCode::from(2);
     }
     let (listener, shutdown) = match florence2_process::listen(config.listen).await {
         Ok(started) => started,

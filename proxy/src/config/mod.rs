@@ -2,6 +2,7 @@
 //! API key, which only the environment (`NVIDIA_API_KEY`) can give.
 
 mod origin;
+pub mod public_url;
 pub mod upstream_url;
 
 use std::net::SocketAddr;
@@ -24,9 +25,12 @@ uploads large images through NVCF's two-step asset API, and serves the demo's st
 Routes:
   POST /v1/vlm/microsoft/florence-2   the endpoint's JSON body in, the result ZIP out
   POST /v1/assets                     raw image bytes (Content-Type: image/…) in, {\"assetId\"} out
+  POST /v2/nvcf/assets                NVCF's asset creation: {\"contentType\",\"description\"} in,
+                                      {\"uploadUrl\",\"assetId\"} out; then PUT the bytes to uploadUrl
   GET  /healthz                       whether a key is configured and the upstream is reachable
   GET  /…                             the demo (--static)
-Every failure is JSON: {\"error\":{\"code\",\"message\",\"status\"?,\"retryAfterSecs\"?}}.
+Every failure is JSON, NVIDIA's problem details with ours beside them:
+{\"type\",\"title\",\"status\",\"detail\",\"error\":{\"code\",\"message\",\"status\"?,\"retryAfterSecs\"?}}.
 
 Requests go only to --upstream and --assets-upstream, and to the presigned upload URLs and result
 locations those hand back (https only; see --handoff-host).";
@@ -39,7 +43,9 @@ Environment:
                    X-Api-Key header (used for that request only, never stored or logged);
                    with it, X-Api-Key headers are ignored.
   RUST_LOG         log filter, e.g. `info` (default) or `florence2_proxy=debug`.
+A client's own Authorization header is a client token (--client-tokens), never forwarded.
 Logs go to stderr; the first stdout line is `listening on http://IP:PORT`.
+SIGHUP rereads the --client-tokens file.
 SIGTERM or Ctrl-C stops accepting connections and lets open requests finish.
 
 Example:
@@ -155,6 +161,42 @@ pub struct Config {
     )]
     pub handoff_hosts: Vec<String>,
 
+    /// A file of client tokens, one per line (blank lines and # comments are ignored; each
+    /// 16-512 visible ASCII characters). With it, every API request (the invocation,
+    /// POST /v1/assets, POST /v2/nvcf/assets) needs `Authorization: Bearer <token>` with one of
+    /// them, else 401; upload URLs need none (they are unguessable and single-use), /healthz
+    /// stays open. The file is read again on SIGHUP (a removed token stops working at once).
+    /// The per-client rate limit then counts per token, not per address. Without it, anyone
+    /// who reaches the proxy may use it.
+    #[arg(long, value_name = "FILE", env = "FLORENCE2_CLIENT_TOKENS")]
+    pub client_tokens: Option<PathBuf>,
+
+    /// The URL clients reach the proxy at (https://florence.example.org, or with a path prefix),
+    /// used to build the uploadUrl that POST /v2/nvcf/assets answers. Default: http:// and the
+    /// request's Host header (as the Host check accepted it). Set it behind a TLS terminator
+    /// or a path prefix.
+    #[arg(long, value_name = "URL", value_parser = public_url::parse, env = "FLORENCE2_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// How long an upload URL from POST /v2/nvcf/assets may be used, in seconds (NVCF: 3600).
+    /// Each URL takes one upload.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_UPLOAD_URL_TTL")]
+    pub upload_url_ttl: u64,
+
+    /// How long an uploaded asset may be used, in seconds (NVCF: 86400, 24 hours).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=86_400), env = "FLORENCE2_ASSET_TTL")]
+    pub asset_ttl: u64,
+
+    /// Most assets the proxy keeps track of at once, counting upload URLs handed out and not
+    /// yet expired; when full, new uploads get 507 until older ones expire.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), env = "FLORENCE2_MAX_ASSETS")]
+    pub max_assets: u32,
+
+    /// Most memory, in MB, for asset bytes the proxy keeps itself (with a backend that runs
+    /// the model here; with NVIDIA the bytes go to NVCF and nothing is kept).
+    #[arg(long, value_name = "MB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536), env = "FLORENCE2_ASSET_STORE_MB")]
+    pub asset_store_mb: u32,
+
     /// Log line format (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FLORENCE2_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -167,6 +209,16 @@ pub struct Config {
 impl Config {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
+    }
+
+    /// The asset store's bounds, from the flags.
+    pub fn asset_limits(&self) -> crate::asset_store::AssetLimits {
+        crate::asset_store::AssetLimits {
+            upload_url_ttl: Duration::from_secs(self.upload_url_ttl),
+            asset_ttl: Duration::from_secs(self.asset_ttl),
+            max_entries: self.max_assets as usize,
+            max_kept_bytes: self.asset_store_mb as usize * 1024 * 1024,
+        }
     }
 
     /// The CORS origins in force: the flags, or the local-development defaults.

@@ -19,8 +19,16 @@ pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
                 same_origin(origin, request) || patterns.iter().any(|p| p.matches(origin))
             },
         ))
-        .allow_methods([Method::GET, Method::HEAD, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT])
+        // Authorization: client tokens; the NVCF headers: NVIDIA's asset flow from a page.
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-amz-meta-nvcf-asset-description"),
+            HeaderName::from_static("nvcf-input-asset-references"),
+            HeaderName::from_static("nvcf-function-asset-ids"),
+        ])
         .expose_headers([
             header::RETRY_AFTER,
             HeaderName::from_static(REQUEST_ID_HEADER),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::headers::loggable;
+use crate::routes::nvcf_assets::UPLOAD_PATH_PREFIX;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -19,6 +20,16 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
+/// The path as logged: an upload URL's secret is a credential while the URL lives, so it is
+/// left out.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with(UPLOAD_PATH_PREFIX) {
+        UPLOAD_PATH_PREFIX
+    } else {
+        path
+    }
+}
+
 pub async fn record(mut request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let client = request
@@ -26,7 +37,8 @@ pub async fn record(mut request: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     request.extensions_mut().insert(ClientAddr(client));
-    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path(), %client);
+    let path = loggable_path(request.uri().path());
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), %path, %client);
     async move {
         tracing::debug!(headers = ?loggable(request.headers()), "received");
         let started = Instant::now();

@@ -8,17 +8,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{caller_key, invoke_body};
+use super::{caller_key, invoke_body, nvcf_assets};
 use crate::app::App;
 use crate::backend::CallContext;
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_JSON_BYTES};
+use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
 use crate::observe::access_log::ClientAddr;
 
 pub async fn invoke(
     State(app): State<Arc<App>>,
     Extension(client): Extension<ClientAddr>,
+    Extension(caller): Extension<Caller>,
     Extension(deadline): Extension<Deadline>,
     headers: HeaderMap,
     request_body: Body,
@@ -27,12 +29,15 @@ pub async fn invoke(
     body::require_media_type(&headers, |m| m == "application/json", "application/json")?;
     let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
     let invocation = invoke_body::parse(&bytes)?;
+    let asset = invocation.image.asset_id().is_some();
+    // An asset id is the caller's own, translated for the backend (NVCF's id, or inline bytes).
+    let invocation = nvcf_assets::resolve(&app, invocation, &headers, caller)?;
     let context = CallContext {
         caller_key: caller_key::from_headers(&headers)?,
         deadline: deadline.0,
     };
     let _slot = app.slots.enter().await?;
-    tracing::info!(task = %invocation.prompt.task, asset = invocation.image.asset_id().is_some(), "invoke");
+    tracing::info!(task = %invocation.prompt.task, asset, "invoke");
     let zip = app.backend.invoke(invocation, context).await?;
     let mut response = zip.into_response();
     let h = response.headers_mut();
