@@ -353,3 +353,30 @@ async fn a_backend_that_keeps_no_assets_gets_the_bytes_inline_within_the_stores_
     let f = nim.create_asset("image/png", "one more").await.unwrap_err();
     assert_eq!((f.status, kind(&f)), (507, "asset-store-full"));
 }
+
+#[tokio::test]
+async fn upload_urls_start_at_the_public_url_when_one_is_set() {
+    let stack = support::start(
+        &[],
+        &["--public-url", "https://florence.example.org/vision"],
+        Some("nvapi-public"),
+    )
+    .await;
+    let nim = NimClient::new(&stack.proxy_url, "ignored");
+    let (url, _) = nim
+        .create_asset("image/jpeg", "behind TLS")
+        .await
+        .expect("created");
+    let secret = url
+        .strip_prefix("https://florence.example.org/vision/v2/nvcf/asset-uploads/")
+        .unwrap_or_else(|| panic!("{url}"));
+    assert!(
+        secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{secret}"
+    );
+    // The same path on the proxy itself takes the upload.
+    let local = format!("{}/v2/nvcf/asset-uploads/{secret}", stack.proxy_url);
+    nim.put(&local, png(8, 8, 2), "image/jpeg", "behind TLS")
+        .await
+        .expect("uploaded");
+}
