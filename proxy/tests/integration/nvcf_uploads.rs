@@ -157,7 +157,8 @@ async fn upload_urls_expire() {
 async fn assets_expire() {
     let stack = support::start(
         &[],
-        &["--rate-limit", "0", "--asset-ttl", "1"],
+        // 2 s: room for the first invocation on a loaded machine.
+        &["--rate-limit", "0", "--asset-ttl", "2"],
         Some("nvapi-asset-expiry"),
     )
     .await;
@@ -168,7 +169,7 @@ async fn assets_expire() {
         .expect("uploaded");
     let content = format!("<CAPTION><img src=\"data:image/png;asset_id,{id}\" />");
     assert_eq!(nim.invoke_asset(&content, &id).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let f = Failure::of(nim.invoke_asset(&content, &id).await).await;
     assert_eq!((f.status, kind(&f)), (404, "asset-not-found"));
 }
