@@ -3,6 +3,8 @@
 //! image preparation, and post-processing of generated text into one result type shared by
 //! the remote (endpoint) and local (model) paths.
 
+#[cfg(all(not(target_arch = "wasm32"), feature = "answer-writer"))]
+pub mod answer_archive;
 pub mod error;
 pub mod http_error;
 pub mod image_prep;

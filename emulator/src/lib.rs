@@ -7,10 +7,8 @@
 //! decoded image, and misbehaves on request (see [`Fault`]).
 
 mod answer;
-mod archive;
 pub mod config;
 pub mod fault;
-mod overlay;
 mod problem;
 mod routes;
 mod state;

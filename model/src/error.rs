@@ -56,6 +56,10 @@ pub enum Error {
     #[error("backend: {0}")]
     Backend(String),
 
+    /// The caller asked the run to stop (see `Florence2Model::generate_until`).
+    #[error("the run was cancelled")]
+    Cancelled,
+
     /// Task, prompt or post-processing errors of the shared core (crate `florence2`).
     #[error(transparent)]
     Core(#[from] florence2::Error),

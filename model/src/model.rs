@@ -226,7 +226,20 @@ impl Florence2Model {
         &self,
         encoder_hidden: &Tensor<3>,
         config: &GenerationConfig,
+        on_logits: Option<&mut dyn FnMut(&[f32])>,
+    ) -> Result<Vec<u32>> {
+        self.generate_until(encoder_hidden, config, on_logits, &|| false)
+    }
+
+    /// [`Florence2Model::generate`] that asks `stop` before every decoder step and ends with
+    /// [`Error::Cancelled`] when it says so: a server stops a run whose client went away at the
+    /// next token instead of spending the rest of the budget on it.
+    pub fn generate_until(
+        &self,
+        encoder_hidden: &Tensor<3>,
+        config: &GenerationConfig,
         mut on_logits: Option<&mut dyn FnMut(&[f32])>,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Vec<u32>> {
         let vocab = self.config.text_config.vocab_size;
         if config.max_new_tokens > self.config.text_config.max_position_embeddings {
@@ -238,6 +251,9 @@ impl Florence2Model {
         let mut search = Search::new(config, vocab)?;
         let mut cache = self.decoder_cache(encoder_hidden);
         while !search.is_done() {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
             let next = search.next_input();
             cache.reorder(&next.cache_rows)?;
             let hidden = self.decode(&next.tokens, next.tokens.len(), &mut cache, None)?;

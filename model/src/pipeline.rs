@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use florence2::{Florence2Result, ImageSize, Source, Task};
 
 use crate::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::model::Florence2Model;
 use crate::tokenizer::Tokenizer;
@@ -110,15 +110,39 @@ impl Florence2 {
         text: Option<&str>,
         generation: GenerationConfig,
     ) -> Result<RunOutput> {
+        self.run_until(image, task, text, generation, &|| false)
+    }
+
+    /// [`Florence2::run_with`] that asks `stop` between the stages and before every generated
+    /// token, and ends with [`crate::Error::Cancelled`] when it says so.
+    pub fn run_until(
+        &self,
+        image: &RgbImage,
+        task: Task,
+        text: Option<&str>,
+        generation: GenerationConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<RunOutput> {
+        let check = || {
+            if stop() {
+                Err(Error::Cancelled)
+            } else {
+                Ok(())
+            }
+        };
         let prompt_ids = self.prompt_ids(task, text)?;
         let device = self.model.device();
         let pixel_values = image.to_tensor(&self.image_processor, device)?;
+        check()?;
         let features = self.model.vision_features(pixel_values, None)?;
         let image_features = self.model.image_features(features)?;
         let [_, image_tokens, _] = image_features.dims();
         let inputs_embeds = self.model.inputs_embeds(image_features, &prompt_ids)?;
+        check()?;
         let encoder_hidden = self.model.encode(inputs_embeds, None)?;
-        let generated_ids = self.model.generate(&encoder_hidden, &generation, None)?;
+        let generated_ids = self
+            .model
+            .generate_until(&encoder_hidden, &generation, None, stop)?;
         let decoded = self.tokenizer.decode(&generated_ids, false)?;
         let size = ImageSize::new(image.width, image.height);
         let answer = florence2::post_process(task, &decoded, size)?;

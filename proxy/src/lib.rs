@@ -20,8 +20,9 @@ use tokio::net::TcpListener;
 
 pub use api_key::ApiKey;
 pub use backend::Backend;
+pub use backend::local::LocalBackend;
 pub use backend::upstream::UpstreamBackend;
-pub use config::Config;
+pub use config::{BackendKind, Config};
 pub use guard::client_tokens::ClientTokens;
 
 /// Why serving stopped or could not start.
@@ -60,8 +61,26 @@ pub async fn serve_until(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let backend = UpstreamBackend::new(&config).map_err(ServeError::Config)?;
-    serve_backend(&config, Arc::new(backend), listener, shutdown).await
+    let backend = build_backend(&config).await?;
+    serve_backend(&config, backend, listener, shutdown).await
+}
+
+/// The backend `config` asks for: NVIDIA's endpoint, or the local model (loaded here, on a
+/// blocking thread: it reads and converts the whole checkpoint).
+pub async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServeError> {
+    config.check().map_err(ServeError::Config)?;
+    match config.backend {
+        BackendKind::Nvidia => Ok(Arc::new(
+            UpstreamBackend::new(config).map_err(ServeError::Config)?,
+        )),
+        BackendKind::Local => {
+            let config = config.clone();
+            let loaded = tokio::task::spawn_blocking(move || LocalBackend::load(&config))
+                .await
+                .map_err(|e| ServeError::Config(format!("loading the model stopped: {e}")))?;
+            Ok(Arc::new(loaded.map_err(ServeError::Config)?))
+        }
+    }
 }
 
 /// Serves with any [`Backend`] (the seam for the local model).
@@ -103,12 +122,16 @@ pub async fn serve_backend(
     if let Some(dir) = config.static_dir.as_deref().filter(|d| !d.is_dir()) {
         tracing::warn!(dir = %dir.display(), "--static is not a directory; / will say how to build the demo");
     }
-    tracing::info!(
-        upstream = %config.upstream,
-        assets_upstream = %config.assets_upstream,
-        key_configured = config.api_key.is_some(),
-        "serving"
-    );
+    if config.backend == BackendKind::Local {
+        tracing::info!(backend = backend.profile().name, "serving");
+    } else {
+        tracing::info!(
+            upstream = %config.upstream,
+            assets_upstream = %config.assets_upstream,
+            key_configured = config.api_key.is_some(),
+            "serving"
+        );
+    }
     let app = app::router(config, backend, local, tokens);
     axum::serve(
         listener,

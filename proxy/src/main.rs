@@ -4,13 +4,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use florence2_proxy::config::LogFormat;
-use florence2_proxy::{ApiKey, ClientTokens, Config, serve_until};
+use florence2_proxy::{ApiKey, BackendKind, ClientTokens, Config, build_backend, serve_backend};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut config = Config::parse();
     florence2_process::init_logging(config.log_format == LogFormat::Json);
+    if let Err(why) = config.check() {
+        eprintln!("florence2-proxy: {why}");
+        return ExitCode::from(2);
+    }
     match std::env::var("NVIDIA_API_KEY") {
+        // The local model needs no key; one in the environment is simply not used.
+        _ if config.backend == BackendKind::Local => {}
         Ok(raw) if !raw.trim().is_empty() => match ApiKey::parse(&raw, "NVIDIA_API_KEY") {
             Ok(key) => config.api_key = Some(key),
             Err(e) => {
@@ -29,6 +35,15 @@ async fn main() -> ExitCode {
         eprintln!("florence2-proxy: {why}");
         return ExitCode::from(2);
     }
+    // Before listening: a model folder that does not load stops the proxy here, and the
+    // `listening on` line means the model is ready.
+    let backend = match build_backend(&config).await {
+        Ok(backend) => backend,
+        Err(e) => {
+            eprintln!("florence2-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (listener, shutdown) = match florence2_process::listen(config.listen).await {
         Ok(started) => started,
         Err(e) => {
@@ -36,7 +51,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match serve_until(config, listener, shutdown).await {
+    match serve_backend(&config, backend, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("florence2-proxy: {e}");

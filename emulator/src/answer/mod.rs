@@ -7,7 +7,6 @@ mod colour;
 mod scene;
 
 use florence2::region::{ImageSize, quantize};
-use florence2::task::AnswerKind;
 use florence2::{Entities, Prompt, PromptInput, Task, post_process};
 use image::RgbImage;
 use serde::Serialize;
@@ -56,7 +55,7 @@ pub fn answer(prompt: &Prompt, image: &RgbImage) -> Result<Answer, String> {
             prompt_tokens,
             total_tokens: completion_tokens + prompt_tokens,
         },
-        draws: task.answer_kind() != AnswerKind::PureText,
+        draws: florence2::answer_archive::draws_overlay(task),
     })
 }
 

@@ -12,15 +12,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use florence2::Prompt;
+use florence2::answer_archive;
 use florence2::request::{
     HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES, ImageRef, Invocation,
     parse_invoke_body,
 };
 
 use super::{MAX_JSON_BYTES, auth, deliver, request};
+use crate::answer;
 use crate::problem::Problem;
 use crate::state::{State, lock};
-use crate::{answer, archive, overlay};
 
 /// Largest image side the emulator decodes (a bound on memory for hostile inputs).
 const MAX_SIDE: u32 = 8192;
@@ -117,16 +118,17 @@ fn answer_zip(prompt: &Prompt, image: &[u8], id_seed: &str) -> Result<Vec<u8>, P
     }
     let answer = answer::answer(prompt, &decoded).map_err(Problem::unprocessable)?;
     let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_seed.as_bytes()).to_string();
-    let response = archive::response_json(&id, &answer);
+    let usage = serde_json::to_value(answer.usage).unwrap_or_default();
+    let response = answer_archive::response_json(&id, &answer.content, &answer.entities, usage);
     let overlay = if answer.draws {
         Some(
-            overlay::draw(&decoded, &answer.entities)
+            answer_archive::draw(&decoded, &answer.entities)
                 .map_err(|e| Problem::scripted(500, format!("overlay failed: {e}")))?,
         )
     } else {
         None
     };
-    archive::zip(&id, &response, overlay.as_deref()).map_err(|e| {
+    answer_archive::zip(&id, &response, overlay.as_deref()).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("zip failed: {e}"),

@@ -1,7 +1,8 @@
-//! Where answers come from. Today: NVIDIA's hosted endpoint ([`upstream::UpstreamBackend`]).
-//! The local Rust model arrives later as a second implementation of [`Backend`]; the routes
-//! know only this trait.
+//! Where answers come from: NVIDIA's hosted endpoint ([`upstream::UpstreamBackend`]) or the
+//! Florence-2 model run in this process ([`local::LocalBackend`]). The routes know only this
+//! trait.
 
+pub mod local;
 pub mod upstream;
 
 use std::future::Future;
@@ -45,6 +46,35 @@ pub struct Health {
     /// Whether requests may bring their own key in `X-Api-Key`.
     pub request_keys_accepted: bool,
     pub upstream: Option<Reachability>,
+    /// The local model (`--backend local` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<serde_json::Value>,
+    /// The local model's queue (`--backend local` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<serde_json::Value>,
+}
+
+/// What the routes must know about a backend besides its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// `nvidia` or `local`: answered in every inference answer's `x-florence2-backend`.
+    pub name: &'static str,
+    /// Runs the tasks NVIDIA's endpoint does not offer (`<REGION_TO_OCR>`).
+    pub all_tasks: bool,
+    /// Spends an NVIDIA key, so a request's `X-Api-Key` matters.
+    pub takes_keys: bool,
+    /// Bounds its own work (a queue that answers 429), so the proxy's `--max-concurrent`
+    /// slots would only get in its way.
+    pub own_queue: bool,
+}
+
+impl Profile {
+    pub const NVIDIA: Profile = Profile {
+        name: "nvidia",
+        all_tasks: false,
+        takes_keys: true,
+        own_queue: false,
+    };
 }
 
 /// Whether a remote service answered recently.
@@ -84,6 +114,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<String>>;
 
     fn health(&self) -> BoxFuture<'_, Health>;
+
+    fn profile(&self) -> Profile {
+        Profile::NVIDIA
+    }
 
     /// Who keeps the bytes of uploaded assets (`POST /v1/assets`, and the `PUT` to an upload
     /// URL from `POST /v2/nvcf/assets`). Either way the proxy decides who may use an asset

@@ -21,6 +21,8 @@ const LONG_ABOUT: &str = "\
 The florence2-web server. It holds the NVIDIA API key so that no browser ever sees it, forwards
 Florence-2 requests to NVIDIA's hosted endpoint (resolving NVCF's 202 polling and 302 downloads),
 uploads large images through NVCF's two-step asset API, and serves the demo's static files.
+With --backend local --model DIR it answers the same routes from a Florence-2 model run here
+(no key; requests queue for --model-threads runners, at most --queue waiting).
 
 Routes:
   POST /v1/vlm/microsoft/florence-2   the endpoint's JSON body in, the result ZIP out
@@ -48,8 +50,18 @@ Logs go to stderr; the first stdout line is `listening on http://IP:PORT`.
 SIGHUP rereads the --client-tokens file.
 SIGTERM or Ctrl-C stops accepting connections and lets open requests finish.
 
-Example:
-  NVIDIA_API_KEY=nvapi-… florence2-proxy --listen 127.0.0.1:8080 --static web/dist";
+Examples:
+  NVIDIA_API_KEY=nvapi-… florence2-proxy --listen 127.0.0.1:8080 --static web/dist
+  florence2-proxy --backend local --model ./Florence-2-base --static web/dist";
+
+/// Where answers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// NVIDIA's hosted endpoint (needs a key).
+    Nvidia,
+    /// The Florence-2 model of --model, run in this process (florence2-burn, CPU).
+    Local,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -161,6 +173,27 @@ pub struct Config {
     )]
     pub handoff_hosts: Vec<String>,
 
+    /// Where answers come from: `nvidia` (the hosted endpoint, with the key) or `local` (the
+    /// model folder of --model, run here on the CPU; no key needed, X-Api-Key ignored). Both
+    /// answer the same routes with the same body and the same ZIP.
+    #[arg(long, value_enum, default_value_t = BackendKind::Nvidia, env = "FLORENCE2_BACKEND")]
+    pub backend: BackendKind,
+
+    /// The model folder of --backend local: config.json, model.safetensors (native or
+    /// original layout), tokenizer.json [, generation_config.json, processor_config.json |
+    /// preprocessor_config.json]. A folder that does not load stops the proxy at start.
+    #[arg(long, value_name = "DIR", env = "FLORENCE2_MODEL")]
+    pub model: Option<PathBuf>,
+
+    /// How many requests the local model runs at once (each on its own thread).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), env = "FLORENCE2_MODEL_THREADS")]
+    pub model_threads: u32,
+
+    /// How many requests may wait for the local model; more are answered 429 RATE_LIMITED
+    /// with Retry-After. A waiting request whose client goes away leaves the queue.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000), env = "FLORENCE2_QUEUE")]
+    pub queue: u32,
+
     /// A file of client tokens, one per line (blank lines and # comments are ignored; each
     /// 16-512 visible ASCII characters). With it, every API request (the invocation,
     /// POST /v1/assets, POST /v2/nvcf/assets) needs `Authorization: Bearer <token>` with one of
@@ -221,6 +254,21 @@ impl Config {
         }
     }
 
+    /// Flags that only make sense together: --backend local needs --model.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.backend, &self.model) {
+            (BackendKind::Local, None) => Err(
+                "--backend local needs --model DIR (a Florence-2 folder: config.json, model.safetensors, tokenizer.json)"
+                    .to_owned(),
+            ),
+            (BackendKind::Nvidia, Some(_)) => Err(
+                "--model is only used with --backend local (add --backend local to run the model here)"
+                    .to_owned(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The CORS origins in force: the flags, or the local-development defaults.
     pub fn origins(&self) -> Vec<OriginPattern> {
         if self.allow_origins.is_empty() {
@@ -266,6 +314,12 @@ mod tests {
         assert!(parse(&["--poll-seconds", "301"]).is_err());
         assert!(parse(&["--timeout", "0"]).is_err());
         assert!(parse(&["--allow-origin", "localhost"]).is_err());
+        assert!(parse(&["--model-threads", "0"]).is_err());
+        assert!(parse(&["--backend", "local"]).unwrap().check().is_err());
+        assert!(parse(&["--model", "m"]).unwrap().check().is_err());
+        let local = parse(&["--backend", "local", "--model", "m", "--queue", "4"]).unwrap();
+        assert!(local.check().is_ok());
+        assert_eq!((local.queue, local.model_threads), (4, 1));
         assert_eq!(
             parse(&["--allow-origin", "https://a.org,http://b.org:*"])
                 .unwrap()

@@ -22,6 +22,16 @@ impl ConcurrencyCap {
         }
     }
 
+    /// [`ConcurrencyCap::enter`], or no slot at all when `exempt` (a backend with a queue of
+    /// its own, which answers 429 itself).
+    pub async fn enter_unless(&self, exempt: bool) -> Result<Option<OwnedSemaphorePermit>, Error> {
+        if exempt {
+            Ok(None)
+        } else {
+            self.enter().await.map(Some)
+        }
+    }
+
     /// A slot, held until the permit drops; RATE_LIMITED when none frees up in time.
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Error> {
         let busy = || {

@@ -8,6 +8,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::OriginPattern;
 use crate::observe::access_log::REQUEST_ID_HEADER;
+use crate::routes::invoke::BACKEND_HEADER;
 
 pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
     CorsLayer::new()
@@ -32,6 +33,8 @@ pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
         .expose_headers([
             header::RETRY_AFTER,
             HeaderName::from_static(REQUEST_ID_HEADER),
+            HeaderName::from_static(BACKEND_HEADER),
+            HeaderName::from_static("server-timing"),
         ])
         .max_age(Duration::from_secs(600))
 }

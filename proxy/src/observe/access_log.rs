@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::headers::loggable;
+use super::model_timing;
 use crate::routes::nvcf_assets::UPLOAD_PATH_PREFIX;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -42,13 +43,37 @@ pub async fn record(mut request: Request, next: Next) -> Response {
     async move {
         tracing::debug!(headers = ?loggable(request.headers()), "received");
         let started = Instant::now();
-        let mut response = next.run(request).await;
+        let (mut response, model) = model_timing::scope(next.run(request)).await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = response.status().as_u16();
+        // Local model requests also say how long they queued (behind how many) and ran.
+        let queued_behind = model.map(|m| m.queued_behind);
+        let wait_ms = model.map(|m| m.wait_ms);
+        let run_ms = model.map(|m| m.run_ms);
+        let tokens = model.map(|m| m.tokens);
         if response.status().is_server_error() {
-            tracing::warn!(status, ms, "answered");
+            tracing::warn!(
+                status,
+                ms,
+                queued_behind,
+                wait_ms,
+                run_ms,
+                tokens,
+                "answered"
+            );
         } else {
-            tracing::info!(status, ms, "answered");
+            tracing::info!(
+                status,
+                ms,
+                queued_behind,
+                wait_ms,
+                run_ms,
+                tokens,
+                "answered"
+            );
+        }
+        if let Some(value) = model.and_then(|m| m.header()) {
+            response.headers_mut().insert("server-timing", value);
         }
         // A simple UUID is 32 hex digits: always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&id) {

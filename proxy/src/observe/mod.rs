@@ -3,3 +3,4 @@
 
 pub mod access_log;
 pub mod headers;
+pub mod model_timing;

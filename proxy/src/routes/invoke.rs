@@ -17,6 +17,9 @@ use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
 use crate::observe::access_log::ClientAddr;
 
+/// Names the backend that answered (`nvidia` or `local`).
+pub const BACKEND_HEADER: &str = "x-florence2-backend";
+
 pub async fn invoke(
     State(app): State<Arc<App>>,
     Extension(client): Extension<ClientAddr>,
@@ -28,15 +31,16 @@ pub async fn invoke(
     app.rate.check(client.0)?;
     body::require_media_type(&headers, |m| m == "application/json", "application/json")?;
     let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
-    let invocation = invoke_body::parse(&bytes)?;
+    let profile = app.backend.profile();
+    let invocation = invoke_body::parse(&bytes, profile.all_tasks)?;
     let asset = invocation.image.asset_id().is_some();
     // An asset id is the caller's own, translated for the backend (NVCF's id, or inline bytes).
     let invocation = nvcf_assets::resolve(&app, invocation, &headers, caller)?;
     let context = CallContext {
-        caller_key: caller_key::from_headers(&headers)?,
+        caller_key: caller_key::from_headers(&headers, profile)?,
         deadline: deadline.0,
     };
-    let _slot = app.slots.enter().await?;
+    let _slot = app.slots.enter_unless(profile.own_queue).await?;
     tracing::info!(task = %invocation.prompt.task, asset, "invoke");
     let zip = app.backend.invoke(invocation, context).await?;
     let mut response = zip.into_response();
@@ -46,5 +50,8 @@ pub async fn invoke(
         HeaderValue::from_static("application/zip"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Which backend answered: the ZIP is the endpoint's either way, so clients (and the demo's
+    // "answered by" line) learn it here.
+    h.insert(BACKEND_HEADER, HeaderValue::from_static(profile.name));
     Ok(response)
 }

@@ -1,12 +1,13 @@
 //! The endpoint's JSON body, validated by florence2 (one user message; a known task, its text,
-//! one image inline or as an asset), and offered by NVIDIA's endpoint.
+//! one image inline or as an asset), and offered by the backend: NVIDIA's endpoint lacks
+//! `<REGION_TO_OCR>`, the local model runs every task (`all_tasks`).
 
 use florence2::request::{Invocation, parse_invoke_body};
 use florence2::{Error, ErrorCode, Result};
 
-pub fn parse(body: &[u8]) -> Result<Invocation> {
+pub fn parse(body: &[u8], all_tasks: bool) -> Result<Invocation> {
     let invocation = parse_invoke_body(body)?;
-    if !invocation.prompt.task.on_endpoint() {
+    if !all_tasks && !invocation.prompt.task.on_endpoint() {
         return Err(Error::new(
             ErrorCode::UnknownTask,
             format!(
@@ -47,7 +48,7 @@ mod tests {
                 "data:image/png;asset_id,3fa85f64-5717",
             ] {
                 let content = florence2::build_content(task.token(), text, src).unwrap();
-                let invocation = parse(&body(&content)).unwrap();
+                let invocation = parse(&body(&content), false).unwrap();
                 assert_eq!(invocation.prompt.task, task);
                 assert_eq!(
                     invocation
@@ -65,8 +66,10 @@ mod tests {
         let content =
             "<REGION_TO_OCR><loc_1><loc_1><loc_2><loc_2><img src=\"data:image/png;base64,AA==\" />";
         assert_eq!(
-            parse(&body(content)).unwrap_err().code,
+            parse(&body(content), false).unwrap_err().code,
             ErrorCode::UnknownTask
         );
+        let local = parse(&body(content), true).unwrap();
+        assert_eq!(local.prompt.task, Task::RegionToOcr);
     }
 }

@@ -195,7 +195,7 @@ pub async fn upload(
             AssetCustody::Proxy => Content::Kept(bytes),
             AssetCustody::Backend => {
                 let context = CallContext {
-                    caller_key: caller_key::from_headers(&headers)?,
+                    caller_key: caller_key::from_headers(&headers, app.backend.profile())?,
                     deadline: deadline.0,
                 };
                 let _slot = app.slots.enter().await?;

@@ -318,3 +318,85 @@ async fn asset_ids_are_the_proxys_own_and_translated_to_nvcfs() {
         );
     }
 }
+
+/// The reference data's tiny end-to-end model (see build.rs: without it, and without `CI`,
+/// the test below is listed as ignored).
+fn tiny_model() -> std::path::PathBuf {
+    let dir = match std::env::var_os("FLORENCE2_REFERENCE_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"),
+    };
+    let model = dir.join("florence2-tiny-e2e");
+    assert!(
+        model.is_dir(),
+        "the reference model {} is missing: set FLORENCE2_REFERENCE_DIR (../shared/reference)",
+        model.display()
+    );
+    model
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(florence2_reference),
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
+)]
+async fn nvidias_sample_flow_runs_every_task_on_the_local_backend() {
+    use clap::Parser;
+    florence2_proxy::tls::install_crypto_provider();
+    let (_dir, tokens) = token_file("nim-local", &[TOKEN_A, TOKEN_B]);
+    let model = tiny_model();
+    let config = florence2_proxy::Config::try_parse_from([
+        "florence2-proxy",
+        "--backend",
+        "local",
+        "--model",
+        model.to_str().expect("path"),
+        "--rate-limit",
+        "0",
+        "--client-tokens",
+        tokens.to_str().expect("path"),
+    ])
+    .expect("flags");
+    let backend = florence2_proxy::build_backend(&config)
+        .await
+        .expect("the tiny model loads");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = florence2_proxy::serve_backend(&config, backend, listener, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    all_tasks(
+        &url,
+        TOKEN_A,
+        Expect {
+            overlay_when_drawing: Some(true),
+        },
+    )
+    .await;
+    // Scoping holds here too: B cannot use A's asset, and nobody gets in without a token.
+    let a = NimClient::new(&url, TOKEN_A);
+    let b = NimClient::new(&url, TOKEN_B);
+    let id = a
+        .upload_asset(png(32, 32, 7), "image/png")
+        .await
+        .expect("uploaded");
+    let content = format!("<CAPTION><img src=\"data:image/png;asset_id,{id}\" />");
+    let f = Failure::of(b.invoke_asset(&content, &id).await).await;
+    assert_eq!(f.status, 404, "{}", f.body);
+    assert_eq!(
+        f.body["type"],
+        "urn:florence2-proxy:problem-details:asset-not-found"
+    );
+    let f = NimClient::new(&url, "tok-nobody-0000000000000000")
+        .create_asset("image/png", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(f.status, 401);
+    drop(stop);
+}

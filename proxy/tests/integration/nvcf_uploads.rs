@@ -267,6 +267,8 @@ impl Backend for Echo {
                 key_configured: false,
                 request_keys_accepted: false,
                 upstream: None,
+                model: None,
+                queue: None,
             }
         })
     }

@@ -183,6 +183,8 @@ impl Backend for UpstreamBackend {
                 key_configured: self.key.is_some(),
                 request_keys_accepted: self.key.is_none(),
                 upstream: Some(self.prober.check(&self.client).await),
+                model: None,
+                queue: None,
             }
         })
     }

@@ -2,11 +2,11 @@
 //! drawn on it, as PNG.
 //!
 //! Lines are rasterised here by hand: the only crate that draws them (imageproc) would bring
-//! nalgebra and rayon into the test build for a dozen lines of Bresenham.
+//! nalgebra and rayon into every server build for a dozen lines of Bresenham.
 
 use std::io::Cursor;
 
-use florence2::Entities;
+use crate::result::Entities;
 use image::{ImageFormat, Rgb, RgbImage};
 
 const PALETTE: [[u8; 3]; 6] = [

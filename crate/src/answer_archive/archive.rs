@@ -1,25 +1,11 @@
-//! NVCF's result archive: `<id>.response` (the chat-completion-like JSON) and, for tasks that
-//! draw, `<id>.png` (the overlay), deflated in one ZIP.
+//! NVCF's result archive: `<id>.response` and, for tasks that draw, `<id>.png`, deflated in
+//! one ZIP.
 
 use std::io::{Cursor, Write};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use zip::CompressionMethod;
 use zip::write::{SimpleFileOptions, ZipWriter};
-
-use crate::answer::Answer;
-
-/// The `.response` document for `answer`.
-pub fn response_json(id: &str, answer: &Answer) -> Value {
-    json!({
-        "id": id,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": answer.content, "entities": answer.entities},
-        }],
-        "usage": answer.usage,
-    })
-}
 
 /// Zips the response and the optional overlay. Entry times are the ZIP epoch, so equal answers
 /// give equal bytes.

@@ -1,0 +1,82 @@
+//! One invocation on a runner thread: decode the image, run the model (stopping when asked),
+//! and write the endpoint's answer — `.response` in its exact shape and, for tasks that draw,
+//! the overlay — as the ZIP NVIDIA would send.
+
+use bytes::Bytes;
+use florence2::answer_archive::{draw, draws_overlay, response_json, zip};
+use florence2::image_prep::PrepareOptions;
+use florence2::image_prep::native::decode;
+use florence2::{Error, ErrorCode, Result, Task};
+use florence2_burn::{Florence2, RgbImage, RunOptions};
+use serde_json::json;
+
+use super::failure::from_model;
+
+/// What a runner needs for one request (owned: it crosses to the runner thread).
+pub struct Job {
+    pub image: Bytes,
+    pub task: Task,
+    /// The task's text as the model reads it (free text or `<loc_…>` tokens).
+    pub text: Option<String>,
+    /// The body's `max_tokens`: caps the new tokens below the model's own limit.
+    pub max_tokens: Option<u32>,
+}
+
+/// The answer archive and what it cost.
+pub struct Answered {
+    pub zip: Bytes,
+    /// New tokens generated (the decoder start token not counted).
+    pub tokens: usize,
+}
+
+pub fn run(model: &Florence2, job: Job, stop: &dyn Fn() -> bool) -> Result<Answered> {
+    // The same limits as the JS client's preparation: typed IMAGE_DECODE / IMAGE_TOO_LARGE /
+    // IMAGE_TOO_SMALL before any large allocation.
+    let rgb = decode(&job.image, &PrepareOptions::default())?.to_rgb8();
+    let (width, height) = rgb.dimensions();
+    let image = RgbImage::new(width, height, rgb.as_raw().clone()).map_err(from_model)?;
+    let positions = model.model.config().text_config.max_position_embeddings;
+    let max_new_tokens = job
+        .max_tokens
+        .map_or(model.generation.max_new_tokens, |n| {
+            model.generation.max_new_tokens.min(n as usize)
+        })
+        .min(positions);
+    let generation = model.generation_config(RunOptions {
+        num_beams: None,
+        max_new_tokens: Some(max_new_tokens),
+    });
+    let out = model
+        .run_until(&image, job.task, job.text.as_deref(), generation, stop)
+        .map_err(from_model)?;
+    let completion = out.generated_ids.len().saturating_sub(1);
+    let prompt = out.image_tokens + out.prompt_ids.len();
+    let usage = json!({
+        "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "total_tokens": completion + prompt,
+    });
+    let id = uuid::Uuid::new_v4().to_string();
+    let content = format!("{}{}", job.task.token(), out.answer.text);
+    let document = response_json(&id, &content, &out.answer.entities, usage);
+    let overlay = if draws_overlay(job.task) {
+        Some(draw(&rgb, &out.answer.entities).map_err(|e| {
+            Error::new(
+                ErrorCode::Upstream,
+                format!("the overlay could not be drawn: {e}"),
+            )
+        })?)
+    } else {
+        None
+    };
+    let archive = zip(&id, &document, overlay.as_deref()).map_err(|e| {
+        Error::new(
+            ErrorCode::Upstream,
+            format!("the answer could not be zipped: {e}"),
+        )
+    })?;
+    Ok(Answered {
+        zip: Bytes::from(archive),
+        tokens: completion,
+    })
+}

@@ -1,0 +1,173 @@
+//! `--backend local`: the same routes, body and ZIP answer as NVIDIA's endpoint, produced by
+//! the Florence-2 model of `--model` (florence2-burn, on the CPU) with the checkpoint's own
+//! generation config. Requests wait in a bounded queue for `--model-threads` runner threads;
+//! images are inline data URLs or assets kept in memory by `POST /v1/assets`.
+
+mod answer;
+mod assets;
+mod failure;
+mod model_folder;
+mod queue;
+
+use base64::Engine;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use bytes::Bytes;
+use florence2::request::{ImageRef, Invocation};
+use florence2::{Error, ErrorCode, Result};
+use florence2_burn::Florence2;
+
+use self::answer::Job;
+use self::assets::AssetStore;
+use self::model_folder::ModelInfo;
+use self::queue::{Lost, WorkQueue};
+use super::{AssetUpload, Backend, BoxFuture, CallContext, Health, Profile};
+use crate::config::Config;
+use crate::observe::model_timing::{self, ModelTiming};
+
+/// Base64 as data URLs carry it, padded or not.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+pub struct LocalBackend {
+    queue: WorkQueue<Florence2>,
+    info: ModelInfo,
+    assets: AssetStore,
+}
+
+impl LocalBackend {
+    /// Loads the model of `--model` and starts its runners. Blocking (reads and converts the
+    /// whole checkpoint): call it from a blocking thread. The error says which file is wrong.
+    pub fn load(config: &Config) -> Result<LocalBackend, String> {
+        let dir = config
+            .model
+            .as_deref()
+            .ok_or("--backend local needs --model DIR")?;
+        let (model, info) = model_folder::load(dir)
+            .map_err(|e| format!("cannot load the model in {}: {e}", dir.display()))?;
+        let queue = WorkQueue::start(model, config.model_threads as usize, config.queue as usize)
+            .map_err(|e| format!("cannot start the model's threads: {e}"))?;
+        tracing::info!(
+            model = %info.folder,
+            parameters = info.parameters,
+            layout = info.layout,
+            load_ms = info.load_ms,
+            threads = config.model_threads,
+            queue = config.queue,
+            "model loaded"
+        );
+        Ok(LocalBackend {
+            queue,
+            info,
+            assets: AssetStore::default(),
+        })
+    }
+
+    /// The image's bytes: decoded from the data URL, or the stored asset.
+    fn image_bytes(&self, image: &ImageRef) -> Result<Bytes> {
+        match image {
+            ImageRef::Inline { base64, .. } => BASE64
+                .decode(base64)
+                .or_else(|_| general_purpose::URL_SAFE.decode(base64))
+                .map(Bytes::from)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorCode::ImageDecode,
+                        format!("the data URL's base64 cannot be decoded: {e}"),
+                    )
+                }),
+            ImageRef::Asset { asset_id, .. } => self.assets.get(asset_id),
+        }
+    }
+
+    async fn answer(&self, invocation: Invocation) -> Result<Bytes> {
+        if invocation.max_tokens == Some(0) {
+            return Err(Error::new(
+                ErrorCode::BadOption,
+                "max_tokens must be at least 1",
+            ));
+        }
+        let text = invocation.prompt.input_text();
+        let job = Job {
+            image: self.image_bytes(&invocation.image)?,
+            task: invocation.prompt.task,
+            text: (!text.is_empty()).then_some(text),
+            max_tokens: invocation.max_tokens,
+        };
+        let pending = self
+            .queue
+            .submit(move |model, stop| answer::run(model, job, stop))
+            .map_err(|full| {
+                Error::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "the local model is busy ({} requests waiting, --queue); try again in {:.0} s",
+                        full.waiting,
+                        full.retry_after.as_secs_f64().ceil()
+                    ),
+                )
+                .with_retry_after(Some(full.retry_after.as_secs_f64()))
+            })?;
+        // Dropping this future (the client went away, the deadline passed) drops `pending`,
+        // which takes the job out of the line or stops it at the next token.
+        match pending.answer().await {
+            Ok((outcome, ran)) => {
+                self.queue.record(&ran, outcome.is_ok());
+                model_timing::record(ModelTiming {
+                    queued_behind: ran.queued_behind,
+                    wait_ms: ran.wait.as_secs_f64() * 1000.0,
+                    run_ms: ran.run.as_secs_f64() * 1000.0,
+                    tokens: outcome.as_ref().map_or(0, |a| a.tokens),
+                });
+                outcome.map(|answered| answered.zip)
+            }
+            Err(Lost::Panicked(why)) => {
+                tracing::error!(why, "the model panicked");
+                Err(Error::new(
+                    ErrorCode::Upstream,
+                    format!("the local model failed: {why}"),
+                )
+                .with_status(500))
+            }
+            Err(Lost::Closed) => Err(Error::new(
+                ErrorCode::Upstream,
+                "the local model is shutting down",
+            )
+            .with_status(503)),
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    fn invoke(&self, invocation: Invocation, _: CallContext) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(self.answer(invocation))
+    }
+
+    fn upload_asset(&self, upload: AssetUpload, _: CallContext) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { Ok(self.assets.put(upload.bytes)) })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async move {
+            Health {
+                backend: "local",
+                key_configured: false,
+                request_keys_accepted: false,
+                upstream: None,
+                model: serde_json::to_value(&self.info).ok(),
+                queue: serde_json::to_value(self.queue.health()).ok(),
+            }
+        })
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            name: "local",
+            all_tasks: true,
+            takes_keys: false,
+            own_queue: true,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! `--backend local` over real HTTP on loopback, with the tiny end-to-end model of the
+//! reference data (`florence2-tiny-e2e`) as the model: golden answers, the queue (load,
+//! overflow, cancellation), bad input, and the binary refusing a model that does not load.
+//! One binary (one link) for all.
+
+mod golden;
+mod input;
+mod queue;
+mod startup;
+mod support;
