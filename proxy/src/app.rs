@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
-use florence2::request::{ASSETS_PATH, INVOKE_PATH};
+use axum::routing::{get, post, put};
+use florence2::request::{ASSETS_PATH, INVOKE_PATH, NVCF_ASSETS_PATH};
 use tokio::sync::watch;
 
+use crate::asset_store::AssetStore;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::guard::client::TrustedProxies;
+use crate::guard::client_tokens::{self, Access, ClientTokens};
 use crate::guard::concurrency::ConcurrencyCap;
 use crate::guard::host::AllowedHosts;
 use crate::guard::memory::{self, MemoryBudget};
@@ -19,6 +21,7 @@ use crate::guard::rate_limit::ClientRateLimit;
 use crate::guard::shutdown::{self, Phase};
 use crate::guard::{cors, deadline, host, ignored_key, panic, request_target, response_headers};
 use crate::observe::access_log;
+use crate::routes::nvcf_assets::{self, UPLOAD_ROUTE};
 use crate::routes::{assets, healthz, invoke, not_found, static_files};
 
 /// What handlers share.
@@ -26,24 +29,47 @@ pub struct App {
     pub backend: Arc<dyn Backend>,
     pub rate: ClientRateLimit,
     pub slots: ConcurrencyCap,
+    /// Assets uploaded through this proxy: owners, ids, kept bytes, expiry.
+    pub assets: AssetStore,
+    /// `--public-url`: where upload URLs point.
+    pub public_url: Option<reqwest::Url>,
+    pub client_tokens_required: bool,
 }
 
 /// The server for `config`, answering through `backend`, listening on `local` (which decides
-/// the Host names it answers to by default); `phase` says when the shutdown grace is over.
+/// the Host names it answers to by default); `phase` says when the shutdown grace is over;
+/// `tokens` are the `--client-tokens`, loaded.
 pub fn router(
     config: &Config,
     backend: Arc<dyn Backend>,
     local: SocketAddr,
     phase: watch::Receiver<Phase>,
+    tokens: Option<Arc<ClientTokens>>,
 ) -> Router {
+    // With client tokens the per-client rate limit counts per token (in the token check),
+    // so the per-address one is off.
+    let address_rate = if tokens.is_some() {
+        0
+    } else {
+        config.rate_limit
+    };
+    let access = Arc::new(Access::new(tokens, config.rate_limit, config.rate_burst));
     let app = Arc::new(App {
         backend,
-        rate: ClientRateLimit::new(config.rate_limit, config.rate_burst),
+        rate: ClientRateLimit::new(address_rate, config.rate_burst),
         slots: ConcurrencyCap::new(config.max_concurrent),
+        assets: AssetStore::new(config.asset_limits()),
+        public_url: config.public_url.clone(),
+        client_tokens_required: access.required(),
     });
+    // The routes that spend the key or hold assets need a caller (and, with tokens, a valid
+    // one); the upload URL is its own credential, /healthz and the demo are open.
     let api = Router::new()
         .route(INVOKE_PATH, post(invoke::invoke))
         .route(ASSETS_PATH, post(assets::upload))
+        .route(NVCF_ASSETS_PATH, post(nvcf_assets::create))
+        .route_layer(from_fn_with_state(access, client_tokens::require))
+        .route(UPLOAD_ROUTE, put(nvcf_assets::upload))
         .route("/healthz", get(healthz::healthz))
         .method_not_allowed_fallback(not_found::method_not_allowed)
         .with_state(app)

@@ -1,16 +1,25 @@
-//! Every failure the proxy answers: florence2's typed [`Error`] as the JSON body
-//! `{"error":{"code","message","status"?,"retryAfterSecs"?}}`, with an HTTP status that fits.
+//! Every failure the proxy answers, with an HTTP status that fits, as one JSON body that both
+//! kinds of client read: NVIDIA's RFC 7807 problem details (`type`, `title`, `status`, `detail`:
+//! what NIM clients read) and florence2's typed [`Error`] under `error` (`code`, `message`,
+//! `status`?, `retryAfterSecs`?: what our client reads first, see `florence2::http_error`).
+//! One body for everyone means no client has to announce itself.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use florence2::error::ErrorBody;
 use florence2::{Error, ErrorCode};
+use serde::Serialize;
+
+/// The prefix of every problem `type` the proxy answers; the rest is a stable kebab-case kind.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:florence2-proxy:problem-details:";
 
 /// A typed error and the HTTP status it is answered with.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub error: Error,
+    /// A finer kind than the code, for the problem's `type` (kebab-case, stable); `None`: the
+    /// code's (`TEXT_REQUIRED` → `text-required`).
+    pub kind: Option<&'static str>,
 }
 
 impl ApiError {
@@ -18,7 +27,15 @@ impl ApiError {
         ApiError {
             status,
             error: Error::new(code, message),
+            kind: None,
         }
+    }
+
+    /// The same error, with `kind` ending the problem's `type`
+    /// (`urn:florence2-proxy:problem-details:upload-url-expired`).
+    pub fn with_kind(mut self, kind: &'static str) -> ApiError {
+        self.kind = Some(kind);
+        self
     }
 
     /// A request the proxy does not serve (unknown route, wrong method, absolute target):
@@ -33,6 +50,7 @@ impl From<Error> for ApiError {
         ApiError {
             status: status_for(&error),
             error,
+            kind: None,
         }
     }
 }
@@ -72,6 +90,17 @@ fn status_for(error: &Error) -> StatusCode {
     }
 }
 
+/// The answer's body: NVIDIA's problem details with ours beside them.
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    error: &'a Error,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Messages never hold the key: upstream text is redacted before it becomes one.
@@ -81,12 +110,28 @@ impl IntoResponse for ApiError {
             tracing::info!(code = %self.error.code, message = %self.error.message, "refused");
         }
         let retry_after = self.error.retry_after_secs;
-        let body = serde_json::to_string(&ErrorBody { error: self.error })
-            // Serialising a struct of strings and numbers cannot fail; keep a valid body anyway.
-            .unwrap_or_else(|_| {
-                r#"{"error":{"code":"UPSTREAM","message":"error body could not be written"}}"#
-                    .to_owned()
-            });
+        let kind = self.kind.map_or_else(
+            || {
+                self.error
+                    .code
+                    .as_str()
+                    .to_ascii_lowercase()
+                    .replace('_', "-")
+            },
+            str::to_owned,
+        );
+        let body = serde_json::to_string(&ProblemBody {
+            kind: format!("{PROBLEM_TYPE_PREFIX}{kind}"),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.error.message,
+            error: &self.error,
+        })
+        // Serialising a struct of strings and numbers cannot fail; keep a valid body anyway.
+        .unwrap_or_else(|_| {
+            r#"{"title":"Bad Gateway","status":502,"detail":"error body could not be written","error":{"code":"UPSTREAM","message":"error body could not be written"}}"#
+                .to_owned()
+        });
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -150,5 +195,52 @@ mod tests {
         let response = e.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    async fn body_of(response: Response) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn one_body_reads_as_nvidia_problem_details_and_as_our_typed_error() {
+        let e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::TextRequired,
+            "<OPEN_VOCABULARY_DETECTION> needs text",
+        );
+        let body = body_of(e.into_response()).await;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json["type"],
+            "urn:florence2-proxy:problem-details:text-required"
+        );
+        assert_eq!(json["title"], "Bad Request");
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["detail"], "<OPEN_VOCABULARY_DETECTION> needs text");
+        // What our own client (florence2's parser) makes of the same bytes: the stable code.
+        let ours =
+            florence2::http_error::error_from_http(400, None, &body, std::time::SystemTime::now());
+        assert_eq!(ours.code, ErrorCode::TextRequired);
+        assert_eq!(ours.message, "<OPEN_VOCABULARY_DETECTION> needs text");
+
+        let expired = ApiError::new(StatusCode::FORBIDDEN, ErrorCode::BadOption, "late");
+        let json: serde_json::Value = serde_json::from_slice(
+            &body_of(expired.with_kind("upload-url-expired").into_response()).await,
+        )
+        .unwrap();
+        assert_eq!(
+            (json["type"].as_str(), json["status"].as_u64()),
+            (
+                Some("urn:florence2-proxy:problem-details:upload-url-expired"),
+                Some(403)
+            )
+        );
     }
 }

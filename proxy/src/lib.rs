@@ -3,6 +3,7 @@
 
 pub mod api_key;
 mod app;
+pub mod asset_store;
 pub mod backend;
 pub mod config;
 mod error;
@@ -27,6 +28,7 @@ pub use backend::Backend;
 pub use backend::local::LocalBackend;
 pub use backend::upstream::UpstreamBackend;
 pub use config::{BackendKind, Config};
+pub use guard::client_tokens::ClientTokens;
 
 /// Why serving stopped or could not start.
 #[derive(Debug)]
@@ -100,6 +102,35 @@ pub async fn serve_backend(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let tokens = match &config.client_tokens {
+        Some(path) => {
+            let tokens = Arc::new(
+                guard::client_tokens::ClientTokens::load(path).map_err(ServeError::Config)?,
+            );
+            if tokens.is_empty() {
+                tracing::warn!(file = %path.display(), "--client-tokens holds no token: every API request will be refused until the file lists some (then SIGHUP)");
+            } else {
+                tracing::info!(
+                    tokens = tokens.len(),
+                    "client tokens required on API routes"
+                );
+            }
+            if let Err(e) = guard::client_tokens::reload_on_sighup(tokens.clone()) {
+                tracing::warn!(
+                    "cannot listen for SIGHUP, the client tokens will not be reloaded: {e}"
+                );
+            }
+            Some(tokens)
+        }
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    if tokens.is_none() && config.api_key.is_some() && !local.ip().is_loopback() {
+        tracing::warn!(
+            listen = %local,
+            "listening beyond loopback with NVIDIA_API_KEY and no --client-tokens: anyone who reaches this address can spend the key"
+        );
+    }
     if let Some(dir) = config.static_dir.as_deref().filter(|d| !d.is_dir()) {
         tracing::warn!(dir = %dir.display(), "--static is not a directory; / will say how to build the demo");
     }
@@ -127,7 +158,7 @@ pub async fn serve_backend(
     }
     let (phase_tx, phase) = watch::channel(Phase::Serving);
     let phase_tx = Arc::new(phase_tx);
-    let app = app::router(config, backend, listener.local_addr()?, phase.clone());
+    let app = app::router(config, backend, local, phase.clone(), tokens);
     let trusted = TrustedProxies::new(&config.trusted_proxies);
     let listener = CappedListener::new(listener, config.max_connections, trusted);
     let grace = config.shutdown_grace();

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use florence2_proxy::config::LogFormat;
-use florence2_proxy::{ApiKey, BackendKind, Config, build_backend, serve_backend};
+use florence2_proxy::{ApiKey, BackendKind, ClientTokens, Config, build_backend, serve_backend};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,6 +27,13 @@ async fn main() -> ExitCode {
         _ => tracing::warn!(
             "NVIDIA_API_KEY is not set: each request must bring its own key in X-Api-Key"
         ),
+    }
+    // Checked before listening, so that a bad file stops startup before the port line.
+    if let Some(path) = &config.client_tokens
+        && let Err(why) = ClientTokens::load(path)
+    {
+        eprintln!("florence2-proxy: {why}");
+        return ExitCode::from(2);
     }
     // Before listening: a model folder that does not load stops the proxy here, and the
     // `listening on` line means the model is ready.

@@ -89,6 +89,19 @@ pub struct Reachability {
     pub checked_secs_ago: u64,
 }
 
+/// Who holds the bytes of an uploaded asset (see [`Backend::asset_custody`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetCustody {
+    /// The backend: uploads go to [`Backend::upload_asset`], and the proxy keeps only the id
+    /// it answers (NVIDIA: NVCF's asset id), which invocations then name.
+    Backend,
+    /// The proxy: uploads stay in its asset store (bounded, expiring; `crate::asset_store`),
+    /// `upload_asset` is never called, and an invocation naming an asset reaches
+    /// [`Backend::invoke`] with the asset's bytes inline (`ImageRef::Inline`), so the backend
+    /// never sees an asset id. For a backend that runs the model itself.
+    Proxy,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Runs one validated invocation; the answer is the endpoint's ZIP archive.
     fn invoke(&self, invocation: Invocation, context: CallContext) -> BoxFuture<'_, Result<Bytes>>;
@@ -104,5 +117,12 @@ pub trait Backend: Send + Sync + 'static {
 
     fn profile(&self) -> Profile {
         Profile::NVIDIA
+    }
+
+    /// Who keeps the bytes of uploaded assets (`POST /v1/assets`, and the `PUT` to an upload
+    /// URL from `POST /v2/nvcf/assets`). Either way the proxy decides who may use an asset
+    /// (its client token) and for how long, and translates the ids callers see.
+    fn asset_custody(&self) -> AssetCustody {
+        AssetCustody::Backend
     }
 }

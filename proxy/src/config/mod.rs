@@ -3,6 +3,7 @@
 
 pub mod cidr;
 mod origin;
+pub mod public_url;
 pub mod upstream_url;
 
 use std::net::SocketAddr;
@@ -28,9 +29,12 @@ With --backend local --model DIR it answers the same routes from a Florence-2 mo
 Routes:
   POST /v1/vlm/microsoft/florence-2   the endpoint's JSON body in, the result ZIP out
   POST /v1/assets                     raw image bytes (Content-Type: image/…) in, {\"assetId\"} out
+  POST /v2/nvcf/assets                NVCF's asset creation: {\"contentType\",\"description\"} in,
+                                      {\"uploadUrl\",\"assetId\"} out; then PUT the bytes to uploadUrl
   GET  /healthz                       whether a key is configured and the upstream is reachable
   GET  /…                             the demo (--static)
-Every failure is JSON: {\"error\":{\"code\",\"message\",\"status\"?,\"retryAfterSecs\"?}}.
+Every failure is JSON, NVIDIA's problem details with ours beside them:
+{\"type\",\"title\",\"status\",\"detail\",\"error\":{\"code\",\"message\",\"status\"?,\"retryAfterSecs\"?}}.
 
 Requests go only to --upstream and --assets-upstream, and to the presigned upload URLs and result
 locations those hand back (https only; see --handoff-host).";
@@ -43,7 +47,9 @@ Environment:
                    X-Api-Key header (used for that request only, never stored or logged);
                    with it, X-Api-Key headers are ignored.
   RUST_LOG         log filter, e.g. `info` (default) or `florence2_proxy=debug`.
+A client's own Authorization header is a client token (--client-tokens), never forwarded.
 Logs go to stderr; the first stdout line is `listening on http://IP:PORT`.
+SIGHUP rereads the --client-tokens file.
 SIGTERM or Ctrl-C stops accepting connections and lets open requests finish within
 --shutdown-grace; then they are answered 503 and the process exits. A second signal exits
 at once.
@@ -232,6 +238,42 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000), env = "FLORENCE2_QUEUE")]
     pub queue: u32,
 
+    /// A file of client tokens, one per line (blank lines and # comments are ignored; each
+    /// 16-512 visible ASCII characters). With it, every API request (the invocation,
+    /// POST /v1/assets, POST /v2/nvcf/assets) needs `Authorization: Bearer <token>` with one of
+    /// them, else 401; upload URLs need none (they are unguessable and single-use), /healthz
+    /// stays open. The file is read again on SIGHUP (a removed token stops working at once).
+    /// The per-client rate limit then counts per token, not per address. Without it, anyone
+    /// who reaches the proxy may use it.
+    #[arg(long, value_name = "FILE", env = "FLORENCE2_CLIENT_TOKENS")]
+    pub client_tokens: Option<PathBuf>,
+
+    /// The URL clients reach the proxy at (https://florence.example.org, or with a path prefix),
+    /// used to build the uploadUrl that POST /v2/nvcf/assets answers. Default: http:// and the
+    /// request's Host header (as the Host check accepted it). Set it behind a TLS terminator
+    /// or a path prefix.
+    #[arg(long, value_name = "URL", value_parser = public_url::parse, env = "FLORENCE2_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// How long an upload URL from POST /v2/nvcf/assets may be used, in seconds (NVCF: 3600).
+    /// Each URL takes one upload.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_UPLOAD_URL_TTL")]
+    pub upload_url_ttl: u64,
+
+    /// How long an uploaded asset may be used, in seconds (NVCF: 86400, 24 hours).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=86_400), env = "FLORENCE2_ASSET_TTL")]
+    pub asset_ttl: u64,
+
+    /// Most assets the proxy keeps track of at once, counting upload URLs handed out and not
+    /// yet expired; when full, new uploads get 507 until older ones expire.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), env = "FLORENCE2_MAX_ASSETS")]
+    pub max_assets: u32,
+
+    /// Most memory, in MB, for asset bytes the proxy keeps itself (with a backend that runs
+    /// the model here; with NVIDIA the bytes go to NVCF and nothing is kept).
+    #[arg(long, value_name = "MB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536), env = "FLORENCE2_ASSET_STORE_MB")]
+    pub asset_store_mb: u32,
+
     /// Log line format (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FLORENCE2_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -257,6 +299,16 @@ impl Config {
     /// `--memory-budget` in bytes.
     pub fn memory_budget_bytes(&self) -> u64 {
         u64::from(self.memory_budget) * 1024 * 1024
+    }
+
+    /// The asset store's bounds, from the flags.
+    pub fn asset_limits(&self) -> crate::asset_store::AssetLimits {
+        crate::asset_store::AssetLimits {
+            upload_url_ttl: Duration::from_secs(self.upload_url_ttl),
+            asset_ttl: Duration::from_secs(self.asset_ttl),
+            max_entries: self.max_assets as usize,
+            max_kept_bytes: self.asset_store_mb as usize * 1024 * 1024,
+        }
     }
 
     /// Flags that only make sense together: --backend local needs --model.

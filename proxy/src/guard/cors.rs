@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method, header, request::Parts};
+use florence2::request::{
+    HEADER_ASSET_DESCRIPTION, HEADER_FUNCTION_ASSET_IDS, HEADER_INPUT_ASSET_REFERENCES,
+};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::OriginPattern;
@@ -20,8 +23,16 @@ pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
                 same_origin(origin, request) || patterns.iter().any(|p| p.matches(origin))
             },
         ))
-        .allow_methods([Method::GET, Method::HEAD, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT])
+        // Authorization: client tokens; the NVCF headers: NVIDIA's asset flow from a page.
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static(HEADER_ASSET_DESCRIPTION),
+            HeaderName::from_static(HEADER_INPUT_ASSET_REFERENCES),
+            HeaderName::from_static(HEADER_FUNCTION_ASSET_IDS),
+        ])
         .expose_headers([
             header::RETRY_AFTER,
             HeaderName::from_static(REQUEST_ID_HEADER),

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod client;
+pub mod client_tokens;
 pub mod concurrency;
 pub mod connections;
 pub mod cors;

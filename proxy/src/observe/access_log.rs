@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::headers::loggable;
 use super::model_timing;
 use crate::guard::client::TrustedProxies;
+use crate::routes::nvcf_assets::UPLOAD_PATH_PREFIX;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -20,6 +21,16 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// the one it forwarded; unspecified when the server runs without connection info.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
+
+/// The path as logged: an upload URL's secret is a credential while the URL lives, so it is
+/// left out.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with(UPLOAD_PATH_PREFIX) {
+        UPLOAD_PATH_PREFIX
+    } else {
+        path
+    }
+}
 
 pub async fn record(
     State(trusted): State<TrustedProxies>,
@@ -33,7 +44,9 @@ pub async fn record(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let client = trusted.client(peer, request.headers());
     request.extensions_mut().insert(ClientAddr(client));
-    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path(), %client, %peer);
+    let path = loggable_path(request.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %request.method(), %path, %client, %peer);
     async move {
         tracing::debug!(headers = ?loggable(request.headers()), "received");
         let started = Instant::now();

@@ -10,17 +10,19 @@ use axum::{Extension, Json};
 use florence2::ErrorCode;
 use serde_json::{Value, json};
 
-use super::caller_key;
+use super::{caller_key, nvcf_assets};
 use crate::app::App;
 use crate::backend::{AssetUpload, CallContext};
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_IMAGE_BYTES};
+use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
 use crate::observe::access_log::ClientAddr;
 
 pub async fn upload(
     State(app): State<Arc<App>>,
     Extension(client): Extension<ClientAddr>,
+    Extension(caller): Extension<Caller>,
     Extension(deadline): Extension<Deadline>,
     headers: HeaderMap,
     request_body: Body,
@@ -49,20 +51,15 @@ pub async fn upload(
         .enter_unless(app.backend.profile().own_queue)
         .await?;
     tracing::info!(content_type, bytes = bytes.len(), "asset upload");
-    let asset_id = app
-        .backend
-        .upload_asset(
-            AssetUpload {
-                content_type,
-                bytes,
-            },
-            context,
-        )
-        .await?;
+    let upload = AssetUpload {
+        content_type,
+        bytes,
+    };
+    let asset_id = nvcf_assets::add(&app, caller, upload, context).await?;
     Ok(Json(json!({ "assetId": asset_id })))
 }
 
-fn is_image_type(media: &str) -> bool {
+pub(crate) fn is_image_type(media: &str) -> bool {
     media.strip_prefix("image/").is_some_and(|sub| {
         !sub.is_empty()
             && sub.len() <= 64

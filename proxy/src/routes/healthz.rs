@@ -15,6 +15,8 @@ use crate::backend::Health;
 pub struct Healthz {
     ok: bool,
     version: &'static str,
+    /// Whether API routes require `Authorization: Bearer <client token>` (`--client-tokens`).
+    client_tokens_required: bool,
     #[serde(flatten)]
     health: Health,
 }
@@ -23,6 +25,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Json<Healthz> {
     Json(Healthz {
         ok: true,
         version: env!("CARGO_PKG_VERSION"),
+        client_tokens_required: app.client_tokens_required,
         health: app.backend.health().await,
     })
 }

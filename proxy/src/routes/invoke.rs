@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{caller_key, invoke_body};
+use super::{caller_key, invoke_body, nvcf_assets};
 use crate::app::App;
 use crate::backend::CallContext;
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_JSON_BYTES};
+use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
 use crate::observe::access_log::ClientAddr;
 
@@ -22,6 +23,7 @@ pub const BACKEND_HEADER: &str = "x-florence2-backend";
 pub async fn invoke(
     State(app): State<Arc<App>>,
     Extension(client): Extension<ClientAddr>,
+    Extension(caller): Extension<Caller>,
     Extension(deadline): Extension<Deadline>,
     headers: HeaderMap,
     request_body: Body,
@@ -31,12 +33,15 @@ pub async fn invoke(
     let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
     let profile = app.backend.profile();
     let invocation = invoke_body::parse(&bytes, profile.all_tasks)?;
+    let asset = invocation.image.asset_id().is_some();
+    // An asset id is the caller's own, translated for the backend (NVCF's id, or inline bytes).
+    let invocation = nvcf_assets::resolve(&app, invocation, &headers, caller)?;
     let context = CallContext {
         caller_key: caller_key::from_headers(&headers, profile)?,
         deadline: deadline.0,
     };
     let _slot = app.slots.enter_unless(profile.own_queue).await?;
-    tracing::info!(task = %invocation.prompt.task, asset = invocation.image.asset_id().is_some(), "invoke");
+    tracing::info!(task = %invocation.prompt.task, asset, "invoke");
     let zip = app.backend.invoke(invocation, context).await?;
     let mut response = zip.into_response();
     let h = response.headers_mut();

@@ -6,4 +6,5 @@ pub mod healthz;
 pub mod invoke;
 mod invoke_body;
 pub mod not_found;
+pub mod nvcf_assets;
 pub mod static_files;

@@ -4,8 +4,7 @@ use axum::http::{Method, StatusCode, Uri};
 
 use crate::error::ApiError;
 
-const ROUTES: &str =
-    "POST /v1/vlm/microsoft/florence-2, POST /v1/assets, GET /healthz and the demo at /";
+const ROUTES: &str = "POST /v1/vlm/microsoft/florence-2, POST /v1/assets, POST /v2/nvcf/assets (then PUT to its uploadUrl), GET /healthz and the demo at /";
 
 pub async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::refused(

@@ -132,7 +132,9 @@ fn help_documents_every_flag_and_the_key() {
         "loopback",
         "listening on http://IP:PORT",
         "/v1/assets",
+        "/v2/nvcf/assets",
         "/healthz",
+        "SIGHUP",
     ] {
         assert!(help.contains(needed), "--help does not mention {needed}");
     }

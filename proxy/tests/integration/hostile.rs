@@ -347,7 +347,8 @@ async fn unknown_routes_and_methods_are_typed_errors() {
     let stack = support::start(&[], &[], Some("nvapi-routes")).await;
     for (method, path, expect) in [
         (reqwest::Method::GET, "/v1/unknown", 404),
-        (reqwest::Method::POST, "/v2/nvcf/assets", 404),
+        (reqwest::Method::POST, "/v2/nvcf/pexec/status/x", 404),
+        (reqwest::Method::GET, "/v2/nvcf/assets", 405),
         (reqwest::Method::GET, "/v1/vlm/microsoft/florence-2", 405),
         (reqwest::Method::DELETE, "/v1/assets", 405),
         (reqwest::Method::POST, "/healthz", 405),

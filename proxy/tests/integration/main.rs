@@ -4,10 +4,13 @@
 mod abuse;
 mod abuse_process;
 mod cli;
+mod client_tokens;
 mod end_to_end;
 mod hostile;
 mod limits;
 mod load;
+mod nim;
+mod nvcf_uploads;
 mod protocol;
 mod secrets;
 mod serving;
