@@ -317,6 +317,8 @@ impl Backend for Panicking {
                 key_configured: true,
                 request_keys_accepted: false,
                 upstream: None,
+                model: None,
+                queue: None,
             }
         })
     }

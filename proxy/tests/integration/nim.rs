@@ -322,22 +322,12 @@ async fn asset_ids_are_the_proxys_own_and_translated_to_nvcfs() {
 /// The reference data's tiny end-to-end model (see build.rs: without it, and without `CI`,
 /// the test below is listed as ignored).
 fn tiny_model() -> std::path::PathBuf {
-    let dir = match std::env::var_os("FLORENCE2_REFERENCE_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"),
-    };
-    let model = dir.join("florence2-tiny-e2e");
-    assert!(
-        model.is_dir(),
-        "the reference model {} is missing: set FLORENCE2_REFERENCE_DIR (../shared/reference)",
-        model.display()
-    );
-    model
+    florence2_reference::dir(env!("CARGO_MANIFEST_DIR"), "florence2-tiny-e2e")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    not(florence2_reference),
+    reference_missing,
     ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
 )]
 async fn nvidias_sample_flow_runs_every_task_on_the_local_backend() {

@@ -2,7 +2,7 @@
 //! `--backend local`, request bodies and answer parsing.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
