@@ -164,9 +164,10 @@ async fn bad_input_is_a_typed_4xx() {
             .await,
     )
     .await;
+    // An asset this proxy never handed out is NVCF's 404, as for the NVIDIA backend.
     assert_eq!(
         (status, error["code"].as_str()),
-        (400, Some("BAD_OPTION")),
+        (404, Some("BAD_OPTION")),
         "{error}"
     );
     let (status, error) =
