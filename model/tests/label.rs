@@ -159,7 +159,7 @@ fn check_coco(doc: &Value) -> BTreeSet<String> {
                 .iter()
                 .map(|v| v.as_f64().unwrap())
                 .collect();
-            assert!(ring.len() >= 6 && ring.len() % 2 == 0, "{a}");
+            assert!(ring.len() >= 6 && ring.len().is_multiple_of(2), "{a}");
             for p in ring.chunks(2) {
                 assert!(p[0] >= b[0] - eps && p[0] <= b[0] + b[2] + eps, "{a}");
                 assert!(p[1] >= b[1] - eps && p[1] <= b[1] + b[3] + eps, "{a}");
