@@ -37,53 +37,6 @@ mod tests {
     ];
 
     #[test]
-    fn bounds_and_union() {
-        assert_eq!(
-            bounds(&ELL),
-            Some(Region {
-                x1: 0.0,
-                y1: 0.0,
-                x2: 10.0,
-                y2: 10.0
-            })
-        );
-        assert_eq!(
-            bounds(&[3.0, 4.0]),
-            Some(Region {
-                x1: 3.0,
-                y1: 4.0,
-                x2: 3.0,
-                y2: 4.0
-            })
-        );
-        assert_eq!(bounds(&[]), None);
-        assert_eq!(bounds(&[1.0]), None);
-        let u = union(
-            Region {
-                x1: 0.0,
-                y1: 5.0,
-                x2: 2.0,
-                y2: 6.0,
-            },
-            Region {
-                x1: 1.0,
-                y1: 1.0,
-                x2: 3.0,
-                y2: 2.0,
-            },
-        );
-        assert_eq!(
-            u,
-            Region {
-                x1: 0.0,
-                y1: 1.0,
-                x2: 3.0,
-                y2: 6.0
-            }
-        );
-    }
-
-    #[test]
     fn point_in_ring_follows_the_outline() {
         assert!(ring_contains(&SQUARE, 5.0, 5.0));
         assert!(!ring_contains(&SQUARE, 11.0, 5.0));
@@ -95,32 +48,5 @@ mod tests {
             "a segment has no inside"
         );
         assert!(!ring_contains(&[], 0.0, 0.0));
-    }
-
-    #[test]
-    fn areas() {
-        assert_eq!(ring_area(&SQUARE), 100.0);
-        assert_eq!(ring_area(&ELL), 75.0);
-        let reversed: Vec<f64> = SQUARE.chunks(2).rev().flatten().copied().collect();
-        assert_eq!(ring_area(&reversed), 100.0);
-        assert_eq!(
-            rect_area(&Region {
-                x1: 1.0,
-                y1: 1.0,
-                x2: 4.0,
-                y2: 3.0
-            }),
-            6.0
-        );
-        assert!(rect_contains(
-            &Region {
-                x1: 1.0,
-                y1: 1.0,
-                x2: 4.0,
-                y2: 3.0
-            },
-            4.0,
-            1.0
-        ));
     }
 }
