@@ -176,7 +176,7 @@ async fn tokens_let_in_who_is_listed_until_revoked_by_sighup_and_never_reach_the
     assert_refused(invoke(&url, Some(WRONG)).await, "client-token-refused").await;
     // The caller's NVIDIA key in Authorization is not a client token either.
     assert_refused(
-        invoke(&url, Some("nvapi-a-real-looking-key-123")).await,
+        invoke(&url, Some("nvapi-fake-key-0123")).await,
         "client-token-refused",
     )
     .await;
@@ -235,7 +235,7 @@ async fn tokens_let_in_who_is_listed_until_revoked_by_sighup_and_never_reach_the
         TOKEN_B,
         WRONG,
         KEY,
-        "nvapi-a-real-looking-key-123",
+        "nvapi-fake-key-0123",
         "tiny-revoked-x",
     ] {
         assert!(
