@@ -260,7 +260,11 @@ function readable(result) {
 /** A drag on the picture between two image points; returns the tokens the endpoint rule gives. */
 async function dragRegion(page, [ax, ay], [bx, by], image) {
   const rect = await page.evaluate(() => {
-    const r = document.querySelector("[data-testid=result-canvas]").getBoundingClientRect();
+    // The whole picture must be under the pointer's reach: a page scrolled by an earlier
+    // answer would leave the drag's end outside the viewport, where no event arrives.
+    const canvas = document.querySelector("[data-testid=result-canvas]");
+    canvas.scrollIntoView({ block: "center", inline: "center" });
+    const r = canvas.getBoundingClientRect();
     return { x: r.x, y: r.y, width: r.width, height: r.height };
   });
   const client = (x, y) => [Math.round(rect.x + (x / image.width) * rect.width), Math.round(rect.y + (y / image.height) * rect.height)];
