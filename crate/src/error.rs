@@ -45,10 +45,19 @@ pub enum ErrorCode {
     Timeout,
     /// The caller aborted (AbortSignal).
     Aborted,
+    /// A local model's file could not be fetched (404, network, CORS).
+    ModelFetch,
+    /// A local model's folder is unusable: a file missing, a bad config, a tensor missing,
+    /// misshapen or not finite, a truncated checkpoint.
+    ModelInvalid,
+    /// The WebGPU backend was asked for and the browser has no adapter.
+    WebgpuUnavailable,
+    /// The device or the wasm memory ran out.
+    OutOfMemory,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::UnknownTask,
         ErrorCode::TextRequired,
         ErrorCode::TextNotAllowed,
@@ -68,6 +77,10 @@ impl ErrorCode {
         ErrorCode::Network,
         ErrorCode::Timeout,
         ErrorCode::Aborted,
+        ErrorCode::ModelFetch,
+        ErrorCode::ModelInvalid,
+        ErrorCode::WebgpuUnavailable,
+        ErrorCode::OutOfMemory,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +104,10 @@ impl ErrorCode {
             ErrorCode::Network => "NETWORK",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Aborted => "ABORTED",
+            ErrorCode::ModelFetch => "MODEL_FETCH",
+            ErrorCode::ModelInvalid => "MODEL_INVALID",
+            ErrorCode::WebgpuUnavailable => "WEBGPU_UNAVAILABLE",
+            ErrorCode::OutOfMemory => "OUT_OF_MEMORY",
         }
     }
 }

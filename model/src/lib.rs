@@ -17,6 +17,7 @@ pub mod e2e;
 pub mod error;
 pub mod generation;
 pub mod image;
+pub mod kernels;
 #[cfg(feature = "cli")]
 pub mod label;
 pub mod model;

@@ -210,11 +210,7 @@ impl Florence2Model {
         let [rows, t, d] = hidden.dims();
         let x: Tensor<2> = hidden.reshape([rows * t, d]);
         let vocab = head.dims()[0];
-        #[cfg(feature = "flex")]
-        if let Some(logits) = crate::cpu::matmul_transposed(&x, head) {
-            return logits.reshape([rows, t, vocab]);
-        }
-        x.matmul(head.clone().transpose()).reshape([rows, t, vocab])
+        crate::kernels::matmul_transposed(x, head).reshape([rows, t, vocab])
     }
 }
 
@@ -240,6 +236,28 @@ impl Florence2Model {
         mut on_logits: LogitsHook<'_>,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<u32>> {
+        let mut decoding = self.start_decoding(encoder_hidden, config)?;
+        while !decoding.is_done() {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
+            let logits = values(decoding.forward()?)?;
+            if let Some(f) = on_logits.as_mut() {
+                f(&logits);
+            }
+            decoding.push_logits(&logits)?;
+        }
+        Ok(decoding.ids())
+    }
+
+    /// A search against `encoder_hidden`, driven one decoder step at a time by the caller:
+    /// synchronously ([`Florence2Model::generate_until`]) or, in the browser, reading each
+    /// step's logits back asynchronously ([`Decoding::step_async`]).
+    pub fn start_decoding(
+        &self,
+        encoder_hidden: &Tensor<3>,
+        config: &GenerationConfig,
+    ) -> Result<Decoding<'_>> {
         let vocab = self.config.text_config.vocab_size;
         if config.max_new_tokens > self.config.text_config.max_position_embeddings {
             return Err(Error::Input(format!(
@@ -247,28 +265,70 @@ impl Florence2Model {
                 config.max_new_tokens, self.config.text_config.max_position_embeddings
             )));
         }
-        let mut search = Search::new(config, vocab)?;
-        let mut cache = self.decoder_cache(encoder_hidden);
-        while !search.is_done() {
-            if stop() {
-                return Err(Error::Cancelled);
-            }
-            let next = search.next_input();
-            cache.reorder(&next.cache_rows)?;
-            let hidden = self.decode(&next.tokens, next.tokens.len(), &mut cache, None)?;
-            let logits = values(self.logits(hidden))?;
-            if let Some(f) = on_logits.as_mut() {
-                f(&logits);
-            }
-            search.push_logits(&logits)?;
-        }
-        Ok(search.best())
+        Ok(Decoding {
+            model: self,
+            search: Search::new(config, vocab)?,
+            cache: self.decoder_cache(encoder_hidden),
+        })
+    }
+}
+
+/// A greedy or beam search in progress on a model: the tensor-free [`Search`] plus the
+/// decoder's cache.
+pub struct Decoding<'m> {
+    model: &'m Florence2Model,
+    search: Search,
+    cache: DecoderCache,
+}
+
+impl Decoding<'_> {
+    pub fn is_done(&self) -> bool {
+        self.search.is_done()
+    }
+
+    /// Runs the decoder on the search's next input: the step's logits `[rows, vocab]`, still
+    /// on the device.
+    pub fn forward(&mut self) -> Result<Tensor<2>> {
+        let next = self.search.next_input();
+        self.cache.reorder(&next.cache_rows)?;
+        let hidden = self
+            .model
+            .decode(&next.tokens, next.tokens.len(), &mut self.cache, None)?;
+        let [rows, _, _] = hidden.dims();
+        let logits = self.model.logits(hidden);
+        let vocab = logits.dims()[2];
+        Ok(logits.reshape([rows, vocab]))
+    }
+
+    /// Hands the logits of the last [`Decoding::forward`] to the search.
+    pub fn push_logits(&mut self, logits: &[f32]) -> Result<()> {
+        self.search.push_logits(logits)
+    }
+
+    /// One step, reading the logits back without blocking (the browser's only way).
+    pub async fn step_async(&mut self) -> Result<()> {
+        let logits = values_async(self.forward()?).await?;
+        self.push_logits(&logits)
+    }
+
+    /// The generated ids so far (the best beam), decoder start token first.
+    pub fn ids(&self) -> Vec<u32> {
+        self.search.best()
     }
 }
 
 /// A tensor's values as f32, row-major (reads it back from the device).
 pub fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
+}
+
+/// [`values`] without blocking: on WebGPU the read is a mapped buffer the browser fills later.
+pub async fn values_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data_async()
+        .await
+        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))?
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
 }

@@ -3,12 +3,13 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::module::{conv2d, layer_norm};
+use burn::tensor::Tensor;
+use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, activation};
 
 use crate::config::LAYER_NORM_EPS;
 use crate::error::Result;
+use crate::kernels;
 use crate::weights::Weights;
 
 /// `nn.Linear`: `y = x Wᵀ + b`, with W stored transposed (`[in, out]`) so the product is a
@@ -50,14 +51,7 @@ impl Linear {
         let d_in = dims[D - 1];
         let rows = x.shape().num_elements() / d_in.max(1);
         let x2: Tensor<2> = x.reshape([rows, d_in]);
-        #[cfg(feature = "flex")]
-        let fast = crate::cpu::linear(&x2, &self.weight_t, self.bias.as_ref(), gelu);
-        #[cfg(not(feature = "flex"))]
-        let fast = None;
-        let y = fast.unwrap_or_else(|| {
-            let y = burn::tensor::module::linear(x2, self.weight_t.clone(), self.bias.clone());
-            if gelu { activation::gelu(y) } else { y }
-        });
+        let y = kernels::linear(x2, &self.weight_t, self.bias.as_ref(), gelu);
         dims[D - 1] = self.weight_t.dims()[1];
         y.reshape(dims)
     }
@@ -79,23 +73,10 @@ impl LayerNorm {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        #[cfg(feature = "flex")]
-        {
-            let dims = x.dims();
-            let dim = dims[D - 1];
-            let x2: Tensor<2> = x
-                .clone()
-                .reshape([x.shape().num_elements() / dim.max(1), dim]);
-            if let Some(y) = crate::cpu::layer_norm(&x2, &self.weight, &self.bias, LAYER_NORM_EPS) {
-                return y.reshape(dims);
-            }
-        }
-        layer_norm(
-            x,
-            self.weight.clone(),
-            Some(self.bias.clone()),
-            LAYER_NORM_EPS,
-        )
+        let dims = x.dims();
+        let dim = dims[D - 1];
+        let x2: Tensor<2> = x.reshape([dims.iter().product::<usize>() / dim.max(1), dim]);
+        kernels::layer_norm(x2, &self.weight, &self.bias, LAYER_NORM_EPS).reshape(dims)
     }
 }
 
@@ -159,14 +140,5 @@ impl Mlp {
 
 /// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]` tensors, causal or not.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
-    #[cfg(feature = "flex")]
-    if let Some(out) = crate::cpu::attention(&q, &k, &v, scale as f32, causal) {
-        return out;
-    }
-    let options = burn::tensor::ops::AttentionModuleOptions {
-        scale: Some(scale),
-        is_causal: causal,
-        ..Default::default()
-    };
-    burn::tensor::module::attention(q, k, v, None, None, options)
+    kernels::attention(q, k, v, scale, causal)
 }

@@ -9,7 +9,7 @@ use florence2::{Florence2Result, ImageSize, Source, Task};
 use crate::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::model::Florence2Model;
+use crate::model::{Decoding, Florence2Model};
 use crate::tokenizer::Tokenizer;
 
 /// The files of a model folder, already read (file I/O is the caller's: a CLI, a fetch).
@@ -123,6 +123,28 @@ impl Florence2 {
         generation: GenerationConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<RunOutput> {
+        let mut run = self.start(image, task, text, &generation, stop)?;
+        while !run.decoding.is_done() {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
+            let logits = crate::model::values(run.decoding.forward()?)?;
+            run.decoding.push_logits(&logits)?;
+        }
+        self.finish(run)
+    }
+
+    /// The stages before generation — preprocessing, vision, projection, encoder — with
+    /// `stop` asked between them; none reads a tensor back, so on WebGPU they only queue work.
+    /// Drive the returned run's [`crate::model::Decoding`] to its end, then [`Florence2::finish`].
+    pub fn start(
+        &self,
+        image: &RgbImage,
+        task: Task,
+        text: Option<&str>,
+        generation: &GenerationConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<StartedRun<'_>> {
         let check = || {
             if stop() {
                 Err(Error::Cancelled)
@@ -140,27 +162,45 @@ impl Florence2 {
         let inputs_embeds = self.model.inputs_embeds(image_features, &prompt_ids)?;
         check()?;
         let encoder_hidden = self.model.encode(inputs_embeds, None)?;
-        let generated_ids = self
-            .model
-            .generate_until(&encoder_hidden, &generation, None, stop)?;
+        let decoding = self.model.start_decoding(&encoder_hidden, generation)?;
+        Ok(StartedRun {
+            decoding,
+            task,
+            size: ImageSize::new(image.width, image.height),
+            prompt_ids,
+            image_tokens,
+        })
+    }
+
+    /// Decodes a finished run's ids and post-processes them (crate `florence2`).
+    pub fn finish(&self, run: StartedRun<'_>) -> Result<RunOutput> {
+        let generated_ids = run.decoding.ids();
         let decoded = self.tokenizer.decode(&generated_ids, false)?;
-        let size = ImageSize::new(image.width, image.height);
-        let answer = florence2::post_process(task, &decoded, size)?;
+        let answer = florence2::post_process(run.task, &decoded, run.size)?;
         let result = Florence2Result {
-            task: task.token().to_owned(),
+            task: run.task.token().to_owned(),
             text: answer.text.clone(),
             entities: answer.entities.clone(),
-            image: size,
+            image: run.size,
             source: Source::Local,
             usage: None,
         };
         Ok(RunOutput {
             result,
-            prompt_ids,
-            image_tokens,
+            prompt_ids: run.prompt_ids,
+            image_tokens: run.image_tokens,
             generated_ids,
             decoded,
             answer,
         })
     }
+}
+
+/// A run whose encoder has run: its decoding, and what [`Florence2::finish`] needs.
+pub struct StartedRun<'a> {
+    pub decoding: Decoding<'a>,
+    task: Task,
+    size: ImageSize,
+    prompt_ids: Vec<u32>,
+    image_tokens: usize,
 }

@@ -82,10 +82,14 @@ pub fn router(
     // Outermost last: the access log sees everything (with its id), a panic anywhere inside
     // is that request's 500, every answer gets the security headers, CORS headers reach even
     // refusals, refusals come before any work, and the deadline bounds the work.
-    let router = static_files::attach(api, config.static_dir.as_deref())
-        .layer(from_fn_with_state(config.timeout(), deadline::enforce))
-        .layer(from_fn(request_target::check))
-        .layer(from_fn_with_state(hosts, host::check));
+    let router = static_files::attach(
+        api,
+        config.static_dir.as_deref(),
+        config.models_dir.as_deref(),
+    )
+    .layer(from_fn_with_state(config.timeout(), deadline::enforce))
+    .layer(from_fn(request_target::check))
+    .layer(from_fn_with_state(hosts, host::check));
     let router = if config.api_key.is_some() {
         router.layer(from_fn(ignored_key::strip))
     } else {

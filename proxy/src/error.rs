@@ -87,6 +87,12 @@ fn status_for(error: &Error) -> StatusCode {
         | ErrorCode::PostProcess
         | ErrorCode::BadOption
         | ErrorCode::Aborted => StatusCode::BAD_REQUEST,
+        // The in-browser model's own failures: no route gives them, but a failure of this
+        // server's model would be its own fault.
+        ErrorCode::ModelFetch
+        | ErrorCode::ModelInvalid
+        | ErrorCode::WebgpuUnavailable
+        | ErrorCode::OutOfMemory => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

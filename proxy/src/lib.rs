@@ -134,6 +134,9 @@ pub async fn serve_backend(
     if let Some(dir) = config.static_dir.as_deref().filter(|d| !d.is_dir()) {
         tracing::warn!(dir = %dir.display(), "--static is not a directory; / will say how to build the demo");
     }
+    if let Some(dir) = config.models_dir.as_deref().filter(|d| !d.is_dir()) {
+        tracing::warn!(dir = %dir.display(), "--models is not a directory; /models/ answers 404");
+    }
     if cfg!(panic = "abort") {
         tracing::warn!(
             "built with panic = \"abort\": a bug that panics stops the whole server; build with --profile release-native"

@@ -53,11 +53,12 @@ pub fn run(args: &[String]) -> Result {
             .arg(root().join("tests/e2e/package.mjs"))
             .env("FLORENCE2_TEST_SERVER", &double.url),
     )?;
+    let local_e2e = local_e2e()?;
     let demo = crate::web::build()?;
     let demo_e2e = crate::web::e2e()?;
 
     println!(
-        "\nSUMMARY: fmt + clippy clean | {reference} | native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | {demo} | demo e2e: {demo_e2e} | total {:.1} min",
+        "\nSUMMARY: fmt + clippy clean | {reference} | native tests passed ({native_secs:.0} s) | browser tests: {browser} in headless {chromium} | {package} | typings ok | package API in Chromium ok | {local_e2e} | {demo} | demo e2e: {demo_e2e} | total {:.1} min",
         started.elapsed().as_secs_f64() / 60.0
     );
     Ok(())
@@ -182,6 +183,32 @@ fn start_local_proxy() -> Result<Option<Server>> {
         .args(["--rate-limit", "0"])
         .env("RUST_LOG", "warn");
     start_server(&mut proxy).map(Some)
+}
+
+/// The backends `Florence2Local` is checked on, each against every golden case.
+const LOCAL_BACKENDS: &str = "cpu";
+
+/// `Florence2Local` from the built package in headless Chromium (tests/e2e/local.mjs), on the
+/// reference data's tiny end-to-end folder served by `florence2-proxy --models`.
+fn local_e2e() -> Result<String> {
+    let Some(model) = tiny_e2e_model()? else {
+        return Ok("Florence2Local e2e IGNORED: no reference data".into());
+    };
+    run_step(cargo().args(["build", "-p", "florence2-burn", "--bin", "florence2"]))?;
+    run_step(
+        Command::new("node")
+            .arg(root().join("tests/e2e/local.mjs"))
+            .env("FLORENCE2_PKG", root().join("pkg"))
+            .env(
+                "FLORENCE2_PROXY_BIN",
+                target_dir().join("debug/florence2-proxy"),
+            )
+            .env("FLORENCE2_CLI", target_dir().join("debug/florence2"))
+            .env("FLORENCE2_E2E_MODEL", &model)
+            .env("FLORENCE2_LOCAL_BACKENDS", LOCAL_BACKENDS)
+            .env("RUST_LOG", "warn"),
+    )?;
+    Ok(format!("Florence2Local e2e passed ({LOCAL_BACKENDS})"))
 }
 
 /// Runs the wasm-bindgen browser tests (release build, so the timings mean something) and

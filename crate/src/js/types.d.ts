@@ -3,7 +3,8 @@ export type ErrorCode =
   | "UNKNOWN_TASK" | "TEXT_REQUIRED" | "TEXT_NOT_ALLOWED" | "TEXT_INVALID" | "BAD_REGION"
   | "IMAGE_DECODE" | "IMAGE_TOO_LARGE" | "IMAGE_BUDGET"
   | "ZIP_INVALID" | "ZIP_TOO_LARGE" | "RESPONSE_INVALID" | "POST_PROCESS" | "BAD_OPTION"
-  | "UPSTREAM" | "UNAUTHORIZED" | "RATE_LIMITED" | "NETWORK" | "TIMEOUT" | "ABORTED";
+  | "UPSTREAM" | "UNAUTHORIZED" | "RATE_LIMITED" | "NETWORK" | "TIMEOUT" | "ABORTED"
+  | "MODEL_FETCH" | "MODEL_INVALID" | "WEBGPU_UNAVAILABLE" | "OUT_OF_MEMORY";
 
 /** Every error thrown or rejected by this package. */
 export interface Florence2Error extends Error {

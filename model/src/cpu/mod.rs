@@ -142,3 +142,43 @@ pub fn attention(
     let [_, _, _, dv] = v.dims();
     Some(tensor(out, [b, h, tq, dv]))
 }
+
+/// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
+pub struct FlexKernels;
+
+impl crate::kernels::Kernels for FlexKernels {
+    fn linear(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<2>,
+        bias: Option<&Tensor<1>>,
+        gelu: bool,
+    ) -> Option<Tensor<2>> {
+        linear(x, w, bias, gelu)
+    }
+
+    fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
+        matmul_transposed(x, e)
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<1>,
+        b: &Tensor<1>,
+        eps: f64,
+    ) -> Option<Tensor<2>> {
+        layer_norm(x, w, b, eps)
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor<4>,
+        k: &Tensor<4>,
+        v: &Tensor<4>,
+        scale: f32,
+        causal: bool,
+    ) -> Option<Tensor<4>> {
+        attention(q, k, v, scale, causal)
+    }
+}

@@ -32,6 +32,7 @@ Routes:
   POST /v2/nvcf/assets                NVCF's asset creation: {\"contentType\",\"description\"} in,
                                       {\"uploadUrl\",\"assetId\"} out; then PUT the bytes to uploadUrl
   GET  /healthz                       whether a key is configured and the upstream is reachable
+  GET  /models/<name>/…               model folders for the in-browser model (--models)
   GET  /…                             the demo (--static)
 Every failure is JSON, NVIDIA's problem details with ours beside them:
 {\"type\",\"title\",\"status\",\"detail\",\"error\":{\"code\",\"message\",\"status\"?,\"retryAfterSecs\"?}}.
@@ -103,6 +104,12 @@ pub struct Config {
     /// it, / answers a page saying how to build the demo.
     #[arg(long = "static", value_name = "DIR", env = "FLORENCE2_STATIC")]
     pub static_dir: Option<PathBuf>,
+
+    /// Directory of model folders, each served at /models/<name>/ (range requests, long cache
+    /// headers, the same dotfile and symlink rules as --static), so `Florence2Local` loads a
+    /// model from this server without the internet.
+    #[arg(long = "models", value_name = "DIR", env = "FLORENCE2_MODELS")]
+    pub models_dir: Option<PathBuf>,
 
     /// An origin whose pages may call the proxy (CORS), as scheme://host[:port]; the port may
     /// be `*`. Repeatable. Default: http://localhost:*, http://127.0.0.1:* and http://[::1]:*.

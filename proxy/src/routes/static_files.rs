@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,6 +16,7 @@ use base64::Engine;
 use percent_encoding::percent_decode_str;
 use tower::Layer;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::not_found::not_found;
 
@@ -25,12 +27,39 @@ const NO_DEMO: &str = "<!doctype html><meta charset=utf-8><title>florence2-proxy
 <code>--static web/dist</code>. The API works either way: <code>POST /v1/vlm/microsoft/florence-2</code>,
 <code>POST /v1/assets</code>, <code>GET /healthz</code>.</p>";
 
-/// Adds the static files (or the explanation) to `router` as its fallback; unknown paths get
-/// the JSON 404.
+/// Where `--models` folders are served.
+pub const MODELS_PATH: &str = "/models";
+
+/// Model files never change under one URL in practice, and are large: browsers and caches may
+/// keep them a year (the page's own Cache Storage keeps them anyway).
+const MODEL_CACHE_CONTROL: &str = "public, max-age=31536000";
+
+/// Adds the static files (or the explanation) to `router` as its fallback, and the model
+/// folders under [`MODELS_PATH`]; unknown paths get the JSON 404.
 pub fn attach<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     dir: Option<&Path>,
+    models: Option<&Path>,
 ) -> Router<S> {
+    let router = match models.filter(|d| d.is_dir()) {
+        Some(models) => {
+            let root = std::fs::canonicalize(models).unwrap_or_else(|_| models.to_owned());
+            // No index pages in a model folder: a directory is a 404, files are ranges-capable.
+            let files = ServeDir::new(models)
+                .append_index_html_on_directories(false)
+                .call_fallback_on_method_not_allowed(true)
+                .fallback(not_found.into_service());
+            let service = tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static(MODEL_CACHE_CONTROL),
+                ))
+                .layer(from_fn_with_state(root, inside_root))
+                .service(files);
+            router.nest_service(MODELS_PATH, service)
+        }
+        None => router,
+    };
     match dir.filter(|d| d.is_dir()) {
         // ServeDir resolves paths inside `dir` only and serves index.html for directories;
         // MIME types by extension (.wasm is application/wasm).

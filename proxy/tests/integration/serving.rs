@@ -107,6 +107,65 @@ async fn the_demo_is_served_with_the_right_types() {
 }
 
 #[tokio::test]
+async fn model_folders_are_served_with_ranges_and_long_cache_headers() {
+    let root = TempDir::new("models");
+    let models = root.0.join("models");
+    let folder = models.join("tiny");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let weights: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    std::fs::write(folder.join("model.safetensors"), &weights).expect("write");
+    std::fs::write(folder.join("config.json"), "{}").expect("write");
+    std::fs::write(folder.join(".env"), "SECRET=1").expect("write");
+    std::fs::write(root.0.join("outside.txt"), "not a model").expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc/hostname", folder.join("escape.json")).expect("symlink");
+    let stack = support::start(
+        &[],
+        &["--models", models.to_str().expect("utf-8 path")],
+        Some("nvapi-models"),
+    )
+    .await;
+    let get = |path: &str| {
+        stack
+            .client
+            .get(format!("{}{path}", stack.proxy_url))
+            .send()
+    };
+    let whole = get("/models/tiny/model.safetensors").await.expect("answer");
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["cache-control"], "public, max-age=31536000");
+    assert_eq!(whole.bytes().await.expect("body").as_ref(), &weights[..]);
+    let part = stack
+        .client
+        .get(format!("{}/models/tiny/model.safetensors", stack.proxy_url))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 100-199/10000");
+    assert_eq!(
+        part.bytes().await.expect("body").as_ref(),
+        &weights[100..200]
+    );
+    for refused in [
+        "/models/tiny/.env",
+        "/models/tiny/escape.json",
+        "/models/tiny/%2e%2e/%2e%2e/outside.txt",
+        "/models/tiny/..%2f..%2foutside.txt",
+        "/models/tiny/",
+        "/models/nope/config.json",
+    ] {
+        let answer = get(refused).await.expect("answer");
+        // 404 as if absent; an encoded slash is refused before routing (400).
+        let status = answer.status().as_u16();
+        assert!(status == 404 || status == 400, "{refused}: {status}");
+        let text = answer.text().await.expect("body");
+        assert!(!text.contains("not a model") && !text.contains("SECRET"), "{refused}: {text}");
+    }
+}
+
+#[tokio::test]
 async fn without_a_demo_the_root_says_what_to_do() {
     for args in [vec![], vec!["--static", "/nonexistent/florence2/dist"]] {
         let stack = support::start(&[], &args, None).await;

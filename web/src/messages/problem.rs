@@ -77,6 +77,13 @@ impl Problem {
             ),
             C::Timeout => ("No answer in time", "The service may be busy: run again in a moment, or try a smaller picture.".into()),
             C::Aborted => ("Cancelled", "Run again when you are ready.".into()),
+            C::ModelFetch => (
+                "The model could not be downloaded",
+                "Check the model URL: the folder must hold config.json, model.safetensors and tokenizer.json, and its server must allow this page (CORS).".into(),
+            ),
+            C::ModelInvalid => ("The model folder is not a usable Florence-2 checkpoint", "Use a Florence-2 folder in safetensors (the detail says which file is wrong).".into()),
+            C::WebgpuUnavailable => ("This browser has no WebGPU", "Choose the CPU backend, or use a browser with WebGPU enabled.".into()),
+            C::OutOfMemory => ("Out of memory", "Close other tabs, or use a smaller model or the CPU backend.".into()),
         };
         Problem::new(error.code.as_str(), title, detail, next)
     }

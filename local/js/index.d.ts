@@ -1,0 +1,62 @@
+// Types of `Florence2Local` (local/js/index.js).
+import type { Florence2Result, Region, TaskToken } from "../florence2.js";
+
+export interface LocalProgress {
+  phase: "download" | "compile" | "load" | "warmup";
+  /** Bytes (download, load) or steps (compile, warmup) done so far. */
+  loaded: number;
+  /** The total when known, else what has been seen so far. */
+  total: number;
+}
+
+export interface LocalLoadOptions {
+  /** A folder URL: config.json, model.safetensors, tokenizer.json (+ generation_config.json,
+   * preprocessor_config.json / processor_config.json when present). */
+  modelUrl: string;
+  /** "auto" (default): WebGPU when the browser has an adapter, else the CPU. */
+  backend?: "auto" | "webgpu" | "cpu";
+  onProgress?: (progress: LocalProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface LocalInfo {
+  backend: "webgpu" | "cpu";
+  adapter: string | null;
+  dtype: "f32" | "f16";
+  parameters: number;
+  loadMs: number;
+  fromCache: boolean;
+}
+
+export interface LocalRunOptions {
+  image: Uint8Array | ArrayBuffer | Blob;
+  task: TaskToken | "<REGION_TO_OCR>";
+  /** Free text, or four `<loc_…>` tokens for region tasks. */
+  text?: string;
+  /** Region tasks: pixels of the image (as `regionToLoc` takes them), instead of `text`. */
+  region?: Region;
+  /** Default: the checkpoint's generation config. */
+  beams?: number;
+  maxNewTokens?: number;
+  noRepeatNgramSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface LocalRunOutput {
+  /** The same result JSON as `Florence2Client.run`, with `source: "local"`. */
+  result: Florence2Result;
+  overlay: null;
+  /** The generated token ids, decoder start token first. */
+  generatedIds: number[];
+  /** Those ids decoded with special tokens (what the post-processor read). */
+  decoded: string;
+}
+
+export declare class Florence2Local {
+  private constructor();
+  static load(options: LocalLoadOptions): Promise<Florence2Local>;
+  readonly info: LocalInfo;
+  run(options: LocalRunOptions): Promise<LocalRunOutput>;
+  dispose(): void;
+  static clearCache(modelUrl?: string): Promise<void>;
+}

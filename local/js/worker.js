@@ -1,0 +1,225 @@
+// The Web Worker of `Florence2Local`: downloads a model folder (with progress, into Cache
+// Storage), loads it into the local runtime (florence2-local wasm, fetched only now) and runs
+// prompts, so the page's thread never waits on the model. One worker per loaded model.
+//
+// Messages in:  { id, op: "load", modelUrl, backend } | { id, op: "run", image, options }
+//               | { op: "abort", target }
+// Messages out: { id, ok: true, value } | { id, ok: false, error: { code, message } }
+//               | { id, progress: { phase, loaded, total } }
+
+import initRuntime, { LocalModel, hasWebgpu } from "./florence2_local.js";
+
+const CACHE = "florence2-web-models";
+const REQUIRED = { config: "config.json", model: "model.safetensors", tokenizer: "tokenizer.json" };
+const OPTIONAL = {
+  generationConfig: ["generation_config.json"],
+  processorConfig: ["preprocessor_config.json", "processor_config.json"],
+};
+
+let model = null;
+const aborted = new Set();
+const downloads = new Map();
+
+self.onmessage = (event) => {
+  const message = event.data;
+  if (message.op === "abort") {
+    aborted.add(message.target);
+    downloads.get(message.target)?.abort();
+    return;
+  }
+  const { id } = message;
+  const work = message.op === "load" ? load(id, message) : run(id, message);
+  work.then(
+    (value) => self.postMessage({ id, ok: true, value }),
+    (error) => self.postMessage({ id, ok: false, error: plain(error) }),
+  ).finally(() => aborted.delete(id));
+};
+
+function fail(code, message) {
+  const error = new Error(message);
+  error.name = "Florence2Error";
+  error.code = code;
+  return error;
+}
+
+/** Errors cross postMessage as plain objects (structured cloning drops `code`). */
+function plain(error) {
+  if (error && typeof error.code === "string") return { code: error.code, message: error.message };
+  if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) {
+    // A trap inside the runtime (most often an allocation that wasm32 memory cannot hold):
+    // this worker's instance is unusable from here on.
+    model = null;
+    return { code: "OUT_OF_MEMORY", message: `the local runtime stopped: ${error.message}` };
+  }
+  return { code: "MODEL_INVALID", message: String(error?.message ?? error) };
+}
+
+function progress(id, phase, loaded, total) {
+  self.postMessage({ id, progress: { phase, loaded, total } });
+}
+
+async function load(id, { modelUrl, backend }) {
+  const started = performance.now();
+  progress(id, "compile", 0, 1);
+  await initRuntime();
+  progress(id, "compile", 1, 1);
+  const { chosen, adapter } = await chooseBackend(backend);
+  const controller = new AbortController();
+  downloads.set(id, controller);
+  let files;
+  try {
+    files = await download(id, modelUrl, controller.signal);
+  } finally {
+    downloads.delete(id);
+  }
+  if (aborted.has(id)) throw fail("ABORTED", "the load was cancelled");
+  const bytes = Object.values(files.bytes).reduce((sum, b) => sum + b.byteLength, 0);
+  progress(id, "load", 0, bytes);
+  model = await LocalModel.load(files.bytes, chosen);
+  progress(id, "load", bytes, bytes);
+  if (!files.fromCache) await remember(modelUrl, files).catch(() => {});
+  progress(id, "warmup", 1, 1);
+  const info = JSON.parse(model.info());
+  return {
+    backend: chosen,
+    adapter,
+    dtype: info.dtype,
+    parameters: info.parameters,
+    loadMs: performance.now() - started,
+    fromCache: files.fromCache,
+  };
+}
+
+async function chooseBackend(backend) {
+  if (backend === "cpu") return { chosen: "cpu", adapter: null };
+  const gpu = hasWebgpu() && self.navigator?.gpu ? await self.navigator.gpu.requestAdapter().catch(() => null) : null;
+  if (gpu) {
+    const i = gpu.info ?? {};
+    const adapter = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(" ") || "WebGPU";
+    return { chosen: "webgpu", adapter };
+  }
+  if (backend === "webgpu") {
+    throw fail(
+      "WEBGPU_UNAVAILABLE",
+      hasWebgpu() ? "this browser offers no WebGPU adapter" : "this build of the local runtime has no WebGPU backend",
+    );
+  }
+  return { chosen: "cpu", adapter: null };
+}
+
+/** The folder's files, from Cache Storage when a previous load stored them all. */
+async function download(id, modelUrl, signal) {
+  const cache = self.caches ? await self.caches.open(CACHE).catch(() => null) : null;
+  const cached = cache ? await fromCache(cache, modelUrl) : null;
+  if (cached) {
+    const total = Object.values(cached).reduce((sum, b) => sum + b.byteLength, 0);
+    progress(id, "download", total, total);
+    return { bytes: cached, fromCache: true, present: Object.keys(cached) };
+  }
+  const sizes = new Map();
+  const received = new Map();
+  const report = () => {
+    const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
+    progress(id, "download", sum(received), Math.max(sum(sizes), sum(received)));
+  };
+  const fetchFile = async (key, name, required) => {
+    const url = new URL(name, modelUrl).href;
+    let response;
+    try {
+      response = await fetch(url, { signal, credentials: "omit" });
+    } catch (error) {
+      if (signal.aborted) throw fail("ABORTED", "the download was cancelled");
+      throw fail("MODEL_FETCH", `${url}: ${error.message} (network failure, or the server does not allow this page: CORS)`);
+    }
+    if (!response.ok) {
+      if (response.status === 404 && !required) return null;
+      const code = response.status === 404 && key !== "config" ? "MODEL_INVALID" : "MODEL_FETCH";
+      throw fail(code, `${url}: HTTP ${response.status}${code === "MODEL_INVALID" ? ` (the folder has no ${name})` : ""}`);
+    }
+    const length = Number(response.headers.get("content-length")) || 0;
+    sizes.set(key, length);
+    const chunks = [];
+    let got = 0;
+    try {
+      const reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        got += value.byteLength;
+        received.set(key, got);
+        report();
+      }
+    } catch (error) {
+      if (signal.aborted) throw fail("ABORTED", "the download was cancelled");
+      throw fail("MODEL_FETCH", `${url}: the download broke off after ${got} bytes (${error.message})`);
+    }
+    if (length && got !== length) {
+      throw fail("MODEL_INVALID", `${url}: ${got} of ${length} bytes arrived (truncated)`);
+    }
+    const bytes = new Uint8Array(got);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return bytes;
+  };
+  // config.json first: a folder that is not there is one clear MODEL_FETCH, not five.
+  const bytes = { config: await fetchFile("config", REQUIRED.config, true) };
+  const rest = await Promise.all([
+    ...Object.entries(REQUIRED)
+      .filter(([key]) => key !== "config")
+      .map(async ([key, name]) => [key, await fetchFile(key, name, true)]),
+    ...Object.entries(OPTIONAL).map(async ([key, names]) => {
+      for (const name of names) {
+        const file = await fetchFile(`${key}:${name}`, name, false);
+        if (file) return [key, file, name];
+      }
+      return [key, null];
+    }),
+  ]);
+  const names = { ...REQUIRED };
+  for (const [key, file, name] of rest) {
+    if (file) {
+      bytes[key] = file;
+      if (name) names[key] = name;
+    }
+  }
+  return { bytes, fromCache: false, names };
+}
+
+const manifestUrl = (modelUrl) => new URL("florence2-web-manifest.json", modelUrl).href;
+
+/** Every file of a previous complete load, or null (nothing partial is ever used). */
+async function fromCache(cache, modelUrl) {
+  const manifest = await cache.match(manifestUrl(modelUrl));
+  if (!manifest) return null;
+  const names = await manifest.json().catch(() => null);
+  if (!names || typeof names !== "object") return null;
+  const bytes = {};
+  for (const [key, name] of Object.entries(names)) {
+    const hit = await cache.match(new URL(name, modelUrl).href);
+    if (!hit) return null;
+    bytes[key] = new Uint8Array(await hit.arrayBuffer());
+  }
+  return REQUIRED.config && bytes.config && bytes.model && bytes.tokenizer ? bytes : null;
+}
+
+/** Stores a load's files, then the manifest that makes them count (after a good load only). */
+async function remember(modelUrl, files) {
+  const cache = self.caches ? await self.caches.open(CACHE) : null;
+  if (!cache) return;
+  for (const [key, name] of Object.entries(files.names)) {
+    const body = files.bytes[key];
+    await cache.put(new URL(name, modelUrl).href, new Response(body, { headers: { "content-length": String(body.byteLength) } }));
+  }
+  await cache.put(manifestUrl(modelUrl), new Response(JSON.stringify(files.names), { headers: { "content-type": "application/json" } }));
+}
+
+async function run(id, { image, options }) {
+  if (!model) throw fail("MODEL_INVALID", "no model is loaded in this worker");
+  // A macrotask between steps lets an abort message in; true stops the run.
+  const between = () => new Promise((resolve) => setTimeout(() => resolve(aborted.has(id)), 0));
+  return JSON.parse(await model.run(new Uint8Array(image), JSON.stringify(options), between));
+}

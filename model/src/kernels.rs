@@ -1,0 +1,81 @@
+//! The one seam where the model's hot operations get their kernels. Each operation asks the
+//! specialised kernel sets in [`SPECIALISED`] in turn; a set answers `None` for tensors it
+//! does not handle (another device, another dtype, switched off), and burn's generic ops —
+//! which run on every backend, WebGPU included — take what no set claims. A GPU set (our own
+//! WGSL kernels) or another CPU set plugs in here, not at the call sites.
+
+use burn::tensor::{Tensor, activation};
+
+/// Kernels for some tensors (a device, a dtype): `None` means "not mine".
+pub trait Kernels: Sync {
+    /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
+    fn linear(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<2>,
+        bias: Option<&Tensor<1>>,
+        gelu: bool,
+    ) -> Option<Tensor<2>>;
+    /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]`.
+    fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>>;
+    /// LayerNorm over the last dimension of `x` `[rows, d]`.
+    fn layer_norm(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<1>,
+        b: &Tensor<1>,
+        eps: f64,
+    ) -> Option<Tensor<2>>;
+    /// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]`.
+    fn attention(
+        &self,
+        q: &Tensor<4>,
+        k: &Tensor<4>,
+        v: &Tensor<4>,
+        scale: f32,
+        causal: bool,
+    ) -> Option<Tensor<4>>;
+}
+
+/// The specialised kernel sets compiled in, asked in order.
+const SPECIALISED: &[&dyn Kernels] = &[
+    #[cfg(feature = "flex")]
+    &crate::cpu::FlexKernels,
+];
+
+pub fn linear(x: Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {
+    if let Some(y) = SPECIALISED.iter().find_map(|k| k.linear(&x, w, bias, gelu)) {
+        return y;
+    }
+    let y = burn::tensor::module::linear(x, w.clone(), bias.cloned());
+    if gelu { activation::gelu(y) } else { y }
+}
+
+pub fn matmul_transposed(x: Tensor<2>, e: &Tensor<2>) -> Tensor<2> {
+    if let Some(y) = SPECIALISED.iter().find_map(|k| k.matmul_transposed(&x, e)) {
+        return y;
+    }
+    x.matmul(e.clone().transpose())
+}
+
+pub fn layer_norm(x: Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Tensor<2> {
+    if let Some(y) = SPECIALISED.iter().find_map(|k| k.layer_norm(&x, w, b, eps)) {
+        return y;
+    }
+    burn::tensor::module::layer_norm(x, w.clone(), Some(b.clone()), eps)
+}
+
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
+    if let Some(y) = SPECIALISED
+        .iter()
+        .find_map(|set| set.attention(&q, &k, &v, scale as f32, causal))
+    {
+        return y;
+    }
+    let options = burn::tensor::ops::AttentionModuleOptions {
+        scale: Some(scale),
+        is_causal: causal,
+        ..Default::default()
+    };
+    burn::tensor::module::attention(q, k, v, None, None, options)
+}

@@ -1,0 +1,320 @@
+// Florence2Local in real Chromium (playwright-core with Debian's Chromium), exactly as the
+// package exports it: model folders served by florence2-proxy --models, the page and the
+// package by a small server here (which also trickles one folder slowly, to cancel a download
+// midway). Every case of the reference's golden_e2e.json must give transformers' ids and text
+// exactly, and the shared post-processor's result of that text, on each backend; a second load
+// comes from Cache Storage with no request; broken folders and cancellations give typed codes
+// and leave the page working. No expectation is tied to one model's numbers: the goldens are
+// read from the folder given. `cargo xtask test` builds everything and sets the variables.
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "../../tools/node/node_modules/playwright-core/index.mjs";
+
+const need = (name) => {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`${name} is not set (run \`cargo xtask test\`)`);
+    process.exit(2);
+  }
+  return value;
+};
+const PKG = need("FLORENCE2_PKG"); // pkg/ with index.js and local/
+const PROXY = need("FLORENCE2_PROXY_BIN");
+const CLI = need("FLORENCE2_CLI"); // the florence2 binary: the shared post-processor
+const GOLDEN_DIR = need("FLORENCE2_E2E_MODEL"); // a model folder with golden_e2e.json
+const BACKENDS = (process.env.FLORENCE2_LOCAL_BACKENDS ?? "cpu,webgpu").split(",").filter(Boolean);
+const ONLY = process.env.FLORENCE2_E2E_ONLY ?? "";
+const PAGE = fileURLToPath(new URL("./local.html", import.meta.url));
+
+const passed = [];
+const failed = [];
+async function test(name, body) {
+  if (!name.includes(ONLY)) return;
+  const started = performance.now();
+  try {
+    await body();
+    passed.push(name);
+    console.log(`ok   ${name} (${Math.round(performance.now() - started)} ms)`);
+  } catch (error) {
+    failed.push(name);
+    console.log(`FAIL ${name}\n     ${String(error?.stack ?? error).split("\n").slice(0, 6).join("\n     ")}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model folders for the proxy: the golden one, copied (the proxy refuses symlinks out of its
+// root), and broken variants of it.
+
+const golden = JSON.parse(await readFile(join(GOLDEN_DIR, "golden_e2e.json"), "utf8"));
+const models = await mkdtemp(join(tmpdir(), "florence2-local-models-"));
+const FILES = ["config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "processor_config.json", "preprocessor_config.json"];
+async function copyFolder(name, skip = []) {
+  const dir = join(models, name);
+  await mkdir(dir, { recursive: true });
+  for (const file of FILES.filter((f) => !skip.includes(f))) {
+    await cp(join(GOLDEN_DIR, file), join(dir, file)).catch((e) => {
+      if (e.code !== "ENOENT") throw e;
+    });
+  }
+  return dir;
+}
+await copyFolder("good");
+await copyFolder("no-tokenizer", ["tokenizer.json"]);
+const checkpoint = await readFile(join(GOLDEN_DIR, "model.safetensors"));
+await writeFile(join(await copyFolder("truncated", ["model.safetensors"]), "model.safetensors"), checkpoint.subarray(0, Math.floor(checkpoint.length / 2)));
+{
+  // Every tensor's shape stays, the config says the feed-forward layers are twice as wide.
+  const dir = await copyFolder("wrong-shapes", ["config.json"]);
+  const config = JSON.parse(await readFile(join(GOLDEN_DIR, "config.json"), "utf8"));
+  config.text_config.encoder_ffn_dim *= 2;
+  await writeFile(join(dir, "config.json"), JSON.stringify(config));
+}
+{
+  // The first floating-point tensor's first value becomes NaN.
+  const bytes = Buffer.from(checkpoint);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8"));
+  const [, tensor] = Object.entries(header).find(([name, t]) => name !== "__metadata__" && ["F32", "F16", "BF16"].includes(t.dtype));
+  const at = 8 + headerLength + tensor.data_offsets[0];
+  if (tensor.dtype === "F32") bytes.writeUInt32LE(0x7fc00000, at);
+  else bytes.writeUInt16LE(tensor.dtype === "F16" ? 0x7e00 : 0x7fc0, at);
+  await writeFile(join(await copyFolder("nan", ["model.safetensors"]), "model.safetensors"), bytes);
+}
+
+const proxy = spawn(PROXY, ["--listen", "127.0.0.1:0", "--models", models], { stdio: ["ignore", "pipe", "inherit"] });
+const proxyUrl = await new Promise((resolve, reject) => {
+  proxy.once("exit", (code) => reject(new Error(`florence2-proxy exited (${code})`)));
+  proxy.stdout.on("data", (chunk) => {
+    const match = /listening on (http:\/\/\S+)/.exec(String(chunk));
+    if (match) resolve(match[1]);
+  });
+});
+const modelUrl = (name) => `${proxyUrl}/models/${name}/`;
+
+// ---------------------------------------------------------------------------------------------
+// The page, the package, and a folder whose checkpoint arrives slowly.
+
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+const server = createServer(async (req, res) => {
+  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+  if (path.startsWith("/slow/")) return slow(path.slice("/slow/".length), res);
+  const file = path === "/" ? PAGE : path.startsWith("/pkg/") ? join(PKG, path.slice("/pkg/".length)) : null;
+  try {
+    if (!file || path.includes("..")) throw new Error("not found");
+    const body = await readFile(file);
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
+  } catch {
+    res.writeHead(404).end("not found");
+  }
+}).listen(0, "127.0.0.1");
+await new Promise((r) => server.once("listening", r));
+const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+
+async function slow(name, res) {
+  const body = await readFile(join(GOLDEN_DIR, name)).catch(() => null);
+  if (!body) return res.writeHead(404).end();
+  res.writeHead(200, { "content-length": body.length, "access-control-allow-origin": "*" });
+  if (name !== "model.safetensors") return res.end(body);
+  for (let at = 0; at < body.length && !res.destroyed; at += 4096) {
+    res.write(body.subarray(at, at + 4096));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  res.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--enable-unsafe-webgpu"],
+});
+const page = await browser.newPage();
+const problems = [];
+page.on("pageerror", (e) => problems.push(e.message));
+const modelRequests = [];
+page.on("request", (r) => {
+  if (r.url().includes("/models/")) modelRequests.push(r.url());
+});
+await page.goto(pageUrl);
+await page.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
+
+/** Runs `body(Florence2Local, ...args)` in the page; a rejection comes back as { code, message }. */
+const inPage = (body, ...args) =>
+  page.evaluate(
+    async ([source, args]) => {
+      const f = new Function(`return (${source})`)();
+      try {
+        return { value: await f(window.Florence2Local, ...args) };
+      } catch (e) {
+        return { error: { name: e?.name, code: e?.code, message: String(e?.message ?? e) } };
+      }
+    },
+    [body.toString(), args],
+  );
+
+const imageBytes = [...(await readFile(join(GOLDEN_DIR, golden.image)))];
+const [width, height] = golden.image_size_wh;
+const expected = (task, decoded) =>
+  JSON.parse(execFileSync(CLI, ["postprocess", "--task", task, "--width", String(width), "--height", String(height), decoded], { encoding: "utf8" }));
+
+const runCases = async (Local, url, backend, image, cases) => {
+  const local = await Local.load({ modelUrl: url, backend });
+  const out = { info: local.info, runs: [] };
+  const bytes = new Uint8Array(image);
+  for (const c of cases) {
+    const started = performance.now();
+    const answer = await local.run({ image: bytes, ...c.options });
+    out.runs.push({ ...answer, ms: performance.now() - started });
+  }
+  local.dispose();
+  return out;
+};
+
+for (const backend of BACKENDS) {
+  await test(`${backend}: every golden case gives transformers' ids and the shared post-processor's result`, async () => {
+    const cases = [];
+    for (const [task, c] of Object.entries(golden.cases)) {
+      const text = c.text_input || undefined;
+      const maxNewTokens = c.beam3_ids.length - 1;
+      cases.push({ task, kind: "beam", golden: c, options: { task, text, maxNewTokens } });
+      cases.push({ task, kind: "greedy", golden: c, options: { task, text, maxNewTokens: c.greedy_ids.length - 1, beams: 1, noRepeatNgramSize: 0 } });
+    }
+    const got = await inPage(runCases, modelUrl("good"), backend, imageBytes, cases);
+    assert.ok(got.value, JSON.stringify(got.error));
+    const { info, runs } = got.value;
+    assert.equal(info.backend, backend);
+    assert.equal(info.fromCache, false);
+    assert.ok(info.parameters > 0 && info.loadMs > 0);
+    if (backend === "webgpu") assert.ok(typeof info.adapter === "string" && info.adapter.length > 0);
+    cases.forEach((c, i) => {
+      const run = runs[i];
+      const ids = c.kind === "beam" ? c.golden.beam3_ids : c.golden.greedy_ids;
+      assert.deepEqual(run.generatedIds, ids, `${c.task} ${c.kind} ids`);
+      if (c.kind === "beam") {
+        assert.equal(run.decoded, c.golden.decoded, `${c.task} decoded`);
+        assert.deepEqual(run.result, expected(c.task, c.golden.decoded), `${c.task} result`);
+        assert.equal(run.result.source, "local");
+      }
+      assert.equal(run.overlay, null);
+    });
+    const od = runs.filter((_, i) => cases[i].task === "<OD>").map((r) => Math.round(r.ms));
+    console.log(`     ${backend} (${info.adapter ?? "wasm"}): load ${Math.round(info.loadMs)} ms, <OD> beam/greedy ${od.join("/")} ms`);
+  });
+}
+
+await test("a second load comes from Cache Storage with no request", async () => {
+  const load = (Local, url) => Local.load({ modelUrl: url, backend: "cpu" }).then((l) => (l.dispose(), l.info));
+  await inPage((Local) => Local.clearCache());
+  const first = await inPage(load, modelUrl("good"));
+  assert.equal(first.value?.fromCache, false, JSON.stringify(first));
+  const before = modelRequests.length;
+  const second = await inPage(load, modelUrl("good"));
+  assert.equal(second.value?.fromCache, true, JSON.stringify(second));
+  assert.deepEqual(modelRequests.slice(before), []);
+  await inPage((Local, url) => Local.clearCache(url), modelUrl("good"));
+  const third = await inPage(load, modelUrl("good"));
+  assert.equal(third.value?.fromCache, false);
+});
+
+const loadError = async (url, backend = "cpu") => {
+  const got = await inPage((Local, url, backend) => Local.load({ modelUrl: url, backend }).then((l) => l.info), url, backend);
+  assert.ok(got.error, `loaded: ${JSON.stringify(got.value)}`);
+  assert.equal(got.error.name, "Florence2Error");
+  return got.error;
+};
+
+await test("broken folders give typed codes", async () => {
+  const cases = [
+    [modelUrl("absent"), "MODEL_FETCH"],
+    [`http://127.0.0.1:9/models/x/`, "MODEL_FETCH"],
+    [modelUrl("no-tokenizer"), "MODEL_INVALID", /tokenizer/],
+    [modelUrl("truncated"), "MODEL_INVALID"],
+    [modelUrl("wrong-shapes"), "MODEL_INVALID", /shape/],
+    [modelUrl("nan"), "MODEL_INVALID", /non-finite/],
+  ];
+  for (const [url, code, message] of cases) {
+    const error = await loadError(url);
+    assert.equal(error.code, code, `${url}: ${error.message}`);
+    if (message) assert.match(error.message, message);
+  }
+  const bad = await inPage((Local) => Local.load({ modelUrl: "x", backend: "tpu" }));
+  assert.equal(bad.error?.code, "BAD_OPTION");
+});
+
+await test("cancelling a download and a run gives ABORTED, and the page still works", async () => {
+  const download = await inPage(
+    (Local, url) => {
+      const controller = new AbortController();
+      let seen = 0;
+      return Local.load({
+        modelUrl: url,
+        backend: "cpu",
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === "download" && p.loaded > 0 && ++seen === 3) controller.abort();
+        },
+      });
+    },
+    `${pageUrl}slow/`,
+  );
+  assert.equal(download.error?.code, "ABORTED", JSON.stringify(download));
+  const run = await inPage(
+    async (Local, url, image) => {
+      const local = await Local.load({ modelUrl: url, backend: "cpu" });
+      const controller = new AbortController();
+      const bytes = new Uint8Array(image);
+      const pending = local.run({ image: bytes, task: "<CAPTION>", maxNewTokens: 40, beams: 1, signal: controller.signal });
+      setTimeout(() => controller.abort(), 50);
+      const cancelled = await pending.then(() => "finished", (e) => e.code);
+      const after = await local.run({ image: bytes, task: "<CAPTION>", maxNewTokens: 3, beams: 1 });
+      local.dispose();
+      const disposed = await local.run({ image: bytes, task: "<CAPTION>" }).then(() => "ran", (e) => e.code);
+      return { cancelled, after: after.generatedIds.length, disposed };
+    },
+    modelUrl("good"),
+    imageBytes,
+  );
+  assert.ok(run.value, JSON.stringify(run.error));
+  assert.equal(run.value.cancelled, "ABORTED");
+  assert.ok(run.value.after >= 2);
+  assert.equal(run.value.disposed, "BAD_OPTION");
+});
+
+await test("bad run options and images give typed codes", async () => {
+  const got = await inPage(
+    async (Local, url, image) => {
+      const local = await Local.load({ modelUrl: url, backend: "cpu" });
+      const code = (options) => local.run(options).then(() => "ran", (e) => e.code);
+      const bytes = new Uint8Array(image);
+      const out = {
+        noText: await code({ image: bytes, task: "<CAPTION_TO_PHRASE_GROUNDING>" }),
+        unknown: await code({ image: bytes, task: "<NOPE>" }),
+        beams: await code({ image: bytes, task: "<OD>", beams: 0 }),
+        notImage: await code({ image: new Uint8Array([1, 2, 3]), task: "<OD>" }),
+        region: await code({ image: bytes, task: "<OD>", region: { x1: 0, y1: 0, x2: 9, y2: 9 } }),
+      };
+      local.dispose();
+      return out;
+    },
+    modelUrl("good"),
+    imageBytes,
+  );
+  assert.deepEqual(got.value, { noText: "TEXT_REQUIRED", unknown: "UNKNOWN_TASK", beams: "BAD_OPTION", notImage: "IMAGE_DECODE", region: "TEXT_NOT_ALLOWED" });
+});
+
+await test("no uncaught errors in the page", async () => {
+  assert.deepEqual(problems, []);
+});
+
+await browser.close();
+server.close();
+proxy.kill();
+await rm(models, { recursive: true, force: true });
+console.log(`\nFlorence2Local e2e: ${passed.length} passed, ${failed.length} failed${failed.length ? `: ${failed.join("; ")}` : ""}`);
+process.exit(failed.length ? 1 : 0);
