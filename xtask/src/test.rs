@@ -189,7 +189,8 @@ fn start_local_proxy() -> Result<Option<Server>> {
 const LOCAL_BACKENDS: &str = "cpu";
 
 /// `Florence2Local` from the built package in headless Chromium (tests/e2e/local.mjs), on the
-/// reference data's tiny end-to-end folder served by `florence2-proxy --models`.
+/// reference data's tiny end-to-end folder served by `florence2-proxy --models`; then the packed
+/// package in a fresh Vite app (tests/e2e/vite.mjs).
 fn local_e2e() -> Result<String> {
     let Some(model) = tiny_e2e_model()? else {
         return Ok("Florence2Local e2e IGNORED: no reference data".into());
@@ -208,7 +209,20 @@ fn local_e2e() -> Result<String> {
             .env("FLORENCE2_LOCAL_BACKENDS", LOCAL_BACKENDS)
             .env("RUST_LOG", "warn"),
     )?;
-    Ok(format!("Florence2Local e2e passed ({LOCAL_BACKENDS})"))
+    run_step(
+        Command::new("node")
+            .arg(root().join("tests/e2e/vite.mjs"))
+            .env("FLORENCE2_PKG", root().join("pkg"))
+            .env(
+                "FLORENCE2_PROXY_BIN",
+                target_dir().join("debug/florence2-proxy"),
+            )
+            .env("FLORENCE2_E2E_MODEL", &model)
+            .env("RUST_LOG", "warn"),
+    )?;
+    Ok(format!(
+        "Florence2Local e2e passed ({LOCAL_BACKENDS}) | package in a fresh Vite app ok"
+    ))
 }
 
 /// Runs the wasm-bindgen browser tests (release build, so the timings mean something) and
