@@ -161,7 +161,10 @@ async fn model_folders_are_served_with_ranges_and_long_cache_headers() {
         let status = answer.status().as_u16();
         assert!(status == 404 || status == 400, "{refused}: {status}");
         let text = answer.text().await.expect("body");
-        assert!(!text.contains("not a model") && !text.contains("SECRET"), "{refused}: {text}");
+        assert!(
+            !text.contains("not a model") && !text.contains("SECRET"),
+            "{refused}: {text}"
+        );
     }
 }
 
