@@ -26,6 +26,8 @@ export interface LocalInfo {
   parameters: number;
   loadMs: number;
   fromCache: boolean;
+  /** The runtime's wasm memory after the load (it only grows). */
+  wasmMemoryBytes: number;
 }
 
 export interface LocalRunOptions {
@@ -50,6 +52,8 @@ export interface LocalRunOutput {
   generatedIds: number[];
   /** Those ids decoded with special tokens (what the post-processor read). */
   decoded: string;
+  /** The runtime's wasm memory after this run: its peak so far (wasm memory only grows). */
+  wasmMemoryBytes: number;
 }
 
 export declare class Florence2Local {

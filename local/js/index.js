@@ -122,12 +122,12 @@ export class Florence2Local {
     }
   }
 
-  /** `{ backend, adapter, dtype, parameters, loadMs, fromCache }` */
+  /** `{ backend, adapter, dtype, parameters, loadMs, fromCache, wasmMemoryBytes }` */
   get info() {
     return this.#info;
   }
 
-  /** Runs one prompt: `{ result, overlay: null, generatedIds, decoded }`. */
+  /** Runs one prompt: `{ result, overlay: null, generatedIds, decoded, wasmMemoryBytes }`. */
   async run({ image, task, text, region, beams, maxNewTokens, noRepeatNgramSize, signal } = {}) {
     if (!this.#channel) throw florence2Error("BAD_OPTION", "this model was disposed: load it again");
     const bytes = await imageBytes(image);
@@ -138,7 +138,13 @@ export class Florence2Local {
       { signal, what: "run" },
       [bytes.buffer],
     );
-    return { result: answer.result, overlay: null, generatedIds: answer.generatedIds, decoded: answer.decoded };
+    return {
+      result: answer.result,
+      overlay: null,
+      generatedIds: answer.generatedIds,
+      decoded: answer.decoded,
+      wasmMemoryBytes: answer.wasmMemoryBytes,
+    };
   }
 
   /** Ends the worker and frees the model's memory; runs in flight end with ABORTED. */

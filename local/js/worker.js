@@ -17,6 +17,7 @@ const OPTIONAL = {
 };
 
 let model = null;
+let memory = null;
 const aborted = new Set();
 const downloads = new Map();
 
@@ -61,7 +62,7 @@ function progress(id, phase, loaded, total) {
 async function load(id, { modelUrl, backend }) {
   const started = performance.now();
   progress(id, "compile", 0, 1);
-  await initRuntime();
+  ({ memory } = await initRuntime());
   progress(id, "compile", 1, 1);
   const { chosen, adapter } = await chooseBackend(backend);
   const controller = new AbortController();
@@ -87,6 +88,7 @@ async function load(id, { modelUrl, backend }) {
     parameters: info.parameters,
     loadMs: performance.now() - started,
     fromCache: files.fromCache,
+    wasmMemoryBytes: memory?.buffer.byteLength ?? 0,
   };
 }
 
@@ -221,5 +223,8 @@ async function run(id, { image, options }) {
   if (!model) throw fail("MODEL_INVALID", "no model is loaded in this worker");
   // A macrotask between steps lets an abort message in; true stops the run.
   const between = () => new Promise((resolve) => setTimeout(() => resolve(aborted.has(id)), 0));
-  return JSON.parse(await model.run(new Uint8Array(image), JSON.stringify(options), between));
+  const answer = JSON.parse(await model.run(new Uint8Array(image), JSON.stringify(options), between));
+  // wasm memory only grows: after a run, this is the runtime's peak so far.
+  answer.wasmMemoryBytes = memory?.buffer.byteLength ?? 0;
+  return answer;
 }
