@@ -3,7 +3,9 @@
 // picture and checked where it shows — the canvas pixels where the entities are, the JSON pane,
 // each export (JSON, COCO, PNG pixels) — and so are the region drag, the keyboard, the error
 // paths, the history, settings, paste, drop, URL, camera, a phone-width layout and hosting under
-// a sub-path. Screenshots of each task go to FLORENCE2_ARTIFACTS; timings are printed.
+// a sub-path; and Local mode: the reference data's tiny model, served beside the page, loaded
+// and run in the browser (Florence2Local), with its cancels. Screenshots of each task go to
+// FLORENCE2_ARTIFACTS; timings are printed.
 // `cargo xtask test` starts the servers and sets the variables below.
 import { createServer } from "node:http";
 import { mkdir, readFile } from "node:fs/promises";
@@ -26,6 +28,12 @@ const KEYLESS = need("FLORENCE2_KEYLESS_URL"); // proxy without a key, upstream 
 const EMULATOR = need("FLORENCE2_EMULATOR_URL");
 const FIXTURES = need("FLORENCE2_FIXTURES");
 const ARTIFACTS = need("FLORENCE2_ARTIFACTS");
+// Local mode: web/dist served by a proxy with `--models DIR`, DIR/florence2-tiny-e2e/ being a
+// copy of the reference data's tiny model, whose folder (with its test_image.png) is
+// FLORENCE2_LOCAL_MODEL (absent without the reference data: those tests are skipped).
+const LOCAL_DEMO = process.env.FLORENCE2_LOCAL_DEMO_URL;
+const LOCAL_MODEL = process.env.FLORENCE2_LOCAL_MODEL;
+const SERVED_MODEL = "models/florence2-tiny-e2e/";
 const DIST = fileURLToPath(new URL("../../web/dist/", import.meta.url));
 const fixture = (name) => join(FIXTURES, name);
 const INVOKE = "/v1/vlm/microsoft/florence-2";
@@ -91,9 +99,9 @@ async function close({ context, page }) {
   assert.deepEqual(errors, [], "the page reported errors");
 }
 
-async function bring(page, file) {
+async function bring(page, file, path = fixture(file)) {
   const name = file.split("/").pop();
-  await page.setInputFiles("[data-testid=image-input]", fixture(file));
+  await page.setInputFiles("[data-testid=image-input]", path);
   await page.waitForFunction((n) => document.querySelector(".picture-name")?.textContent === n, name);
   // Laid out and sized: the canvas matches the picture on screen.
   await page.waitForFunction(() => {
@@ -813,6 +821,201 @@ await test("errors: no proxy at the configured URL", async () => {
   assert.equal(await page.inputValue("#proxy-url"), "http://127.0.0.1:9");
   assert.equal(await page.inputValue("#inline-limit"), "90000");
   assert.equal(await page.inputValue("#api-key"), "");
+  await close({ context, page });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Local mode: Florence-2 in the browser (Florence2Local, CPU backend), on the reference data's
+// tiny random model, which the page's own proxy serves at models/florence2-tiny-e2e/.
+
+let localSkipped = false;
+async function localTest(name, body) {
+  if (LOCAL_DEMO && LOCAL_MODEL) return test(name, body);
+  if (!localSkipped && (!ONLY || name.includes(ONLY))) {
+    localSkipped = true;
+    notes.push("Local-mode tests skipped (no reference data)");
+    console.log("skip the Local-mode tests: FLORENCE2_LOCAL_DEMO_URL is not set (no reference data)");
+  }
+}
+
+/** Local mode on, with the served model's URL filled in by the page's probe. */
+async function chooseLocal(page) {
+  await page.click("[data-testid=mode-local]");
+  await page.waitForFunction((url) => document.querySelector("[data-testid=model-url]")?.value === url, SERVED_MODEL);
+  // Every status line and whether a progress bar showed, from now on (a load can be quick).
+  await page.evaluate(() => {
+    const panel = document.querySelector(".panel.model");
+    window.e2eModelStatus = [];
+    window.e2eProgressSeen = false;
+    const look = () => {
+      const text = panel.querySelector("[data-testid=model-status]")?.textContent;
+      if (text && text !== window.e2eModelStatus.at(-1)) window.e2eModelStatus.push(text);
+      if (panel.querySelector("progress[data-testid=model-progress]")) window.e2eProgressSeen = true;
+    };
+    look();
+    new MutationObserver(look).observe(panel, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+}
+
+/** Loads the model in the page (CPU backend) and waits until the status says ready. */
+async function loadLocal(page) {
+  await page.selectOption("[data-testid=backend-select]", "cpu");
+  await page.click("[data-testid=load-model]");
+  await page.waitForFunction(() => /ready/.test(document.querySelector("[data-testid=model-status]")?.textContent ?? ""), null, { timeout: 180000 });
+  return page.textContent("[data-testid=model-status]");
+}
+
+const TEST_IMAGE = { width: 640, height: 480 }; // the reference data's test_image.png
+
+await localTest("local mode: load the served model with progress, run <OD> and a grounding in the browser, export", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  assert.equal(await page.isChecked("[data-testid=mode-remote]"), true, "Remote is the default");
+  assert.equal(await page.locator("[data-testid=model-url]").count(), 0, "the model's fields only show in Local mode");
+  await chooseLocal(page);
+  await bring(page, "test_image.png", join(LOCAL_MODEL, "test_image.png"));
+  await chooseTask(page, "<OD>");
+  // Before a model is loaded, Run says to load one.
+  await page.click("[data-testid=run-button]");
+  await errorShown(page, "NO_MODEL");
+
+  const started = Date.now();
+  const ready = await loadLocal(page);
+  const seen = await page.evaluate(() => ({ texts: window.e2eModelStatus, progress: window.e2eProgressSeen }));
+  console.log(`     loaded in ${Date.now() - started} ms: ${seen.texts.join(" → ")}`);
+  assert.ok(seen.progress, "a progress bar showed during the load");
+  assert.ok(seen.texts.some((t) => /Downloading the model \(backend cpu\): [\d.]+ MB \/ [\d.]+ MB/.test(t)), "the download's progress in MB");
+  assert.match(ready, /^ready — cpu, f32, [\d.]+( [MB])? parameters, loaded in [\d.]+ m?s$/, "a first load is not from the cache");
+  assert.equal(await page.locator("[data-testid=error]").count(), 0, "loading clears the NO_MODEL message");
+
+  // <OD>, on the golden's budget (24 new tokens; the checkpoint's 3 beams).
+  await page.fill("[data-testid=max-new-tokens]", "24");
+  await rest(page);
+  const stages = await run(page, { timeout: 120000 });
+  assert.deepEqual(stages, ["waiting", "done"]);
+  const od = await resultJson(page);
+  assert.equal(od.task, "<OD>");
+  assert.equal(od.source, "local");
+  assert.deepEqual(od.image, TEST_IMAGE);
+  assert.match(await page.textContent("[data-testid=result-json]"), /"source": "local"/);
+  assert.equal((await page.textContent("[data-testid=result-source]")).trim(), "local");
+  assert.match(await page.textContent("[data-testid=answered-by]"), /in this browser \(cpu\)/);
+  const shapes = shapesOf(od);
+  assert.ok(shapes.length > 0, `the tiny model's <OD> answer has boxes: ${JSON.stringify(od.entities)}`);
+  assert.equal(await page.locator(".entity-list li").count(), shapes.length, "each box is listed");
+  assert.ok((await paintedPixels(page)) > 0, "the canvas drew the answer");
+  await page.screenshot({ path: join(ARTIFACTS, "local-od.png") });
+  const json = await download(page, "export-json");
+  assert.equal(json.name, "test-image-od.json");
+  assert.deepEqual(JSON.parse(json.bytes), od, "the JSON export is the result");
+
+  // A task with text.
+  const phrase = "A red box on a checkerboard";
+  await chooseTask(page, "<CAPTION_TO_PHRASE_GROUNDING>", phrase);
+  await rest(page);
+  await run(page, { timeout: 120000 });
+  const grounding = await resultJson(page);
+  assert.equal(grounding.task, "<CAPTION_TO_PHRASE_GROUNDING>");
+  assert.equal(grounding.source, "local");
+  assert.deepEqual(grounding.image, TEST_IMAGE);
+  assert.ok((await paintedPixels(page)) > 0, "the canvas drew the grounding");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=history-entry]").length === 2);
+  // The model stays loaded in Remote mode and back; the Remote runs go to the endpoint again.
+  await page.click("[data-testid=mode-remote]");
+  await chooseTask(page, "<CAPTION>");
+  await run(page);
+  assert.equal((await resultJson(page)).source, "endpoint");
+  await page.click("[data-testid=mode-local]");
+  assert.match(await page.textContent("[data-testid=model-status]"), /^ready/);
+  await close({ context, page });
+});
+
+await localTest("local mode: cancel a run in the browser, then run again", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  await chooseLocal(page);
+  await loadLocal(page);
+  await bring(page, "test_image.png", join(LOCAL_MODEL, "test_image.png"));
+  await chooseTask(page, "<CAPTION>");
+  await rest(page);
+  // The checkpoint's own budget (1024 new tokens, 3 beams): far longer than the cancel takes.
+  const before = await page.evaluate(() => window.e2eStages.length);
+  await page.click("[data-testid=run-button]");
+  await page.waitForFunction((n) => window.e2eStages.slice(n).includes("waiting"), before);
+  assert.equal(await page.isEnabled("[data-testid=cancel-button]"), true);
+  const started = Date.now();
+  await page.click("[data-testid=cancel-button]");
+  // The model looks for a cancel between its steps (the first, the picture's encoder, is the longest).
+  await page.waitForFunction(() => window.e2eStages.at(-1) === "cancelled", null, { timeout: 10000 });
+  console.log(`     cancelled in ${Date.now() - started} ms`);
+  assert.equal(await page.locator("[data-testid=error]").count(), 0, "cancelling is not an error");
+  assert.match(await page.textContent("[data-testid=status]"), /Cancelled/);
+  // The model is still there.
+  await page.fill("[data-testid=max-new-tokens]", "4");
+  await run(page, { timeout: 60000 });
+  assert.equal((await resultJson(page)).source, "local");
+  await close({ context, page });
+});
+
+await localTest("local mode: cancel a download midway", async () => {
+  // The same folder from a server that trickles the checkpoint (64 KB every 100 ms).
+  const cors = { "access-control-allow-origin": "*", "access-control-allow-headers": "*" };
+  const slow = await serve(async (req, res) => {
+    if (req.method === "OPTIONS") return res.writeHead(204, cors).end();
+    const name = new URL(req.url, "http://x").pathname.split("/").pop();
+    let bytes;
+    try {
+      bytes = await readFile(join(LOCAL_MODEL, name));
+    } catch {
+      return res.writeHead(404, cors).end();
+    }
+    res.writeHead(200, { ...cors, "content-type": "application/octet-stream", "content-length": bytes.length });
+    if (name !== "model.safetensors") return res.end(bytes);
+    let at = 0;
+    const timer = setInterval(() => {
+      if (at >= bytes.length) {
+        clearInterval(timer);
+        return res.end();
+      }
+      res.write(bytes.subarray(at, at + 65536));
+      at += 65536;
+    }, 100);
+    res.on("close", () => clearInterval(timer));
+  });
+  try {
+    const { context, page } = await open(LOCAL_DEMO);
+    await chooseLocal(page);
+    await page.fill("[data-testid=model-url]", `${slow.url}/tiny/`);
+    await page.selectOption("[data-testid=backend-select]", "cpu");
+    await page.click("[data-testid=load-model]");
+    await page.waitForFunction(() => /Downloading the model .*[1-9][\d.]* MB \//.test(document.querySelector("[data-testid=model-status]").textContent), null, { timeout: 30000 });
+    assert.equal(await page.locator("progress[data-testid=model-progress]").count(), 1, "a progress bar");
+    assert.equal(await page.isEnabled("[data-testid=load-model]"), false, "one load at a time");
+    const started = Date.now();
+    await page.click("[data-testid=cancel-load]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=model-status]").dataset.state === "cancelled", null, { timeout: 3000 });
+    console.log(`     download cancelled in ${Date.now() - started} ms`);
+    assert.equal(await page.locator("[data-testid=error]").count(), 0, "cancelling is not an error");
+    assert.equal(await page.locator("progress[data-testid=model-progress]").count(), 0, "the bar goes");
+    assert.equal(await page.isEnabled("[data-testid=load-model]"), true);
+    // Without a model, a run says to load one.
+    await bring(page, "test_image.png", join(LOCAL_MODEL, "test_image.png"));
+    await page.click("[data-testid=run-button]");
+    await errorShown(page, "NO_MODEL");
+    await close({ context, page });
+  } finally {
+    slow.server.closeAllConnections();
+    slow.server.close();
+  }
+});
+
+await localTest("local mode: a folder that is not there says so (MODEL_FETCH)", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  await chooseLocal(page);
+  await page.fill("[data-testid=model-url]", "models/no-such-model/");
+  await page.selectOption("[data-testid=backend-select]", "cpu");
+  await page.click("[data-testid=load-model]");
+  const text = await errorShown(page, "MODEL_FETCH");
+  assert.match(text, /could not be downloaded/);
+  assert.equal(await page.getAttribute("[data-testid=model-status]", "data-state"), "failed");
   await close({ context, page });
 });
 

@@ -4,6 +4,7 @@
 //!   package's checks; installs what is missing first.
 //! - `build` — release builds: the npm package into `pkg/`, the demo into `web/dist`.
 //! - `demo`  — builds and serves the demo on http://127.0.0.1:8080.
+//! - `e2e`   — builds the demo and runs only its end-to-end suite (optionally filtered).
 //! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser).
 
 mod build;
@@ -21,9 +22,10 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("build") => build::run(),
         Some("demo") => demo::run(&args[1..]),
+        Some("e2e") => web::run_e2e(&args[1..]),
         Some("bench") => test::bench(),
         _ => {
-            eprintln!("usage: cargo xtask <test|build|demo|bench>\n\n{}", HELP);
+            eprintln!("usage: cargo xtask <test|build|demo|e2e|bench>\n\n{}", HELP);
             return ExitCode::from(2);
         }
     };
@@ -41,4 +43,6 @@ const HELP: &str = "\
   build  release builds: the npm package into pkg/, the demo into web/dist
   demo   build and serve the demo on http://127.0.0.1:8080 (--listen ADDR to change; --model DIR
          answers from that Florence-2 folder on this machine instead of NVIDIA, no key needed)
+  e2e    build the demo and run only its end-to-end suite in headless Chromium (e2e FILTER: only
+         the tests whose name contains FILTER)
   bench  benchmarks: criterion natively, performance.now() in headless Chromium";

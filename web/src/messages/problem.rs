@@ -6,7 +6,7 @@ use florence2::{Error, ErrorCode, TextKind};
 /// A failure as the page shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
-    /// florence2's stable error code, or one of the demo's own (`NO_IMAGE`, `CAMERA`, `IMAGE_URL`).
+    /// florence2's stable error code, or one of the demo's own (`NO_IMAGE`, `NO_MODEL`, `CAMERA`, `IMAGE_URL`).
     pub code: String,
     pub title: String,
     /// The precise cause, as reported.
@@ -95,6 +95,26 @@ impl Problem {
             "Bring a picture first",
             "There is no picture to run the task on.",
             "Choose a file, drop or paste a picture, enter its URL, or use the camera.",
+        )
+    }
+
+    /// Run was pressed in Local mode before a model was loaded.
+    pub fn no_model() -> Problem {
+        Problem::new(
+            "NO_MODEL",
+            "Load the model first",
+            "Local mode runs Florence-2 in this browser: no model is loaded yet.",
+            "Press Load model (or switch back to Remote).",
+        )
+    }
+
+    /// An option of the Local panel (beams, max new tokens) is not usable.
+    pub fn local_option(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            "BAD_OPTION",
+            "A local model option is not valid",
+            detail,
+            "Fix it in the Local model panel, or leave it empty for the model's own.",
         )
     }
 
@@ -256,6 +276,8 @@ mod tests {
     #[test]
     fn the_demo_s_own_problems_have_codes() {
         assert_eq!(Problem::no_image().code, "NO_IMAGE");
+        assert_eq!(Problem::no_model().code, "NO_MODEL");
+        assert_eq!(Problem::local_option("Beams …").code, "BAD_OPTION");
         assert_eq!(Problem::camera("denied").code, "CAMERA");
         assert_eq!(Problem::image_url("CORS").detail, "CORS");
     }

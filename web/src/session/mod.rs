@@ -1,6 +1,8 @@
-//! What the app remembers: this session's runs and the person's settings.
+//! What the app remembers: this session's runs, the person's settings, and the model loaded
+//! in this browser.
 
 pub mod history;
+pub mod local_model;
 pub mod settings;
 
 pub use history::History;

@@ -5,6 +5,7 @@ mod app;
 mod dom;
 mod header;
 mod history;
+mod local;
 mod problem;
 mod result;
 mod run;

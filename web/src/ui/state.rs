@@ -47,6 +47,8 @@ pub struct Answer {
     pub overlay: Option<Arc<EndpointDrawing>>,
     /// What was sent and how long each step took, in a line.
     pub summary: String,
+    /// The backend (`cpu`, `webgpu`) when the model in this browser answered.
+    pub in_browser: Option<String>,
     /// From Run to the answer, e.g. `1.3 s`.
     pub elapsed: String,
     /// When it finished (time of day).

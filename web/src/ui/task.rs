@@ -1,6 +1,7 @@
-//! Choosing the task: the endpoint's 14, grouped, each explained in a line; a text field only
-//! for tasks that take text; for region tasks the field shows the `<loc_…>` tokens the drag
-//! on the picture wrote (they may also be typed).
+//! Choosing the task: those the current backend runs (the endpoint's 14; 15 with a model),
+//! grouped, each explained in a line; a text field only for tasks that take text; for region
+//! tasks the field shows the `<loc_…>` tokens the drag on the picture wrote (they may also be
+//! typed).
 
 use florence2::{Task, TaskGroup, TextKind};
 use leptos::prelude::*;
@@ -26,7 +27,7 @@ fn placeholder(task: Task) -> &'static str {
 }
 
 #[component]
-pub fn TaskPicker(state: AppState) -> impl IntoView {
+pub fn TaskPicker(state: AppState, tasks: Signal<&'static [Task]>) -> impl IntoView {
     let choose = move |ev: leptos::ev::Event| {
         let Ok(task) = Task::from_token(&event_target_value(&ev)) else {
             return;
@@ -50,7 +51,7 @@ pub fn TaskPicker(state: AppState) -> impl IntoView {
                     .map(|&(group, name)| {
                         view! {
                             <optgroup label=name>
-                                {move || state.tasks.get()
+                                {move || tasks.get()
                                     .iter()
                                     .filter(|t| t.group() == group)
                                     .map(|&t| view! { <option value=t.token() prop:selected=move || state.task.get() == t>{t.label()}</option> })

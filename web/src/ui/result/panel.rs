@@ -28,9 +28,12 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
                     view! {
                         <p class="answer-meta">
                             <span class="chip">{a.task.label()}</span>
+                            <span class="chip source" data-testid="result-source" data-source=source_name(a.result.source)>
+                                {source_name(a.result.source)}
+                            </span>
                             <span>{format!("at {}", a.at)}</span>
                         </p>
-                        <p class="answered-by" data-testid="answered-by">{answered_by(a.result.source)}</p>
+                        <p class="answered-by" data-testid="answered-by">{answered_by(a.result.source, a.in_browser.as_deref())}</p>
                         {words.map(|w| view! { <Words text=w/> })}
                         {nothing.then(|| view! { <p class="placeholder">"Florence-2 found nothing to show for this task."</p> })}
                         {shapes.then(|| view! { <EntityList state scene=a.scene.clone()/> })}
@@ -49,11 +52,21 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
     }
 }
 
-/// Which backend made the answer: the proxy's local model or NVIDIA's endpoint (the proxy
-/// says so in `x-florence2-backend`; the client sets the result's `source` from it).
-fn answered_by(source: Source) -> &'static str {
+/// The result's `source`, as its JSON says it.
+fn source_name(source: Source) -> &'static str {
     match source {
-        Source::Local => "Answered by the proxy's local Florence-2 model",
-        Source::Endpoint => "Answered by NVIDIA's hosted endpoint",
+        Source::Local => "local",
+        Source::Endpoint => "endpoint",
+    }
+}
+
+/// Which backend made the answer: the model in this browser, the proxy's local model or
+/// NVIDIA's endpoint (the proxy says so in `x-florence2-backend`; the client sets the result's
+/// `source` from it).
+fn answered_by(source: Source, in_browser: Option<&str>) -> String {
+    match (source, in_browser) {
+        (_, Some(backend)) => format!("Answered by Florence-2 in this browser ({backend})"),
+        (Source::Local, None) => "Answered by the proxy's local Florence-2 model".into(),
+        (Source::Endpoint, None) => "Answered by NVIDIA's hosted endpoint".into(),
     }
 }

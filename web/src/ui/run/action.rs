@@ -1,19 +1,21 @@
-//! One run: florence2's client prepares the picture, sends it (inline or as an asset), waits,
-//! and reads the ZIP answer; its stages drive the status, its typed errors become words.
+//! One run. Remote: florence2's client prepares the picture, sends it (inline or as an asset),
+//! waits, and reads the ZIP answer; its stages drive the status. Local: the model loaded in
+//! this browser answers. Either way typed errors become words and the answer is kept alike.
 
 use std::rc::Rc;
 
 use florence2::browser::client::{Client, ClientConfig, RunRequest, Stage};
-use florence2::{Error, ErrorCode, TextKind};
+use florence2::{Error, ErrorCode, Task, TextKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::AbortController;
 
 use crate::messages::Problem;
-use crate::ui::run::keep::keep_answer;
-use crate::ui::state::{AppState, Phase};
+use crate::ui::local::LocalState;
+use crate::ui::run::keep::{Answered, keep_answer, remote_answer};
+use crate::ui::state::{AppState, Phase, Picture};
 
-pub fn start_run(state: AppState) {
+pub fn start_run(state: AppState, local: LocalState) {
     if state.running() {
         return;
     }
@@ -21,6 +23,14 @@ pub fn start_run(state: AppState) {
         state.fail(Problem::no_image());
         return;
     };
+    if local.is_local_untracked() {
+        run_in_browser(state, local, picture);
+    } else {
+        run_remote(state, picture);
+    }
+}
+
+fn run_remote(state: AppState, picture: Picture) {
     let task = state.task.get_untracked();
     let text = (task.text_kind() != TextKind::None).then(|| state.text.get_untracked());
     let settings = state.settings.get_untracked();
@@ -35,18 +45,9 @@ pub fn start_run(state: AppState) {
         Ok(client) => client,
         Err(e) => return state.fail(state.problem_of(&e)),
     };
-    let Ok(controller) = AbortController::new() else {
-        return state.fail(state.problem_of(&Error::new(
-            ErrorCode::BadOption,
-            "this browser cannot cancel requests (no AbortController)",
-        )));
+    let Some((controller, number)) = begin(state, Stage::Preparing) else {
+        return;
     };
-    let number = state.run_number.get_value() + 1;
-    state.run_number.set_value(number);
-    state.controller.set_value(Some(controller.clone()));
-    state.problem.set(None);
-    state.uploaded.set(false);
-    state.phase.set(Phase::Running(Stage::Preparing));
     let current = move || state.run_number.get_value() == number;
     let on_progress = Rc::new(move |stage: Stage| {
         // Done is shown once the answer is on the picture, not when the ZIP is read.
@@ -65,35 +66,116 @@ pub fn start_run(state: AppState) {
             on_progress: Some(on_progress),
             max_tokens: None,
         };
-        let outcome = client.run(request).await;
-        if !current() {
-            return; // superseded by a newer run or picture
-        }
-        state.controller.set_value(None);
-        match outcome {
-            Ok(output) => keep_answer(
-                state,
-                picture,
-                task,
-                text.unwrap_or_default(),
-                output,
-                js_sys::Date::now() - started,
-            ),
-            Err(e) if e.code == ErrorCode::Aborted => state.phase.set(Phase::Cancelled),
-            Err(e) => {
-                state.phase.set(Phase::Failed);
-                state.fail(state.problem_of(&e));
-            }
-        }
+        let outcome = client.run(request).await.map(remote_answer);
+        finish(state, number, picture, task, text, outcome, started);
     });
 }
 
+/// The model loaded in this browser answers (its worker decodes the picture itself).
+fn run_in_browser(state: AppState, local: LocalState, picture: Picture) {
+    let Some(model) = local.model() else {
+        state.fail(Problem::no_model());
+        return;
+    };
+    let options = match local.run_options() {
+        Ok(options) => options,
+        Err(why) => return state.fail(Problem::local_option(why)),
+    };
+    let task = state.task.get_untracked();
+    // An empty field is no text: the model then says which tasks need some (TEXT_REQUIRED).
+    let text = (task.text_kind() != TextKind::None)
+        .then(|| state.text.get_untracked().trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let Some((controller, number)) = begin(state, Stage::Waiting) else {
+        return;
+    };
+    let started = js_sys::Date::now();
+    spawn_local(async move {
+        let outcome = model
+            .run(
+                &picture.bytes,
+                task.token(),
+                text.as_deref(),
+                options,
+                &controller.signal(),
+            )
+            .await
+            .map(|result| {
+                let ms = js_sys::Date::now() - started;
+                Answered {
+                    summary: format!(
+                        "Ran in this browser on {} ({}, {}) in {}: nothing was sent anywhere.",
+                        model.info.backend,
+                        model.info.adapter.as_deref().unwrap_or("WebAssembly"),
+                        model.info.dtype,
+                        crate::messages::units::duration(ms),
+                    ),
+                    in_browser: Some(model.info.backend.clone()),
+                    overlay: None,
+                    result,
+                }
+            });
+        drop(model);
+        finish(state, number, picture, task, text, outcome, started);
+    });
+}
+
+/// A run's bookkeeping: a new number (a late answer of an older run is dropped), its cancel,
+/// and the status. `None` (with the problem shown) when the browser cannot cancel.
+fn begin(state: AppState, stage: Stage) -> Option<(AbortController, u32)> {
+    let Ok(controller) = AbortController::new() else {
+        state.fail(state.problem_of(&Error::new(
+            ErrorCode::BadOption,
+            "this browser cannot cancel requests (no AbortController)",
+        )));
+        return None;
+    };
+    let number = state.run_number.get_value() + 1;
+    state.run_number.set_value(number);
+    state.controller.set_value(Some(controller.clone()));
+    state.problem.set(None);
+    state.uploaded.set(false);
+    state.phase.set(Phase::Running(stage));
+    Some((controller, number))
+}
+
+/// The end of a run: its answer kept, or why not shown (a cancel is no problem).
+fn finish(
+    state: AppState,
+    number: u32,
+    picture: Picture,
+    task: Task,
+    text: Option<String>,
+    outcome: Result<Answered, Error>,
+    started: f64,
+) {
+    if state.run_number.get_value() != number {
+        return; // superseded by a newer run or picture
+    }
+    state.controller.set_value(None);
+    match outcome {
+        Ok(answered) => keep_answer(
+            state,
+            picture,
+            task,
+            text.unwrap_or_default(),
+            answered,
+            js_sys::Date::now() - started,
+        ),
+        Err(e) if e.code == ErrorCode::Aborted => state.phase.set(Phase::Cancelled),
+        Err(e) => {
+            state.phase.set(Phase::Failed);
+            state.fail(state.problem_of(&e));
+        }
+    }
+}
+
 /// Ctrl+Enter (⌘+Enter) runs from anywhere on the page.
-pub fn listen_for_shortcut(state: AppState) {
+pub fn listen_for_shortcut(state: AppState, local: LocalState) {
     let _ = window_event_listener(leptos::ev::keydown, move |ev| {
         if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
             ev.prevent_default();
-            start_run(state);
+            start_run(state, local);
         }
     });
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use florence2::browser::client::Stage;
 use leptos::prelude::*;
 
+use crate::ui::local::LocalState;
 use crate::ui::run::action::start_run;
 use crate::ui::state::{AppState, Phase};
 
@@ -21,7 +22,7 @@ fn rank(stage: Stage) -> usize {
 }
 
 #[component]
-pub fn RunControls(state: AppState) -> impl IntoView {
+pub fn RunControls(state: AppState, local: LocalState) -> impl IntoView {
     // Seconds since the run started (not since its current step), ticking while it runs.
     let seconds = RwSignal::new(0_u32);
     Effect::new(move |was_running: Option<bool>| {
@@ -54,6 +55,9 @@ pub fn RunControls(state: AppState) -> impl IntoView {
         Phase::Idle => "Ready. Press Run (or Ctrl+Enter).".to_owned(),
         Phase::Running(Stage::Preparing) => "Preparing the picture…".to_owned(),
         Phase::Running(Stage::Uploading) => format!("Uploading the picture… {} s", seconds.get()),
+        Phase::Running(_) if local.is_local() => {
+            format!("Florence-2 is running in this browser… {} s", seconds.get())
+        }
         Phase::Running(_) => format!("Waiting for Florence-2… {} s", seconds.get()),
         Phase::Done => state.answer.with(|a| {
             a.as_ref()
@@ -86,7 +90,7 @@ pub fn RunControls(state: AppState) -> impl IntoView {
             <div class="row">
                 <button type="button" class="button primary run-button" data-testid="run-button"
                     disabled=move || state.running()
-                    on:click=move |_| start_run(state)>
+                    on:click=move |_| start_run(state, local)>
                     {move || if state.running() { "Running…" } else { "Run" }}
                 </button>
                 <button type="button" class="button" data-testid="cancel-button"

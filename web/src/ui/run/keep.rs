@@ -1,10 +1,10 @@
-//! What becomes of a run's output: the answer shown at once (drawn by the viewer), then a
-//! thumbnail of it in the history.
+//! What becomes of a run's output (remote or in this browser): the answer shown at once (drawn
+//! by the viewer), then a thumbnail of it in the history.
 
 use std::sync::Arc;
 
 use florence2::browser::client::RunOutput;
-use florence2::{Task, TextKind};
+use florence2::{Florence2Result, Task, TextKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
@@ -19,24 +19,24 @@ use crate::ui::viewer::{DrawOptions, paint};
 /// The history's thumbnails fit this box (CSS pixels; drawn at twice that for HiDPI).
 const THUMBNAIL: (f64, f64) = (84.0, 60.0);
 
-pub fn keep_answer(
-    state: AppState,
-    picture: Picture,
-    task: Task,
-    text: String,
-    output: RunOutput,
-    elapsed_ms: f64,
-) {
+/// A run's answer, whichever path made it.
+pub struct Answered {
+    pub result: Florence2Result,
+    pub overlay: Option<Arc<EndpointDrawing>>,
+    /// What was sent and how long each step took, in a line.
+    pub summary: String,
+    /// The backend when the model in this browser answered.
+    pub in_browser: Option<String>,
+}
+
+/// The remote client's output: the answer, and what was sent how.
+pub fn remote_answer(output: RunOutput) -> Answered {
     let RunOutput {
         result,
         overlay,
         sent,
         timings,
     } = output;
-    let query = (task.text_kind() == TextKind::Required).then_some(text.as_str());
-    let scene = Scene::from_entities(&result.entities, query);
-    // Serialising the result type to JSON cannot fail (plain numbers and strings).
-    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
     let overlay = overlay.map(|o| Arc::new(EndpointDrawing::new(o.bytes.into_owned(), o.mime)));
     let how = match (sent.inline, sent.quality) {
         (true, None) => "the original file, inline".to_owned(),
@@ -59,6 +59,32 @@ pub fn keep_answer(
         duration(timings.wait_ms),
         duration(timings.parse_ms),
     );
+    Answered {
+        result,
+        overlay,
+        summary,
+        in_browser: None,
+    }
+}
+
+pub fn keep_answer(
+    state: AppState,
+    picture: Picture,
+    task: Task,
+    text: String,
+    answered: Answered,
+    elapsed_ms: f64,
+) {
+    let Answered {
+        result,
+        overlay,
+        summary,
+        in_browser,
+    } = answered;
+    let query = (task.text_kind() == TextKind::Required).then_some(text.as_str());
+    let scene = Scene::from_entities(&result.entities, query);
+    // Serialising the result type to JSON cannot fail (plain numbers and strings).
+    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
     let answer = Answer {
         picture,
         task,
@@ -68,6 +94,7 @@ pub fn keep_answer(
         json: json.into(),
         overlay,
         summary,
+        in_browser,
         elapsed: duration(elapsed_ms),
         at: crate::ui::dom::clock_time(),
     };
