@@ -13,23 +13,15 @@ pub fn from_load(error: florence2_burn::Error) -> Error {
     }
 }
 
-/// A failure while running a loaded model.
+/// A failure while running a loaded model: the input's failures get the codes every path
+/// gives; the model's own means the model is not usable.
 pub fn from_run(error: florence2_burn::Error) -> Error {
-    use florence2_burn::Error as Model;
-    match error {
-        Model::Core(e) => e,
-        Model::Image(why) => Error::new(ErrorCode::ImageDecode, format!("image: {why}")),
-        Model::Cancelled => Error::new(ErrorCode::Aborted, "the run was cancelled"),
-        // A prompt the model cannot take (too long for its positions, an unknown token).
-        Model::Tokenizer(why) | Model::Input(why) => Error::new(
-            ErrorCode::TextInvalid,
-            format!("the model cannot take this prompt: {why}"),
-        ),
-        other => Error::new(
+    error.into_input_error().unwrap_or_else(|other| {
+        Error::new(
             ErrorCode::ModelInvalid,
             format!("the model failed: {other}"),
-        ),
-    }
+        )
+    })
 }
 
 #[cfg(test)]

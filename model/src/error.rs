@@ -79,6 +79,31 @@ impl Error {
         }
     }
 
+    /// The shared core's typed error when the failure is the input's — the task or prompt,
+    /// the image, a prompt the model cannot take, a stop — with the codes every path gives;
+    /// otherwise `Err(self)`, the model's own failure, for the caller to name (a server's 500,
+    /// the browser's unusable model).
+    pub fn into_input_error(self) -> std::result::Result<florence2::Error, Self> {
+        use florence2::ErrorCode;
+        match self {
+            Error::Core(e) => Ok(e),
+            Error::Image(why) => Ok(florence2::Error::new(
+                ErrorCode::ImageDecode,
+                format!("image: {why}"),
+            )),
+            Error::Cancelled => Ok(florence2::Error::new(
+                ErrorCode::Aborted,
+                "the run was cancelled",
+            )),
+            // A prompt the model cannot take (too long for its positions, an unknown token).
+            Error::Tokenizer(why) | Error::Input(why) => Ok(florence2::Error::new(
+                ErrorCode::TextInvalid,
+                format!("the model cannot take this prompt: {why}"),
+            )),
+            other => Err(other),
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
