@@ -28,12 +28,13 @@ pub mod projector;
 pub mod safetensors_file;
 pub mod tokenizer;
 pub mod vision;
+pub mod vocab;
 pub mod weights;
 
 pub use config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
 pub use error::{Error, Result};
 pub use image::RgbImage;
-pub use model::Florence2Model;
-pub use pipeline::{Florence2, ModelFiles, RunOptions, RunOutput};
+pub use model::{Florence2Model, LoadOptions};
+pub use pipeline::{Florence2, ImageFeatures, ModelFiles, RunOptions, RunOutput};
 pub use tokenizer::Tokenizer;
 pub use weights::Layout;

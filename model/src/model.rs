@@ -13,6 +13,7 @@ use crate::generation::Search;
 use crate::projector::Projector;
 use crate::safetensors_file::SafetensorsFile;
 use crate::vision::{DaVit, Recorder};
+use crate::vocab::VocabMatrix;
 use crate::weights::{Layout, Weights};
 
 /// Sees every generation step's raw logits (`rows × vocab`).
@@ -25,11 +26,26 @@ pub struct Florence2Model {
     vision: DaVit,
     projector: Projector,
     /// `[vocab, d_model]`: token embedding, tied to `lm_head` unless one is stored.
-    embed_tokens: Tensor<2>,
+    embed_tokens: VocabMatrix,
     /// `[vocab, d_model]` when the checkpoint has its own `lm_head`.
-    lm_head: Option<Tensor<2>>,
+    lm_head: Option<VocabMatrix>,
     encoder: Encoder,
     decoder: Decoder,
+}
+
+/// How the weights are laid out on the device.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// The most bytes one weight buffer may hold (`None`: no limit). Only the `[vocab,
+    /// d_model]` matrix comes near WebGPU's 128 MiB per binding; it is split in row blocks.
+    pub max_buffer_bytes: Option<usize>,
+}
+
+impl LoadOptions {
+    /// What every WebGPU device can bind (the default `maxStorageBufferBindingSize`).
+    pub const WEBGPU: LoadOptions = LoadOptions {
+        max_buffer_bytes: Some(128 << 20),
+    };
 }
 
 impl Florence2Model {
@@ -39,12 +55,23 @@ impl Florence2Model {
         checkpoint: R,
         device: &Device,
     ) -> Result<Self> {
+        Self::load_with(config, checkpoint, device, LoadOptions::default())
+    }
+
+    /// [`Florence2Model::load`] with its buffers laid out as `options` say.
+    pub fn load_with<R: Read + Seek>(
+        config: Florence2Config,
+        checkpoint: R,
+        device: &Device,
+        options: LoadOptions,
+    ) -> Result<Self> {
         let mut w = Weights::new(SafetensorsFile::open(checkpoint)?, device)?;
         let t = &config.text_config;
         let vision = DaVit::load(&mut w, &config.vision_config)?;
         let projector = Projector::load(&mut w, &config.vision_config)?;
-        let embed_tokens = w.embedding([t.vocab_size, t.d_model])?;
-        let lm_head = w.lm_head([t.vocab_size, t.d_model])?;
+        let vocab_shape = [t.vocab_size, t.d_model];
+        let embed_tokens = w.embedding(vocab_shape, options.max_buffer_bytes)?;
+        let lm_head = w.lm_head(vocab_shape, options.max_buffer_bytes)?;
         let encoder = Encoder::load(&mut w, t)?;
         let decoder = Decoder::load(&mut w, t)?;
         let layout = w.layout();
@@ -72,6 +99,11 @@ impl Florence2Model {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// How many buffers hold the token matrix (1 unless a buffer limit split it).
+    pub fn vocab_blocks(&self) -> usize {
+        self.embed_tokens.block_count()
     }
 
     /// DaViT's last feature map `[1, C, H/32, W/32]`; `record` receives the intermediates.
@@ -103,13 +135,7 @@ impl Florence2Model {
                 "token id {bad} is outside the vocabulary ({vocab})"
             )));
         }
-        let idx: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [ids.len()]), &self.device);
-        let x = self
-            .embed_tokens
-            .clone()
-            .select(0, idx)
-            .unsqueeze_dim::<3>(0);
+        let x = self.embed_tokens.select(ids).unsqueeze_dim::<3>(0);
         Ok(if self.config.text_config.scale_embedding {
             x * (self.config.text_config.d_model as f64).sqrt()
         } else {
@@ -209,8 +235,7 @@ impl Florence2Model {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
         let [rows, t, d] = hidden.dims();
         let x: Tensor<2> = hidden.reshape([rows * t, d]);
-        let vocab = head.dims()[0];
-        crate::kernels::matmul_transposed(x, head).reshape([rows, t, vocab])
+        head.matmul_transposed(x).reshape([rows, t, head.rows()])
     }
 }
 

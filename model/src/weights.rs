@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::safetensors_file::{F32Tensor, SafetensorsFile};
+use crate::vocab::VocabMatrix;
 
 /// How the tensors of a checkpoint are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +92,13 @@ impl<R: Read + Seek> Weights<R> {
         }
     }
 
-    /// The token embedding table `[vocab, d_model]`, under any of its tied names.
-    pub fn embedding(&mut self, shape: [usize; 2]) -> Result<Tensor<2>> {
+    /// The token embedding table `[vocab, d_model]`, under any of its tied names, in blocks of
+    /// at most `max_block_bytes`.
+    pub fn embedding(
+        &mut self,
+        shape: [usize; 2],
+        max_block_bytes: Option<usize>,
+    ) -> Result<VocabMatrix> {
         let stored: Vec<&str> = EMBED_ALIASES
             .iter()
             .copied()
@@ -107,12 +113,31 @@ impl<R: Read + Seek> Weights<R> {
         for alias in &stored[1..] {
             self.check_alias(alias, &shape)?;
         }
-        Ok(self.upload(t))
+        Ok(VocabMatrix::new(
+            t.values,
+            shape,
+            max_block_bytes,
+            &self.device,
+        ))
     }
 
-    /// `lm_head.weight` when it is stored on its own, else `None` (tied to the embedding).
-    pub fn lm_head(&mut self, shape: [usize; 2]) -> Result<Option<Tensor<2>>> {
-        self.optional(LM_HEAD, shape)
+    /// `lm_head.weight` when it is stored on its own (in blocks, as the embedding), else
+    /// `None` (tied to the embedding).
+    pub fn lm_head(
+        &mut self,
+        shape: [usize; 2],
+        max_block_bytes: Option<usize>,
+    ) -> Result<Option<VocabMatrix>> {
+        if !self.file.contains(&self.stored_name(LM_HEAD)) {
+            return Ok(None);
+        }
+        let t = self.f32(LM_HEAD, &shape)?;
+        Ok(Some(VocabMatrix::new(
+            t.values,
+            shape,
+            max_block_bytes,
+            &self.device,
+        )))
     }
 
     /// Fails on tensors nobody asked for: a checkpoint of another architecture or size must

@@ -1,0 +1,159 @@
+//! The `[vocab, d_model]` token matrix — the embedding, and the tied (or stored) `lm_head` —
+//! kept as blocks of whole rows, so that no buffer is larger than the device can bind.
+//! WebGPU guarantees only 128 MiB per storage binding, and Florence-2-base's matrix is
+//! 51289 × 768 f32 = 150 MiB. Where there is no limit (the CPU) it is one block, and the
+//! lookups and the product are the plain ones.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+pub struct VocabMatrix {
+    blocks: Vec<Tensor<2>>,
+    /// Rows per block (the last may have fewer).
+    block_rows: usize,
+    rows: usize,
+    device: Device,
+}
+
+impl VocabMatrix {
+    /// `values` is `rows × cols`, row-major; `max_block_bytes` bounds each block's f32 bytes
+    /// (`None`: one block).
+    pub fn new(
+        values: Vec<f32>,
+        [rows, cols]: [usize; 2],
+        max_block_bytes: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let row_bytes = cols.max(1) * size_of::<f32>();
+        let block_rows = match max_block_bytes {
+            Some(max) => (max / row_bytes).clamp(1, rows.max(1)),
+            None => rows.max(1),
+        };
+        let blocks = if block_rows >= rows {
+            vec![Tensor::from_data(
+                TensorData::new(values, [rows, cols]),
+                device,
+            )]
+        } else {
+            values
+                .chunks(block_rows * cols)
+                .map(|chunk| {
+                    let data = TensorData::new(chunk.to_vec(), [chunk.len() / cols, cols]);
+                    Tensor::from_data(data, device)
+                })
+                .collect()
+        };
+        VocabMatrix {
+            blocks,
+            block_rows,
+            rows,
+            device: device.clone(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// How many buffers hold the matrix.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The rows `ids` (each `< rows`), in order: `[ids.len(), cols]`.
+    pub fn select(&self, ids: &[u32]) -> Tensor<2> {
+        let index = |v: Vec<i64>| {
+            let n = v.len();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &self.device)
+        };
+        if let [only] = self.blocks.as_slice() {
+            return only
+                .clone()
+                .select(0, index(ids.iter().map(|&i| i64::from(i)).collect()));
+        }
+        // Each block gives its own rows; `order[k]` is where the k-th of those belongs.
+        let mut parts = Vec::new();
+        let mut order = Vec::with_capacity(ids.len());
+        for (b, block) in self.blocks.iter().enumerate() {
+            let start = b * self.block_rows;
+            let mut local = Vec::new();
+            for (at, &id) in ids.iter().enumerate() {
+                let id = id as usize;
+                if (start..start + self.block_rows).contains(&id) {
+                    local.push((id - start) as i64);
+                    order.push(at);
+                }
+            }
+            if !local.is_empty() {
+                parts.push(block.clone().select(0, index(local)));
+            }
+        }
+        if parts.is_empty() {
+            return self.blocks[0].clone().select(0, index(Vec::new()));
+        }
+        let mut back = vec![0i64; order.len()];
+        for (k, &at) in order.iter().enumerate() {
+            back[at] = k as i64;
+        }
+        Tensor::cat(parts, 0).select(0, index(back))
+    }
+
+    /// `x · Mᵀ`: `[n, cols]` → `[n, rows]` (the logits, for `lm_head`).
+    pub fn matmul_transposed(&self, x: Tensor<2>) -> Tensor<2> {
+        let products: Vec<Tensor<2>> = self
+            .blocks
+            .iter()
+            .map(|block| crate::kernels::matmul_transposed(x.clone(), block))
+            .collect();
+        match <[_; 1]>::try_from(products) {
+            Ok([only]) => only,
+            Err(products) => Tensor::cat(products, 1),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+
+    fn matrix(rows: usize, cols: usize) -> Vec<f32> {
+        (0..rows * cols).map(|i| (i as f32 * 0.37).sin()).collect()
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        crate::model::values(t).unwrap()
+    }
+
+    #[test]
+    fn blocks_give_the_same_rows_and_products_as_one_matrix() {
+        let device = Device::flex();
+        let (rows, cols) = (23, 5);
+        let whole = VocabMatrix::new(matrix(rows, cols), [rows, cols], None, &device);
+        // 4 rows of 5 f32 per block (80 bytes): six blocks, the last with 3 rows.
+        let split = VocabMatrix::new(matrix(rows, cols), [rows, cols], Some(80), &device);
+        assert_eq!((whole.block_count(), split.block_count()), (1, 6));
+        let ids = [22, 0, 7, 3, 7, 19, 4, 12];
+        assert_eq!(values(whole.select(&ids)), values(split.select(&ids)));
+        let expected: Vec<f32> = ids
+            .iter()
+            .flat_map(|&id| matrix(rows, cols)[id as usize * cols..][..cols].to_vec())
+            .collect();
+        assert_eq!(values(split.select(&ids)), expected);
+        let x = Tensor::<2>::from_data(TensorData::new(matrix(3, cols), [3, cols]), &device);
+        let (a, b) = (
+            values(whole.matmul_transposed(x.clone())),
+            values(split.matmul_transposed(x)),
+        );
+        assert_eq!(a.len(), 3 * rows);
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() <= 1e-6, "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn a_limit_smaller_than_one_row_still_holds_a_row_per_block() {
+        let device = Device::flex();
+        let split = VocabMatrix::new(matrix(4, 3), [4, 3], Some(1), &device);
+        assert_eq!(split.block_count(), 4);
+        assert_eq!(values(split.select(&[2])), matrix(4, 3)[6..9].to_vec());
+    }
+}
