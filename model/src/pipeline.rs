@@ -3,13 +3,13 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use florence2::{Florence2Result, ImageSize, Source, Task};
 
 use crate::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::model::{Decoding, Florence2Model};
+use crate::model::{Decoding, Florence2Model, LoadOptions};
 use crate::tokenizer::Tokenizer;
 
 /// The files of a model folder, already read (file I/O is the caller's: a CLI, a fetch).
@@ -54,6 +54,15 @@ pub struct RunOutput {
 
 impl Florence2 {
     pub fn load<R: Read + Seek>(files: ModelFiles<R>, device: &Device) -> Result<Self> {
+        Self::load_with(files, device, LoadOptions::default())
+    }
+
+    /// [`Florence2::load`] with the weights laid out as `options` say.
+    pub fn load_with<R: Read + Seek>(
+        files: ModelFiles<R>,
+        device: &Device,
+        options: LoadOptions,
+    ) -> Result<Self> {
         let config = Florence2Config::from_json(&files.config)?;
         let generation = match &files.generation_config {
             Some(bytes) => GenerationConfig::from_json(bytes, &config.text_config)?,
@@ -64,7 +73,7 @@ impl Florence2 {
             None => ImageProcessorConfig::default(),
         };
         let tokenizer = Tokenizer::from_bytes(&files.tokenizer)?;
-        let model = Florence2Model::load(config, files.checkpoint, device)?;
+        let model = Florence2Model::load_with(config, files.checkpoint, device, options)?;
         Ok(Florence2 {
             model,
             tokenizer,
@@ -134,6 +143,17 @@ impl Florence2 {
         self.finish(run)
     }
 
+    /// Preprocessing, the vision tower and the projector: what the model makes of a picture,
+    /// whatever the task. Nothing is read back, so on WebGPU this only queues work.
+    pub fn image_features(&self, image: &RgbImage) -> Result<ImageFeatures> {
+        let pixel_values = image.to_tensor(&self.image_processor, self.model.device())?;
+        let features = self.model.vision_features(pixel_values, None)?;
+        Ok(ImageFeatures {
+            features: self.model.image_features(features)?,
+            size: ImageSize::new(image.width, image.height),
+        })
+    }
+
     /// The stages before generation — preprocessing, vision, projection, encoder — with
     /// `stop` asked between them; none reads a tensor back, so on WebGPU they only queue work.
     /// Drive the returned run's [`crate::model::Decoding`] to its end, then [`Florence2::finish`].
@@ -145,28 +165,35 @@ impl Florence2 {
         generation: &GenerationConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<StartedRun<'_>> {
-        let check = || {
-            if stop() {
-                Err(Error::Cancelled)
-            } else {
-                Ok(())
-            }
-        };
+        // The prompt first: a task or text it refuses costs no vision pass.
+        self.prompt_ids(task, text)?;
+        let features = self.image_features(image)?;
+        if stop() {
+            return Err(Error::Cancelled);
+        }
+        self.start_from(&features, task, text, generation)
+    }
+
+    /// [`Florence2::start`] from a picture's features made earlier (another task on the same
+    /// picture skips the vision tower: the most expensive stage).
+    pub fn start_from(
+        &self,
+        image: &ImageFeatures,
+        task: Task,
+        text: Option<&str>,
+        generation: &GenerationConfig,
+    ) -> Result<StartedRun<'_>> {
         let prompt_ids = self.prompt_ids(task, text)?;
-        let device = self.model.device();
-        let pixel_values = image.to_tensor(&self.image_processor, device)?;
-        check()?;
-        let features = self.model.vision_features(pixel_values, None)?;
-        let image_features = self.model.image_features(features)?;
-        let [_, image_tokens, _] = image_features.dims();
-        let inputs_embeds = self.model.inputs_embeds(image_features, &prompt_ids)?;
-        check()?;
+        let [_, image_tokens, _] = image.features.dims();
+        let inputs_embeds = self
+            .model
+            .inputs_embeds(image.features.clone(), &prompt_ids)?;
         let encoder_hidden = self.model.encode(inputs_embeds, None)?;
         let decoding = self.model.start_decoding(&encoder_hidden, generation)?;
         Ok(StartedRun {
             decoding,
             task,
-            size: ImageSize::new(image.width, image.height),
+            size: image.size,
             prompt_ids,
             image_tokens,
         })
@@ -193,6 +220,21 @@ impl Florence2 {
             decoded,
             answer,
         })
+    }
+}
+
+/// The projected image features of one picture (a cheap handle: clones share the tensor) and
+/// the picture's size, which post-processing scales to.
+#[derive(Clone)]
+pub struct ImageFeatures {
+    features: Tensor<3>,
+    size: ImageSize,
+}
+
+impl ImageFeatures {
+    /// The size of the picture they were made from.
+    pub fn size(&self) -> ImageSize {
+        self.size
     }
 }
 
