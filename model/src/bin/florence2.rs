@@ -23,8 +23,34 @@ mod label;
     about = "Florence-2 on burn: run the model, check it against transformers"
 )]
 struct Cli {
+    /// Where the model runs: `cpu` (burn-flex with this crate's kernels), or `wgpu` (burn's
+    /// wgpu backend on the default adapter; only in builds with the `wgpu` feature).
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Backend {
+    Cpu,
+    Wgpu,
+}
+
+impl Backend {
+    fn device(self) -> Result<Device> {
+        match self {
+            Backend::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Device::wgpu_options()
+                .init()
+                .map_err(|e| Error::Input(format!("wgpu: {e}"))),
+            #[cfg(not(feature = "wgpu"))]
+            Backend::Wgpu => Err(Error::Input(
+                "this florence2 was built without the `wgpu` feature".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -130,9 +156,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Label { .. } = cli.command {
+        if !matches!(cli.backend, Backend::Cpu) {
+            eprintln!("error: label runs on the cpu backend only");
+            return ExitCode::from(2);
+        }
         return label::main(cli.command);
     }
-    match execute(cli.command) {
+    match execute(cli.command, cli.backend) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -143,8 +173,8 @@ fn main() -> ExitCode {
 }
 
 /// Runs a command; `Ok(false)` is a check that ran and failed.
-fn execute(command: Command) -> Result<bool> {
-    let device = Device::flex();
+fn execute(command: Command, backend: Backend) -> Result<bool> {
+    let device = backend.device()?;
     match command {
         Command::Run {
             model,
