@@ -52,6 +52,9 @@ export interface LocalRunOutput {
   generatedIds: number[];
   /** Those ids decoded with special tokens (what the post-processor read). */
   decoded: string;
+  /** Whether the picture was the previous run's (the same bytes): its features were reused,
+   * with no decoding and no vision pass. */
+  imageReused: boolean;
   /** The runtime's wasm memory after this run: its peak so far (wasm memory only grows). */
   wasmMemoryBytes: number;
 }

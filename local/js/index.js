@@ -127,7 +127,7 @@ export class Florence2Local {
     return this.#info;
   }
 
-  /** Runs one prompt: `{ result, overlay: null, generatedIds, decoded, wasmMemoryBytes }`. */
+  /** Runs one prompt: `{ result, overlay: null, generatedIds, decoded, imageReused, wasmMemoryBytes }`. */
   async run({ image, task, text, region, beams, maxNewTokens, noRepeatNgramSize, signal } = {}) {
     if (!this.#channel) throw florence2Error("BAD_OPTION", "this model was disposed: load it again");
     const bytes = await imageBytes(image);
@@ -143,6 +143,7 @@ export class Florence2Local {
       overlay: null,
       generatedIds: answer.generatedIds,
       decoded: answer.decoded,
+      imageReused: answer.imageReused,
       wasmMemoryBytes: answer.wasmMemoryBytes,
     };
   }

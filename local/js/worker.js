@@ -79,6 +79,12 @@ async function load(id, { modelUrl, backend }) {
   model = await LocalModel.load(files.bytes, chosen);
   progress(id, "load", bytes, bytes);
   if (!files.fromCache) await remember(modelUrl, files).catch(() => {});
+  if (chosen === "webgpu") {
+    // The GPU compiles each kernel on first use: do it now, not in the first prompt.
+    progress(id, "warmup", 0, 1);
+    await model.warmup();
+    if (aborted.has(id)) throw fail("ABORTED", "the load was cancelled");
+  }
   progress(id, "warmup", 1, 1);
   const info = JSON.parse(model.info());
   return {

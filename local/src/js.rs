@@ -2,13 +2,14 @@
 //! run one prompt. Files arrive as JS `Uint8Array`s and the checkpoint is read from the JS heap
 //! in place, tensor by tensor, so the download is never copied whole into wasm memory.
 
+use std::cell::RefCell;
 use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
 
 use burn::tensor::Device;
 use florence2::{Error, ErrorCode, ImageSize};
 use florence2_burn::safetensors_file::SafetensorsFile;
-use florence2_burn::{Florence2, ModelFiles, RgbImage};
+use florence2_burn::{Florence2, ImageFeatures, LoadOptions, ModelFiles, RgbImage};
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -44,11 +45,18 @@ struct RunAnswer<'a> {
     result: &'a florence2::Florence2Result,
     generated_ids: &'a [u32],
     decoded: &'a str,
+    /// Whether the picture's features came from the previous run (the same bytes).
+    image_reused: bool,
 }
+
+/// The last picture's bytes and features: a second task on the same picture (the common case:
+/// caption it, then detect, then ground a phrase) skips decoding and the vision tower.
+type LastImage = Rc<RefCell<Option<(Vec<u8>, ImageFeatures)>>>;
 
 #[wasm_bindgen]
 pub struct LocalModel {
     model: Rc<Florence2>,
+    last_image: LastImage,
     info: String,
 }
 
@@ -80,7 +88,14 @@ impl LocalModel {
             generation_config: file("generationConfig").map(|a| a.to_vec()),
             processor_config: file("processorConfig").map(|a| a.to_vec()),
         };
-        let model = Florence2::load(files, &device).map_err(|e| js_error(from_load(e)))?;
+        // WebGPU binds at most 128 MiB per buffer unless the adapter says more; base's token
+        // matrix is 150 MiB in f32, so it goes in blocks on every adapter.
+        let options = match backend.as_str() {
+            "webgpu" => LoadOptions::WEBGPU,
+            _ => LoadOptions::default(),
+        };
+        let model =
+            Florence2::load_with(files, &device, options).map_err(|e| js_error(from_load(e)))?;
         let info = serde_json::to_string(&Info {
             dtype: "f32",
             parameters,
@@ -88,8 +103,42 @@ impl LocalModel {
         .unwrap_or_default();
         Ok(LocalModel {
             model: Rc::new(model),
+            last_image: LastImage::default(),
             info,
         })
+    }
+
+    /// Runs a blank picture through every stage once, with two tokens of the checkpoint's
+    /// search (beams included), reading the logits back as a run does: on WebGPU the kernels
+    /// are compiled here rather than in the user's first prompt. (The CPU has nothing to
+    /// compile: the worker does not call this there.)
+    pub async fn warmup(&self) -> Result<(), JsValue> {
+        let model = &self.model;
+        let c = &model.image_processor;
+        let (width, height) = (c.width.max(1), c.height.max(1));
+        let blank = RgbImage::new(
+            width,
+            height,
+            vec![128; width as usize * height as usize * 3],
+        )
+        .map_err(|e| js_error(from_run(e)))?;
+        let features = model
+            .image_features(&blank)
+            .map_err(|e| js_error(from_run(e)))?;
+        let mut generation = model.generation.clone();
+        generation.max_new_tokens = 2;
+        generation.min_new_tokens = 2;
+        let mut started = model
+            .start_from(&features, florence2::Task::Caption, None, &generation)
+            .map_err(|e| js_error(from_run(e)))?;
+        while !started.decoding.is_done() {
+            started
+                .decoding
+                .step_async()
+                .await
+                .map_err(|e| js_error(from_run(e)))?;
+        }
+        Ok(())
     }
 
     /// `{ dtype, parameters }` as JSON.
@@ -100,11 +149,12 @@ impl LocalModel {
     /// Runs `request` (the JSON of `RunRequest`) on the image's bytes. `between` is called
     /// between the stages and before every token, returns a promise (a turn of the worker's
     /// event loop, where an abort message can arrive) and resolves to `true` to stop.
-    /// Resolves to `{ result, generatedIds, decoded }` as JSON.
+    /// Resolves to `{ result, generatedIds, decoded, imageReused }` as JSON.
     pub fn run(&self, image: Uint8Array, request: String, between: Function) -> Promise {
         let model = Rc::clone(&self.model);
+        let last_image = Rc::clone(&self.last_image);
         wasm_bindgen_futures::future_to_promise(async move {
-            run(&model, &image.to_vec(), &request, &between)
+            run(&model, &last_image, &image.to_vec(), &request, &between)
                 .await
                 .map(JsValue::from)
                 .map_err(js_error)
@@ -114,6 +164,7 @@ impl LocalModel {
 
 async fn run(
     model: &Florence2,
+    last_image: &LastImage,
     image: &[u8],
     request: &str,
     between: &Function,
@@ -133,21 +184,33 @@ async fn run(
     };
     let cancelled = || Error::new(ErrorCode::Aborted, "the run was cancelled");
     let request = RunRequest::from_json(request)?;
-    let image = RgbImage::decode(image).map_err(from_run)?;
-    let size = ImageSize::new(image.width, image.height);
-    let max_positions = model.model.config().text_config.max_position_embeddings;
-    let plan = request.plan(size, &model.generation, max_positions)?;
+    let reused = last_image
+        .borrow()
+        .as_ref()
+        .filter(|(bytes, _)| bytes.as_slice() == image)
+        .map(|(_, features)| features.clone());
+    let image_reused = reused.is_some();
+    let features = match reused {
+        Some(features) => features,
+        None => {
+            let decoded = RgbImage::decode(image).map_err(from_run)?;
+            // The request's checks first: a refused task or text costs no vision pass.
+            let size = ImageSize::new(decoded.width, decoded.height);
+            request.plan(size, &model.generation, max_positions(model))?;
+            if stop().await {
+                return Err(cancelled());
+            }
+            let features = model.image_features(&decoded).map_err(from_run)?;
+            *last_image.borrow_mut() = Some((image.to_vec(), features.clone()));
+            features
+        }
+    };
+    let plan = request.plan(features.size(), &model.generation, max_positions(model))?;
     if stop().await {
         return Err(cancelled());
     }
     let mut started = model
-        .start(
-            &image,
-            plan.task,
-            plan.text.as_deref(),
-            &plan.generation,
-            &|| false,
-        )
+        .start_from(&features, plan.task, plan.text.as_deref(), &plan.generation)
         .map_err(from_run)?;
     while !started.decoding.is_done() {
         if stop().await {
@@ -160,8 +223,13 @@ async fn run(
         result: &out.result,
         generated_ids: &out.generated_ids,
         decoded: &out.decoded,
+        image_reused,
     })
     .map_err(|e| Error::new(ErrorCode::PostProcess, e.to_string()))
+}
+
+fn max_positions(model: &Florence2) -> usize {
+    model.model.config().text_config.max_position_embeddings
 }
 
 async fn device(backend: &str) -> Result<Device, Error> {
