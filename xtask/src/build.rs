@@ -86,6 +86,8 @@ fn local_runtime(out: &std::path::Path) -> Result<std::path::PathBuf> {
         "-p",
         "florence2-local",
         "--lib",
+        "--features",
+        "webgpu",
     ]))?;
     let wasm = target_dir().join("wasm32-unknown-unknown/release/florence2_local.wasm");
     let _ = std::fs::remove_dir_all(out);

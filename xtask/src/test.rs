@@ -185,8 +185,9 @@ fn start_local_proxy() -> Result<Option<Server>> {
     start_server(&mut proxy).map(Some)
 }
 
-/// The backends `Florence2Local` is checked on, each against every golden case.
-const LOCAL_BACKENDS: &str = "cpu";
+/// The backends `Florence2Local` is checked on, each against every golden case (WebGPU on
+/// Chromium's SwiftShader: the CPU pretending to be a GPU, so slow, but the same kernels).
+const LOCAL_BACKENDS: &str = "cpu,webgpu";
 
 /// `Florence2Local` from the built package in headless Chromium (tests/e2e/local.mjs), on the
 /// reference data's tiny end-to-end folder served by `florence2-proxy --models`; then the packed
