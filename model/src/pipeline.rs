@@ -132,7 +132,26 @@ impl Florence2 {
         generation: GenerationConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<RunOutput> {
-        let mut run = self.start(image, task, text, &generation, stop)?;
+        // The prompt first: a task or text it refuses costs no vision pass.
+        self.prompt_ids(task, text)?;
+        let features = self.image_features(image)?;
+        self.run_from(&features, task, text, generation, stop)
+    }
+
+    /// [`Florence2::run_until`] from a picture's features made earlier (see
+    /// [`Florence2::start_from`]).
+    pub fn run_from(
+        &self,
+        image: &ImageFeatures,
+        task: Task,
+        text: Option<&str>,
+        generation: GenerationConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<RunOutput> {
+        if stop() {
+            return Err(Error::Cancelled);
+        }
+        let mut run = self.start_from(image, task, text, &generation)?;
         while !run.decoding.is_done() {
             if stop() {
                 return Err(Error::Cancelled);
@@ -154,28 +173,11 @@ impl Florence2 {
         })
     }
 
-    /// The stages before generation — preprocessing, vision, projection, encoder — with
-    /// `stop` asked between them; none reads a tensor back, so on WebGPU they only queue work.
-    /// Drive the returned run's [`crate::model::Decoding`] to its end, then [`Florence2::finish`].
-    pub fn start(
-        &self,
-        image: &RgbImage,
-        task: Task,
-        text: Option<&str>,
-        generation: &GenerationConfig,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<StartedRun<'_>> {
-        // The prompt first: a task or text it refuses costs no vision pass.
-        self.prompt_ids(task, text)?;
-        let features = self.image_features(image)?;
-        if stop() {
-            return Err(Error::Cancelled);
-        }
-        self.start_from(&features, task, text, generation)
-    }
-
-    /// [`Florence2::start`] from a picture's features made earlier (another task on the same
-    /// picture skips the vision tower: the most expensive stage).
+    /// Everything before generation from a picture's features ([`Florence2::image_features`]):
+    /// the prompt, the encoder, the decoder's start; nothing is read back, so on WebGPU this
+    /// only queues work. Another task on the same picture skips the vision tower (the most
+    /// expensive stage). Drive the returned run's [`crate::model::Decoding`] to its end, then
+    /// [`Florence2::finish`].
     pub fn start_from(
         &self,
         image: &ImageFeatures,
