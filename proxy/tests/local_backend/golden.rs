@@ -98,4 +98,8 @@ async fn every_golden_case_comes_back_over_http_as_transformers_answered() {
             assert_eq!((drawn.width(), drawn.height()), (size.width, size.height));
         }
     }
+    // One picture for every case: the vision tower saw it once, and the answers above are
+    // still transformers' own.
+    let reused = &proxy.health().await["queue"]["picturesReused"];
+    assert_eq!(reused.as_u64(), Some(cases.len() as u64 - 1), "{reused}");
 }

@@ -11,6 +11,7 @@ use florence2_burn::{Florence2, RgbImage, RunOptions};
 use serde_json::json;
 
 use super::failure::from_model;
+use super::pictures::PictureCache;
 
 /// What a runner needs for one request (owned: it crosses to the runner thread).
 pub struct Job {
@@ -29,7 +30,12 @@ pub struct Answered {
     pub tokens: usize,
 }
 
-pub fn run(model: &Florence2, job: Job, stop: &dyn Fn() -> bool) -> Result<Answered> {
+pub fn run(
+    model: &Florence2,
+    pictures: &PictureCache,
+    job: Job,
+    stop: &dyn Fn() -> bool,
+) -> Result<Answered> {
     // The same limits as the JS client's preparation: typed IMAGE_DECODE / IMAGE_TOO_LARGE /
     // IMAGE_TOO_SMALL before any large allocation.
     let rgb = decode(&job.image, &PrepareOptions::default())?.to_rgb8();
@@ -46,8 +52,15 @@ pub fn run(model: &Florence2, job: Job, stop: &dyn Fn() -> bool) -> Result<Answe
         num_beams: None,
         max_new_tokens: Some(max_new_tokens),
     });
+    // The prompt first: a task or text the model refuses costs no vision pass.
+    model
+        .prompt_ids(job.task, job.text.as_deref())
+        .map_err(from_model)?;
+    let features = pictures
+        .get_or_make(&job.image, || model.image_features(&image))
+        .map_err(from_model)?;
     let out = model
-        .run_until(&image, job.task, job.text.as_deref(), generation, stop)
+        .run_from(&features, job.task, job.text.as_deref(), generation, stop)
         .map_err(from_model)?;
     let completion = out.generated_ids.len().saturating_sub(1);
     let prompt = out.image_tokens + out.prompt_ids.len();

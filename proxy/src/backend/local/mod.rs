@@ -1,13 +1,17 @@
 //! `--backend local`: the same routes, body and ZIP answer as NVIDIA's endpoint, produced by
 //! the Florence-2 model of `--model` (florence2-burn, on the CPU) with the checkpoint's own
 //! generation config. Requests wait in a bounded queue for `--model-threads` runner threads;
-//! images are inline data URLs or assets kept in memory by `POST /v1/assets`.
+//! images are inline data URLs or assets kept in memory by `POST /v1/assets`. The features of
+//! the last few pictures are kept, so another task on the same picture skips the vision tower.
 
 mod answer;
 mod assets;
 mod failure;
 mod model_folder;
+mod pictures;
 mod queue;
+
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -20,6 +24,7 @@ use florence2_burn::Florence2;
 use self::answer::Job;
 use self::assets::AssetStore;
 use self::model_folder::ModelInfo;
+use self::pictures::PictureCache;
 use self::queue::{Lost, WorkQueue};
 use super::{AssetUpload, Backend, BoxFuture, CallContext, Health, Profile};
 use crate::config::Config;
@@ -31,10 +36,14 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Pictures whose features are kept for the next task on them (base: 1.7 MB each).
+const PICTURES_KEPT: usize = 8;
+
 pub struct LocalBackend {
     queue: WorkQueue<Florence2>,
     info: ModelInfo,
     assets: AssetStore,
+    pictures: Arc<PictureCache>,
 }
 
 impl LocalBackend {
@@ -62,6 +71,7 @@ impl LocalBackend {
             queue,
             info,
             assets: AssetStore::default(),
+            pictures: Arc::new(PictureCache::new(PICTURES_KEPT)),
         })
     }
 
@@ -96,9 +106,10 @@ impl LocalBackend {
             text: (!text.is_empty()).then_some(text),
             max_tokens: invocation.max_tokens,
         };
+        let pictures = Arc::clone(&self.pictures);
         let pending = self
             .queue
-            .submit(move |model, stop| answer::run(model, job, stop))
+            .submit(move |model, stop| answer::run(model, &pictures, job, stop))
             .map_err(|full| {
                 Error::new(
                     ErrorCode::RateLimited,
@@ -157,7 +168,14 @@ impl Backend for LocalBackend {
                 request_keys_accepted: false,
                 upstream: None,
                 model: serde_json::to_value(&self.info).ok(),
-                queue: serde_json::to_value(self.queue.health()).ok(),
+                queue: serde_json::to_value(self.queue.health())
+                    .ok()
+                    .map(|mut queue| {
+                        if let Some(fields) = queue.as_object_mut() {
+                            fields.insert("picturesReused".into(), self.pictures.reused().into());
+                        }
+                        queue
+                    }),
             }
         })
     }
