@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::setup;
-use crate::util::{Result, cargo, gzip_len, root, run_step, target_dir};
+use crate::util::{Result, build_release_wasm, gzip_len, root, run_step, target_dir};
 
 pub fn run() -> Result {
     let report = package()?;
@@ -40,15 +40,7 @@ pub fn package() -> Result<PackageReport> {
     setup::wasm_toolchain()?;
     setup::node_tools()?;
     let pkg = root().join("pkg");
-    run_step(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "florence2",
-        "--lib",
-    ]))?;
+    build_release_wasm(&["-p", "florence2", "--lib"])?;
     let wasm = target_dir().join("wasm32-unknown-unknown/release/florence2.wasm");
     run_step(
         Command::new("wasm-bindgen")
@@ -78,17 +70,7 @@ pub fn package() -> Result<PackageReport> {
 /// The local runtime (`local/`): its own wasm, fetched only by `Florence2Local.load`, with
 /// its glue, the page-side class and the worker, into `pkg/local/`. Returns the wasm's path.
 fn local_runtime(out: &std::path::Path) -> Result<std::path::PathBuf> {
-    run_step(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "florence2-local",
-        "--lib",
-        "--features",
-        "webgpu",
-    ]))?;
+    build_release_wasm(&["-p", "florence2-local", "--lib", "--features", "webgpu"])?;
     let wasm = target_dir().join("wasm32-unknown-unknown/release/florence2_local.wasm");
     let _ = std::fs::remove_dir_all(out);
     run_step(

@@ -125,7 +125,18 @@ pub fn start_proxy_to_emulator(site: Option<&std::path::Path>) -> Result<(Server
     let bin = target_dir().join("debug");
     let emulator =
         start_server(Command::new(bin.join("nvcf-emulator")).args(["--listen", "127.0.0.1:0"]))?;
-    let mut proxy = Command::new(bin.join("florence2-proxy"));
+    let mut proxy = proxy_to_emulator(&emulator);
+    if let Some(site) = site {
+        proxy.arg("--static").arg(site);
+    }
+    let proxy = start_server(&mut proxy)?;
+    Ok((emulator, proxy))
+}
+
+/// The debug florence2-proxy's command in front of `emulator`: loopback, any port, the
+/// emulator for both upstreams with a key it accepts, no rate limit (add the rest).
+pub fn proxy_to_emulator(emulator: &Server) -> Command {
+    let mut proxy = Command::new(target_dir().join("debug/florence2-proxy"));
     proxy
         .args([
             "--listen",
@@ -139,11 +150,7 @@ pub fn start_proxy_to_emulator(site: Option<&std::path::Path>) -> Result<(Server
         ])
         .env("NVIDIA_API_KEY", EMULATOR_KEY)
         .env("RUST_LOG", "warn");
-    if let Some(site) = site {
-        proxy.arg("--static").arg(site);
-    }
-    let proxy = start_server(&mut proxy)?;
-    Ok((emulator, proxy))
+    proxy
 }
 
 /// The reference data's tiny end-to-end model folder (`FLORENCE2_REFERENCE_DIR`, by default

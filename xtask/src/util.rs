@@ -27,6 +27,16 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// Builds `args` (packages, features) in release for the browser:
+/// `target/wasm32-unknown-unknown/release/<crate>.wasm`.
+pub fn build_release_wasm(args: &[&str]) -> Result {
+    run_step(
+        cargo()
+            .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+            .args(args),
+    )
+}
+
 /// Runs a command to completion, echoing it; fails with its description on a non-zero exit.
 pub fn run_step(cmd: &mut Command) -> Result {
     let shown = describe(cmd);

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::util::{Result, cargo, describe, gzip_len, root, run_step, start_server, target_dir};
+use crate::util::{
+    Result, build_release_wasm, describe, gzip_len, root, run_step, start_server, target_dir,
+};
 use crate::{build, setup, test};
 
 /// What `build()` made.
@@ -37,14 +39,7 @@ pub fn build() -> Result<WebReport> {
     let started = Instant::now();
     setup::wasm_toolchain()?;
     setup::node_tools()?;
-    run_step(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "florence2-demo",
-    ]))?;
+    build_release_wasm(&["-p", "florence2-demo"])?;
     let dist = dist();
     // Start clean: files of an older build (wasm-bindgen snippets) must not linger.
     let _ = std::fs::remove_dir_all(&dist);
@@ -182,23 +177,11 @@ fn e2e_only(filter: Option<&str>) -> Result<String> {
     let models = e2e_models()?;
     let local_site = match &models {
         Some((models, _)) => Some(start_server(
-            Command::new(target_dir().join("debug/florence2-proxy"))
-                .args([
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--upstream",
-                    &emulator.url,
-                    "--assets-upstream",
-                    &emulator.url,
-                    "--rate-limit",
-                    "0",
-                    "--static",
-                ])
+            test::proxy_to_emulator(&emulator)
+                .arg("--static")
                 .arg(&dist)
                 .arg("--models")
-                .arg(models)
-                .env("NVIDIA_API_KEY", "emulator-accepts-any-key")
-                .env("RUST_LOG", "warn"),
+                .arg(models),
         )?),
         None => None,
     };
