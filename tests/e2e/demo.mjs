@@ -14,15 +14,8 @@ import { fileURLToPath } from "node:url";
 import { crc32 } from "node:zlib";
 import assert from "node:assert/strict";
 import { chromium } from "../../tools/node/node_modules/playwright-core/index.mjs";
+import { need } from "./env.mjs";
 
-const need = (name) => {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`${name} is not set (run \`cargo xtask test\`)`);
-    process.exit(2);
-  }
-  return value;
-};
 const DEMO = need("FLORENCE2_DEMO_URL"); // proxy → emulator, serving web/dist
 const KEYLESS = need("FLORENCE2_KEYLESS_URL"); // proxy without a key, upstream unreachable
 const EMULATOR = need("FLORENCE2_EMULATOR_URL");

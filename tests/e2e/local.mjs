@@ -14,15 +14,8 @@ import { extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { chromium } from "../../tools/node/node_modules/playwright-core/index.mjs";
+import { need } from "./env.mjs";
 
-const need = (name) => {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`${name} is not set (run \`cargo xtask test\`)`);
-    process.exit(2);
-  }
-  return value;
-};
 const PKG = need("FLORENCE2_PKG"); // pkg/ with index.js and local/
 const PROXY = need("FLORENCE2_PROXY_BIN");
 const CLI = need("FLORENCE2_CLI"); // the florence2 binary: the shared post-processor

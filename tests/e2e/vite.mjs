@@ -10,15 +10,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { chromium } from "../../tools/node/node_modules/playwright-core/index.mjs";
+import { need } from "./env.mjs";
 
-const need = (name) => {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`${name} is not set (run \`cargo xtask test\`)`);
-    process.exit(2);
-  }
-  return value;
-};
 const PKG = need("FLORENCE2_PKG");
 const PROXY = need("FLORENCE2_PROXY_BIN");
 const MODEL = need("FLORENCE2_E2E_MODEL");
