@@ -53,6 +53,12 @@ struct RunAnswer<'a> {
 /// caption it, then detect, then ground a phrase) skips decoding and the vision tower.
 type LastImage = Rc<RefCell<Option<(Vec<u8>, ImageFeatures)>>>;
 
+/// A run's picture: the last run's (the same bytes), or a new one, decoded.
+enum Picture {
+    Seen(Box<ImageFeatures>),
+    New(RgbImage),
+}
+
 #[wasm_bindgen]
 pub struct LocalModel {
     model: Rc<Florence2>,
@@ -113,32 +119,7 @@ impl LocalModel {
     /// are compiled here rather than in the user's first prompt. (The CPU has nothing to
     /// compile: the worker does not call this there.)
     pub async fn warmup(&self) -> Result<(), JsValue> {
-        let model = &self.model;
-        let c = &model.image_processor;
-        let (width, height) = (c.width.max(1), c.height.max(1));
-        let blank = RgbImage::new(
-            width,
-            height,
-            vec![128; width as usize * height as usize * 3],
-        )
-        .map_err(|e| js_error(from_run(e)))?;
-        let features = model
-            .image_features(&blank)
-            .map_err(|e| js_error(from_run(e)))?;
-        let mut generation = model.generation.clone();
-        generation.max_new_tokens = 2;
-        generation.min_new_tokens = 2;
-        let mut started = model
-            .start_from(&features, florence2::Task::Caption, None, &generation)
-            .map_err(|e| js_error(from_run(e)))?;
-        while !started.decoding.is_done() {
-            started
-                .decoding
-                .step_async()
-                .await
-                .map_err(|e| js_error(from_run(e)))?;
-        }
-        Ok(())
+        warmup(&self.model).await.map_err(|e| js_error(from_run(e)))
     }
 
     /// `{ dtype, parameters }` as JSON.
@@ -160,6 +141,25 @@ impl LocalModel {
                 .map_err(js_error)
         })
     }
+}
+
+async fn warmup(model: &Florence2) -> florence2_burn::Result<()> {
+    let c = &model.image_processor;
+    let (width, height) = (c.width.max(1), c.height.max(1));
+    let blank = RgbImage::new(
+        width,
+        height,
+        vec![128; width as usize * height as usize * 3],
+    )?;
+    let features = model.image_features(&blank)?;
+    let mut generation = model.generation.clone();
+    generation.max_new_tokens = 2;
+    generation.min_new_tokens = 2;
+    let mut started = model.start_from(&features, florence2::Task::Caption, None, &generation)?;
+    while !started.decoding.is_done() {
+        started.decoding.step_async().await?;
+    }
+    Ok(())
 }
 
 async fn run(
@@ -189,26 +189,29 @@ async fn run(
         .as_ref()
         .filter(|(bytes, _)| bytes.as_slice() == image)
         .map(|(_, features)| features.clone());
-    let image_reused = reused.is_some();
-    let features = match reused {
-        Some(features) => features,
-        None => {
-            let decoded = RgbImage::decode(image).map_err(from_run)?;
-            // The request's checks first: a refused task or text costs no vision pass.
-            let size = ImageSize::new(decoded.width, decoded.height);
-            request.plan(size, &model.generation, max_positions(model))?;
-            if stop().await {
-                return Err(cancelled());
-            }
+    let picture = match reused {
+        Some(features) => Picture::Seen(Box::new(features)),
+        None => Picture::New(RgbImage::decode(image).map_err(from_run)?),
+    };
+    let image_reused = matches!(picture, Picture::Seen(_));
+    let size = match &picture {
+        Picture::Seen(features) => features.size(),
+        Picture::New(decoded) => ImageSize::new(decoded.width, decoded.height),
+    };
+    // The request's checks before the vision pass: a refused task or text costs none.
+    let max_positions = model.model.config().text_config.max_position_embeddings;
+    let plan = request.plan(size, &model.generation, max_positions)?;
+    if stop().await {
+        return Err(cancelled());
+    }
+    let features = match picture {
+        Picture::Seen(features) => *features,
+        Picture::New(decoded) => {
             let features = model.image_features(&decoded).map_err(from_run)?;
             *last_image.borrow_mut() = Some((image.to_vec(), features.clone()));
             features
         }
     };
-    let plan = request.plan(features.size(), &model.generation, max_positions(model))?;
-    if stop().await {
-        return Err(cancelled());
-    }
     let mut started = model
         .start_from(&features, plan.task, plan.text.as_deref(), &plan.generation)
         .map_err(from_run)?;
@@ -226,10 +229,6 @@ async fn run(
         image_reused,
     })
     .map_err(|e| Error::new(ErrorCode::PostProcess, e.to_string()))
-}
-
-fn max_positions(model: &Florence2) -> usize {
-    model.model.config().text_config.max_position_embeddings
 }
 
 async fn device(backend: &str) -> Result<Device, Error> {
