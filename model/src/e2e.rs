@@ -51,8 +51,13 @@ pub fn run(model: &Florence2, read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<
         let ours = image.pixel_values(c)?;
         let shape = [1, 3, c.height as usize, c.width as usize];
         let outcome = match compare(&ours, &shape, &g.values, &g.shape) {
-            Outcome::Values { max_abs_err, .. } => Outcome::Values {
+            Outcome::Values {
                 max_abs_err,
+                max_rel_err,
+                ..
+            } => Outcome::Values {
+                max_abs_err,
+                max_rel_err,
                 ok: max_abs_err <= one_intensity_step(c),
             },
             other => other,

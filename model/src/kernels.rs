@@ -4,6 +4,7 @@
 //! which run on every backend, WebGPU included — take what no set claims. A GPU set (our own
 //! WGSL kernels) or another CPU set plugs in here, not at the call sites.
 
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, activation};
 
 /// Kernels for some tensors (a device, a dtype): `None` means "not mine".
@@ -35,6 +36,17 @@ pub trait Kernels: Sync {
         scale: f32,
         causal: bool,
     ) -> Option<Tensor<4>>;
+    /// Depthwise `k × k` convolution (stride 1, zero `padding`) of channels-last tokens `x`
+    /// `[b, h·w, c]`; `weight` `[c, 1, k, k]`, `bias` `[c]`.
+    fn depthwise_conv(
+        &self,
+        x: &Tensor<3>,
+        h: usize,
+        w: usize,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        padding: usize,
+    ) -> Option<Tensor<3>>;
 }
 
 /// The specialised kernel sets compiled in, asked in order.
@@ -78,4 +90,27 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: b
         ..Default::default()
     };
     burn::tensor::module::attention(q, k, v, None, None, options)
+}
+
+pub fn depthwise_conv(
+    x: Tensor<3>,
+    h: usize,
+    w: usize,
+    weight: &Tensor<4>,
+    bias: &Tensor<1>,
+    padding: usize,
+) -> Tensor<3> {
+    if let Some(y) = SPECIALISED
+        .iter()
+        .find_map(|set| set.depthwise_conv(&x, h, w, weight, bias, padding))
+    {
+        return y;
+    }
+    // Channels-last tokens → [b, c, h, w] for burn's conv, and back.
+    let [b, _, c] = x.dims();
+    let image = x.swap_dims(1, 2).reshape([b, c, h, w]);
+    let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], c);
+    burn::tensor::module::conv2d(image, weight.clone(), Some(bias.clone()), options)
+        .flatten::<3>(2, 3)
+        .swap_dims(1, 2)
 }

@@ -80,7 +80,7 @@ impl LayerNorm {
     }
 }
 
-/// `nn.Conv2d` with square kernel, stride and padding, optionally depthwise (`groups`).
+/// `nn.Conv2d` with square kernel, stride and padding (DaViT's patch embeddings).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Tensor<4>,
@@ -89,7 +89,6 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    #[allow(clippy::too_many_arguments)]
     pub fn load<R: Read + Seek>(
         w: &mut Weights<R>,
         prefix: &str,
@@ -98,15 +97,11 @@ impl Conv2d {
         kernel: usize,
         stride: usize,
         padding: usize,
-        groups: usize,
     ) -> Result<Self> {
         Ok(Conv2d {
-            weight: w.tensor(
-                &format!("{prefix}.weight"),
-                [c_out, c_in / groups, kernel, kernel],
-            )?,
+            weight: w.tensor(&format!("{prefix}.weight"), [c_out, c_in, kernel, kernel])?,
             bias: w.tensor(&format!("{prefix}.bias"), [c_out])?,
-            options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], groups),
+            options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1),
         })
     }
 
@@ -118,6 +113,35 @@ impl Conv2d {
             Some(self.bias.clone()),
             self.options.clone(),
         )
+    }
+}
+
+/// A depthwise `nn.Conv2d` (one filter per channel, stride 1, "same" padding) applied to
+/// channels-last tokens, the layout DaViT's blocks keep (no transpose around it on the CPU).
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv {
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    padding: usize,
+}
+
+impl DepthwiseConv {
+    pub fn load<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefix: &str,
+        channels: usize,
+        kernel: usize,
+    ) -> Result<Self> {
+        Ok(DepthwiseConv {
+            weight: w.tensor(&format!("{prefix}.weight"), [channels, 1, kernel, kernel])?,
+            bias: w.tensor(&format!("{prefix}.bias"), [channels])?,
+            padding: kernel / 2,
+        })
+    }
+
+    /// `x`: `[batch, h·w, channels]` → the same shape.
+    pub fn forward(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
+        kernels::depthwise_conv(x, h, w, &self.weight, &self.bias, self.padding)
     }
 }
 

@@ -11,7 +11,7 @@ use burn::tensor::{Tensor, s};
 
 use crate::config::VisionConfig;
 use crate::error::Result;
-use crate::nn::{Conv2d, LayerNorm, Linear, Mlp, attention};
+use crate::nn::{Conv2d, DepthwiseConv, LayerNorm, Linear, Mlp, attention};
 use crate::weights::Weights;
 
 /// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
@@ -53,16 +53,27 @@ impl DaVit {
             if let Some(r) = record.as_mut() {
                 r(format!("vision.stage{s}.conv_embed"), &x);
             }
+            // The blocks work on channels-last tokens; the recorder sees images, as the
+            // goldens have them.
+            let [_, _, h, w] = x.dims();
+            let mut tokens = to_tokens(x);
             for (b, (spatial, channel)) in stage.blocks.iter().enumerate() {
-                x = spatial.forward(x);
+                tokens = spatial.forward(tokens, h, w);
                 if let Some(r) = record.as_mut() {
-                    r(format!("vision.stage{s}.block{b}.spatial"), &x);
+                    r(
+                        format!("vision.stage{s}.block{b}.spatial"),
+                        &to_image(tokens.clone(), h, w),
+                    );
                 }
-                x = channel.forward(x);
+                tokens = channel.forward(tokens, h, w);
                 if let Some(r) = record.as_mut() {
-                    r(format!("vision.stage{s}.block{b}.channel"), &x);
+                    r(
+                        format!("vision.stage{s}.block{b}.channel"),
+                        &to_image(tokens.clone(), h, w),
+                    );
                 }
             }
+            x = to_image(tokens, h, w);
         }
         x
     }
@@ -95,7 +106,6 @@ impl ConvEmbed {
                 c.patch_size[s],
                 c.patch_stride[s],
                 c.patch_padding[s],
-                1,
             )?,
             norm: LayerNorm::load(
                 w,
@@ -134,9 +144,9 @@ fn to_image(x: Tensor<3>, h: usize, w: usize) -> Tensor<4> {
 /// Shared shape of both block kinds: depthwise conv + attention, depthwise conv + MLP, each
 /// with a residual; only the attention differs.
 struct BlockParts {
-    conv1: Conv2d,
+    conv1: DepthwiseConv,
     norm1: LayerNorm,
-    conv2: Conv2d,
+    conv2: DepthwiseConv,
     norm2: LayerNorm,
     ffn: Mlp,
 }
@@ -151,9 +161,9 @@ impl BlockParts {
         let dim = c.embed_dim[s];
         let hidden = c.mlp_hidden(s);
         Ok(BlockParts {
-            conv1: Conv2d::load(w, &format!("{prefix}.conv1"), dim, dim, 3, 1, 1, dim)?,
+            conv1: DepthwiseConv::load(w, &format!("{prefix}.conv1"), dim, 3)?,
             norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim)?,
-            conv2: Conv2d::load(w, &format!("{prefix}.conv2"), dim, dim, 3, 1, 1, dim)?,
+            conv2: DepthwiseConv::load(w, &format!("{prefix}.conv2"), dim, 3)?,
             norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim)?,
             ffn: Mlp::new(
                 Linear::load(w, &format!("{prefix}.ffn.fc1"), dim, hidden, true)?,
@@ -162,21 +172,18 @@ impl BlockParts {
         })
     }
 
-    /// Runs the block with `attn` on the normed tokens (`[b, h*w, c]`, plus `h`, `w`).
+    /// Runs the block on tokens `x` `[b, h*w, c]`, with `attn` on the normed tokens.
     fn forward(
         &self,
-        x: Tensor<4>,
+        x: Tensor<3>,
+        h: usize,
+        w: usize,
         attn: impl Fn(Tensor<3>, usize, usize) -> Tensor<3>,
-    ) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
-        let x = self.conv1.forward(x.clone()) + x;
-        let tokens = to_tokens(x);
-        let tokens = tokens.clone() + attn(self.norm1.forward(tokens), h, w);
-        let x = to_image(tokens, h, w);
-        let x = self.conv2.forward(x.clone()) + x;
-        let tokens = to_tokens(x);
-        let tokens = tokens.clone() + self.ffn.forward(self.norm2.forward(tokens));
-        to_image(tokens, h, w)
+    ) -> Tensor<3> {
+        let x = self.conv1.forward(x.clone(), h, w) + x;
+        let x = x.clone() + attn(self.norm1.forward(x), h, w);
+        let x = self.conv2.forward(x.clone(), h, w) + x;
+        x.clone() + self.ffn.forward(self.norm2.forward(x))
     }
 }
 
@@ -214,9 +221,9 @@ impl SpatialBlock {
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
         self.parts
-            .forward(x, |t, h, w| self.window_attention(t, h, w))
+            .forward(x, h, w, |t, h, w| self.window_attention(t, h, w))
     }
 
     fn window_attention(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
@@ -293,8 +300,9 @@ impl ChannelBlock {
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.parts.forward(x, |t, _, _| self.channel_attention(t))
+    fn forward(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
+        self.parts
+            .forward(x, h, w, |t, _, _| self.channel_attention(t))
     }
 
     fn channel_attention(&self, x: Tensor<3>) -> Tensor<3> {

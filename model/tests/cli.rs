@@ -24,9 +24,19 @@ fn florence2(args: &[&str]) -> Output {
 )]
 fn parity_passes_on_the_tiny_reference_model() {
     let dir = reference("florence2-tiny");
-    let out = florence2(&["parity", dir.to_str().unwrap()]);
+    // On one thread and on several: the kernels split work by thread count, the goldens
+    // must not notice (three threads split the 2-, 4- and 8-head layers unevenly).
+    for threads in ["1", "3"] {
+        parity_passes_on(&dir, threads);
+    }
+    let out = florence2(&["--threads", "0", "parity", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "--threads 0 accepted");
+}
+
+fn parity_passes_on(dir: &std::path::Path, threads: &str) {
+    let out = florence2(&["--threads", threads, "parity", dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "parity failed");
+    assert!(out.status.success(), "parity failed on {threads} threads");
     // Every golden named in the reference README is compared, none skipped.
     for name in [
         "pixel_values",
@@ -54,13 +64,15 @@ fn parity_passes_on_the_tiny_reference_model() {
 )]
 fn e2e_passes_on_the_tiny_e2e_reference_folder() {
     let dir = reference("florence2-tiny-e2e");
-    let out = florence2(&["e2e", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "e2e failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("<OD> post-processed")
-            && stdout.contains("<REGION_TO_DESCRIPTION> beam ids")
-    );
+    for threads in ["1", "3"] {
+        let out = florence2(&["--threads", threads, "e2e", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "e2e failed on {threads} threads");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("<OD> post-processed")
+                && stdout.contains("<REGION_TO_DESCRIPTION> beam ids")
+        );
+    }
 }
 
 #[test]

@@ -2,9 +2,9 @@
 """The PyTorch side of the benchmark: transformers' Florence-2 (f32, eager attention) on the
 CPU, timed the way `florence2 bench` times the Rust model.
 
-Usage: python bench_torch.py MODEL_DIR IMAGE [THREADS] [RUNS] [NEW_TOKENS]
+Usage: python bench_torch.py MODEL_DIR IMAGE [THREADS] [RUNS] [NEW_TOKENS] [BEAMS]
 One `<CAPTION>` run = preprocessing + vision tower and projector ("vision"), the BART encoder
-("encoder"), then greedy decoding of exactly NEW_TOKENS tokens with the KV cache ("decoder");
+("encoder"), then decoding of exactly NEW_TOKENS tokens (greedy, or BEAMS beams) with the KV cache ("decoder");
 "total" is one full `generate` call (which includes vision and encoder), also as process CPU
 time. Medians over RUNS after one warm-up. Peak memory is the process's maximum resident set.
 """
@@ -21,6 +21,7 @@ model_dir, image_path = sys.argv[1], sys.argv[2]
 threads = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 runs = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 new_tokens = int(sys.argv[5]) if len(sys.argv) > 5 else 20
+beams = int(sys.argv[6]) if len(sys.argv) > 6 else 1
 torch.set_num_threads(threads)
 
 t = time.perf_counter()
@@ -58,13 +59,13 @@ def one_run():
         times["encoder"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         out = model.generate(encoder_outputs=enc, attention_mask=inputs["attention_mask"], max_new_tokens=new_tokens,
-                             min_new_tokens=new_tokens, num_beams=1, do_sample=False, no_repeat_ngram_size=0)
+                             min_new_tokens=new_tokens, num_beams=beams, do_sample=False, no_repeat_ngram_size=0)
         times["decoder"] = time.perf_counter() - t2
         assert out.shape[1] == new_tokens + 1, out.shape
         t3 = time.perf_counter()
         cpu3 = cpu_seconds()
         inputs = processor(text="<CAPTION>", images=image, return_tensors="pt")
-        model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=1, do_sample=False,
+        model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=beams, do_sample=False,
                        no_repeat_ngram_size=0)
         times["total"] = time.perf_counter() - t3
         times["total_cpu"] = cpu_seconds() - cpu3
@@ -74,7 +75,7 @@ one_run()
 results = [one_run() for _ in range(runs)]
 med = {k: statistics.median(r[k] for r in results) for k in results[0]}
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"torch {torch.__version__}, threads {threads}, runs {runs}, load {load_s:.2f} s")
+print(f"torch {torch.__version__}, threads {threads}, runs {runs}, beams {beams}, load {load_s:.2f} s")
 print(f"vision  {med['vision'] * 1000:9.1f} ms")
 print(f"encoder {med['encoder'] * 1000:9.1f} ms")
 print(f"decoder {med['decoder'] * 1000:9.1f} ms  ({med['decoder'] / new_tokens * 1000:.1f} ms/token, {new_tokens} tokens)")

@@ -35,6 +35,13 @@ async fn main() -> ExitCode {
         eprintln!("florence2-proxy: {why}");
         return ExitCode::from(2);
     }
+    // Sized before the model runs anything: the pool is built once per process.
+    if let Some(n) = config.threads
+        && let Err(why) = florence2_burn::cpu::set_threads(n.into())
+    {
+        eprintln!("florence2-proxy: --threads {n}: {why}");
+        return ExitCode::from(2);
+    }
     // Before listening: a model folder that does not load stops the proxy here, and the
     // `listening on` line means the model is ready.
     let backend = match build_backend(&config).await {

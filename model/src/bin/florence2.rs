@@ -27,6 +27,10 @@ struct Cli {
     /// wgpu backend on the default adapter; only in builds with the `wgpu` feature).
     #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    /// Threads for the CPU backend's kernels (default: every core, or `RAYON_NUM_THREADS`).
+    /// Results do not depend on it.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -98,6 +102,9 @@ enum Command {
         new_tokens: usize,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Beam count of the decoder part (1: greedy).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        beams: u16,
     },
     /// Labels pictures (files, and folders walked for .jpg .jpeg .png .webp .gif .bmp) with one
     /// task into a COCO file, with the raw results as JSON lines beside it (OUT.jsonl). Reruns
@@ -155,6 +162,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads
+        && let Err(e) = florence2_burn::cpu::set_threads(n.into())
+    {
+        eprintln!("error: --threads {n}: {e}");
+        return ExitCode::from(2);
+    }
     if let Command::Label { .. } = cli.command {
         if !matches!(cli.backend, Backend::Cpu) {
             eprintln!("error: label runs on the cpu backend only");
@@ -235,13 +248,14 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             task,
             new_tokens,
             runs,
+            beams,
         } => {
             let task = Task::from_token(&task)?;
             let image = RgbImage::decode(&read(&image)?)?;
             let start = Instant::now();
             let model = load_model(&model, &device)?;
             println!("load {:.2} s", start.elapsed().as_secs_f64());
-            bench(&model, &image, task, new_tokens, runs)?;
+            bench(&model, &image, task, new_tokens, runs, beams.into())?;
             Ok(true)
         }
         // Handled by `label::main` (its own exit codes).
@@ -275,12 +289,13 @@ fn bench(
     task: Task,
     new_tokens: usize,
     runs: usize,
+    beams: usize,
 ) -> Result<()> {
     let m = &model.model;
     let device = m.device();
-    // Exactly `new_tokens` greedy tokens, as the PyTorch side is run (min = max new tokens).
+    // Exactly `new_tokens` tokens, as the PyTorch side is run (min = max new tokens).
     let mut generation = model.generation_config(RunOptions {
-        num_beams: Some(1),
+        num_beams: Some(beams),
         max_new_tokens: Some(new_tokens),
     });
     generation.min_new_tokens = new_tokens;
@@ -319,7 +334,11 @@ fn bench(
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    println!("runs {}", results.len());
+    println!(
+        "runs {}, threads {}, beams {beams}",
+        results.len(),
+        florence2_burn::cpu::threads()
+    );
     println!("vision  {:9.1} ms", median(0) * 1e3);
     println!("encoder {:9.1} ms", median(1) * 1e3);
     println!(

@@ -6,8 +6,10 @@
 
 use burn::backend::flex::FlexTensor;
 
-use super::kernels::{PackedHead, attend_head, pad, softmax_rows};
+use super::gemv::MAX_ROWS;
+use super::kernels::{PackedHead, attend_head, attend_query, pad, softmax_rows};
 use super::matmul::{MatRef, matmul};
+use super::parallel::for_each_chunk;
 
 /// Rank-4 view `[b, h, t, d]` of a flex tensor.
 struct View4<'a> {
@@ -67,15 +69,50 @@ pub fn attention(
         return None;
     }
     let mut out = vec![0.0f32; b * h * tq * dv];
+    // One head per chunk of the output, spread over the pool; each thread packs into its
+    // own scratch.
+    let head_of = |index: usize| (index / h, index % h);
+    if tq <= MAX_ROWS && k.strides[3] == 1 && v.strides[3] == 1 {
+        // A few queries (a decoder step): keys and values read where they are.
+        for_each_chunk(
+            &mut out,
+            tq * dv,
+            || (vec![0.0f32; d], vec![0.0f32; tk]),
+            |(qs, scores), index, o| {
+                let (bi, hi) = head_of(index);
+                let qm = q.matrix(bi, hi);
+                let keys = &k.data[k.offset + bi * k.strides[0] + hi * k.strides[1]..];
+                let values = &v.data[v.offset + bi * v.strides[0] + hi * v.strides[1]..];
+                for (i, o) in o.chunks_exact_mut(dv).enumerate() {
+                    for (e, x) in qs.iter_mut().enumerate() {
+                        *x = qm.at(i, e) * scale;
+                    }
+                    // Query i sees keys up to i + (tk - tq) when causal.
+                    let visible = if causal { i + 1 + tk - tq } else { tk };
+                    let (ks, vs) = (k.strides[2], v.strides[2]);
+                    attend_query(qs, keys, ks, values, vs, &mut scores[..visible], o);
+                }
+            },
+        );
+        return Some(out);
+    }
     if d <= SMALL_HEAD_MAX_DIM {
         let (tq4, tk16, dv16) = (pad(tq, 4), pad(tk, 16), pad(dv, 16));
-        let mut qs = vec![0.0f32; tq4 * d];
-        let mut kt = vec![0.0f32; d * tk16];
-        let mut vs = vec![0.0f32; tk * dv16];
-        let mut scores = vec![0.0f32; tq4 * tk16];
-        let mut tmp = vec![0.0f32; tq4 * dv16];
-        for bi in 0..b {
-            for hi in 0..h {
+        let scratch = || {
+            (
+                vec![0.0f32; tq4 * d],
+                vec![0.0f32; d * tk16],
+                vec![0.0f32; tk * dv16],
+                vec![0.0f32; tq4 * tk16],
+                vec![0.0f32; tq4 * dv16],
+            )
+        };
+        for_each_chunk(
+            &mut out,
+            tq * dv,
+            scratch,
+            |(qs, kt, vs, scores, tmp), index, o| {
+                let (bi, hi) = head_of(index);
                 let (qm, km, vm) = (q.matrix(bi, hi), k.matrix(bi, hi), v.matrix(bi, hi));
                 for i in 0..tq {
                     for e in 0..d {
@@ -91,48 +128,43 @@ pub fn attention(
                     }
                 }
                 let head = PackedHead {
-                    q: &qs,
-                    kt: &kt,
-                    v: &vs,
+                    q: qs,
+                    kt,
+                    v: vs,
                     tq,
                     tk,
                     d,
                     dv,
                 };
-                let o = &mut out[(bi * h + hi) * tq * dv..][..tq * dv];
-                attend_head(&head, causal, &mut scores, &mut tmp, o);
-            }
-        }
+                attend_head(&head, causal, scores, tmp, o);
+            },
+        );
         return Some(out);
     }
-    let mut scores = vec![0.0f32; tq * tk];
-    for bi in 0..b {
-        for hi in 0..h {
-            matmul(
-                &mut scores,
-                q.matrix(bi, hi),
-                k.matrix(bi, hi).t(),
-                scale,
-                false,
-            );
+    for_each_chunk(
+        &mut out,
+        tq * dv,
+        || vec![0.0f32; tq * tk],
+        |scores, index, o| {
+            let (bi, hi) = head_of(index);
+            matmul(scores, q.matrix(bi, hi), k.matrix(bi, hi).t(), scale, false);
             if causal {
                 // Query i sees keys up to i + (tk - tq).
                 for (i, row) in scores.chunks_exact_mut(tk).enumerate() {
                     row[i + 1 + tk - tq..].fill(f32::NEG_INFINITY);
                 }
             }
-            softmax_rows(&mut scores, tk);
+            softmax_rows(scores, tk);
             let p = MatRef {
-                data: &scores,
+                data: scores,
                 offset: 0,
                 rows: tq,
                 cols: tk,
                 row_stride: tk,
                 col_stride: 1,
             };
-            let o = &mut out[(bi * h + hi) * tq * dv..][..tq * dv];
             matmul(o, p, v.matrix(bi, hi), 1.0, false);
-        }
-    }
+        },
+    );
     Some(out)
 }

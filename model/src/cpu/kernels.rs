@@ -26,6 +26,7 @@ macro_rules! multiversion {
         }
     };
 }
+pub(super) use multiversion;
 
 /// `e^x` to within 2 ulp (Cephes' `expf`: range reduction to `2^n · e^r`, `|r| ≤ ln 2 / 2`,
 /// degree-6 polynomial); 0 below the normal range (so `-inf` → 0, as masked scores need).
@@ -100,6 +101,25 @@ fn sum(x: &[f32]) -> f32 {
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
             *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ a·b` in 8 lanes.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -212,6 +232,26 @@ multiversion! {
         matmul_4x16(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
         for (o, t) in out.chunks_exact_mut(h.dv).zip(tmp.chunks_exact(dv16)) {
             o.copy_from_slice(&t[..h.dv]);
+        }
+    }
+}
+
+multiversion! {
+    /// `out = softmax(q·kⱼ for every row j of the keys) · v` for one query row `q` (already
+    /// scaled); key row `j` at `keys[j·k_stride..][..q.len()]`, value row `j` at
+    /// `values[j·v_stride..][..out.len()]`, as many rows as `scores` is long. Read in place:
+    /// a decoder step's one query would spend longer packing the keys than using them.
+    pub fn attend_query(q: &[f32], keys: &[f32], k_stride: usize, values: &[f32], v_stride: usize, scores: &mut [f32], out: &mut [f32]) {
+        let (d, dv) = (q.len(), out.len());
+        for (j, s) in scores.iter_mut().enumerate() {
+            *s = dot(q, &keys[j * k_stride..][..d]);
+        }
+        softmax(scores);
+        out.fill(0.0);
+        for (j, &p) in scores.iter().enumerate() {
+            for (o, &v) in out.iter_mut().zip(&values[j * v_stride..][..dv]) {
+                *o += p * v;
+            }
         }
     }
 }

@@ -97,7 +97,7 @@ pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, scale: f32, accumul
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            super::parallel::gemm_parallelism(m * n * k),
         );
     }
 }

@@ -5,8 +5,13 @@
 //! (wgpu, or these kernels switched off with [`set_enabled`]).
 
 mod attention;
+mod conv;
+mod gemv;
 mod kernels;
 mod matmul;
+mod parallel;
+
+pub use parallel::{set_threads, threads};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -42,6 +47,17 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, shape)))
 }
 
+/// A flex tensor's values in row-major order: borrowed when it is contiguous (the weights,
+/// most activations), copied otherwise.
+fn dense(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    let n = t.layout().shape().num_elements();
+    if t.is_contiguous() {
+        std::borrow::Cow::Borrowed(&t.storage::<f32>()[t.layout().start_offset()..][..n])
+    } else {
+        std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>()[..n].to_vec())
+    }
+}
+
 /// A 2-D view (`rows × cols`, dims `row_dim` and `col_dim` of `t`, the others at index 0 +
 /// `base`) of a flex tensor.
 fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> MatRef<'a> {
@@ -68,6 +84,30 @@ pub fn linear(
     let (xf, wf) = (flex(x)?, flex(w)?);
     let [rows, _] = x.dims();
     let [_, out_dim] = w.dims();
+    if rows <= gemv::MAX_ROWS && wf.layout().strides()[1] == 1 {
+        let x = dense(&xf);
+        let w = view(&wf, 0, 0, 1);
+        let bias = match bias {
+            Some(b) => Some(flex(b)?),
+            None => None,
+        };
+        let bias = bias.as_ref().map(dense);
+        let mut out = vec![0.0f32; rows * out_dim];
+        let ws = &w.data[w.offset..];
+        gemv::rows_times_matrix(
+            &x,
+            rows,
+            ws,
+            w.row_stride,
+            out_dim,
+            bias.as_deref(),
+            &mut out,
+        );
+        if gelu {
+            kernels::gelu(&mut out);
+        }
+        return Some(tensor(out, [rows, out_dim]));
+    }
     let mut out = vec![0.0f32; rows * out_dim];
     let accumulate = match bias {
         Some(b) => {
@@ -88,7 +128,13 @@ pub fn linear(
         accumulate,
     );
     if gelu {
-        kernels::gelu(&mut out);
+        // In pieces of a few rows, spread over the pool.
+        parallel::for_each_chunk(
+            &mut out,
+            out_dim * 64,
+            || (),
+            |_, _, part| kernels::gelu(part),
+        );
     }
     Some(tensor(out, [rows, out_dim]))
 }
@@ -98,6 +144,11 @@ pub fn matmul_transposed(x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
     let (xf, ef) = (flex(x)?, flex(e)?);
     let [rows, _] = x.dims();
     let [n, _] = e.dims();
+    if rows <= gemv::MAX_ROWS {
+        let mut out = vec![0.0f32; rows * n];
+        gemv::rows_times_transposed(&dense(&xf), rows, &dense(&ef), n, &mut out);
+        return Some(tensor(out, [rows, n]));
+    }
     let mut out = vec![0.0f32; rows * n];
     matmul(
         &mut out,
@@ -122,8 +173,59 @@ pub fn layer_norm(x: &Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Opti
     let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
     let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
     let mut out = vec![0.0f32; rows * dim];
-    kernels::layer_norm_rows(x, w, b, eps as f32, &mut out);
+    let rows_per_part = 64;
+    parallel::for_each_chunk(
+        &mut out,
+        rows_per_part * dim,
+        || (),
+        |_, i, part| {
+            let x = &x[i * rows_per_part * dim..][..part.len()];
+            kernels::layer_norm_rows(x, w, b, eps as f32, part)
+        },
+    );
     Some(tensor(out, [rows, dim]))
+}
+
+/// Depthwise `k × k` convolution, stride 1, zero padding `padding`, of channels-last tokens
+/// `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout) and `bias` `[c]`.
+pub fn depthwise_conv(
+    x: &Tensor<3>,
+    h: usize,
+    w: usize,
+    weight: &Tensor<4>,
+    bias: &Tensor<1>,
+    padding: usize,
+) -> Option<Tensor<3>> {
+    let (xf, wf, bf) = (flex(x)?, flex(weight)?, flex(bias)?);
+    let [b, n, c] = x.dims();
+    let [wc, one, k, k2] = weight.dims();
+    if n != h * w || wc != c || one != 1 || k != k2 || bias.dims() != [c] || padding > k {
+        return None;
+    }
+    let contiguous = |t: FlexTensor| {
+        if t.is_contiguous() {
+            t
+        } else {
+            t.to_contiguous()
+        }
+    };
+    let (xf, wf) = (contiguous(xf), contiguous(wf));
+    let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..b * n * c];
+    let wt = &wf.storage::<f32>()[wf.layout().start_offset()..][..c * k * k];
+    let filter = conv::DepthwiseFilter {
+        // [c, k·k] → [k·k, c]
+        taps: (0..k * k * c)
+            .map(|i| wt[(i % c) * k * k + i / c])
+            .collect(),
+        bias: bf.storage::<f32>()[bf.layout().start_offset()..][..c].to_vec(),
+        k,
+        padding,
+    };
+    let mut out = vec![0.0f32; b * n * c];
+    for (xi, oi) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
+        conv::depthwise(xi, h, w, &filter, oi);
+    }
+    Some(tensor(out, [b, n, c]))
 }
 
 /// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
@@ -180,5 +282,17 @@ impl crate::kernels::Kernels for FlexKernels {
         causal: bool,
     ) -> Option<Tensor<4>> {
         attention(q, k, v, scale, causal)
+    }
+
+    fn depthwise_conv(
+        &self,
+        x: &Tensor<3>,
+        h: usize,
+        w: usize,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        padding: usize,
+    ) -> Option<Tensor<3>> {
+        depthwise_conv(x, h, w, weight, bias, padding)
     }
 }

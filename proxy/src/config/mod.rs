@@ -240,6 +240,11 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), env = "FLORENCE2_MODEL_THREADS")]
     pub model_threads: u32,
 
+    /// Threads the local model's CPU kernels share (one pool for all of --model-threads'
+    /// requests). Default: every core (or RAYON_NUM_THREADS). Answers do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), env = "FLORENCE2_THREADS")]
+    pub threads: Option<u16>,
+
     /// How many requests may wait for the local model; more are answered 429 RATE_LIMITED
     /// with Retry-After. A waiting request whose client goes away leaves the queue.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000), env = "FLORENCE2_QUEUE")]
@@ -388,6 +393,8 @@ mod tests {
             2
         );
         assert!(parse(&["--model-threads", "0"]).is_err());
+        assert!(parse(&["--threads", "0"]).is_err());
+        assert_eq!(parse(&["--threads", "2"]).unwrap().threads, Some(2));
         assert!(parse(&["--backend", "local"]).unwrap().check().is_err());
         assert!(parse(&["--model", "m"]).unwrap().check().is_err());
         let local = parse(&["--backend", "local", "--model", "m", "--queue", "4"]).unwrap();

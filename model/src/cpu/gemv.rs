@@ -1,0 +1,173 @@
+//! Products with a few rows — a decoder step has one row per beam — against a large matrix.
+//! They read each weight once, so memory bandwidth bounds them, not arithmetic: they are
+//! split by output columns over the pool, each thread streaming its own part of the weights
+//! (`gemm` runs them on one thread). Every output is summed in one fixed order, whatever the
+//! thread count.
+
+use super::kernels::{dot, multiversion};
+use super::parallel::for_each_chunk;
+
+/// Output columns per task: small enough that a decoder's 768-wide products give every
+/// thread work, large enough that the per-task overhead vanishes.
+const BLOCK: usize = 128;
+
+/// Up to this many rows take these kernels (beams; a prompt's rows go to `gemm`).
+pub const MAX_ROWS: usize = 8;
+
+/// `out[m×n] = x[m×k] · w[k×n]` (+ `bias[n]` on every row), `x` and `out` dense row-major,
+/// row `p` of `w` at `w[p·ldw..][..n]`.
+pub fn rows_times_matrix(
+    x: &[f32],
+    m: usize,
+    w: &[f32],
+    ldw: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let k = x.len().checked_div(m).unwrap_or(0);
+    assert!(
+        x.len() == m * k
+            && out.len() == m * n
+            && (k == 0 || w.len() >= (k - 1) * ldw + n)
+            && bias.is_none_or(|b| b.len() == n),
+        "rows_times_matrix shapes"
+    );
+    by_column_blocks(m, n, out, |j0, width, acc| {
+        matrix_block(x, m, w, ldw, j0, width, acc);
+        if let Some(b) = bias {
+            for row in acc.chunks_exact_mut(BLOCK) {
+                for (a, &b) in row[..width].iter_mut().zip(&b[j0..]) {
+                    *a += b;
+                }
+            }
+        }
+    });
+}
+
+/// `out[m×n] = x[m×d] · eᵀ` for `e` `[n×d]` dense row-major (the tied `lm_head`).
+pub fn rows_times_transposed(x: &[f32], m: usize, e: &[f32], n: usize, out: &mut [f32]) {
+    let d = x.len().checked_div(m).unwrap_or(0);
+    assert!(
+        x.len() == m * d && e.len() == n * d && out.len() == m * n,
+        "rows_times_transposed shapes"
+    );
+    by_column_blocks(m, n, out, |j0, width, acc| {
+        transposed_block(x, m, d, e, j0, width, acc)
+    });
+}
+
+/// Runs `block(first column, width, acc)` for each block of `BLOCK` columns over the pool;
+/// `acc` is `[m × BLOCK]` (row `r` at `r·BLOCK`), copied into `out` afterwards.
+fn by_column_blocks(
+    m: usize,
+    n: usize,
+    out: &mut [f32],
+    block: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let blocks = n.div_ceil(BLOCK);
+    let mut parts = vec![0.0f32; blocks * m * BLOCK];
+    for_each_chunk(
+        &mut parts,
+        m * BLOCK,
+        || (),
+        |_, b, acc| {
+            let j0 = b * BLOCK;
+            block(j0, BLOCK.min(n - j0), acc)
+        },
+    );
+    for (b, acc) in parts.chunks_exact(m * BLOCK).enumerate() {
+        let j0 = b * BLOCK;
+        let width = BLOCK.min(n - j0);
+        for (r, row) in acc.chunks_exact(BLOCK).enumerate() {
+            out[r * n + j0..][..width].copy_from_slice(&row[..width]);
+        }
+    }
+}
+
+multiversion! {
+    /// Columns `j0..j0+width` of `x · w` into `acc` (`[m × BLOCK]`), four weight rows at a
+    /// time (one pass over `acc` per four rows).
+    fn matrix_block(x: &[f32], m: usize, w: &[f32], ldw: usize, j0: usize, width: usize, acc: &mut [f32]) {
+        let k = x.len() / m;
+        acc.fill(0.0);
+        let mut p = 0;
+        while p + 4 <= k {
+            let rows: [&[f32]; 4] = std::array::from_fn(|i| &w[(p + i) * ldw + j0..][..width]);
+            for r in 0..m {
+                let xr = &x[r * k + p..][..4];
+                let a = &mut acc[r * BLOCK..][..width];
+                for (j, a) in a.iter_mut().enumerate() {
+                    *a += xr[0] * rows[0][j] + xr[1] * rows[1][j] + xr[2] * rows[2][j] + xr[3] * rows[3][j];
+                }
+            }
+            p += 4;
+        }
+        for p in p..k {
+            let row = &w[p * ldw + j0..][..width];
+            for r in 0..m {
+                let xv = x[r * k + p];
+                for (a, &wv) in acc[r * BLOCK..][..width].iter_mut().zip(row) {
+                    *a += xv * wv;
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Columns `j0..j0+width` of `x · eᵀ` into `acc` (`[m × BLOCK]`): one dot product per
+    /// output, in 8 lanes.
+    fn transposed_block(x: &[f32], m: usize, d: usize, e: &[f32], j0: usize, width: usize, acc: &mut [f32]) {
+        for j in 0..width {
+            let row = &e[(j0 + j) * d..][..d];
+            for r in 0..m {
+                acc[r * BLOCK + j] = dot(&x[r * d..][..d], row);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_the_plain_products() {
+        for (m, k, n) in [(1, 768, 300), (3, 7, 129), (2, 5, 1), (8, 64, 256)] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.1)
+                .collect();
+            let ldw = n + 3;
+            let w: Vec<f32> = (0..k * ldw)
+                .map(|i| ((i * 11 % 31) as f32 - 15.0) * 0.03)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+            let mut out = vec![f32::NAN; m * n];
+            rows_times_matrix(&x, m, &w, ldw, n, Some(&bias), &mut out);
+            // e = the first n rows of w's transpose, dense.
+            let e: Vec<f32> = (0..n * k).map(|i| w[(i % k) * ldw + i / k]).collect();
+            let mut out_t = vec![f32::NAN; m * n];
+            rows_times_transposed(&x, m, &e, n, &mut out_t);
+            for r in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|p| x[r * k + p] as f64 * w[p * ldw + j] as f64)
+                        .sum();
+                    let tol = 1e-4 * (1.0 + want.abs());
+                    assert!(
+                        (out[r * n + j] as f64 - want - bias[j] as f64).abs() < tol,
+                        "{m}x{k}x{n} [{r},{j}]"
+                    );
+                    assert!(
+                        (out_t[r * n + j] as f64 - want).abs() < tol,
+                        "t {m}x{k}x{n} [{r},{j}]"
+                    );
+                }
+            }
+        }
+    }
+}
