@@ -5,8 +5,10 @@
 //! - `build` — release builds: the npm package into `pkg/`, the demo into `web/dist`.
 //! - `demo`  — builds and serves the demo on http://127.0.0.1:8080.
 //! - `e2e`   — builds the demo and runs only its end-to-end suite (optionally filtered).
-//! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser).
+//! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser);
+//!   `bench model` — the model against PyTorch on the CPU, side by side.
 
+mod bench_model;
 mod build;
 mod demo;
 mod setup;
@@ -23,6 +25,9 @@ fn main() -> ExitCode {
         Some("build") => build::run(),
         Some("demo") => demo::run(&args[1..]),
         Some("e2e") => web::run_e2e(&args[1..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("model") => {
+            bench_model::run(&args[2..])
+        }
         Some("bench") => test::bench(),
         _ => {
             eprintln!("usage: cargo xtask <test|build|demo|e2e|bench>\n\n{}", HELP);
@@ -45,4 +50,6 @@ const HELP: &str = "\
          answers from that Florence-2 folder on this machine instead of NVIDIA, no key needed)
   e2e    build the demo and run only its end-to-end suite in headless Chromium (e2e FILTER: only
          the tests whose name contains FILTER)
-  bench  benchmarks: criterion natively, performance.now() in headless Chromium";
+  bench  benchmarks: criterion natively, performance.now() in headless Chromium
+         (bench model --model DIR [--python PY] [--threads 1,2]: the model against PyTorch on the
+         CPU, alternating, with the table and ratios)";

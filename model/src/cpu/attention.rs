@@ -49,9 +49,11 @@ impl<'a> View4<'a> {
     }
 }
 
-/// Head dimensions up to this are packed for the register-blocked kernel; longer ones (the
-/// channel attention's token dimension) go to `gemm`.
+/// Heads up to this dimension and this many keys (DaViT's 144-token windows) are packed for
+/// the register-blocked kernel; longer ones (the channel attention's token dimension, the
+/// BART encoder's whole prompt) go to `gemm`.
 const SMALL_HEAD_MAX_DIM: usize = 256;
+const SMALL_HEAD_MAX_KEYS: usize = 256;
 
 /// Row-major `[b, h, tq, dv]` output, or `None` when the shapes do not fit together.
 pub fn attention(
@@ -96,7 +98,7 @@ pub fn attention(
         );
         return Some(out);
     }
-    if d <= SMALL_HEAD_MAX_DIM {
+    if d <= SMALL_HEAD_MAX_DIM && tk <= SMALL_HEAD_MAX_KEYS {
         let (tq4, tk16, dv16) = (pad(tq, 4), pad(tk, 16), pad(dv, 16));
         let scratch = || {
             (
@@ -167,4 +169,89 @@ pub fn attention(
         },
     );
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::TensorData;
+
+    /// The plain formula in f64 on `[h, t, d]` row-major heads (batch 1).
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        h: usize,
+        tq: usize,
+        tk: usize,
+        d: usize,
+        causal: bool,
+    ) -> Vec<f64> {
+        let scale = (d as f64).powf(-0.5);
+        let mut out = vec![0.0; h * tq * d];
+        for hi in 0..h {
+            for i in 0..tq {
+                let visible = if causal { i + 1 + tk - tq } else { tk };
+                let s: Vec<f64> = (0..visible)
+                    .map(|j| {
+                        (0..d)
+                            .map(|e| {
+                                q[(hi * tq + i) * d + e] as f64 * k[(hi * tk + j) * d + e] as f64
+                            })
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+                for (j, x) in s.iter().enumerate() {
+                    let p = (x - m).exp() / z;
+                    for e in 0..d {
+                        out[(hi * tq + i) * d + e] += p * v[(hi * tk + j) * d + e] as f64;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_path_matches_the_plain_formula() {
+        // Few queries (read in place), packed heads, and long sequences (gemm); causal or not.
+        for (tq, tk, d) in [
+            (1, 40, 16),
+            (3, 3, 8),
+            (20, 20, 16),
+            (300, 300, 8),
+            (5, 300, 8),
+        ] {
+            for causal in [false, true] {
+                let h = 3;
+                let values = |n: usize, seed: usize| -> Vec<f32> {
+                    (0..n)
+                        .map(|i| (((i * 31 + seed) % 97) as f32 - 48.0) * 0.03)
+                        .collect()
+                };
+                let (q, k, v) = (
+                    values(h * tq * d, 1),
+                    values(h * tk * d, 2),
+                    values(h * tk * d, 3),
+                );
+                let t = |x: &[f32], t: usize| {
+                    FlexTensor::from_data(TensorData::new(x.to_vec(), [1, h, t, d]))
+                };
+                let scale = (d as f32).powf(-0.5);
+                let ours =
+                    super::attention(&t(&q, tq), &t(&k, tk), &t(&v, tk), scale, causal).unwrap();
+                let want = naive(&q, &k, &v, h, tq, tk, d, causal);
+                for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*a as f64 - b).abs() < 1e-5,
+                        "tq {tq} tk {tk} causal {causal}: [{i}] {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,254 @@
+//! `cargo xtask bench model`: our model against PyTorch on the CPU, side by side in one run.
+//! For each thread count, rounds alternate which side goes first; each side's run prints
+//! medians of its own `--runs`, and the table shows the median over rounds, with the ratios
+//! the CPU issue sets goals for. A large sgemm in PyTorch gives the machine's practical
+//! peak, against which both sides' vision time is set.
+
+use std::path::PathBuf;
+
+use crate::util::{Result, cargo, output, root, run_step, target_dir};
+
+/// Multiply-adds × 2 of one `<CAPTION>` run of the base model at 768² with 20 tokens, in
+/// GFLOP, counted from its config: DaViT ≈ 380 (its linear layers alone 348), projector and
+/// BART encoder (590 tokens) ≈ 57, the decoder's cross-attention keys and 20 steps ≈ 12.
+const CAPTION_GFLOP: f64 = 450.0;
+
+struct Options {
+    model: PathBuf,
+    image: PathBuf,
+    python: String,
+    threads: Vec<usize>,
+    rounds: usize,
+    runs: usize,
+    new_tokens: usize,
+    beams: usize,
+}
+
+const USAGE: &str = "usage: cargo xtask bench model --model DIR [--image PNG] [--python PY] \
+[--threads 1,2] [--rounds 2] [--runs 3] [--new-tokens 20] [--beams 1]
+  DIR: a Florence-2 folder both sides load (model/tools/make_base_model.py makes a base-shaped
+  one); PY: a Python with torch and transformers (default: python3).";
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut model = None;
+    let mut image = None;
+    let mut o = Options {
+        model: PathBuf::new(),
+        image: PathBuf::new(),
+        python: "python3".into(),
+        threads: vec![1, 2],
+        rounds: 2,
+        runs: 3,
+        new_tokens: 20,
+        beams: 1,
+    };
+    let number = |flag: &str, v: &str| -> Result<usize> {
+        v.parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("{flag} wants a positive number, not {v:?}\n{USAGE}"))
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--model" => model = Some(PathBuf::from(value)),
+            "--image" => image = Some(PathBuf::from(value)),
+            "--python" => o.python = value.clone(),
+            "--threads" => {
+                o.threads = value
+                    .split(',')
+                    .map(|t| number(flag, t))
+                    .collect::<Result<_>>()?
+            }
+            "--rounds" => o.rounds = number(flag, value)?,
+            "--runs" => o.runs = number(flag, value)?,
+            "--new-tokens" => o.new_tokens = number(flag, value)?,
+            "--beams" => o.beams = number(flag, value)?,
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    o.model = model.ok_or(USAGE)?;
+    o.image = image.unwrap_or_else(|| o.model.join("test_image.png"));
+    Ok(o)
+}
+
+/// One side's figures: vision, encoder, decoder per token (s), total (s), peak RSS (MiB).
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    vision: f64,
+    encoder: f64,
+    token: f64,
+    total: f64,
+    rss: f64,
+}
+
+/// Reads the lines both `florence2 bench` and `bench_torch.py` print.
+fn figures(text: &str, new_tokens: usize) -> Result<Figures> {
+    let ms = |key: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v / 1e3)
+            .ok_or_else(|| format!("no `{key}` line in:\n{text}"))
+    };
+    Ok(Figures {
+        vision: ms("vision ")?,
+        encoder: ms("encoder ")?,
+        token: ms("decoder ")? / new_tokens as f64,
+        total: ms("total ")?,
+        rss: ms("peak RSS ")? * 1e3,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn medians(rounds: &[Figures]) -> Figures {
+    let of = |f: fn(&Figures) -> f64| median(rounds.iter().map(f).collect());
+    Figures {
+        vision: of(|f| f.vision),
+        encoder: of(|f| f.encoder),
+        token: of(|f| f.token),
+        total: of(|f| f.total),
+        rss: of(|f| f.rss),
+    }
+}
+
+pub fn run(args: &[String]) -> Result {
+    let o = parse(args)?;
+    run_step(cargo().args([
+        "build",
+        "-p",
+        "florence2-burn",
+        "--profile",
+        "release-native",
+        "--bin",
+        "florence2",
+    ]))?;
+    let ours_bin = target_dir().join("release-native/florence2");
+    let torch_script = root().join("model/tools/bench_torch.py");
+    let (model, image) = (o.model.to_string_lossy(), o.image.to_string_lossy());
+    let (runs, tokens, beams) = (
+        o.runs.to_string(),
+        o.new_tokens.to_string(),
+        o.beams.to_string(),
+    );
+    let mut table = Vec::new();
+    for &threads in &o.threads {
+        let t = threads.to_string();
+        let ours = || {
+            let text = output(std::process::Command::new(&ours_bin).args([
+                "--threads",
+                &t,
+                "bench",
+                "--model",
+                &model,
+                "--image",
+                &image,
+                "--runs",
+                &runs,
+                "--new-tokens",
+                &tokens,
+                "--beams",
+                &beams,
+            ]))?;
+            print!("{text}");
+            figures(&text, o.new_tokens)
+        };
+        let torch = || {
+            let script = torch_script.to_string_lossy();
+            let text = output(
+                std::process::Command::new(&o.python)
+                    .args([&*script, &*model, &*image, &t, &runs, &tokens, &beams]),
+            )?;
+            print!("{text}");
+            figures(&text, o.new_tokens)
+        };
+        let (mut our_rounds, mut torch_rounds) = (Vec::new(), Vec::new());
+        for round in 0..o.rounds {
+            if round % 2 == 0 {
+                our_rounds.push(ours()?);
+                torch_rounds.push(torch()?);
+            } else {
+                torch_rounds.push(torch()?);
+                our_rounds.push(ours()?);
+            }
+        }
+        let peak = sgemm_peak(&o.python, threads)?;
+        table.push((threads, medians(&our_rounds), medians(&torch_rounds), peak));
+    }
+    print_table(&o, &table);
+    Ok(())
+}
+
+/// GFLOP/s of a 2048² f32 product in PyTorch on `threads` threads: the practical peak.
+fn sgemm_peak(python: &str, threads: usize) -> Result<f64> {
+    let code = format!(
+        "import time, torch\n\
+         torch.set_num_threads({threads})\n\
+         a = torch.randn(2048, 2048); b = torch.randn(2048, 2048)\n\
+         def once():\n\
+         \x20   t = time.perf_counter(); a @ b; return time.perf_counter() - t\n\
+         once()\n\
+         print(2 * 2048 ** 3 / min(once() for _ in range(10)) / 1e9)\n"
+    );
+    let text = output(std::process::Command::new(python).args(["-c", &code]))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("sgemm peak: unexpected output {text:?}"))
+}
+
+fn print_table(o: &Options, table: &[(usize, Figures, Figures, f64)]) {
+    println!(
+        "\n`<CAPTION>`, {} tokens, {} beam(s); medians of {} rounds × {} runs per side",
+        o.new_tokens, o.beams, o.rounds, o.runs
+    );
+    println!("\n| threads | part | ours | PyTorch | ours / PyTorch |");
+    println!("|---|---|---|---|---|");
+    for (threads, ours, torch, _) in table {
+        let rows: [(&str, f64, f64, &str, f64); 5] = [
+            ("vision", ours.vision, torch.vision, "s", 1.0),
+            ("encoder", ours.encoder, torch.encoder, "s", 1.0),
+            ("decoder", ours.token, torch.token, "ms/token", 1e3),
+            ("total", ours.total, torch.total, "s", 1.0),
+            ("peak RSS", ours.rss, torch.rss, "MiB", 1.0),
+        ];
+        for (part, a, b, unit, scale) in rows {
+            let digits = if unit == "s" { 2 } else { 1 };
+            println!(
+                "| {threads} | {part} | {:.digits$} {unit} | {:.digits$} {unit} | {:.2} |",
+                a * scale,
+                b * scale,
+                a / b
+            );
+        }
+    }
+    println!(
+        "\nPractical peak (PyTorch sgemm 2048²) and each side's distance from it (≈{CAPTION_GFLOP:.0} GFLOP per caption):"
+    );
+    for (threads, ours, torch, peak) in table {
+        let floor = CAPTION_GFLOP / peak;
+        println!(
+            "- {threads} thread(s): {peak:.0} GFLOP/s → ≥ {floor:.2} s; ours {:.0}% of peak, PyTorch {:.0}%",
+            100.0 * floor / ours.total,
+            100.0 * floor / torch.total
+        );
+    }
+    if let (Some(one), Some(more)) = (
+        table.iter().find(|r| r.0 == 1),
+        table.iter().filter(|r| r.0 > 1).max_by_key(|r| r.0),
+    ) {
+        println!(
+            "- ours on {} threads / ours on 1: {:.2} (PyTorch: {:.2})",
+            more.0,
+            more.1.total / one.1.total,
+            more.2.total / one.2.total
+        );
+    }
+}
