@@ -35,6 +35,9 @@ async fn main() -> ExitCode {
         eprintln!("florence2-proxy: {why}");
         return ExitCode::from(2);
     }
+    if config.backend == BackendKind::Local {
+        florence2_burn::cpu::keep_freed_memory();
+    }
     // Sized before the model runs anything: the pool is built once per process.
     if let Some(n) = config.threads
         && let Err(why) = florence2_burn::cpu::set_threads(n.into())

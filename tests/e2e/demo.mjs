@@ -892,6 +892,7 @@ await localTest("local mode: load the served model with progress, run <OD> and a
   assert.match(await page.textContent("[data-testid=result-json]"), /"source": "local"/);
   assert.equal((await page.textContent("[data-testid=result-source]")).trim(), "local");
   assert.match(await page.textContent("[data-testid=answered-by]"), /in this browser \(cpu\)/);
+  assert.doesNotMatch(await page.textContent(".summary"), /picture features of the last run/, "a first run decodes the picture");
   const shapes = shapesOf(od);
   assert.ok(shapes.length > 0, `the tiny model's <OD> answer has boxes: ${JSON.stringify(od.entities)}`);
   assert.equal(await page.locator(".entity-list li").count(), shapes.length, "each box is listed");
@@ -910,6 +911,7 @@ await localTest("local mode: load the served model with progress, run <OD> and a
   assert.equal(grounding.task, "<CAPTION_TO_PHRASE_GROUNDING>");
   assert.equal(grounding.source, "local");
   assert.deepEqual(grounding.image, TEST_IMAGE);
+  assert.match(await page.textContent(".summary"), /on the picture features of the last run/, "another task on the same picture skips the vision tower");
   assert.ok((await paintedPixels(page)) > 0, "the canvas drew the grounding");
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=history-entry]").length === 2);
   // The model stays loaded in Remote mode and back; the Remote runs go to the endpoint again.

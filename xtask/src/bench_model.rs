@@ -104,9 +104,15 @@ fn figures(text: &str, new_tokens: usize) -> Result<Figures> {
     })
 }
 
+/// The middle value; of an even count, the mean of the middle two.
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn medians(rounds: &[Figures]) -> Figures {

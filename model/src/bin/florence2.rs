@@ -162,6 +162,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    florence2_burn::cpu::keep_freed_memory();
     if let Some(n) = cli.threads
         && let Err(e) = florence2_burn::cpu::set_threads(n.into())
     {

@@ -4,6 +4,7 @@
 //! as f32, so the model calls them first and falls back to burn's generic ops otherwise
 //! (wgpu, or these kernels switched off with [`set_enabled`]).
 
+mod allocator;
 mod attention;
 mod conv;
 mod gemv;
@@ -11,6 +12,7 @@ mod kernels;
 mod matmul;
 mod parallel;
 
+pub use allocator::keep_freed_memory;
 pub use parallel::{set_threads, threads};
 
 use std::sync::atomic::{AtomicBool, Ordering};

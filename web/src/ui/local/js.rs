@@ -78,7 +78,8 @@ pub async fn load(request: Load<'_>) -> Result<LocalModel, Error> {
 }
 
 impl LocalModel {
-    /// `local.run`: the result JSON (the same type as the remote path's, `source: "local"`).
+    /// `local.run`: the result JSON (the same type as the remote path's, `source: "local"`),
+    /// and whether the picture's features were the last run's (`imageReused`).
     pub async fn run(
         &self,
         image: &[u8],
@@ -86,7 +87,7 @@ impl LocalModel {
         text: Option<&str>,
         options: RunOptions,
         signal: &AbortSignal,
-    ) -> Result<Florence2Result, Error> {
+    ) -> Result<LocalAnswer, Error> {
         let mut fields = vec![
             ("image", Uint8Array::from(image).into()),
             ("task", JsValue::from_str(task)),
@@ -105,13 +106,28 @@ impl LocalModel {
             .await
             .map_err(|e| error_of(&e))?;
         let result = Reflect::get(&output, &JsValue::from_str("result")).unwrap_or_default();
-        from_js(&result).map_err(|why| {
+        let result = from_js(&result).map_err(|why| {
             Error::new(
                 ErrorCode::ResponseInvalid,
                 format!("the local model's result: {why}"),
             )
+        })?;
+        let image_reused = Reflect::get(&output, &JsValue::from_str("imageReused"))
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        Ok(LocalAnswer {
+            result,
+            image_reused,
         })
     }
+}
+
+/// What one `local.run` answered.
+pub struct LocalAnswer {
+    pub result: Florence2Result,
+    /// The picture was the previous run's: its decoding and the vision tower were skipped.
+    pub image_reused: bool,
 }
 
 fn object(fields: &[(&str, JsValue)]) -> Object {

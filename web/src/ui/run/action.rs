@@ -100,19 +100,24 @@ fn run_in_browser(state: AppState, local: LocalState, picture: Picture) {
                 &controller.signal(),
             )
             .await
-            .map(|result| {
+            .map(|answer| {
                 let ms = js_sys::Date::now() - started;
                 Answered {
                     summary: format!(
-                        "Ran in this browser on {} ({}, {}) in {}: nothing was sent anywhere.",
+                        "Ran in this browser on {} ({}, {}) in {}{}: nothing was sent anywhere.",
                         model.info.backend,
                         model.info.adapter.as_deref().unwrap_or("WebAssembly"),
                         model.info.dtype,
                         crate::messages::units::duration(ms),
+                        if answer.image_reused {
+                            ", on the picture features of the last run"
+                        } else {
+                            ""
+                        },
                     ),
                     in_browser: Some(model.info.backend.clone()),
                     overlay: None,
-                    result,
+                    result: answer.result,
                 }
             });
         drop(model);
