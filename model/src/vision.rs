@@ -249,9 +249,9 @@ impl SpatialBlock {
         let qkv = self
             .qkv
             .forward(windows)
-            .reshape([n, t, 3, heads, hd])
-            .permute([2, 0, 3, 1, 4]);
-        let (q, k, v) = split_qkv(qkv);
+            .reshape([n, t, 3 * heads, hd])
+            .permute([0, 2, 1, 3]);
+        let (q, k, v) = split_qkv(qkv, heads);
         let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
             .swap_dims(1, 2)
             .reshape([n, t, c]);
@@ -308,13 +308,13 @@ impl ChannelBlock {
     fn channel_attention(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, n, c] = x.dims();
         let g = self.groups;
-        // [b, n, 3, g, c/g] → [3, b, g, c/g, n]
+        // [b, n, 3·g, c/g] → [b, 3·g, c/g, n]
         let qkv = self
             .qkv
             .forward(x)
-            .reshape([b, n, 3, g, c / g])
-            .permute([2, 0, 3, 4, 1]);
-        let (q, k, v) = split_qkv(qkv);
+            .reshape([b, n, 3 * g, c / g])
+            .permute([0, 2, 3, 1]);
+        let (q, k, v) = split_qkv(qkv, g);
         // [b, g, c/g, n] → [b, n, g, c/g] → [b, n, c]
         let out = attention(q, k, v, (n as f64).powf(-0.5), false)
             .permute([0, 3, 1, 2])
@@ -323,9 +323,9 @@ impl ChannelBlock {
     }
 }
 
-/// `[3, …]` → the three `[…]` parts.
-fn split_qkv(qkv: Tensor<5>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let [_, d1, d2, d3, d4] = qkv.dims();
-    let part = |i: usize| qkv.clone().slice(s![i..i + 1]).reshape([d1, d2, d3, d4]);
+/// `[b, 3·heads, …]` (the projection's output, q, k and v one after the other) → the three
+/// `[b, heads, …]` parts, as views: a reshape of a permuted tensor would copy it.
+fn split_qkv(qkv: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let part = |i: usize| qkv.clone().slice(s![.., i * heads..(i + 1) * heads]);
     (part(0), part(1), part(2))
 }

@@ -179,20 +179,24 @@ fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usi
             && c.len() >= m * n
     );
     for i in (0..m).step_by(4) {
-        let a_rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
+        let [a0, a1, a2, a3]: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
         for j in (0..n).step_by(16) {
-            let mut acc = [[0.0f32; 16]; 4];
+            // Four named accumulators (not an array indexed by row): the compiler keeps them
+            // in registers instead of on the stack.
+            let (mut c0, mut c1, mut c2, mut c3) =
+                ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
             for (p, b_row) in b.chunks_exact(n).take(k).enumerate() {
                 // A slice of exactly 16 (n % 16 == 0 is asserted above): the conversion cannot fail.
                 let bv: &[f32; 16] = b_row[j..j + 16].try_into().expect("16 columns");
-                for r in 0..4 {
-                    let av = a_rows[r][p];
-                    for t in 0..16 {
-                        acc[r][t] += av * bv[t];
-                    }
+                let (x0, x1, x2, x3) = (a0[p], a1[p], a2[p], a3[p]);
+                for t in 0..16 {
+                    c0[t] += x0 * bv[t];
+                    c1[t] += x1 * bv[t];
+                    c2[t] += x2 * bv[t];
+                    c3[t] += x3 * bv[t];
                 }
             }
-            for (r, row) in acc.iter().enumerate() {
+            for (r, row) in [c0, c1, c2, c3].iter().enumerate() {
                 c[(i + r) * n + j..][..16].copy_from_slice(row);
             }
         }
