@@ -47,6 +47,16 @@ pub trait Kernels: Sync {
         bias: &Tensor<1>,
         padding: usize,
     ) -> Option<Tensor<3>>;
+    /// `GELU(x · w1 + b1) · w2 + b2` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2`
+    /// `[hidden, out]`.
+    fn mlp(
+        &self,
+        x: &Tensor<2>,
+        w1: &Tensor<2>,
+        b1: &Tensor<1>,
+        w2: &Tensor<2>,
+        b2: &Tensor<1>,
+    ) -> Option<Tensor<2>>;
 }
 
 /// The specialised kernel sets compiled in, asked in order.
@@ -113,4 +123,21 @@ pub fn depthwise_conv(
     burn::tensor::module::conv2d(image, weight.clone(), Some(bias.clone()), options)
         .flatten::<3>(2, 3)
         .swap_dims(1, 2)
+}
+
+pub fn mlp(
+    x: Tensor<2>,
+    w1: &Tensor<2>,
+    b1: &Tensor<1>,
+    w2: &Tensor<2>,
+    b2: &Tensor<1>,
+) -> Tensor<2> {
+    if let Some(y) = SPECIALISED
+        .iter()
+        .find_map(|set| set.mlp(&x, w1, b1, w2, b2))
+    {
+        return y;
+    }
+    let hidden = linear(x, w1, Some(b1), true);
+    linear(hidden, w2, Some(b2), false)
 }

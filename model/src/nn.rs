@@ -158,7 +158,21 @@ impl Mlp {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.fc2.forward(self.fc1.forward_gelu(x))
+        let (Some(b1), Some(b2)) = (&self.fc1.bias, &self.fc2.bias) else {
+            return self.fc2.forward(self.fc1.forward_gelu(x));
+        };
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = x.shape().num_elements() / d_in.max(1);
+        let y = kernels::mlp(
+            x.reshape([rows, d_in]),
+            &self.fc1.weight_t,
+            b1,
+            &self.fc2.weight_t,
+            b2,
+        );
+        dims[D - 1] = self.fc2.weight_t.dims()[1];
+        y.reshape(dims)
     }
 }
 

@@ -149,7 +149,14 @@ pub fn attention(
         || vec![0.0f32; tq * tk],
         |scores, index, o| {
             let (bi, hi) = head_of(index);
-            matmul(scores, q.matrix(bi, hi), k.matrix(bi, hi).t(), scale, false);
+            matmul(
+                scores,
+                q.matrix(bi, hi),
+                k.matrix(bi, hi).t(),
+                scale,
+                false,
+                false,
+            );
             if causal {
                 // Query i sees keys up to i + (tk - tq).
                 for (i, row) in scores.chunks_exact_mut(tk).enumerate() {
@@ -165,7 +172,7 @@ pub fn attention(
                 row_stride: tk,
                 col_stride: 1,
             };
-            matmul(o, p, v.matrix(bi, hi), 1.0, false);
+            matmul(o, p, v.matrix(bi, hi), 1.0, false, false);
         },
     );
     Some(out)

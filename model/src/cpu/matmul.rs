@@ -48,12 +48,21 @@ impl MatRef<'_> {
     }
 }
 
-/// `out[m×n] = accumulate·out + scale · a[m×k] · b[k×n]`, `out` row-major and dense.
+/// `out[m×n] = accumulate·out + scale · a[m×k] · b[k×n]`, `out` row-major and dense; on the
+/// pool when `parallel` (and the product is large enough), else on the calling thread (for
+/// callers that already split their work over the pool).
 ///
 /// # Panics
 /// When the shapes disagree or a view reaches outside its slice: callers build the views
 /// from tensor shapes, so this is a bug, not bad input.
-pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, scale: f32, accumulate: bool) {
+pub fn matmul(
+    out: &mut [f32],
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    scale: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && out.len() == m * n,
@@ -97,7 +106,11 @@ pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, scale: f32, accumul
             false,
             false,
             false,
-            super::parallel::gemm_parallelism(m * n * k),
+            if parallel {
+                super::parallel::gemm_parallelism(m * n * k)
+            } else {
+                gemm::Parallelism::None
+            },
         );
     }
 }
@@ -127,7 +140,7 @@ mod tests {
             col_stride: 1,
         };
         let mut out = vec![1.0; 15];
-        matmul(&mut out, a_ref, b_ref, 2.0, true);
+        matmul(&mut out, a_ref, b_ref, 2.0, true, true);
         for i in 0..3 {
             for j in 0..5 {
                 let want: f32 =
@@ -137,7 +150,7 @@ mod tests {
         }
         // a · aᵀ through a transposed view.
         let mut sq = vec![0.0; 9];
-        matmul(&mut sq, a_ref, a_ref.t(), 1.0, false);
+        matmul(&mut sq, a_ref, a_ref.t(), 1.0, false, false);
         assert_eq!(sq[1], (0..4).map(|p| a[p] * a[4 + p]).sum::<f32>());
     }
 }

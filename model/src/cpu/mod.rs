@@ -128,6 +128,7 @@ pub fn linear(
         view(&wf, 0, 0, 1),
         1.0,
         accumulate,
+        true,
     );
     if gelu {
         // In pieces of a few rows, spread over the pool.
@@ -139,6 +140,73 @@ pub fn linear(
         );
     }
     Some(tensor(out, [rows, out_dim]))
+}
+
+/// Most rows of an MLP's input per task: the hidden activations of one task (512 × 4096
+/// floats at most, 8 MB) are reused from one block of rows to the next, instead of one buffer
+/// the size of the whole hidden layer (75 MB for DaViT's first stage) being page-faulted in.
+const MLP_ROWS: usize = 512;
+
+/// Rows per MLP task: at most [`MLP_ROWS`], and small enough that every thread gets two
+/// blocks (a 590-token prompt on two threads would otherwise be split 512 + 78).
+fn mlp_rows(rows: usize) -> usize {
+    rows.div_ceil(2 * parallel::threads()).clamp(16, MLP_ROWS)
+}
+
+/// `fc2(GELU(fc1(x)))` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2` `[hidden, out]`, in
+/// blocks of rows spread over the pool, each block's two products on its own thread.
+pub fn mlp(
+    x: &Tensor<2>,
+    w1: &Tensor<2>,
+    b1: &Tensor<1>,
+    w2: &Tensor<2>,
+    b2: &Tensor<1>,
+) -> Option<Tensor<2>> {
+    let [rows, _] = x.dims();
+    let [_, hidden] = w1.dims();
+    let [_, d_out] = w2.dims();
+    // A decoder step's few rows go through the two linear layers (their gemv path).
+    if rows <= gemv::MAX_ROWS {
+        return None;
+    }
+    let (xf, w1f, b1f, w2f, b2f) = (flex(x)?, flex(w1)?, flex(b1)?, flex(w2)?, flex(b2)?);
+    let (b1, b2) = (dense(&b1f), dense(&b2f));
+    let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
+    let block_rows = mlp_rows(rows);
+    let mut out = vec![0.0f32; rows * d_out];
+    parallel::for_each_chunk(
+        &mut out,
+        block_rows * d_out,
+        || vec![0.0f32; block_rows * hidden],
+        |h, block, out| {
+            let first = block * block_rows;
+            let n = out.len() / d_out;
+            let h = &mut h[..n * hidden];
+            for row in h.chunks_exact_mut(hidden) {
+                row.copy_from_slice(&b1);
+            }
+            let x_rows = MatRef {
+                offset: xv.offset + first * xv.row_stride,
+                rows: n,
+                ..xv
+            };
+            matmul(h, x_rows, w1v, 1.0, true, false);
+            kernels::gelu(h);
+            for row in out.chunks_exact_mut(d_out) {
+                row.copy_from_slice(&b2);
+            }
+            let h_rows = MatRef {
+                data: h,
+                offset: 0,
+                rows: n,
+                cols: hidden,
+                row_stride: hidden,
+                col_stride: 1,
+            };
+            matmul(out, h_rows, w2v, 1.0, true, false);
+        },
+    );
+    Some(tensor(out, [rows, d_out]))
 }
 
 /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
@@ -158,6 +226,7 @@ pub fn matmul_transposed(x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
         view(&ef, 0, 0, 1).t(),
         1.0,
         false,
+        true,
     );
     Some(tensor(out, [rows, n]))
 }
@@ -296,5 +365,16 @@ impl crate::kernels::Kernels for FlexKernels {
         padding: usize,
     ) -> Option<Tensor<3>> {
         depthwise_conv(x, h, w, weight, bias, padding)
+    }
+
+    fn mlp(
+        &self,
+        x: &Tensor<2>,
+        w1: &Tensor<2>,
+        b1: &Tensor<1>,
+        w2: &Tensor<2>,
+        b2: &Tensor<1>,
+    ) -> Option<Tensor<2>> {
+        mlp(x, w1, b1, w2, b2)
     }
 }
