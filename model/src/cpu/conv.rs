@@ -16,6 +16,10 @@ pub struct DepthwiseFilter {
 
 /// `out[y, x, :] = bias + Σ taps[dy, dx, :] · x[y+dy-p, x+dx-p, :]` (stride 1, zero padding)
 /// for one image of `h × w` tokens of `c` channels; `out` has the same shape as `x`.
+///
+/// # Panics
+/// When the slices do not fit the sizes. The only caller (`cpu/mod.rs`) checks the tensors'
+/// shapes first and slices them to exactly these sizes, so that is a bug there.
 pub fn depthwise(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, out: &mut [f32]) {
     let c = f.bias.len();
     assert!(

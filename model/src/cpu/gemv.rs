@@ -16,6 +16,10 @@ pub const MAX_ROWS: usize = 8;
 
 /// `out[m×n] = x[m×k] · w[k×n]` (+ `bias[n]` on every row), `x` and `out` dense row-major,
 /// row `p` of `w` at `w[p·ldw..][..n]`.
+///
+/// # Panics
+/// When the slices do not fit the sizes. The only caller (`cpu/mod.rs`) checks the tensors'
+/// shapes against each other first and builds the slices from them, so that is a bug there.
 pub fn rows_times_matrix(
     x: &[f32],
     m: usize,
@@ -46,6 +50,9 @@ pub fn rows_times_matrix(
 }
 
 /// `out[m×n] = x[m×d] · eᵀ` for `e` `[n×d]` dense row-major (the tied `lm_head`).
+///
+/// # Panics
+/// As [`rows_times_matrix`]: only on a caller's bug.
 pub fn rows_times_transposed(x: &[f32], m: usize, e: &[f32], n: usize, out: &mut [f32]) {
     let d = x.len().checked_div(m).unwrap_or(0);
     assert!(

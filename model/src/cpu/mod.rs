@@ -1,8 +1,9 @@
 //! CPU kernels for the flex backend, for the operations burn-flex runs far slower than
-//! PyTorch (attention, GELU, LayerNorm, products with a transposed or single-row operand).
-//! Each function takes burn tensors and returns `None` unless they live on the flex device
-//! as f32, so the model calls them first and falls back to burn's generic ops otherwise
-//! (wgpu, or these kernels switched off with [`set_enabled`]).
+//! PyTorch (attention, GELU, LayerNorm, MLPs, depthwise convolutions, products with a
+//! transposed or few-row operand), as the [`FlexKernels`] set of the model's one kernel seam.
+//! Each kernel takes burn tensors and returns `None` unless they live on the flex device as
+//! f32 with shapes that agree, so burn's generic ops take the rest (wgpu, or these kernels
+//! switched off with [`set_enabled`]).
 
 mod allocator;
 mod attention;
@@ -76,72 +77,6 @@ fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> M
     }
 }
 
-/// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
-pub fn linear(
-    x: &Tensor<2>,
-    w: &Tensor<2>,
-    bias: Option<&Tensor<1>>,
-    gelu: bool,
-) -> Option<Tensor<2>> {
-    let (xf, wf) = (flex(x)?, flex(w)?);
-    let [rows, _] = x.dims();
-    let [_, out_dim] = w.dims();
-    if rows <= gemv::MAX_ROWS && wf.layout().strides()[1] == 1 {
-        let x = dense(&xf);
-        let w = view(&wf, 0, 0, 1);
-        let bias = match bias {
-            Some(b) => Some(flex(b)?),
-            None => None,
-        };
-        let bias = bias.as_ref().map(dense);
-        let mut out = vec![0.0f32; rows * out_dim];
-        let ws = &w.data[w.offset..];
-        gemv::rows_times_matrix(
-            &x,
-            rows,
-            ws,
-            w.row_stride,
-            out_dim,
-            bias.as_deref(),
-            &mut out,
-        );
-        if gelu {
-            kernels::gelu(&mut out);
-        }
-        return Some(tensor(out, [rows, out_dim]));
-    }
-    let mut out = vec![0.0f32; rows * out_dim];
-    let accumulate = match bias {
-        Some(b) => {
-            let bf = flex(b)?;
-            let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..out_dim];
-            for row in out.chunks_exact_mut(out_dim) {
-                row.copy_from_slice(b);
-            }
-            true
-        }
-        None => false,
-    };
-    matmul(
-        &mut out,
-        view(&xf, 0, 0, 1),
-        view(&wf, 0, 0, 1),
-        1.0,
-        accumulate,
-        true,
-    );
-    if gelu {
-        // In pieces of a few rows, spread over the pool.
-        parallel::for_each_chunk(
-            &mut out,
-            out_dim * 64,
-            || (),
-            |_, _, part| kernels::gelu(part),
-        );
-    }
-    Some(tensor(out, [rows, out_dim]))
-}
-
 /// Most rows of an MLP's input per task: the hidden activations of one task (512 × 4096
 /// floats at most, 8 MB) are reused from one block of rows to the next, instead of one buffer
 /// the size of the whole hidden layer (75 MB for DaViT's first stage) being page-faulted in.
@@ -153,173 +88,11 @@ fn mlp_rows(rows: usize) -> usize {
     rows.div_ceil(2 * parallel::threads()).clamp(16, MLP_ROWS)
 }
 
-/// `fc2(GELU(fc1(x)))` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2` `[hidden, out]`, in
-/// blocks of rows spread over the pool, each block's two products on its own thread.
-pub fn mlp(
-    x: &Tensor<2>,
-    w1: &Tensor<2>,
-    b1: &Tensor<1>,
-    w2: &Tensor<2>,
-    b2: &Tensor<1>,
-) -> Option<Tensor<2>> {
-    let [rows, _] = x.dims();
-    let [_, hidden] = w1.dims();
-    let [_, d_out] = w2.dims();
-    // A decoder step's few rows go through the two linear layers (their gemv path).
-    if rows <= gemv::MAX_ROWS {
-        return None;
-    }
-    let (xf, w1f, b1f, w2f, b2f) = (flex(x)?, flex(w1)?, flex(b1)?, flex(w2)?, flex(b2)?);
-    let (b1, b2) = (dense(&b1f), dense(&b2f));
-    let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
-    let block_rows = mlp_rows(rows);
-    let mut out = vec![0.0f32; rows * d_out];
-    parallel::for_each_chunk(
-        &mut out,
-        block_rows * d_out,
-        || vec![0.0f32; block_rows * hidden],
-        |h, block, out| {
-            let first = block * block_rows;
-            let n = out.len() / d_out;
-            let h = &mut h[..n * hidden];
-            for row in h.chunks_exact_mut(hidden) {
-                row.copy_from_slice(&b1);
-            }
-            let x_rows = MatRef {
-                offset: xv.offset + first * xv.row_stride,
-                rows: n,
-                ..xv
-            };
-            matmul(h, x_rows, w1v, 1.0, true, false);
-            kernels::gelu(h);
-            for row in out.chunks_exact_mut(d_out) {
-                row.copy_from_slice(&b2);
-            }
-            let h_rows = MatRef {
-                data: h,
-                offset: 0,
-                rows: n,
-                cols: hidden,
-                row_stride: hidden,
-                col_stride: 1,
-            };
-            matmul(out, h_rows, w2v, 1.0, true, false);
-        },
-    );
-    Some(tensor(out, [rows, d_out]))
-}
-
-/// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
-pub fn matmul_transposed(x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
-    let (xf, ef) = (flex(x)?, flex(e)?);
-    let [rows, _] = x.dims();
-    let [n, _] = e.dims();
-    if rows <= gemv::MAX_ROWS {
-        let mut out = vec![0.0f32; rows * n];
-        gemv::rows_times_transposed(&dense(&xf), rows, &dense(&ef), n, &mut out);
-        return Some(tensor(out, [rows, n]));
-    }
-    let mut out = vec![0.0f32; rows * n];
-    matmul(
-        &mut out,
-        view(&xf, 0, 0, 1),
-        view(&ef, 0, 0, 1).t(),
-        1.0,
-        false,
-        true,
-    );
-    Some(tensor(out, [rows, n]))
-}
-
-/// LayerNorm over the last dimension of `x` `[rows, dim]`.
-pub fn layer_norm(x: &Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Option<Tensor<2>> {
-    let (xf, wf, bf) = (flex(x)?, flex(w)?, flex(b)?);
-    let [rows, dim] = x.dims();
-    let xf = if xf.is_contiguous() {
-        xf
-    } else {
-        xf.to_contiguous()
-    };
-    let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..rows * dim];
-    let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
-    let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
-    let mut out = vec![0.0f32; rows * dim];
-    let rows_per_part = 64;
-    parallel::for_each_chunk(
-        &mut out,
-        rows_per_part * dim,
-        || (),
-        |_, i, part| {
-            let x = &x[i * rows_per_part * dim..][..part.len()];
-            kernels::layer_norm_rows(x, w, b, eps as f32, part)
-        },
-    );
-    Some(tensor(out, [rows, dim]))
-}
-
-/// Depthwise `k × k` convolution, stride 1, zero padding `padding`, of channels-last tokens
-/// `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout) and `bias` `[c]`.
-pub fn depthwise_conv(
-    x: &Tensor<3>,
-    h: usize,
-    w: usize,
-    weight: &Tensor<4>,
-    bias: &Tensor<1>,
-    padding: usize,
-) -> Option<Tensor<3>> {
-    let (xf, wf, bf) = (flex(x)?, flex(weight)?, flex(bias)?);
-    let [b, n, c] = x.dims();
-    let [wc, one, k, k2] = weight.dims();
-    if n != h * w || wc != c || one != 1 || k != k2 || bias.dims() != [c] || padding > k {
-        return None;
-    }
-    let contiguous = |t: FlexTensor| {
-        if t.is_contiguous() {
-            t
-        } else {
-            t.to_contiguous()
-        }
-    };
-    let (xf, wf) = (contiguous(xf), contiguous(wf));
-    let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..b * n * c];
-    let wt = &wf.storage::<f32>()[wf.layout().start_offset()..][..c * k * k];
-    let filter = conv::DepthwiseFilter {
-        // [c, k·k] → [k·k, c]
-        taps: (0..k * k * c)
-            .map(|i| wt[(i % c) * k * k + i / c])
-            .collect(),
-        bias: bf.storage::<f32>()[bf.layout().start_offset()..][..c].to_vec(),
-        k,
-        padding,
-    };
-    let mut out = vec![0.0f32; b * n * c];
-    for (xi, oi) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
-        conv::depthwise(xi, h, w, &filter, oi);
-    }
-    Some(tensor(out, [b, n, c]))
-}
-
-/// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
-/// `v` `[b, h, tk, dv]`, any (non-negative) strides → `[b, h, tq, dv]`. The causal mask aligns
-/// the last query with the last key.
-pub fn attention(
-    q: &Tensor<4>,
-    k: &Tensor<4>,
-    v: &Tensor<4>,
-    scale: f32,
-    causal: bool,
-) -> Option<Tensor<4>> {
-    let (qf, kf, vf) = (flex(q)?, flex(k)?, flex(v)?);
-    let out = attention::attention(&qf, &kf, &vf, scale, causal)?;
-    let [b, h, tq, _] = q.dims();
-    let [_, _, _, dv] = v.dims();
-    Some(tensor(out, [b, h, tq, dv]))
-}
-
 /// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
 pub struct FlexKernels;
 
 impl crate::kernels::Kernels for FlexKernels {
+    /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
     fn linear(
         &self,
         x: &Tensor<2>,
@@ -327,13 +100,155 @@ impl crate::kernels::Kernels for FlexKernels {
         bias: Option<&Tensor<1>>,
         gelu: bool,
     ) -> Option<Tensor<2>> {
-        linear(x, w, bias, gelu)
+        let (xf, wf) = (flex(x)?, flex(w)?);
+        let [rows, d_in] = x.dims();
+        let [w_in, out_dim] = w.dims();
+        // Shapes that disagree are not ours (the kernels below assert agreement).
+        if d_in != w_in || bias.is_some_and(|b| b.dims() != [out_dim]) {
+            return None;
+        }
+        if rows <= gemv::MAX_ROWS && wf.layout().strides()[1] == 1 {
+            let x = dense(&xf);
+            let w = view(&wf, 0, 0, 1);
+            let bias = match bias {
+                Some(b) => Some(flex(b)?),
+                None => None,
+            };
+            let bias = bias.as_ref().map(dense);
+            let mut out = vec![0.0f32; rows * out_dim];
+            let ws = &w.data[w.offset..];
+            gemv::rows_times_matrix(
+                &x,
+                rows,
+                ws,
+                w.row_stride,
+                out_dim,
+                bias.as_deref(),
+                &mut out,
+            );
+            if gelu {
+                kernels::gelu(&mut out);
+            }
+            return Some(tensor(out, [rows, out_dim]));
+        }
+        let mut out = vec![0.0f32; rows * out_dim];
+        let accumulate = match bias {
+            Some(b) => {
+                let bf = flex(b)?;
+                let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..out_dim];
+                for row in out.chunks_exact_mut(out_dim) {
+                    row.copy_from_slice(b);
+                }
+                true
+            }
+            None => false,
+        };
+        matmul(
+            &mut out,
+            view(&xf, 0, 0, 1),
+            view(&wf, 0, 0, 1),
+            1.0,
+            accumulate,
+            true,
+        );
+        if gelu {
+            // In pieces of a few rows, spread over the pool.
+            parallel::for_each_chunk(
+                &mut out,
+                out_dim * 64,
+                || (),
+                |_, _, part| kernels::gelu(part),
+            );
+        }
+        Some(tensor(out, [rows, out_dim]))
     }
 
+    /// `fc2(GELU(fc1(x)))` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2` `[hidden, out]`, in
+    /// blocks of rows spread over the pool, each block's two products on its own thread.
+    fn mlp(
+        &self,
+        x: &Tensor<2>,
+        w1: &Tensor<2>,
+        b1: &Tensor<1>,
+        w2: &Tensor<2>,
+        b2: &Tensor<1>,
+    ) -> Option<Tensor<2>> {
+        let [rows, d_in] = x.dims();
+        let [w1_in, hidden] = w1.dims();
+        let [w2_in, d_out] = w2.dims();
+        if d_in != w1_in || w2_in != hidden || b1.dims() != [hidden] || b2.dims() != [d_out] {
+            return None;
+        }
+        // A decoder step's few rows go through the two linear layers (their gemv path).
+        if rows <= gemv::MAX_ROWS {
+            return None;
+        }
+        let (xf, w1f, b1f, w2f, b2f) = (flex(x)?, flex(w1)?, flex(b1)?, flex(w2)?, flex(b2)?);
+        let (b1, b2) = (dense(&b1f), dense(&b2f));
+        let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
+        let block_rows = mlp_rows(rows);
+        let mut out = vec![0.0f32; rows * d_out];
+        parallel::for_each_chunk(
+            &mut out,
+            block_rows * d_out,
+            || vec![0.0f32; block_rows * hidden],
+            |h, block, out| {
+                let first = block * block_rows;
+                let n = out.len() / d_out;
+                let h = &mut h[..n * hidden];
+                for row in h.chunks_exact_mut(hidden) {
+                    row.copy_from_slice(&b1);
+                }
+                let x_rows = MatRef {
+                    offset: xv.offset + first * xv.row_stride,
+                    rows: n,
+                    ..xv
+                };
+                matmul(h, x_rows, w1v, 1.0, true, false);
+                kernels::gelu(h);
+                for row in out.chunks_exact_mut(d_out) {
+                    row.copy_from_slice(&b2);
+                }
+                let h_rows = MatRef {
+                    data: h,
+                    offset: 0,
+                    rows: n,
+                    cols: hidden,
+                    row_stride: hidden,
+                    col_stride: 1,
+                };
+                matmul(out, h_rows, w2v, 1.0, true, false);
+            },
+        );
+        Some(tensor(out, [rows, d_out]))
+    }
+
+    /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
     fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
-        matmul_transposed(x, e)
+        let (xf, ef) = (flex(x)?, flex(e)?);
+        let [rows, d] = x.dims();
+        let [n, e_d] = e.dims();
+        if d != e_d {
+            return None;
+        }
+        if rows <= gemv::MAX_ROWS {
+            let mut out = vec![0.0f32; rows * n];
+            gemv::rows_times_transposed(&dense(&xf), rows, &dense(&ef), n, &mut out);
+            return Some(tensor(out, [rows, n]));
+        }
+        let mut out = vec![0.0f32; rows * n];
+        matmul(
+            &mut out,
+            view(&xf, 0, 0, 1),
+            view(&ef, 0, 0, 1).t(),
+            1.0,
+            false,
+            true,
+        );
+        Some(tensor(out, [rows, n]))
     }
 
+    /// LayerNorm over the last dimension of `x` `[rows, dim]`.
     fn layer_norm(
         &self,
         x: &Tensor<2>,
@@ -341,20 +256,32 @@ impl crate::kernels::Kernels for FlexKernels {
         b: &Tensor<1>,
         eps: f64,
     ) -> Option<Tensor<2>> {
-        layer_norm(x, w, b, eps)
+        let (xf, wf, bf) = (flex(x)?, flex(w)?, flex(b)?);
+        let [rows, dim] = x.dims();
+        let xf = if xf.is_contiguous() {
+            xf
+        } else {
+            xf.to_contiguous()
+        };
+        let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..rows * dim];
+        let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
+        let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
+        let mut out = vec![0.0f32; rows * dim];
+        let rows_per_part = 64;
+        parallel::for_each_chunk(
+            &mut out,
+            rows_per_part * dim,
+            || (),
+            |_, i, part| {
+                let x = &x[i * rows_per_part * dim..][..part.len()];
+                kernels::layer_norm_rows(x, w, b, eps as f32, part)
+            },
+        );
+        Some(tensor(out, [rows, dim]))
     }
 
-    fn attention(
-        &self,
-        q: &Tensor<4>,
-        k: &Tensor<4>,
-        v: &Tensor<4>,
-        scale: f32,
-        causal: bool,
-    ) -> Option<Tensor<4>> {
-        attention(q, k, v, scale, causal)
-    }
-
+    /// Depthwise `k × k` convolution, stride 1, zero padding `padding`, of channels-last tokens
+    /// `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout) and `bias` `[c]`.
     fn depthwise_conv(
         &self,
         x: &Tensor<3>,
@@ -364,17 +291,53 @@ impl crate::kernels::Kernels for FlexKernels {
         bias: &Tensor<1>,
         padding: usize,
     ) -> Option<Tensor<3>> {
-        depthwise_conv(x, h, w, weight, bias, padding)
+        let (xf, wf, bf) = (flex(x)?, flex(weight)?, flex(bias)?);
+        let [b, n, c] = x.dims();
+        let [wc, one, k, k2] = weight.dims();
+        if n != h * w || wc != c || one != 1 || k != k2 || bias.dims() != [c] || padding > k {
+            return None;
+        }
+        let contiguous = |t: FlexTensor| {
+            if t.is_contiguous() {
+                t
+            } else {
+                t.to_contiguous()
+            }
+        };
+        let (xf, wf) = (contiguous(xf), contiguous(wf));
+        let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..b * n * c];
+        let wt = &wf.storage::<f32>()[wf.layout().start_offset()..][..c * k * k];
+        let filter = conv::DepthwiseFilter {
+            // [c, k·k] → [k·k, c]
+            taps: (0..k * k * c)
+                .map(|i| wt[(i % c) * k * k + i / c])
+                .collect(),
+            bias: bf.storage::<f32>()[bf.layout().start_offset()..][..c].to_vec(),
+            k,
+            padding,
+        };
+        let mut out = vec![0.0f32; b * n * c];
+        for (xi, oi) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
+            conv::depthwise(xi, h, w, &filter, oi);
+        }
+        Some(tensor(out, [b, n, c]))
     }
 
-    fn mlp(
+    /// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
+    /// `v` `[b, h, tk, dv]`, any (non-negative) strides → `[b, h, tq, dv]`. The causal mask aligns
+    /// the last query with the last key.
+    fn attention(
         &self,
-        x: &Tensor<2>,
-        w1: &Tensor<2>,
-        b1: &Tensor<1>,
-        w2: &Tensor<2>,
-        b2: &Tensor<1>,
-    ) -> Option<Tensor<2>> {
-        mlp(x, w1, b1, w2, b2)
+        q: &Tensor<4>,
+        k: &Tensor<4>,
+        v: &Tensor<4>,
+        scale: f32,
+        causal: bool,
+    ) -> Option<Tensor<4>> {
+        let (qf, kf, vf) = (flex(q)?, flex(k)?, flex(v)?);
+        let out = attention::attention(&qf, &kf, &vf, scale, causal)?;
+        let [b, h, tq, _] = q.dims();
+        let [_, _, _, dv] = v.dims();
+        Some(tensor(out, [b, h, tq, dv]))
     }
 }
