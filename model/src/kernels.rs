@@ -5,10 +5,14 @@
 //! WGSL kernels) or another CPU set plugs in here, not at the call sites.
 
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, activation};
+use burn::tensor::{Device, Tensor, activation};
 
 /// Kernels for some tensors (a device, a dtype): `None` means "not mine".
 pub trait Kernels: Sync {
+    /// Whether the `[vocab, d]` token matrix should be stored transposed (`[d, vocab]`) on
+    /// `device`, so that `lm_head` is a plain [`linear`](Self::linear) rather than a
+    /// [`matmul_transposed`](Self::matmul_transposed).
+    fn vocab_by_columns(&self, device: &Device) -> Option<bool>;
     /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
     fn linear(
         &self,
@@ -63,7 +67,16 @@ pub trait Kernels: Sync {
 const SPECIALISED: &[&dyn Kernels] = &[
     #[cfg(feature = "flex")]
     &crate::cpu::FlexKernels,
+    #[cfg(feature = "wgpu")]
+    &crate::gpu::CubeKernels,
 ];
+
+pub fn vocab_by_columns(device: &Device) -> bool {
+    SPECIALISED
+        .iter()
+        .find_map(|set| set.vocab_by_columns(device))
+        .unwrap_or(false)
+}
 
 pub fn linear(x: Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {
     if let Some(y) = SPECIALISED.iter().find_map(|k| k.linear(&x, w, bias, gelu)) {

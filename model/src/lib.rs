@@ -16,6 +16,8 @@ pub mod cpu;
 pub mod e2e;
 pub mod error;
 pub mod generation;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 pub mod image;
 pub mod kernels;
 #[cfg(feature = "cli")]

@@ -3,6 +3,10 @@
 //! WebGPU guarantees only 128 MiB per storage binding, and Florence-2-base's matrix is
 //! 51289 × 768 f32 = 150 MiB. Where there is no limit (the CPU) it is one block, and the
 //! lookups and the product are the plain ones.
+//!
+//! Where the kernels read `[d, vocab]` better ([`crate::kernels::vocab_by_columns`]: the GPU
+//! kernels), each block is stored transposed: `lm_head` is then a plain product with it, and a
+//! lookup selects columns.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -11,16 +15,29 @@ pub struct VocabMatrix {
     /// Rows per block (the last may have fewer).
     block_rows: usize,
     rows: usize,
+    /// Blocks are `[cols, block rows]` rather than `[block rows, cols]`.
+    by_columns: bool,
     device: Device,
 }
 
 impl VocabMatrix {
     /// `values` is `rows × cols`, row-major; `max_block_bytes` bounds each block's f32 bytes
-    /// (`None`: one block).
+    /// (`None`: one block). The layout is the one the device's kernels read best.
     pub fn new(
+        values: Vec<f32>,
+        shape: [usize; 2],
+        max_block_bytes: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let by_columns = crate::kernels::vocab_by_columns(device);
+        Self::with_layout(values, shape, max_block_bytes, by_columns, device)
+    }
+
+    fn with_layout(
         values: Vec<f32>,
         [rows, cols]: [usize; 2],
         max_block_bytes: Option<usize>,
+        by_columns: bool,
         device: &Device,
     ) -> Self {
         let row_bytes = cols.max(1) * size_of::<f32>();
@@ -28,24 +45,28 @@ impl VocabMatrix {
             Some(max) => (max / row_bytes).clamp(1, rows.max(1)),
             None => rows.max(1),
         };
+        let block = |values: Vec<f32>| {
+            let n = values.len() / cols.max(1);
+            let data = if by_columns {
+                TensorData::new(transpose(&values, n, cols), [cols, n])
+            } else {
+                TensorData::new(values, [n, cols])
+            };
+            Tensor::from_data(data, device)
+        };
         let blocks = if block_rows >= rows {
-            vec![Tensor::from_data(
-                TensorData::new(values, [rows, cols]),
-                device,
-            )]
+            vec![block(values)]
         } else {
             values
                 .chunks(block_rows * cols)
-                .map(|chunk| {
-                    let data = TensorData::new(chunk.to_vec(), [chunk.len() / cols, cols]);
-                    Tensor::from_data(data, device)
-                })
+                .map(|chunk| block(chunk.to_vec()))
                 .collect()
         };
         VocabMatrix {
             blocks,
             block_rows,
             rows,
+            by_columns,
             device: device.clone(),
         }
     }
@@ -65,10 +86,15 @@ impl VocabMatrix {
             let n = v.len();
             Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &self.device)
         };
+        let rows_of = |block: &Tensor<2>, local: Vec<i64>| {
+            if self.by_columns {
+                block.clone().select(1, index(local)).transpose()
+            } else {
+                block.clone().select(0, index(local))
+            }
+        };
         if let [only] = self.blocks.as_slice() {
-            return only
-                .clone()
-                .select(0, index(ids.iter().map(|&i| i64::from(i)).collect()));
+            return rows_of(only, ids.iter().map(|&i| i64::from(i)).collect());
         }
         // Each block gives its own rows; `order[k]` is where the k-th of those belongs.
         let mut parts = Vec::new();
@@ -84,11 +110,11 @@ impl VocabMatrix {
                 }
             }
             if !local.is_empty() {
-                parts.push(block.clone().select(0, index(local)));
+                parts.push(rows_of(block, local));
             }
         }
         if parts.is_empty() {
-            return self.blocks[0].clone().select(0, index(Vec::new()));
+            return rows_of(&self.blocks[0], Vec::new());
         }
         let mut back = vec![0i64; order.len()];
         for (k, &at) in order.iter().enumerate() {
@@ -102,13 +128,30 @@ impl VocabMatrix {
         let products: Vec<Tensor<2>> = self
             .blocks
             .iter()
-            .map(|block| crate::kernels::matmul_transposed(x.clone(), block))
+            .map(|block| {
+                if self.by_columns {
+                    crate::kernels::linear(x.clone(), block, None, false)
+                } else {
+                    crate::kernels::matmul_transposed(x.clone(), block)
+                }
+            })
             .collect();
         match <[_; 1]>::try_from(products) {
             Ok([only]) => only,
             Err(products) => Tensor::cat(products, 1),
         }
     }
+}
+
+/// `values` `[rows, cols]` row-major → `[cols, rows]` row-major.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (r, row) in values.chunks_exact(cols.max(1)).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
 }
 
 #[cfg(all(test, feature = "flex"))]
@@ -124,28 +167,37 @@ mod tests {
     }
 
     #[test]
-    fn blocks_give_the_same_rows_and_products_as_one_matrix() {
+    fn blocks_give_the_same_rows_and_products_as_one_matrix_in_either_layout() {
         let device = Device::flex();
         let (rows, cols) = (23, 5);
         let whole = VocabMatrix::new(matrix(rows, cols), [rows, cols], None, &device);
-        // 4 rows of 5 f32 per block (80 bytes): six blocks, the last with 3 rows.
-        let split = VocabMatrix::new(matrix(rows, cols), [rows, cols], Some(80), &device);
-        assert_eq!((whole.block_count(), split.block_count()), (1, 6));
+        assert!(!whole.by_columns, "flex reads the rows");
         let ids = [22, 0, 7, 3, 7, 19, 4, 12];
-        assert_eq!(values(whole.select(&ids)), values(split.select(&ids)));
         let expected: Vec<f32> = ids
             .iter()
             .flat_map(|&id| matrix(rows, cols)[id as usize * cols..][..cols].to_vec())
             .collect();
-        assert_eq!(values(split.select(&ids)), expected);
         let x = Tensor::<2>::from_data(TensorData::new(matrix(3, cols), [3, cols]), &device);
-        let (a, b) = (
-            values(whole.matmul_transposed(x.clone())),
-            values(split.matmul_transposed(x)),
-        );
-        assert_eq!(a.len(), 3 * rows);
-        for (p, q) in a.iter().zip(&b) {
-            assert!((p - q).abs() <= 1e-6, "{p} vs {q}");
+        let product = values(whole.matmul_transposed(x.clone()));
+        assert_eq!(product.len(), 3 * rows);
+        assert_eq!(values(whole.select(&ids)), expected);
+        for by_columns in [false, true] {
+            // 4 rows of 5 f32 per block (80 bytes): six blocks, the last with 3 rows.
+            for (limit, count) in [(None, 1), (Some(80), 6)] {
+                let m = VocabMatrix::with_layout(
+                    matrix(rows, cols),
+                    [rows, cols],
+                    limit,
+                    by_columns,
+                    &device,
+                );
+                assert_eq!(m.block_count(), count);
+                assert_eq!(values(m.select(&ids)), expected, "{by_columns} {limit:?}");
+                let got = values(m.matmul_transposed(x.clone()));
+                for (p, q) in product.iter().zip(&got) {
+                    assert!((p - q).abs() <= 1e-6, "{p} vs {q} ({by_columns} {limit:?})");
+                }
+            }
         }
     }
 

@@ -1,0 +1,112 @@
+//! Kernels for tensors on a cubecl device (WebGPU in the browser, Vulkan/Metal natively),
+//! written in CubeCL for the products burn's default matmul tiles badly.
+//!
+//! Decoding multiplies a handful of rows (1 greedy, one per beam) by every weight matrix and
+//! by the tied embedding (`[beams, d] × [d, vocab]`). Without autotuning (which cubecl 0.11
+//! cannot do in the browser), burn's matmul gives these the same tiled kernel as a square
+//! product: on SwiftShader and lavapipe the 3-beam `lm_head` alone took 0.6 s a token. A
+//! product with at most [`MAX_ROWS`] rows goes to [`skinny`] instead.
+//!
+//! That kernel wants the weights' columns apart (`[k, n]` row-major): invocations are the
+//! SIMD lanes of a CPU-emulated GPU and the threads of a warp, and either way neighbours must
+//! read neighbouring addresses. The token matrix is stored the other way (`[vocab, d]`), so on
+//! these devices it is kept transposed ([`Kernels::vocab_by_columns`]): read along a row, each
+//! lane's load was a gather (77 ms for the 3-beam `lm_head` on lavapipe, against 634 ms with
+//! burn's matmul; staging through shared memory only moved the gather there, 150 ms).
+
+mod skinny;
+
+use burn::backend::wgpu::CubeTensor;
+use burn::backend::{DispatchDevice, Wgpu};
+use burn::tensor::{DType, Device, Tensor, activation};
+
+use crate::kernels::Kernels;
+
+/// The most rows a product may have to go to [`skinny`]: beam search's widest (the checkpoints'
+/// default is 3 beams); wider products have enough rows for the tiled kernel.
+pub const MAX_ROWS: usize = 8;
+
+pub struct CubeKernels;
+
+/// A tensor's cubecl primitive, when it is an f32 tensor on a cubecl device.
+fn cube<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
+    if !matches!(t.device().as_dispatch(), DispatchDevice::Cube(_)) {
+        return None;
+    }
+    // Cloning is a reference-count increment; on a cubecl device the downcast succeeds.
+    let p = t.clone().try_into_primitive::<Wgpu>().ok()?;
+    (p.dtype == DType::F32 && !p.meta.is_tiled()).then_some(p)
+}
+
+impl Kernels for CubeKernels {
+    fn vocab_by_columns(&self, device: &Device) -> Option<bool> {
+        matches!(device.as_dispatch(), DispatchDevice::Cube(_)).then_some(true)
+    }
+
+    fn linear(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<2>,
+        bias: Option<&Tensor<1>>,
+        gelu: bool,
+    ) -> Option<Tensor<2>> {
+        let ([rows, depth], [w_depth, cols]) = (x.dims(), w.dims());
+        if rows > MAX_ROWS || depth != w_depth || bias.is_some_and(|b| b.dims() != [cols]) {
+            return None;
+        }
+        let bias = match bias {
+            Some(b) => Some(cube(b)?),
+            None => None,
+        };
+        // The kernel reads `w` and `bias` a column vector at a time: columns adjacent.
+        let w = cube(w)?;
+        if w.meta.strides()[1] != 1 || bias.as_ref().is_some_and(|b| b.meta.strides()[0] != 1) {
+            return None;
+        }
+        let y = skinny::matmul(cube(x)?, w, bias);
+        let y = Tensor::from_primitive::<Wgpu>(y);
+        Some(if gelu { activation::gelu(y) } else { y })
+    }
+
+    fn matmul_transposed(&self, _: &Tensor<2>, _: &Tensor<2>) -> Option<Tensor<2>> {
+        None
+    }
+
+    fn layer_norm(&self, _: &Tensor<2>, _: &Tensor<1>, _: &Tensor<1>, _: f64) -> Option<Tensor<2>> {
+        None
+    }
+
+    fn attention(
+        &self,
+        _: &Tensor<4>,
+        _: &Tensor<4>,
+        _: &Tensor<4>,
+        _: f32,
+        _: bool,
+    ) -> Option<Tensor<4>> {
+        None
+    }
+
+    fn depthwise_conv(
+        &self,
+        _: &Tensor<3>,
+        _: usize,
+        _: usize,
+        _: &Tensor<4>,
+        _: &Tensor<1>,
+        _: usize,
+    ) -> Option<Tensor<3>> {
+        None
+    }
+
+    fn mlp(
+        &self,
+        _: &Tensor<2>,
+        _: &Tensor<2>,
+        _: &Tensor<1>,
+        _: &Tensor<2>,
+        _: &Tensor<1>,
+    ) -> Option<Tensor<2>> {
+        None
+    }
+}
