@@ -26,6 +26,21 @@ fn js_error(e: Error) -> JsValue {
     err.into()
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// A Rust panic ends as `RuntimeError: unreachable` in the worker, which says nothing of why:
+/// its message goes to the console first, where a bug report can quote it.
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error(&format!("florence2-local panicked: {info}"));
+    }));
+}
+
 /// Whether this build has the WebGPU backend.
 #[wasm_bindgen(js_name = hasWebgpu)]
 pub fn has_webgpu() -> bool {
