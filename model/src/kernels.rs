@@ -7,12 +7,16 @@
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, activation};
 
-/// Kernels for some tensors (a device, a dtype): `None` means "not mine".
+/// Kernels for some tensors (a device, a dtype): `None` means "not mine", and is what a set
+/// answers for the operations it does not implement.
 pub trait Kernels: Sync {
     /// Whether the `[vocab, d]` token matrix should be stored transposed (`[d, vocab]`) on
     /// `device`, so that `lm_head` is a plain [`linear`](Self::linear) rather than a
     /// [`matmul_transposed`](Self::matmul_transposed).
-    fn vocab_by_columns(&self, device: &Device) -> Option<bool>;
+    fn vocab_by_columns(&self, device: &Device) -> Option<bool> {
+        let _ = device;
+        None
+    }
     /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
     fn linear(
         &self,
@@ -20,9 +24,15 @@ pub trait Kernels: Sync {
         w: &Tensor<2>,
         bias: Option<&Tensor<1>>,
         gelu: bool,
-    ) -> Option<Tensor<2>>;
+    ) -> Option<Tensor<2>> {
+        let _ = (x, w, bias, gelu);
+        None
+    }
     /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]`.
-    fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>>;
+    fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
+        let _ = (x, e);
+        None
+    }
     /// LayerNorm over the last dimension of `x` `[rows, d]`.
     fn layer_norm(
         &self,
@@ -30,7 +40,10 @@ pub trait Kernels: Sync {
         w: &Tensor<1>,
         b: &Tensor<1>,
         eps: f64,
-    ) -> Option<Tensor<2>>;
+    ) -> Option<Tensor<2>> {
+        let _ = (x, w, b, eps);
+        None
+    }
     /// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]`.
     fn attention(
         &self,
@@ -39,7 +52,10 @@ pub trait Kernels: Sync {
         v: &Tensor<4>,
         scale: f32,
         causal: bool,
-    ) -> Option<Tensor<4>>;
+    ) -> Option<Tensor<4>> {
+        let _ = (q, k, v, scale, causal);
+        None
+    }
     /// Depthwise `k × k` convolution (stride 1, zero `padding`) of channels-last tokens `x`
     /// `[b, h·w, c]`; `weight` `[c, 1, k, k]`, `bias` `[c]`.
     fn depthwise_conv(
@@ -50,7 +66,10 @@ pub trait Kernels: Sync {
         weight: &Tensor<4>,
         bias: &Tensor<1>,
         padding: usize,
-    ) -> Option<Tensor<3>>;
+    ) -> Option<Tensor<3>> {
+        let _ = (x, h, w, weight, bias, padding);
+        None
+    }
     /// `GELU(x · w1 + b1) · w2 + b2` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2`
     /// `[hidden, out]`.
     fn mlp(
@@ -60,7 +79,10 @@ pub trait Kernels: Sync {
         b1: &Tensor<1>,
         w2: &Tensor<2>,
         b2: &Tensor<1>,
-    ) -> Option<Tensor<2>>;
+    ) -> Option<Tensor<2>> {
+        let _ = (x, w1, b1, w2, b2);
+        None
+    }
 }
 
 /// The specialised kernel sets compiled in, asked in order.

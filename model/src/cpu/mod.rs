@@ -224,11 +224,6 @@ impl crate::kernels::Kernels for FlexKernels {
     }
 
     /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
-    /// The default, rows: what `gemv::rows_times_transposed` reads best.
-    fn vocab_by_columns(&self, _: &burn::tensor::Device) -> Option<bool> {
-        None
-    }
-
     fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
         let (xf, ef) = (flex(x)?, flex(e)?);
         let [rows, d] = x.dims();

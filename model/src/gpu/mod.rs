@@ -67,46 +67,4 @@ impl Kernels for CubeKernels {
         let y = Tensor::from_primitive::<Wgpu>(y);
         Some(if gelu { activation::gelu(y) } else { y })
     }
-
-    fn matmul_transposed(&self, _: &Tensor<2>, _: &Tensor<2>) -> Option<Tensor<2>> {
-        None
-    }
-
-    fn layer_norm(&self, _: &Tensor<2>, _: &Tensor<1>, _: &Tensor<1>, _: f64) -> Option<Tensor<2>> {
-        None
-    }
-
-    fn attention(
-        &self,
-        _: &Tensor<4>,
-        _: &Tensor<4>,
-        _: &Tensor<4>,
-        _: f32,
-        _: bool,
-    ) -> Option<Tensor<4>> {
-        None
-    }
-
-    fn depthwise_conv(
-        &self,
-        _: &Tensor<3>,
-        _: usize,
-        _: usize,
-        _: &Tensor<4>,
-        _: &Tensor<1>,
-        _: usize,
-    ) -> Option<Tensor<3>> {
-        None
-    }
-
-    fn mlp(
-        &self,
-        _: &Tensor<2>,
-        _: &Tensor<2>,
-        _: &Tensor<1>,
-        _: &Tensor<2>,
-        _: &Tensor<1>,
-    ) -> Option<Tensor<2>> {
-        None
-    }
 }
