@@ -7,12 +7,11 @@
 //! product: on SwiftShader and lavapipe the 3-beam `lm_head` alone took 0.6 s a token. A
 //! product with at most [`MAX_ROWS`] rows goes to [`skinny`] instead.
 //!
-//! That kernel wants the weights' columns apart (`[k, n]` row-major): invocations are the
-//! SIMD lanes of a CPU-emulated GPU and the threads of a warp, and either way neighbours must
-//! read neighbouring addresses. The token matrix is stored the other way (`[vocab, d]`), so on
-//! these devices it is kept transposed ([`Kernels::vocab_by_columns`]): read along a row, each
-//! lane's load was a gather (77 ms for the 3-beam `lm_head` on lavapipe, against 634 ms with
-//! burn's matmul; staging through shared memory only moved the gather there, 150 ms).
+//! That kernel reads four adjacent columns of the weights per invocation (one `vec4` load),
+//! so it wants the columns adjacent in memory (`[k, n]` row-major). The token matrix is stored
+//! the other way (`[vocab, d]`), so on these devices it is kept transposed
+//! ([`Kernels::vocab_by_columns`]). The 3-row `lm_head` on lavapipe: 27.7 ms a launch, against
+//! 634 ms with burn's matmul (model/README.md has the steps between).
 
 mod skinny;
 
@@ -22,8 +21,8 @@ use burn::tensor::{DType, Device, Tensor, activation};
 
 use crate::kernels::Kernels;
 
-/// The most rows a product may have to go to [`skinny`]: beam search's widest (the checkpoints'
-/// default is 3 beams); wider products have enough rows for the tiled kernel.
+/// The most rows a product may have to go to [`skinny`]: greedy decoding and beam searches of
+/// up to 8 beams (the checkpoints' default is 3); wider products go to burn's tiled matmul.
 pub const MAX_ROWS: usize = 8;
 
 pub struct CubeKernels;

@@ -1,4 +1,5 @@
-//! `out = lhs · rhs (+ bias)` for a `lhs` of a few rows: one invocation per output column.
+//! `out = lhs · rhs (+ bias)` for a `lhs` of a few rows: one invocation per vector of output
+//! columns.
 
 use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Shape;
