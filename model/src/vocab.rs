@@ -41,10 +41,15 @@ impl VocabMatrix {
         device: &Device,
     ) -> Self {
         let row_bytes = cols.max(1) * size_of::<f32>();
-        let block_rows = match max_block_bytes {
+        let mut block_rows = match max_block_bytes {
             Some(max) => (max / row_bytes).clamp(1, rows.max(1)),
             None => rows.max(1),
         };
+        // Split blocks of a multiple of 4 rows: stored by columns, they are what the GPU
+        // kernel reads 4 at a time (`gpu::skinny`), and only the last one may not divide.
+        if block_rows < rows && block_rows >= 4 {
+            block_rows -= block_rows % 4;
+        }
         let block = |values: Vec<f32>| {
             let n = values.len() / cols.max(1);
             let data = if by_columns {
@@ -199,6 +204,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn split_blocks_hold_a_multiple_of_four_rows() {
+        let device = Device::flex();
+        // Room for 7 rows of 5 f32 (140 bytes): blocks of 4, the last with the 3 left over.
+        let split = VocabMatrix::new(matrix(23, 5), [23, 5], Some(140), &device);
+        assert_eq!((split.block_rows, split.block_count()), (4, 6));
+        assert_eq!(
+            values(split.select(&[22])),
+            matrix(23, 5)[110..115].to_vec()
+        );
     }
 
     #[test]
