@@ -50,22 +50,26 @@ impl VocabMatrix {
         if block_rows < rows && block_rows >= 4 {
             block_rows -= block_rows % 4;
         }
-        let block = |values: Vec<f32>| {
+        // A block by columns is transposed straight from its slice of `values`, so loading
+        // holds at most one block's extra copy.
+        let block = |values: &[f32]| {
             let n = values.len() / cols.max(1);
             let data = if by_columns {
-                TensorData::new(transpose(&values, n, cols), [cols, n])
+                TensorData::new(transpose(values, n, cols), [cols, n])
             } else {
-                TensorData::new(values, [n, cols])
+                TensorData::new(values.to_vec(), [n, cols])
             };
             Tensor::from_data(data, device)
         };
-        let blocks = if block_rows >= rows {
-            vec![block(values)]
+        let blocks = if block_rows < rows {
+            values.chunks(block_rows * cols).map(block).collect()
+        } else if by_columns {
+            vec![block(&values)]
         } else {
-            values
-                .chunks(block_rows * cols)
-                .map(|chunk| block(chunk.to_vec()))
-                .collect()
+            vec![Tensor::from_data(
+                TensorData::new(values, [rows, cols]),
+                device,
+            )]
         };
         VocabMatrix {
             blocks,
