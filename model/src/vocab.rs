@@ -10,6 +10,8 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::weights::transpose_values;
+
 pub struct VocabMatrix {
     blocks: Vec<Tensor<2>>,
     /// Rows per block (the last may have fewer).
@@ -55,7 +57,7 @@ impl VocabMatrix {
         let block = |values: &[f32]| {
             let n = values.len() / cols.max(1);
             let data = if by_columns {
-                TensorData::new(transpose(values, n, cols), [cols, n])
+                TensorData::new(transpose_values(values, n, cols), [cols, n])
             } else {
                 TensorData::new(values.to_vec(), [n, cols])
             };
@@ -150,17 +152,6 @@ impl VocabMatrix {
             Err(products) => Tensor::cat(products, 1),
         }
     }
-}
-
-/// `values` `[rows, cols]` row-major → `[cols, rows]` row-major.
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    for (r, row) in values.chunks_exact(cols.max(1)).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
-        }
-    }
-    out
 }
 
 #[cfg(all(test, feature = "flex"))]

@@ -237,16 +237,21 @@ const ORIGINAL_IMAGE_PROJECTION: &str = "image_projection";
 
 fn transpose(t: &F32Tensor) -> F32Tensor {
     let (rows, cols) = (t.shape[0], t.shape[1]);
-    let mut values = vec![0.0; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            values[c * rows + r] = t.values[r * cols + c];
-        }
-    }
     F32Tensor {
         shape: vec![cols, rows],
-        values,
+        values: transpose_values(&t.values, rows, cols),
     }
+}
+
+/// `values` `[rows, cols]` row-major → `[cols, rows]` row-major.
+pub(crate) fn transpose_values(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows * cols];
+    for (r, row) in values.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
 }
 
 fn detect_layout<R>(file: &SafetensorsFile<R>) -> Result<Layout>
