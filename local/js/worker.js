@@ -64,7 +64,7 @@ async function load(id, { modelUrl, backend }) {
   progress(id, "compile", 0, 1);
   ({ memory } = await initRuntime());
   progress(id, "compile", 1, 1);
-  const { chosen, adapter } = await chooseBackend(backend);
+  const { chosen, adapter, bufferBytes } = await chooseBackend(backend);
   const controller = new AbortController();
   downloads.set(id, controller);
   let files;
@@ -76,7 +76,7 @@ async function load(id, { modelUrl, backend }) {
   if (aborted.has(id)) throw fail("ABORTED", "the load was cancelled");
   const bytes = Object.values(files.bytes).reduce((sum, b) => sum + b.byteLength, 0);
   progress(id, "load", 0, bytes);
-  model = await LocalModel.load(files.bytes, chosen);
+  model = await LocalModel.load(files.bytes, chosen, bufferBytes);
   progress(id, "load", bytes, bytes);
   if (!files.fromCache) await remember(modelUrl, files).catch(() => {});
   if (chosen === "webgpu") {
@@ -104,7 +104,10 @@ async function chooseBackend(backend) {
   if (gpu) {
     const i = gpu.info ?? {};
     const adapter = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(" ") || "WebGPU";
-    return { chosen: "webgpu", adapter };
+    // The runtime's device asks for the adapter's limits: a model whose tensors exceed them is
+    // refused at load (OUT_OF_MEMORY) rather than failing on the GPU.
+    const bufferBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+    return { chosen: "webgpu", adapter, bufferBytes };
   }
   if (backend === "webgpu") {
     throw fail(

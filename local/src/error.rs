@@ -1,6 +1,7 @@
 //! The model's failures as the package's typed errors: a folder that cannot be used is
-//! `MODEL_INVALID` (whatever file is wrong), a bad image or prompt gets the codes the remote
-//! path gives, a stop is `ABORTED`.
+//! `MODEL_INVALID` (whatever file is wrong), one that cannot fit in wasm32's memory or the
+//! GPU's buffers is `OUT_OF_MEMORY`, a bad image or prompt gets the codes the remote path
+//! gives, a stop is `ABORTED`.
 
 use florence2::{Error, ErrorCode};
 
@@ -9,6 +10,7 @@ pub fn from_load(error: florence2_burn::Error) -> Error {
     use florence2_burn::Error as Model;
     match error {
         Model::Cancelled => Error::new(ErrorCode::Aborted, "the load was cancelled"),
+        oom @ Model::OutOfMemory(_) => Error::new(ErrorCode::OutOfMemory, oom.to_string()),
         other => Error::new(ErrorCode::ModelInvalid, other.to_string()),
     }
 }
@@ -39,6 +41,14 @@ mod tests {
         assert_eq!(
             from_load(florence2_burn::Error::Cancelled).code,
             ErrorCode::Aborted
+        );
+        assert_eq!(
+            from_load(florence2_burn::Error::OutOfMemory("4 GiB".into())).code,
+            ErrorCode::OutOfMemory
+        );
+        assert_eq!(
+            from_run(florence2_burn::Error::OutOfMemory("4 GiB".into())).code,
+            ErrorCode::OutOfMemory
         );
         assert_eq!(
             from_run(florence2_burn::Error::Image("truncated".into())).code,

@@ -8,8 +8,7 @@ use std::rc::Rc;
 
 use burn::tensor::Device;
 use florence2::{Error, ErrorCode, ImageSize};
-use florence2_burn::safetensors_file::SafetensorsFile;
-use florence2_burn::{Florence2, ImageFeatures, LoadOptions, ModelFiles, RgbImage};
+use florence2_burn::{Florence2, ImageFeatures, LoadOptions, MemoryLimits, ModelFiles, RgbImage};
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -84,8 +83,14 @@ pub struct LocalModel {
 #[wasm_bindgen]
 impl LocalModel {
     /// `files`: `{ config, model, tokenizer, generationConfig?, processorConfig? }`
-    /// (`Uint8Array`s); `backend`: `"webgpu"` or `"cpu"`.
-    pub async fn load(files: JsValue, backend: String) -> Result<LocalModel, JsValue> {
+    /// (`Uint8Array`s); `backend`: `"webgpu"` or `"cpu"`; `gpu_buffer_bytes`: the adapter's
+    /// largest buffer it binds (`min(maxStorageBufferBindingSize, maxBufferSize)`; the device
+    /// gets the adapter's limits).
+    pub async fn load(
+        files: JsValue,
+        backend: String,
+        gpu_buffer_bytes: Option<f64>,
+    ) -> Result<LocalModel, JsValue> {
         let device = device(&backend).await.map_err(js_error)?;
         let file = |name: &str| -> Option<Uint8Array> {
             Reflect::get(&files, &name.into())
@@ -101,7 +106,6 @@ impl LocalModel {
         let config = file("config").ok_or_else(|| missing("config.json"))?;
         let checkpoint = file("model").ok_or_else(|| missing("model.safetensors"))?;
         let tokenizer = file("tokenizer").ok_or_else(|| missing("tokenizer.json"))?;
-        let parameters = count_parameters(&checkpoint).map_err(|e| js_error(from_load(e)))?;
         let files = ModelFiles {
             config: config.to_vec(),
             checkpoint: JsBytes::new(checkpoint),
@@ -109,17 +113,30 @@ impl LocalModel {
             generation_config: file("generationConfig").map(|a| a.to_vec()),
             processor_config: file("processorConfig").map(|a| a.to_vec()),
         };
-        // WebGPU binds at most 128 MiB per buffer unless the adapter says more; base's token
-        // matrix is 150 MiB in f32, so it goes in blocks on every adapter.
         let options = match backend.as_str() {
-            "webgpu" => LoadOptions::WEBGPU,
-            _ => LoadOptions::default(),
+            // Base's token matrix (150 MiB in f32) goes in blocks of the 128 MiB every adapter
+            // binds; a model whose activations exceed this adapter's buffers is refused.
+            "webgpu" => LoadOptions {
+                limits: MemoryLimits {
+                    memory_bytes: None,
+                    buffer_bytes: gpu_buffer_bytes
+                        .filter(|b| *b >= 1.0)
+                        .map(|b| b as u64)
+                        .or(LoadOptions::WEBGPU.limits.buffer_bytes),
+                },
+                ..LoadOptions::WEBGPU
+            },
+            // The weights and every activation live in this instance's memory.
+            _ => LoadOptions {
+                limits: MemoryLimits::WASM32,
+                ..LoadOptions::default()
+            },
         };
         let model =
             Florence2::load_with(files, &device, options).map_err(|e| js_error(from_load(e)))?;
         let info = serde_json::to_string(&Info {
             dtype: "f32",
-            parameters,
+            parameters: model.parameters(),
         })
         .unwrap_or_default();
         Ok(LocalModel {
@@ -264,17 +281,6 @@ async fn device(backend: &str) -> Result<Device, Error> {
             format!("backend must be \"webgpu\" or \"cpu\", not {other:?}"),
         )),
     }
-}
-
-/// The checkpoint's parameter count, from its header (tied tensors are stored once).
-fn count_parameters(checkpoint: &Uint8Array) -> florence2_burn::Result<u64> {
-    let file = SafetensorsFile::open(JsBytes::new(checkpoint.clone()))?;
-    let names: Vec<String> = file.names().map(str::to_owned).collect();
-    Ok(names
-        .iter()
-        .filter_map(|n| file.shape(n))
-        .map(|shape| shape.iter().map(|&d| d as u64).product::<u64>())
-        .sum())
 }
 
 /// A `Uint8Array` on the JS heap as a `Read + Seek` source: each read copies just the bytes

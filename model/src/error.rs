@@ -56,6 +56,11 @@ pub enum Error {
     #[error("backend: {0}")]
     Backend(String),
 
+    /// The model, or a picture at the size it takes, cannot fit where it runs (see
+    /// [`crate::memory::MemoryLimits`]).
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+
     /// The caller asked the run to stop (see `Florence2Model::generate_until`).
     #[error("the run was cancelled")]
     Cancelled,
@@ -94,6 +99,10 @@ impl Error {
             Error::Cancelled => Ok(florence2::Error::new(
                 ErrorCode::Aborted,
                 "the run was cancelled",
+            )),
+            Error::OutOfMemory(why) => Ok(florence2::Error::new(
+                ErrorCode::OutOfMemory,
+                format!("out of memory: {why}"),
             )),
             // A prompt the model cannot take (too long for its positions, an unknown token).
             Error::Tokenizer(why) | Error::Input(why) => Ok(florence2::Error::new(

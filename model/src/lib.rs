@@ -22,6 +22,7 @@ pub mod image;
 pub mod kernels;
 #[cfg(feature = "cli")]
 pub mod label;
+pub mod memory;
 pub mod model;
 pub mod nn;
 pub mod parity;
@@ -36,6 +37,7 @@ pub mod weights;
 pub use config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
 pub use error::{Error, Result};
 pub use image::RgbImage;
+pub use memory::MemoryLimits;
 pub use model::{Florence2Model, LoadOptions};
 pub use pipeline::{Florence2, ImageFeatures, ModelFiles, RunOptions, RunOutput};
 pub use tokenizer::Tokenizer;

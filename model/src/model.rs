@@ -10,6 +10,7 @@ use crate::bart::{Decoder, DecoderCache, Encoder, LayerRecorder};
 use crate::config::{Florence2Config, GenerationConfig};
 use crate::error::{Error, Result};
 use crate::generation::Search;
+use crate::memory::MemoryLimits;
 use crate::projector::Projector;
 use crate::safetensors_file::SafetensorsFile;
 use crate::vision::{DaVit, Recorder};
@@ -33,18 +34,25 @@ pub struct Florence2Model {
     decoder: Decoder,
 }
 
-/// How the weights are laid out on the device.
+/// How the weights are laid out on the device, and what the device can hold.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
     /// The most bytes one weight buffer may hold (`None`: no limit). Only the `[vocab,
     /// d_model]` matrix comes near WebGPU's 128 MiB per binding; it is split in row blocks.
     pub max_buffer_bytes: Option<usize>,
+    /// A model (or, with a processor that keeps each picture's size, a picture) that cannot
+    /// fit these is refused with `Error::OutOfMemory` before anything is allocated.
+    pub limits: MemoryLimits,
 }
 
 impl LoadOptions {
     /// What every WebGPU device can bind (the default `maxStorageBufferBindingSize`).
     pub const WEBGPU: LoadOptions = LoadOptions {
         max_buffer_bytes: Some(128 << 20),
+        limits: MemoryLimits {
+            memory_bytes: None,
+            buffer_bytes: Some(128 << 20),
+        },
     };
 }
 
@@ -65,7 +73,17 @@ impl Florence2Model {
         device: &Device,
         options: LoadOptions,
     ) -> Result<Self> {
-        let mut w = Weights::new(SafetensorsFile::open(checkpoint)?, device)?;
+        Self::from_checkpoint(config, SafetensorsFile::open(checkpoint)?, device, options)
+    }
+
+    /// [`Florence2Model::load_with`] from a checkpoint whose header is already read.
+    pub fn from_checkpoint<R: Read + Seek>(
+        config: Florence2Config,
+        checkpoint: SafetensorsFile<R>,
+        device: &Device,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let mut w = Weights::new(checkpoint, device)?;
         let t = &config.text_config;
         let vision = DaVit::load(&mut w, &config.vision_config)?;
         let projector = Projector::load(&mut w, &config.vision_config)?;

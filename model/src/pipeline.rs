@@ -9,8 +9,11 @@ use florence2::{Florence2Result, ImageSize, Source, Task};
 use crate::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
+use crate::memory::{self, MemoryFloor, MemoryLimits, VisionFloor};
 use crate::model::{Decoding, Florence2Model, LoadOptions};
+use crate::safetensors_file::SafetensorsFile;
 use crate::tokenizer::Tokenizer;
+use crate::weights;
 
 /// The files of a model folder, already read (file I/O is the caller's: a CLI, a fetch).
 pub struct ModelFiles<R> {
@@ -28,6 +31,9 @@ pub struct Florence2 {
     pub tokenizer: Tokenizer,
     pub generation: GenerationConfig,
     pub image_processor: ImageProcessorConfig,
+    /// Where the load's limits still matter: a processor that keeps each picture's size.
+    limits: MemoryLimits,
+    parameters: u64,
 }
 
 /// Per-run overrides of the generation config.
@@ -73,13 +79,35 @@ impl Florence2 {
             None => ImageProcessorConfig::default(),
         };
         let tokenizer = Tokenizer::from_bytes(&files.tokenizer)?;
-        let model = Florence2Model::load_with(config, files.checkpoint, device, options)?;
+        // Before any weight is read: a model that cannot take its own pictures is broken, one
+        // that cannot fit is refused (in wasm, failing part-way would be a trap).
+        memory::check_processor(&config.vision_config, &image_processor)?;
+        let checkpoint = SafetensorsFile::open(files.checkpoint)?;
+        let parameters = weights::held_parameters(&checkpoint)?;
+        let vision = image_processor.do_resize.then(|| {
+            VisionFloor::of(
+                &config.vision_config,
+                u64::from(image_processor.width),
+                u64::from(image_processor.height),
+            )
+        });
+        options
+            .limits
+            .check(&MemoryFloor::new(parameters, vision))?;
+        let model = Florence2Model::from_checkpoint(config, checkpoint, device, options)?;
         Ok(Florence2 {
             model,
             tokenizer,
             generation,
             image_processor,
+            limits: options.limits,
+            parameters,
         })
+    }
+
+    /// The weights' elements, as held (a tied matrix once, however many names store it).
+    pub fn parameters(&self) -> u64 {
+        self.parameters
     }
 
     /// The prompt's ids: the task's natural-language prompt (crate `florence2`) tokenized
@@ -165,12 +193,33 @@ impl Florence2 {
     /// Preprocessing, the vision tower and the projector: what the model makes of a picture,
     /// whatever the task. Nothing is read back, so on WebGPU this only queues work.
     pub fn image_features(&self, image: &RgbImage) -> Result<ImageFeatures> {
+        if !self.image_processor.do_resize {
+            self.check_picture(image)?;
+        }
         let pixel_values = image.to_tensor(&self.image_processor, self.model.device())?;
         let features = self.model.vision_features(pixel_values, None)?;
         Ok(ImageFeatures {
             features: self.model.image_features(features)?,
             size: ImageSize::new(image.width, image.height),
         })
+    }
+
+    /// A picture taken at its own size: the position table must cover its feature grid and
+    /// the limits its tensors, checked before the vision pass rather than during or after it.
+    fn check_picture(&self, image: &RgbImage) -> Result<()> {
+        let c = &self.model.config().vision_config;
+        let (width, height) = (u64::from(image.width), u64::from(image.height));
+        let grid = memory::feature_grid(c, width, height);
+        let table = c.max_position_embeddings as u64;
+        if grid.width > table || grid.height > table {
+            return Err(Error::Input(format!(
+                "the image gives a {grid} feature grid, the position table has only {table} \
+                 rows and columns"
+            )));
+        }
+        let vision = VisionFloor::of(c, width, height);
+        self.limits
+            .check(&MemoryFloor::new(self.parameters, Some(vision)))
     }
 
     /// Everything before generation from a picture's features ([`Florence2::image_features`]):

@@ -79,6 +79,14 @@ impl<R: Read + Seek> SafetensorsFile<R> {
         self.infos.keys().map(String::as_str)
     }
 
+    /// Elements over all tensors (a tied matrix is stored, and counted, once).
+    pub fn parameter_count(&self) -> u64 {
+        self.infos
+            .values()
+            .map(|i| i.shape.iter().map(|&d| d as u64).product::<u64>())
+            .sum()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.infos.contains_key(name)
     }

@@ -175,10 +175,7 @@ impl<R: Read + Seek> Weights<R> {
 
     /// The name under which the file stores the native tensor `name`.
     fn stored_name(&self, name: &str) -> String {
-        match self.layout {
-            Layout::Native => name.to_owned(),
-            Layout::Original => native_to_original(name),
-        }
+        stored_name(self.layout, name)
     }
 
     fn f32(&mut self, name: &str, shape: &[usize]) -> Result<F32Tensor> {
@@ -252,6 +249,27 @@ pub(crate) fn transpose_values(values: &[f32], rows: usize, cols: usize) -> Vec<
         }
     }
     out
+}
+
+fn stored_name(layout: Layout, name: &str) -> String {
+    match layout {
+        Layout::Native => name.to_owned(),
+        Layout::Original => native_to_original(name),
+    }
+}
+
+/// Elements the model holds from this checkpoint: every stored tensor, but the token
+/// embedding once however many of its tied names are stored ([`Weights::embedding`] reads one
+/// and only checks the others' shapes).
+pub fn held_parameters<R: Read + Seek>(file: &SafetensorsFile<R>) -> Result<u64> {
+    let layout = detect_layout(file)?;
+    let elements = |shape: &[usize]| shape.iter().map(|&d| d as u64).product::<u64>();
+    let aliases: u64 = EMBED_ALIASES
+        .iter()
+        .filter_map(|name| file.shape(&stored_name(layout, name)).map(elements))
+        .skip(1)
+        .sum();
+    Ok(file.parameter_count() - aliases)
 }
 
 fn detect_layout<R>(file: &SafetensorsFile<R>) -> Result<Layout>

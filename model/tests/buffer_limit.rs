@@ -25,6 +25,7 @@ fn a_split_token_matrix_passes_the_e2e_goldens() {
     };
     let options = LoadOptions {
         max_buffer_bytes: Some(1 << 20),
+        ..LoadOptions::default()
     };
     let model = Florence2::load_with(files, &Device::flex(), options).unwrap();
     let blocks = model.model.vocab_blocks();

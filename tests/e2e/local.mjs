@@ -57,6 +57,7 @@ async function copyFolder(name, skip = []) {
   return dir;
 }
 await copyFolder("good");
+let gridSide, hugeSide;
 await copyFolder("no-tokenizer", ["tokenizer.json"]);
 const checkpoint = await readFile(join(GOLDEN_DIR, "model.safetensors"));
 await writeFile(join(await copyFolder("truncated", ["model.safetensors"]), "model.safetensors"), checkpoint.subarray(0, Math.floor(checkpoint.length / 2)));
@@ -77,6 +78,59 @@ await writeFile(join(await copyFolder("truncated", ["model.safetensors"]), "mode
   if (tensor.dtype === "F32") bytes.writeUInt32LE(0x7fc00000, at);
   else bytes.writeUInt16LE(tensor.dtype === "F16" ? 0x7e00 : 0x7fc0, at);
   await writeFile(join(await copyFolder("nan", ["model.safetensors"]), "model.safetensors"), bytes);
+}
+
+{
+  // Sizes from the folder's own config: its table's rows and its stages' total stride.
+  const config = JSON.parse(await readFile(join(GOLDEN_DIR, "config.json"), "utf8"));
+  const vision = config.vision_config;
+  const stride = vision.patch_stride.reduce((a, b) => a * b, 1);
+  const rows = vision.max_position_embeddings ?? 50;
+  const processor = (side) => JSON.stringify({ size: { height: side, width: side } });
+  const noProcessor = ["processor_config.json", "preprocessor_config.json"];
+  // Pictures one grid cell wider than the position table holds: a broken folder.
+  gridSide = (rows + 1) * stride;
+  await writeFile(join(await copyFolder("grid-too-large", noProcessor), "preprocessor_config.json"), processor(gridSide));
+  // A table of 1600 rows and pictures that fill it (51200² at a stride of 32): a valid model
+  // whose pixel values alone take 31 GB, more than wasm32 or any GPU buffer holds.
+  const bigRows = 1600;
+  hugeSide = bigRows * stride;
+  const dir = await copyFolder("huge-input", [...noProcessor, "config.json", "model.safetensors"]);
+  vision.max_position_embeddings = bigRows;
+  await writeFile(join(dir, "config.json"), JSON.stringify(config));
+  await writeFile(join(dir, "preprocessor_config.json"), processor(hugeSide));
+  await writeFile(join(dir, "model.safetensors"), resized(checkpoint, /image_pos(ition)?_embed\.(row|column)_embeddings\.weight$/, bigRows));
+}
+
+/** The checkpoint with the matching tensors' first axis grown to `rows` (rows repeated). */
+function resized(bytes, pattern, rows) {
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8"));
+  const data = bytes.subarray(8 + headerLength);
+  const out = {};
+  const chunks = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(header).sort(([, a], [, b]) => (a.data_offsets?.[0] ?? -1) - (b.data_offsets?.[0] ?? -1))) {
+    if (name === "__metadata__") {
+      out[name] = t;
+      continue;
+    }
+    let body = data.subarray(t.data_offsets[0], t.data_offsets[1]);
+    let shape = t.shape;
+    if (pattern.test(name)) {
+      const row = body.length / shape[0];
+      const grown = Buffer.alloc(row * rows);
+      for (let r = 0; r < rows; r++) body.copy(grown, r * row, (r % shape[0]) * row, (r % shape[0] + 1) * row);
+      [body, shape] = [grown, [rows, ...shape.slice(1)]];
+    }
+    out[name] = { ...t, shape, data_offsets: [offset, offset + body.length] };
+    chunks.push(body);
+    offset += body.length;
+  }
+  const json = Buffer.from(JSON.stringify(out).padEnd(Math.ceil(JSON.stringify(out).length / 8) * 8, " "));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, ...chunks]);
 }
 
 const proxy = spawn(PROXY, ["--listen", "127.0.0.1:0", "--models", models], { stdio: ["ignore", "pipe", "inherit"] });
@@ -260,6 +314,7 @@ await test("broken folders give typed codes", async () => {
     [modelUrl("truncated"), "MODEL_INVALID"],
     [modelUrl("wrong-shapes"), "MODEL_INVALID", /shape/],
     [modelUrl("nan"), "MODEL_INVALID", /non-finite/],
+    [modelUrl("grid-too-large"), "MODEL_INVALID", /position table/],
   ];
   for (const [url, code, message] of cases) {
     const error = await loadError(url);
@@ -268,6 +323,25 @@ await test("broken folders give typed codes", async () => {
   }
   const bad = await inPage((Local) => Local.load({ modelUrl: "x", backend: "tpu" }));
   assert.equal(bad.error?.code, "BAD_OPTION");
+});
+
+await test("a model that cannot fit is refused with OUT_OF_MEMORY before its weights load, and the page still works", async () => {
+  for (const backend of BACKENDS) {
+    const error = await loadError(modelUrl("huge-input"), backend);
+    assert.equal(error.code, "OUT_OF_MEMORY", `${backend}: ${error.message}`);
+    assert.ok(error.message.includes(`${hugeSide}x${hugeSide}`), `${backend}: ${error.message}`);
+  }
+  const after = await inPage(
+    async (Local, url, image) => {
+      const local = await Local.load({ modelUrl: url, backend: "cpu" });
+      const answer = await local.run({ image: new Uint8Array(image), task: "<CAPTION>", maxNewTokens: 3, beams: 1 });
+      local.dispose();
+      return answer.result.source;
+    },
+    modelUrl("good"),
+    imageBytes,
+  );
+  assert.equal(after.value, "local", JSON.stringify(after.error));
 });
 
 await test("cancelling a download and a run gives ABORTED, and the page still works", async () => {
