@@ -11,7 +11,9 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use florence2::{Florence2Result, ImageSize, Source, Task};
 use florence2_burn::parity::Report;
-use florence2_burn::{Error, Florence2, ModelFiles, Result, RgbImage, RunOptions, Tokenizer};
+use florence2_burn::{
+    Error, Florence2, LoadOptions, ModelFiles, Result, RgbImage, RunOptions, Tokenizer,
+};
 
 // The `label` subcommand's glue, beside this file (a crate root resolves `mod` from src/bin/).
 #[path = "florence2/label.rs"]
@@ -53,6 +55,18 @@ impl Backend {
             Backend::Wgpu => Err(Error::Input(
                 "this florence2 was built without the `wgpu` feature".into(),
             )),
+        }
+    }
+
+    /// On a GPU the token matrix goes in blocks every adapter can bind (128 MiB: base's is
+    /// 150 MiB, and lavapipe, like WebGPU by default, binds no more).
+    fn load_options(self) -> LoadOptions {
+        match self {
+            Backend::Cpu => LoadOptions::default(),
+            Backend::Wgpu => LoadOptions {
+                max_buffer_bytes: LoadOptions::WEBGPU.max_buffer_bytes,
+                ..LoadOptions::default()
+            },
         }
     }
 }
@@ -200,7 +214,7 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
         } => {
             let task = Task::from_token(&task)?;
             let image = RgbImage::decode(&read(&image)?)?;
-            let model = load_model(&model, &device)?;
+            let model = load_model(&model, &device, backend.load_options())?;
             let out = model.run(
                 &image,
                 task,
@@ -223,7 +237,7 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             Ok(print_report(&report))
         }
         Command::E2e { dir } => {
-            let model = load_model(&dir, &device)?;
+            let model = load_model(&dir, &device, backend.load_options())?;
             let report = florence2_burn::e2e::run(&model, &|name| read(&dir.join(name)))?;
             Ok(print_report(&report))
         }
@@ -254,7 +268,7 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             let task = Task::from_token(&task)?;
             let image = RgbImage::decode(&read(&image)?)?;
             let start = Instant::now();
-            let model = load_model(&model, &device)?;
+            let model = load_model(&model, &device, backend.load_options())?;
             println!("load {:.2} s", start.elapsed().as_secs_f64());
             bench(&model, &image, task, new_tokens, runs, beams.into())?;
             Ok(true)
@@ -381,7 +395,7 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-pub(crate) fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
+pub(crate) fn load_model(dir: &Path, device: &Device, options: LoadOptions) -> Result<Florence2> {
     let optional = |name: &str| -> Result<Option<Vec<u8>>> {
         let path = dir.join(name);
         if path.exists() {
@@ -401,7 +415,7 @@ pub(crate) fn load_model(dir: &Path, device: &Device) -> Result<Florence2> {
         generation_config: optional("generation_config.json")?,
         processor_config,
     };
-    Florence2::load(files, device)
+    Florence2::load_with(files, device, options)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
 use florence2::Task;
-use florence2_burn::RunOptions;
 use florence2_burn::label::backend::{Endpoint, Labeller, Local};
 use florence2_burn::label::{self as labelling, LabelError, Options, Shard, Summary};
+use florence2_burn::{LoadOptions, RunOptions};
 
 use crate::Command;
 
@@ -92,7 +92,7 @@ fn execute(command: Command) -> Result<ExitCode, LabelError> {
     let summary = labelling::run(&options, || -> Result<Box<dyn Labeller>, LabelError> {
         Ok(match (&model, &endpoint) {
             (Some(dir), _) => {
-                let model = crate::load_model(dir, &Device::flex())?;
+                let model = crate::load_model(dir, &Device::flex(), LoadOptions::default())?;
                 Box::new(Local::new(
                     model,
                     RunOptions {
