@@ -360,9 +360,11 @@ impl Decoding<'_> {
     }
 }
 
-/// A tensor's values as f32, row-major (reads it back from the device).
+/// A tensor's values as f32, row-major (reads it back from the device). A device's failure
+/// (a buffer it could not allocate, a lost device) is `Error::Backend`, not a panic.
 pub fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
+    t.try_into_data()
+        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e}")))?
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
 }
