@@ -41,7 +41,9 @@ pub struct LoadOptions {
     /// d_model]` matrix comes near WebGPU's 128 MiB per binding; it is split in row blocks.
     pub max_buffer_bytes: Option<usize>,
     /// A model (or, with a processor that keeps each picture's size, a picture) that cannot
-    /// fit these is refused with `Error::OutOfMemory` before anything is allocated.
+    /// fit these is refused with `Error::OutOfMemory` before anything is allocated. Checked by
+    /// [`crate::Florence2::load_with`], which knows the processor's input size; this type's
+    /// own `load_with` only lays the weights out.
     pub limits: MemoryLimits,
 }
 
