@@ -28,6 +28,9 @@ const MAX_NEW = Number(env("FLORENCE2_MAX_NEW_TOKENS", "20"));
 const BEAMS = Number(env("FLORENCE2_BEAMS", "1"));
 const PAGE = fileURLToPath(new URL("./local.html", import.meta.url));
 
+// Read before anything is started: a folder without its picture fails here, leaving nothing
+// running.
+const image = [...(await readFile(join(MODELS, NAME, "test_image.png")))];
 const proxy = spawn(PROXY, ["--listen", "127.0.0.1:0", "--models", MODELS], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } });
 const proxyUrl = await new Promise((resolve) => proxy.stdout.on("data", (c) => {
   const m = /listening on (http:\/\/\S+)/.exec(String(c));
@@ -46,7 +49,6 @@ const server = createServer(async (req, res) => {
 await new Promise((r) => server.once("listening", r));
 
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--enable-unsafe-webgpu", "--js-flags=--max-old-space-size=8192"] });
-const image = [...(await readFile(join(MODELS, NAME, "test_image.png")))];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 try {
   for (const backend of BACKENDS) {
