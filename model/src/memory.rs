@@ -162,7 +162,7 @@ fn stage_output(config: &VisionConfig, stage: usize, input: Size) -> Size {
         config.patch_stride[stage].max(1) as u64,
         config.patch_padding[stage] as u64,
     );
-    let axis = |n: u64| n.saturating_add(2 * p).saturating_sub(k) / s + 1;
+    let axis = |n: u64| n.saturating_add(p.saturating_mul(2)).saturating_sub(k) / s + 1;
     Size {
         width: axis(input.width),
         height: axis(input.height),
@@ -177,19 +177,22 @@ pub fn feature_grid(config: &VisionConfig, width: u64, height: u64) -> Size {
     })
 }
 
+/// The feature grid of a `width × height` input when the position table cannot hold it.
+pub fn grid_beyond_table(config: &VisionConfig, width: u64, height: u64) -> Option<Size> {
+    let grid = feature_grid(config, width, height);
+    let table = config.max_position_embeddings as u64;
+    (grid.width > table || grid.height > table).then_some(grid)
+}
+
 /// A processor config whose pictures the model cannot take (a feature grid larger than the
 /// position table) is a broken model folder: refused at load, not after a vision pass.
 pub fn check_processor(config: &VisionConfig, processor: &ImageProcessorConfig) -> Result<()> {
     if !processor.do_resize {
         return Ok(());
     }
-    let grid = feature_grid(
-        config,
-        u64::from(processor.width),
-        u64::from(processor.height),
-    );
-    let table = config.max_position_embeddings as u64;
-    if grid.width > table || grid.height > table {
+    let (width, height) = (u64::from(processor.width), u64::from(processor.height));
+    if let Some(grid) = grid_beyond_table(config, width, height) {
+        let table = config.max_position_embeddings;
         return Err(Error::config(
             "processor config",
             format!(

@@ -209,12 +209,11 @@ impl Florence2 {
     fn check_picture(&self, image: &RgbImage) -> Result<()> {
         let c = &self.model.config().vision_config;
         let (width, height) = (u64::from(image.width), u64::from(image.height));
-        let grid = memory::feature_grid(c, width, height);
-        let table = c.max_position_embeddings as u64;
-        if grid.width > table || grid.height > table {
+        if let Some(grid) = memory::grid_beyond_table(c, width, height) {
             return Err(Error::Input(format!(
-                "the image gives a {grid} feature grid, the position table has only {table} \
-                 rows and columns"
+                "the image gives a {grid} feature grid, the position table has only {} rows \
+                 and columns",
+                c.max_position_embeddings
             )));
         }
         let vision = VisionFloor::of(c, width, height);
