@@ -134,7 +134,7 @@ impl EncoderLayer {
         let (attn, _) = self.self_attn.forward_self(x.clone(), false);
         let x = self.self_attn_layer_norm.forward(x + attn);
         self.final_layer_norm
-            .forward(x.clone() + self.mlp.forward(x))
+            .forward(self.mlp.forward_residual(x.clone(), x))
     }
 }
 
@@ -383,7 +383,7 @@ impl Decoder {
             x = layer.encoder_attn_layer_norm.forward(x + cross);
             x = layer
                 .final_layer_norm
-                .forward(x.clone() + layer.mlp.forward(x));
+                .forward(layer.mlp.forward_residual(x.clone(), x));
             if let Some(r) = record.as_mut() {
                 r(i + 1, &x);
             }

@@ -5,7 +5,14 @@
 //! WGSL kernels) or another CPU set plugs in here, not at the call sites.
 
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, activation};
+use burn::tensor::{Device, Tensor, activation, s};
+
+/// A linear layer's tensors as the kernels take them: `weight_t` `[in, out]` and the bias.
+#[derive(Clone, Copy)]
+pub struct LinearRef<'a> {
+    pub weight_t: &'a Tensor<2>,
+    pub bias: Option<&'a Tensor<1>>,
+}
 
 /// Kernels for some tensors (a device, a dtype): `None` means "not mine", and is what a set
 /// answers for the operations it does not implement.
@@ -56,9 +63,10 @@ pub trait Kernels: Sync {
         let _ = (q, k, v, scale, causal);
         None
     }
-    /// Depthwise `k × k` convolution (stride 1, zero `padding`) of channels-last tokens `x`
-    /// `[b, h·w, c]`; `weight` `[c, 1, k, k]`, `bias` `[c]`.
-    fn depthwise_conv(
+    /// DaViT's position encoding `x + depthwise_conv(x)`: a `k × k` convolution (stride 1, zero
+    /// `padding`) of channels-last tokens `x` `[b, h·w, c]`; `weight` `[c, 1, k, k]`, `bias`
+    /// `[c]`.
+    fn conv_pos_enc(
         &self,
         x: &Tensor<3>,
         h: usize,
@@ -70,8 +78,24 @@ pub trait Kernels: Sync {
         let _ = (x, h, w, weight, bias, padding);
         None
     }
-    /// `GELU(x · w1 + b1) · w2 + b2` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2`
-    /// `[hidden, out]`.
+    /// DaViT's window attention on normed tokens `x` `[b, h·w, c]` (`grid` = `[h, w]`): the
+    /// `qkv` projection, attention with `heads` heads inside non-overlapping `window × window`
+    /// windows (the grid padded with zero tokens at the right and bottom, which take part),
+    /// and the `proj` projection, back in raster order.
+    fn window_attention(
+        &self,
+        x: &Tensor<3>,
+        grid: [usize; 2],
+        window: usize,
+        heads: usize,
+        qkv: LinearRef<'_>,
+        proj: LinearRef<'_>,
+    ) -> Option<Tensor<3>> {
+        let _ = (x, grid, window, heads, qkv, proj);
+        None
+    }
+    /// `residual + (GELU(x · w1 + b1) · w2 + b2)` for `x` `[rows, in]`, `w1` `[in, hidden]`,
+    /// `w2` `[hidden, out]`, `residual` `[rows, out]`.
     fn mlp(
         &self,
         x: &Tensor<2>,
@@ -79,8 +103,9 @@ pub trait Kernels: Sync {
         b1: &Tensor<1>,
         w2: &Tensor<2>,
         b2: &Tensor<1>,
+        residual: &Tensor<2>,
     ) -> Option<Tensor<2>> {
-        let _ = (x, w1, b1, w2, b2);
+        let _ = (x, w1, b1, w2, b2, residual);
         None
     }
 }
@@ -137,7 +162,59 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: b
     burn::tensor::module::attention(q, k, v, None, None, options)
 }
 
-pub fn depthwise_conv(
+pub fn window_attention(
+    x: Tensor<3>,
+    [h, w]: [usize; 2],
+    window: usize,
+    heads: usize,
+    qkv: LinearRef<'_>,
+    proj: LinearRef<'_>,
+) -> Tensor<3> {
+    if let Some(y) = SPECIALISED
+        .iter()
+        .find_map(|set| set.window_attention(&x, [h, w], window, heads, qkv, proj))
+    {
+        return y;
+    }
+    // Tokens padded to whole windows and gathered window by window, then put back.
+    let [b, _, c] = x.dims();
+    let ws = window;
+    let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
+    let mut x = x.reshape([b, h, w, c]);
+    if (hp, wp) != (h, w) {
+        x = x.pad(
+            [(0, 0), (0, hp - h), (0, wp - w), (0, 0)],
+            burn::tensor::ops::PadMode::Constant(0.0),
+        );
+    }
+    let (nh, nw) = (hp / ws, wp / ws);
+    let n = b * nh * nw;
+    let t = ws * ws;
+    let windows = x
+        .reshape([b, nh, ws, nw, ws, c])
+        .permute([0, 1, 3, 2, 4, 5])
+        .reshape([n * t, c]);
+    let hd = c / heads;
+    let projected = linear(windows, qkv.weight_t, qkv.bias, false)
+        .reshape([n, t, 3 * heads, hd])
+        .permute([0, 2, 1, 3]);
+    let (q, k, v) = crate::nn::split_qkv(projected, heads);
+    let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
+        .swap_dims(1, 2)
+        .reshape([n * t, c]);
+    let out = linear(out, proj.weight_t, proj.bias, false)
+        .reshape([b, nh, nw, ws, ws, c])
+        .permute([0, 1, 3, 2, 4, 5])
+        .reshape([b, hp, wp, c]);
+    let out = if (hp, wp) != (h, w) {
+        out.slice(s![.., 0..h, 0..w, ..])
+    } else {
+        out
+    };
+    out.reshape([b, h * w, c])
+}
+
+pub fn conv_pos_enc(
     x: Tensor<3>,
     h: usize,
     w: usize,
@@ -147,17 +224,18 @@ pub fn depthwise_conv(
 ) -> Tensor<3> {
     if let Some(y) = SPECIALISED
         .iter()
-        .find_map(|set| set.depthwise_conv(&x, h, w, weight, bias, padding))
+        .find_map(|set| set.conv_pos_enc(&x, h, w, weight, bias, padding))
     {
         return y;
     }
     // Channels-last tokens → [b, c, h, w] for burn's conv, and back.
     let [b, _, c] = x.dims();
-    let image = x.swap_dims(1, 2).reshape([b, c, h, w]);
+    let image = x.clone().swap_dims(1, 2).reshape([b, c, h, w]);
     let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], c);
     burn::tensor::module::conv2d(image, weight.clone(), Some(bias.clone()), options)
         .flatten::<3>(2, 3)
         .swap_dims(1, 2)
+        + x
 }
 
 pub fn mlp(
@@ -166,13 +244,14 @@ pub fn mlp(
     b1: &Tensor<1>,
     w2: &Tensor<2>,
     b2: &Tensor<1>,
+    residual: Tensor<2>,
 ) -> Tensor<2> {
     if let Some(y) = SPECIALISED
         .iter()
-        .find_map(|set| set.mlp(&x, w1, b1, w2, b2))
+        .find_map(|set| set.mlp(&x, w1, b1, w2, b2, &residual))
     {
         return y;
     }
     let hidden = linear(x, w1, Some(b1), true);
-    linear(hidden, w2, Some(b2), false)
+    residual + linear(hidden, w2, Some(b2), false)
 }

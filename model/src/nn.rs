@@ -3,9 +3,9 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, s};
 
 use crate::config::LAYER_NORM_EPS;
 use crate::error::Result;
@@ -39,6 +39,14 @@ impl Linear {
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         self.apply(x, false)
+    }
+
+    /// The tensors, for the kernels that take a layer whole.
+    pub fn weights(&self) -> kernels::LinearRef<'_> {
+        kernels::LinearRef {
+            weight_t: &self.weight_t,
+            bias: self.bias.as_ref(),
+        }
     }
 
     /// `GELU(x Wᵀ + b)`, fused on the CPU.
@@ -116,32 +124,33 @@ impl Conv2d {
     }
 }
 
-/// A depthwise `nn.Conv2d` (one filter per channel, stride 1, "same" padding) applied to
-/// channels-last tokens, the layout DaViT's blocks keep (no transpose around it on the CPU).
+/// DaViT's convolutional position encoding, `x + conv(x)` with a depthwise `nn.Conv2d` (one
+/// filter per channel, stride 1, "same" padding), applied to channels-last tokens, the layout
+/// DaViT's blocks keep (no transpose around it on the CPU).
 #[derive(Debug, Clone)]
-pub struct DepthwiseConv {
+pub struct ConvPosEnc {
     weight: Tensor<4>,
     bias: Tensor<1>,
     padding: usize,
 }
 
-impl DepthwiseConv {
+impl ConvPosEnc {
     pub fn load<R: Read + Seek>(
         w: &mut Weights<R>,
         prefix: &str,
         channels: usize,
         kernel: usize,
     ) -> Result<Self> {
-        Ok(DepthwiseConv {
+        Ok(ConvPosEnc {
             weight: w.tensor(&format!("{prefix}.weight"), [channels, 1, kernel, kernel])?,
             bias: w.tensor(&format!("{prefix}.bias"), [channels])?,
             padding: kernel / 2,
         })
     }
 
-    /// `x`: `[batch, h·w, channels]` → the same shape.
+    /// `x + conv(x)`, `x`: `[batch, h·w, channels]` → the same shape.
     pub fn forward(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
-        kernels::depthwise_conv(x, h, w, &self.weight, &self.bias, self.padding)
+        kernels::conv_pos_enc(x, h, w, &self.weight, &self.bias, self.padding)
     }
 }
 
@@ -157,12 +166,15 @@ impl Mlp {
         Mlp { fc1, fc2 }
     }
 
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+    /// `residual + fc2(GELU(fc1(x)))`: every MLP of the model (DaViT's and BART's) feeds a
+    /// residual, which the CPU kernel adds while each block of rows is in cache.
+    pub fn forward_residual<const D: usize>(&self, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
         let (Some(b1), Some(b2)) = (&self.fc1.bias, &self.fc2.bias) else {
-            return self.fc2.forward(self.fc1.forward_gelu(x));
+            return residual + self.fc2.forward(self.fc1.forward_gelu(x));
         };
-        let mut dims = x.dims();
-        let d_in = dims[D - 1];
+        let dims = residual.dims();
+        let d_in = x.dims()[D - 1];
+        let d_out = dims[D - 1];
         let rows = x.shape().num_elements() / d_in.max(1);
         let y = kernels::mlp(
             x.reshape([rows, d_in]),
@@ -170,8 +182,8 @@ impl Mlp {
             b1,
             &self.fc2.weight_t,
             b2,
+            residual.reshape([rows, d_out]),
         );
-        dims[D - 1] = self.fc2.weight_t.dims()[1];
         y.reshape(dims)
     }
 }
@@ -179,4 +191,11 @@ impl Mlp {
 /// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]` tensors, causal or not.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
     kernels::attention(q, k, v, scale, causal)
+}
+
+/// `[b, 3·heads, …]` (a qkv projection's output, q, k and v one after the other) → the three
+/// `[b, heads, …]` parts, as views: a reshape of a permuted tensor would copy it.
+pub fn split_qkv(qkv: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let part = |i: usize| qkv.clone().slice(s![.., i * heads..(i + 1) * heads]);
+    (part(0), part(1), part(2))
 }

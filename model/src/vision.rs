@@ -7,11 +7,12 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::{Tensor, s};
+use burn::tensor::Tensor;
 
 use crate::config::VisionConfig;
 use crate::error::Result;
-use crate::nn::{Conv2d, DepthwiseConv, LayerNorm, Linear, Mlp, attention};
+use crate::kernels;
+use crate::nn::{Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp, attention, split_qkv};
 use crate::weights::Weights;
 
 /// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
@@ -144,9 +145,9 @@ fn to_image(x: Tensor<3>, h: usize, w: usize) -> Tensor<4> {
 /// Shared shape of both block kinds: depthwise conv + attention, depthwise conv + MLP, each
 /// with a residual; only the attention differs.
 struct BlockParts {
-    conv1: DepthwiseConv,
+    conv1: ConvPosEnc,
     norm1: LayerNorm,
-    conv2: DepthwiseConv,
+    conv2: ConvPosEnc,
     norm2: LayerNorm,
     ffn: Mlp,
 }
@@ -161,9 +162,9 @@ impl BlockParts {
         let dim = c.embed_dim[s];
         let hidden = c.mlp_hidden(s);
         Ok(BlockParts {
-            conv1: DepthwiseConv::load(w, &format!("{prefix}.conv1"), dim, 3)?,
+            conv1: ConvPosEnc::load(w, &format!("{prefix}.conv1"), dim, 3)?,
             norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim)?,
-            conv2: DepthwiseConv::load(w, &format!("{prefix}.conv2"), dim, 3)?,
+            conv2: ConvPosEnc::load(w, &format!("{prefix}.conv2"), dim, 3)?,
             norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim)?,
             ffn: Mlp::new(
                 Linear::load(w, &format!("{prefix}.ffn.fc1"), dim, hidden, true)?,
@@ -180,10 +181,10 @@ impl BlockParts {
         w: usize,
         attn: impl Fn(Tensor<3>, usize, usize) -> Tensor<3>,
     ) -> Tensor<3> {
-        let x = self.conv1.forward(x.clone(), h, w) + x;
+        let x = self.conv1.forward(x, h, w);
         let x = x.clone() + attn(self.norm1.forward(x), h, w);
-        let x = self.conv2.forward(x.clone(), h, w) + x;
-        x.clone() + self.ffn.forward(self.norm2.forward(x))
+        let x = self.conv2.forward(x, h, w);
+        self.ffn.forward_residual(self.norm2.forward(x.clone()), x)
     }
 }
 
@@ -227,45 +228,14 @@ impl SpatialBlock {
     }
 
     fn window_attention(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
-        let [b, _, c] = x.dims();
-        let ws = self.window;
-        let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
-        let mut x = x.reshape([b, h, w, c]);
-        if (hp, wp) != (h, w) {
-            x = x.pad(
-                [(0, 0), (0, hp - h), (0, wp - w), (0, 0)],
-                burn::tensor::ops::PadMode::Constant(0.0),
-            );
-        }
-        let (nh, nw) = (hp / ws, wp / ws);
-        let windows = x
-            .reshape([b, nh, ws, nw, ws, c])
-            .permute([0, 1, 3, 2, 4, 5])
-            .reshape([b * nh * nw, ws * ws, c]);
-        let n = b * nh * nw;
-        let t = ws * ws;
-        let heads = self.num_heads;
-        let hd = c / heads;
-        let qkv = self
-            .qkv
-            .forward(windows)
-            .reshape([n, t, 3 * heads, hd])
-            .permute([0, 2, 1, 3]);
-        let (q, k, v) = split_qkv(qkv, heads);
-        let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
-            .swap_dims(1, 2)
-            .reshape([n, t, c]);
-        let out = self.proj.forward(out);
-        let out = out
-            .reshape([b, nh, nw, ws, ws, c])
-            .permute([0, 1, 3, 2, 4, 5])
-            .reshape([b, hp, wp, c]);
-        let out = if (hp, wp) != (h, w) {
-            out.slice(s![.., 0..h, 0..w, ..])
-        } else {
-            out
-        };
-        out.reshape([b, h * w, c])
+        kernels::window_attention(
+            x,
+            [h, w],
+            self.window,
+            self.num_heads,
+            self.qkv.weights(),
+            self.proj.weights(),
+        )
     }
 }
 
@@ -321,11 +291,4 @@ impl ChannelBlock {
             .reshape([b, n, c]);
         self.proj.forward(out)
     }
-}
-
-/// `[b, 3·heads, …]` (the projection's output, q, k and v one after the other) → the three
-/// `[b, heads, …]` parts, as views: a reshape of a permuted tensor would copy it.
-fn split_qkv(qkv: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let part = |i: usize| qkv.clone().slice(s![.., i * heads..(i + 1) * heads]);
-    (part(0), part(1), part(2))
 }

@@ -178,6 +178,236 @@ pub fn attention(
     Some(out)
 }
 
+/// The sizes of [`window_attention`]'s input: `batch` pictures of `h × w` tokens of
+/// `channels` (= `heads` × head dimension), attended in `window × window` windows.
+#[derive(Clone, Copy)]
+pub struct WindowGrid {
+    pub batch: usize,
+    pub h: usize,
+    pub w: usize,
+    pub channels: usize,
+    pub window: usize,
+    pub heads: usize,
+}
+
+/// Scratch of one thread for [`attend_strip`]: a head's packed q, kᵀ and v, its scores and
+/// its output.
+struct WindowScratch {
+    q: Vec<f32>,
+    kt: Vec<f32>,
+    v: Vec<f32>,
+    scores: Vec<f32>,
+    tmp: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl WindowScratch {
+    fn new(g: &WindowGrid) -> Self {
+        let (d, t) = (g.channels / g.heads, g.window * g.window);
+        let (t4, t16, d16) = (pad(t, 4), pad(t, 16), pad(d, 16));
+        WindowScratch {
+            q: vec![0.0; t4 * d],
+            kt: vec![0.0; d * t16],
+            v: vec![0.0; t * d16],
+            scores: vec![0.0; t4 * t16],
+            tmp: vec![0.0; t4 * d16],
+            out: vec![0.0; t * d],
+        }
+    }
+}
+
+/// Checks `g` against the lengths of the picture's tokens in (`tokens_in` per token) and
+/// out; `false` for an empty grid.
+fn check_grid(g: &WindowGrid, tokens_in: usize, input: usize, out: usize) -> bool {
+    let n = g.h * g.w;
+    assert!(
+        g.heads > 0
+            && g.window > 0
+            && g.channels.is_multiple_of(g.heads)
+            && input == g.batch * n * tokens_in
+            && out == g.batch * n * g.channels,
+        "window attention shapes"
+    );
+    n > 0 && g.channels > 0
+}
+
+/// The attention of one strip of `window` token rows (the last strip may have fewer): `qkv`
+/// the strip's projections in raster order (`3·channels` per token), `padding` the projection
+/// of a padding token, `out` the strip's output rows.
+fn attend_strip(
+    qkv: &[f32],
+    padding: &[f32],
+    g: &WindowGrid,
+    scale: f32,
+    s: &mut WindowScratch,
+    out: &mut [f32],
+) {
+    let (w, c, ws, heads) = (g.w, g.channels, g.window, g.heads);
+    let (d, t, t16, d16) = (c / heads, ws * ws, pad(ws * ws, 16), pad(c / heads, 16));
+    let rows = out.len() / (w * c);
+    for x0 in (0..w).step_by(ws) {
+        // Token j of the window: its projection, or the padding's.
+        let source = |j: usize| {
+            let (y, x) = (j / ws, x0 + j % ws);
+            if y < rows && x < w {
+                &qkv[(y * w + x) * 3 * c..][..3 * c]
+            } else {
+                padding
+            }
+        };
+        for hi in 0..heads {
+            for j in 0..t {
+                let src = source(j);
+                let (q, k, v) = (
+                    &src[hi * d..][..d],
+                    &src[c + hi * d..][..d],
+                    &src[2 * c + hi * d..][..d],
+                );
+                for (dst, &x) in s.q[j * d..][..d].iter_mut().zip(q) {
+                    *dst = x * scale;
+                }
+                for (e, &x) in k.iter().enumerate() {
+                    s.kt[e * t16 + j] = x;
+                }
+                s.v[j * d16..][..d].copy_from_slice(v);
+            }
+            let head = PackedHead {
+                q: &s.q,
+                kt: &s.kt,
+                v: &s.v,
+                tq: t,
+                tk: t,
+                d,
+                dv: d,
+            };
+            attend_head(&head, false, &mut s.scores, &mut s.tmp, &mut s.out);
+            // The window's real tokens back to their places in the strip.
+            for j in 0..t {
+                let (y, x) = (j / ws, x0 + j % ws);
+                if y < rows && x < w {
+                    out[(y * w + x) * c + hi * d..][..d].copy_from_slice(&s.out[j * d..][..d]);
+                }
+            }
+        }
+    }
+}
+
+/// DaViT's window attention on tokens in raster order: `qkv` `[batch, h·w, 3·channels]` (the
+/// projection: q, k and v one after the other, each `heads × d`), attention inside each
+/// `window × window` window of the grid padded at the right and bottom with tokens whose
+/// projection is `padding` (`3·channels`: a zero token's, i.e. the bias), into `out`
+/// `[batch, h·w, channels]` in raster order, heads side by side. Each head's window is
+/// gathered while it is packed for [`attend_head`], so the tokens are never copied into
+/// window order and back. The strips of windows are spread over the pool.
+///
+/// # Panics
+/// When the slices do not fit the grid (the caller checks the tensors' shapes; a bug there).
+pub fn window_attention(qkv: &[f32], padding: &[f32], g: WindowGrid, scale: f32, out: &mut [f32]) {
+    let c = g.channels;
+    assert!(padding.len() == 3 * c, "window attention padding");
+    if !check_grid(&g, 3 * c, qkv.len(), out.len()) {
+        return;
+    }
+    let (n, strip) = (g.h * g.w, g.window * g.w);
+    for (qkv, out) in qkv.chunks_exact(n * 3 * c).zip(out.chunks_exact_mut(n * c)) {
+        for_each_chunk(
+            out,
+            strip * c,
+            || WindowScratch::new(&g),
+            |s, i, out| {
+                let qkv = &qkv[i * strip * 3 * c..][..out.len() * 3];
+                attend_strip(qkv, padding, &g, scale, s, out)
+            },
+        );
+    }
+}
+
+/// A linear layer's weights `[in, out]` and bias, for [`window_attention_fused`].
+#[derive(Clone, Copy)]
+pub struct LinearSlices<'a> {
+    pub weight: MatRef<'a>,
+    pub bias: Option<&'a [f32]>,
+}
+
+impl LinearSlices<'_> {
+    /// `rows` rows of the bias (zeros without one): an output the product is added to, as
+    /// the linear kernel starts its own.
+    fn start(&self, rows: usize) -> Vec<f32> {
+        match self.bias {
+            Some(b) => b.repeat(rows),
+            None => vec![0.0; rows * self.weight.cols],
+        }
+    }
+}
+
+/// [`window_attention`] with both projections done strip by strip: `x` `[batch, h·w,
+/// channels]` are the normed tokens, `out` gets `proj(attention(qkv(x)))`. A strip's
+/// projections and attention stay in the thread's scratch (a few MB, in cache) instead of
+/// the whole picture's (56 MB for DaViT-base's first stage, page-faulted in at every block);
+/// each strip's products run on its own thread, so this wants at least two strips per thread.
+///
+/// # Panics
+/// When the slices do not fit the grid (the caller checks the tensors' shapes; a bug there).
+pub fn window_attention_fused(
+    x: &[f32],
+    qkv: LinearSlices<'_>,
+    proj: LinearSlices<'_>,
+    g: WindowGrid,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let c = g.channels;
+    if !check_grid(&g, c, x.len(), out.len()) {
+        return;
+    }
+    let padding = qkv.start(1);
+    let (n, strip) = (g.h * g.w, g.window * g.w);
+    for (x, out) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
+        let tokens = MatRef {
+            data: x,
+            offset: 0,
+            rows: n,
+            cols: c,
+            row_stride: c,
+            col_stride: 1,
+        };
+        for_each_chunk(
+            out,
+            strip * c,
+            || (WindowScratch::new(&g), vec![0.0f32; strip * c]),
+            |(s, attended), i, out| {
+                let rows = out.len() / c;
+                let strip_tokens = MatRef {
+                    offset: i * strip * c,
+                    rows,
+                    ..tokens
+                };
+                let mut projected = qkv.start(rows);
+                matmul(&mut projected, strip_tokens, qkv.weight, 1.0, true, false);
+                let attended = &mut attended[..rows * c];
+                attend_strip(&projected, &padding, &g, scale, s, attended);
+                let attended = MatRef {
+                    data: attended,
+                    offset: 0,
+                    rows,
+                    cols: c,
+                    row_stride: c,
+                    col_stride: 1,
+                };
+                match proj.bias {
+                    Some(b) => {
+                        for row in out.chunks_exact_mut(c) {
+                            row.copy_from_slice(b);
+                        }
+                    }
+                    None => out.fill(0.0),
+                }
+                matmul(out, attended, proj.weight, 1.0, true, false);
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::backend::flex::FlexTensor;
@@ -258,6 +488,156 @@ mod tests {
                         "tq {tq} tk {tk} causal {causal}: [{i}] {a} vs {b}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn window_attention_matches_the_plain_formula() {
+        // Grids that the windows divide and that they do not (padded tokens take part).
+        for (batch, h, w, ws, heads, d) in
+            [(1, 4, 6, 2, 2, 3), (2, 5, 7, 3, 1, 4), (1, 2, 3, 4, 3, 2)]
+        {
+            let c = heads * d;
+            let qkv: Vec<f32> = (0..batch * h * w * 3 * c)
+                .map(|i| (((i * 29 + 7) % 83) as f32 - 41.0) * 0.04)
+                .collect();
+            let pad: Vec<f32> = (0..3 * c).map(|i| i as f32 * 0.05 - 0.3).collect();
+            let scale = (d as f32).powf(-0.5);
+            let grid = super::WindowGrid {
+                batch,
+                h,
+                w,
+                channels: c,
+                window: ws,
+                heads,
+            };
+            let mut out = vec![f32::NAN; batch * h * w * c];
+            super::window_attention(&qkv, &pad, grid, scale, &mut out);
+            for bi in 0..batch {
+                // Token (y, x)'s projection, or the padding's outside the grid.
+                let proj = |y: usize, x: usize| -> &[f32] {
+                    if y < h && x < w {
+                        &qkv[((bi * h + y) * w + x) * 3 * c..][..3 * c]
+                    } else {
+                        &pad
+                    }
+                };
+                for y in 0..h {
+                    for x in 0..w {
+                        let (wy, wx) = (y / ws * ws, x / ws * ws);
+                        let keys: Vec<(usize, usize)> =
+                            (0..ws * ws).map(|j| (wy + j / ws, wx + j % ws)).collect();
+                        for hi in 0..heads {
+                            let q = &proj(y, x)[hi * d..][..d];
+                            let s: Vec<f64> = keys
+                                .iter()
+                                .map(|&(ky, kx)| {
+                                    let k = &proj(ky, kx)[c + hi * d..][..d];
+                                    q.iter()
+                                        .zip(k)
+                                        .map(|(a, b)| *a as f64 * *b as f64)
+                                        .sum::<f64>()
+                                        * scale as f64
+                                })
+                                .collect();
+                            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+                            for e in 0..d {
+                                let want: f64 = keys
+                                    .iter()
+                                    .zip(&s)
+                                    .map(|(&(ky, kx), x)| {
+                                        (x - m).exp() / z * proj(ky, kx)[2 * c + hi * d + e] as f64
+                                    })
+                                    .sum();
+                                let got = out[((bi * h + y) * w + x) * c + hi * d + e];
+                                assert!(
+                                    (got as f64 - want).abs() < 1e-5,
+                                    "grid {h}x{w} window {ws}: ({y}, {x}) head {hi}: {got} vs {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_projections_match_the_unfused_path() {
+        use super::super::matmul::MatRef;
+        let (batch, h, w, ws, heads, d) = (2, 7, 5, 3, 2, 4);
+        let c = heads * d;
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 37 + seed) % 89) as f32 - 44.0) * 0.02)
+                .collect()
+        };
+        let x = values(batch * h * w * c, 1);
+        let (qkv_w, qkv_b) = (values(c * 3 * c, 2), values(3 * c, 3));
+        let (proj_w, proj_b) = (values(c * c, 4), values(c, 5));
+        // Row-major x · W + b in f64.
+        let linear = |x: &[f32], wt: &[f32], b: Option<&[f32]>, out_dim: usize| -> Vec<f32> {
+            let d_in = wt.len() / out_dim;
+            x.chunks_exact(d_in)
+                .flat_map(|row| {
+                    (0..out_dim).map(move |o| {
+                        let s: f64 = (0..d_in)
+                            .map(|i| row[i] as f64 * wt[i * out_dim + o] as f64)
+                            .sum();
+                        (s + b.map_or(0.0, |b| b[o] as f64)) as f32
+                    })
+                })
+                .collect()
+        };
+        let grid = super::WindowGrid {
+            batch,
+            h,
+            w,
+            channels: c,
+            window: ws,
+            heads,
+        };
+        let scale = (d as f32).powf(-0.5);
+        for with_bias in [true, false] {
+            let (qb, pb) = if with_bias {
+                (Some(&qkv_b[..]), Some(&proj_b[..]))
+            } else {
+                (None, None)
+            };
+            let projected = linear(&x, &qkv_w, qb, 3 * c);
+            let padding = qb.map_or(vec![0.0; 3 * c], |b| b.to_vec());
+            let mut attended = vec![0.0; x.len()];
+            super::window_attention(&projected, &padding, grid, scale, &mut attended);
+            let want = linear(&attended, &proj_w, pb, c);
+            fn weight(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
+                MatRef {
+                    data,
+                    offset: 0,
+                    rows,
+                    cols,
+                    row_stride: cols,
+                    col_stride: 1,
+                }
+            }
+            let mut got = vec![f32::NAN; x.len()];
+            super::window_attention_fused(
+                &x,
+                super::LinearSlices {
+                    weight: weight(&qkv_w, c, 3 * c),
+                    bias: qb,
+                },
+                super::LinearSlices {
+                    weight: weight(&proj_w, c, c),
+                    bias: pb,
+                },
+                grid,
+                scale,
+                &mut got,
+            );
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-5, "bias {with_bias}: [{i}] {a} vs {b}");
             }
         }
     }

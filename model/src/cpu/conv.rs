@@ -1,6 +1,7 @@
-//! Depthwise convolution on channels-last tokens (`[h·w, c]` per image), the layout DaViT's
-//! blocks work in: the channel loop is contiguous (it vectorises), and the block needs no
-//! transpose to `[c, h, w]` and back around each of its two position encodings.
+//! DaViT's convolutional position encoding, `x + depthwise_conv(x)`, on channels-last tokens
+//! (`[h·w, c]` per image), the layout its blocks work in: the channel loop is contiguous (it
+//! vectorises), the block needs no transpose to `[c, h, w]` and back around each of its two
+//! position encodings, and the residual is added while the output row is in cache.
 
 use super::kernels::multiversion;
 use super::parallel::for_each_chunk;
@@ -14,13 +15,15 @@ pub struct DepthwiseFilter {
     pub padding: usize,
 }
 
-/// `out[y, x, :] = bias + Σ taps[dy, dx, :] · x[y+dy-p, x+dx-p, :]` (stride 1, zero padding)
-/// for one image of `h × w` tokens of `c` channels; `out` has the same shape as `x`.
+/// `out[y, x, :] = (bias + Σ taps[dy, dx, :] · x[y+dy-p, x+dx-p, :]) + x[y, x, :]` (stride 1,
+/// zero padding) for one image of `h × w` tokens of `c` channels; `out` has the same shape as
+/// `x`. The residual is added last, so the values are those of the convolution followed by
+/// a separate addition.
 ///
 /// # Panics
 /// When the slices do not fit the sizes. The only caller (`cpu/mod.rs`) checks the tensors'
 /// shapes first and slices them to exactly these sizes, so that is a bug there.
-pub fn depthwise(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, out: &mut [f32]) {
+pub fn conv_pos_enc(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, out: &mut [f32]) {
     let c = f.bias.len();
     assert!(
         x.len() == h * w * c && out.len() == x.len() && f.taps.len() == f.k * f.k * c,
@@ -33,13 +36,13 @@ pub fn depthwise(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, out: &mut [
         out,
         w * c,
         || (),
-        |_, y, row| depthwise_row(x, h, w, f, y, row),
+        |_, y, row| conv_pos_enc_row(x, h, w, f, y, row),
     );
 }
 
 multiversion! {
-    /// Output row `y` of [`depthwise`].
-    fn depthwise_row(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, y: usize, row: &mut [f32]) {
+    /// Output row `y` of [`conv_pos_enc`].
+    fn conv_pos_enc_row(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, y: usize, row: &mut [f32]) {
         let c = f.bias.len();
         for px in row.chunks_exact_mut(c) {
             px.copy_from_slice(&f.bias);
@@ -64,6 +67,9 @@ multiversion! {
                 }
             }
         }
+        for (d, &s) in row.iter_mut().zip(&x[y * w * c..][..w * c]) {
+            *d += s;
+        }
     }
 }
 
@@ -71,7 +77,7 @@ multiversion! {
 mod tests {
     use super::*;
 
-    /// The plain formula on `[c, h, w]` (PyTorch's layout), for comparison.
+    /// The plain formula (`x + conv(x)`) on `[c, h, w]` (PyTorch's layout), for comparison.
     #[allow(clippy::too_many_arguments)]
     fn naive(
         x_chw: &[f32],
@@ -100,7 +106,7 @@ mod tests {
                             }
                         }
                     }
-                    out[(ch * h + y) * w + xx] = acc;
+                    out[(ch * h + y) * w + xx] = acc + x_chw[(ch * h + y) * w + xx];
                 }
             }
         }
@@ -137,7 +143,7 @@ mod tests {
                 padding: p,
             };
             let mut out = vec![f32::NAN; x.len()];
-            depthwise(&x, h, w, &f, &mut out);
+            conv_pos_enc(&x, h, w, &f, &mut out);
             for i in 0..out.len() {
                 let got = out[i];
                 let expected = want[(i % c) * h * w + i / c];

@@ -24,6 +24,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 use matmul::{MatRef, matmul};
 
+use crate::kernels::LinearRef;
+
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Switches these kernels on or off (off: burn's generic ops everywhere, as on wgpu; the
@@ -131,17 +133,11 @@ impl crate::kernels::Kernels for FlexKernels {
             }
             return Some(tensor(out, [rows, out_dim]));
         }
-        let mut out = vec![0.0f32; rows * out_dim];
-        let accumulate = match bias {
-            Some(b) => {
-                let bf = flex(b)?;
-                let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..out_dim];
-                for row in out.chunks_exact_mut(out_dim) {
-                    row.copy_from_slice(b);
-                }
-                true
-            }
-            None => false,
+        // The output starts as the bias (written once, not zeroed first), which the product
+        // is added to.
+        let (mut out, accumulate) = match bias {
+            Some(b) => (dense(&flex(b)?).repeat(rows), true),
+            None => (vec![0.0f32; rows * out_dim], false),
         };
         matmul(
             &mut out,
@@ -163,8 +159,9 @@ impl crate::kernels::Kernels for FlexKernels {
         Some(tensor(out, [rows, out_dim]))
     }
 
-    /// `fc2(GELU(fc1(x)))` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2` `[hidden, out]`, in
-    /// blocks of rows spread over the pool, each block's two products on its own thread.
+    /// `residual + fc2(GELU(fc1(x)))` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2`
+    /// `[hidden, out]`, `residual` `[rows, out]`, in blocks of rows spread over the pool, each
+    /// block's two products and its residual on its own thread.
     fn mlp(
         &self,
         x: &Tensor<2>,
@@ -172,11 +169,17 @@ impl crate::kernels::Kernels for FlexKernels {
         b1: &Tensor<1>,
         w2: &Tensor<2>,
         b2: &Tensor<1>,
+        residual: &Tensor<2>,
     ) -> Option<Tensor<2>> {
         let [rows, d_in] = x.dims();
         let [w1_in, hidden] = w1.dims();
         let [w2_in, d_out] = w2.dims();
-        if d_in != w1_in || w2_in != hidden || b1.dims() != [hidden] || b2.dims() != [d_out] {
+        if d_in != w1_in
+            || w2_in != hidden
+            || b1.dims() != [hidden]
+            || b2.dims() != [d_out]
+            || residual.dims() != [rows, d_out]
+        {
             return None;
         }
         // A decoder step's few rows go through the two linear layers (their gemv path).
@@ -184,10 +187,12 @@ impl crate::kernels::Kernels for FlexKernels {
             return None;
         }
         let (xf, w1f, b1f, w2f, b2f) = (flex(x)?, flex(w1)?, flex(b1)?, flex(w2)?, flex(b2)?);
-        let (b1, b2) = (dense(&b1f), dense(&b2f));
+        let rf = flex(residual)?;
+        let (b1, b2, residual) = (dense(&b1f), dense(&b2f), dense(&rf));
         let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
         let block_rows = mlp_rows(rows);
-        let mut out = vec![0.0f32; rows * d_out];
+        // The output starts as fc2's bias (written once, not zeroed first).
+        let mut out = b2.repeat(rows);
         parallel::for_each_chunk(
             &mut out,
             block_rows * d_out,
@@ -206,9 +211,6 @@ impl crate::kernels::Kernels for FlexKernels {
                 };
                 matmul(h, x_rows, w1v, 1.0, true, false);
                 kernels::gelu(h);
-                for row in out.chunks_exact_mut(d_out) {
-                    row.copy_from_slice(&b2);
-                }
                 let h_rows = MatRef {
                     data: h,
                     offset: 0,
@@ -218,9 +220,87 @@ impl crate::kernels::Kernels for FlexKernels {
                     col_stride: 1,
                 };
                 matmul(out, h_rows, w2v, 1.0, true, false);
+                // Added last, as a separate addition would: the same values.
+                let residual = &residual[first * d_out..][..out.len()];
+                for (o, &r) in out.iter_mut().zip(residual) {
+                    *o = r + *o;
+                }
             },
         );
         Some(tensor(out, [rows, d_out]))
+    }
+
+    /// DaViT's window attention: both projections on the tokens in raster order, the windows
+    /// gathered while the heads are packed ([`attention::window_attention`]); the tokens are
+    /// never copied into window order and back.
+    fn window_attention(
+        &self,
+        x: &Tensor<3>,
+        [h, w]: [usize; 2],
+        window: usize,
+        heads: usize,
+        qkv: LinearRef<'_>,
+        proj: LinearRef<'_>,
+    ) -> Option<Tensor<3>> {
+        let [batch, n, c] = x.dims();
+        let three_c = c.checked_mul(3)?;
+        if n != h * w
+            || window == 0
+            || heads == 0
+            || !c.is_multiple_of(heads)
+            || qkv.weight_t.dims() != [c, three_c]
+            || proj.weight_t.dims() != [c, c]
+        {
+            return None;
+        }
+        let grid = attention::WindowGrid {
+            batch,
+            h,
+            w,
+            channels: c,
+            window,
+            heads,
+        };
+        let scale = ((c / heads) as f64).powf(-0.5) as f32;
+        let xf = flex(x)?;
+        if batch * h.div_ceil(window) >= 2 * parallel::threads() {
+            // Enough strips of windows for every thread: each strip's products on its thread.
+            let (qkv_w, proj_w) = (flex(qkv.weight_t)?, flex(proj.weight_t)?);
+            let biases = [qkv.bias, proj.bias].map(|b| b.map(flex));
+            let [qkv_b, proj_b] = match biases {
+                [Some(None), _] | [_, Some(None)] => return None,
+                [q, p] => [q.flatten(), p.flatten()],
+            };
+            let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
+            let qkv = attention::LinearSlices {
+                weight: view(&qkv_w, 0, 0, 1),
+                bias: qkv_b.as_deref(),
+            };
+            let proj = attention::LinearSlices {
+                weight: view(&proj_w, 0, 0, 1),
+                bias: proj_b.as_deref(),
+            };
+            let mut out = vec![0.0f32; batch * n * c];
+            attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out);
+            return Some(tensor(out, [batch, n, c]));
+        }
+        let tokens = x.clone().reshape([batch * n, c]);
+        let projected = self.linear(&tokens, qkv.weight_t, qkv.bias, false)?;
+        let projected = flex(&projected)?;
+        // A padding token is zero, so its projection is the bias.
+        let pad = match qkv.bias {
+            Some(b) => dense(&flex(b)?).into_owned(),
+            None => vec![0.0; three_c],
+        };
+        let mut out = vec![0.0f32; batch * n * c];
+        attention::window_attention(&dense(&projected), &pad, grid, scale, &mut out);
+        let out = self.linear(
+            &tensor(out, [batch * n, c]),
+            proj.weight_t,
+            proj.bias,
+            false,
+        )?;
+        Some(out.reshape([batch, n, c]))
     }
 
     /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
@@ -280,9 +360,10 @@ impl crate::kernels::Kernels for FlexKernels {
         Some(tensor(out, [rows, dim]))
     }
 
-    /// Depthwise `k × k` convolution, stride 1, zero padding `padding`, of channels-last tokens
-    /// `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout) and `bias` `[c]`.
-    fn depthwise_conv(
+    /// `x + depthwise_conv(x)`: a `k × k` convolution, stride 1, zero padding `padding`, of
+    /// channels-last tokens `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout)
+    /// and `bias` `[c]`.
+    fn conv_pos_enc(
         &self,
         x: &Tensor<3>,
         h: usize,
@@ -318,7 +399,7 @@ impl crate::kernels::Kernels for FlexKernels {
         };
         let mut out = vec![0.0f32; b * n * c];
         for (xi, oi) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
-            conv::depthwise(xi, h, w, &filter, oi);
+            conv::conv_pos_enc(xi, h, w, &filter, oi);
         }
         Some(tensor(out, [b, n, c]))
     }
