@@ -220,10 +220,10 @@ impl crate::kernels::Kernels for FlexKernels {
                     col_stride: 1,
                 };
                 matmul(out, h_rows, w2v, 1.0, true, false);
-                // Added last, as a separate addition would: the same values.
+                // Added last, as a separate addition would (addition commutes): the same values.
                 let residual = &residual[first * d_out..][..out.len()];
                 for (o, &r) in out.iter_mut().zip(residual) {
-                    *o = r + *o;
+                    *o += r;
                 }
             },
         );
@@ -250,6 +250,8 @@ impl crate::kernels::Kernels for FlexKernels {
             || !c.is_multiple_of(heads)
             || qkv.weight_t.dims() != [c, three_c]
             || proj.weight_t.dims() != [c, c]
+            || qkv.bias.is_some_and(|b| b.dims() != [three_c])
+            || proj.bias.is_some_and(|b| b.dims() != [c])
         {
             return None;
         }
