@@ -271,6 +271,14 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             let model = load_model(&model, &device, backend.load_options())?;
             println!("load {:.2} s", start.elapsed().as_secs_f64());
             bench(&model, &image, task, new_tokens, runs, beams.into())?;
+            if matches!(backend, Backend::Cpu) {
+                // The product the model's layers are made of, on the same pool: the side
+                // of the machine's practical peak `cargo xtask bench model` takes from us.
+                println!(
+                    "sgemm 2048² {:.1} GFLOP/s",
+                    florence2_burn::cpu::sgemm_gflops(2048)
+                );
+            }
             Ok(true)
         }
         // Handled by `label::main` (its own exit codes).

@@ -115,6 +115,31 @@ pub fn matmul(
     }
 }
 
+/// GFLOP/s of an `n × n` by `n × n` product through [`matmul`] on the pool, the best of ten
+/// after a warm-up: this library's side of the machine's practical peak, which the benchmark
+/// sets against PyTorch's own.
+pub fn sgemm_gflops(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
+    let view = |data| MatRef {
+        data,
+        offset: 0,
+        rows: n,
+        cols: n,
+        row_stride: n,
+        col_stride: 1,
+    };
+    let mut out = vec![0.0f32; n * n];
+    let mut once = || {
+        let start = std::time::Instant::now();
+        matmul(&mut out, view(&a), view(&b), 1.0, false, true);
+        start.elapsed().as_secs_f64()
+    };
+    once();
+    let best = (0..10).map(|_| once()).fold(f64::INFINITY, f64::min);
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

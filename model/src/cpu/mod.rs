@@ -14,6 +14,7 @@ mod matmul;
 mod parallel;
 
 pub use allocator::keep_freed_memory;
+pub use matmul::sgemm_gflops;
 pub use parallel::{set_threads, threads};
 
 use std::sync::atomic::{AtomicBool, Ordering};
