@@ -78,6 +78,21 @@ pub trait Kernels: Sync {
         let _ = (x, h, w, weight, bias, padding);
         None
     }
+    /// DaViT's patch embedding convolution: `k × k`, `stride`, zero `padding`, from
+    /// channels-last tokens `x` `[b, h·w, c_in]` (`grid` = `[h, w]`) to channels-last tokens
+    /// `[b, ho·wo, c_out]`; `weight` `[c_out, c_in, k, k]`, `bias` `[c_out]`.
+    fn patch_conv(
+        &self,
+        x: &Tensor<3>,
+        grid: [usize; 2],
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        stride: usize,
+        padding: usize,
+    ) -> Option<Tensor<3>> {
+        let _ = (x, grid, weight, bias, stride, padding);
+        None
+    }
     /// DaViT's window attention on normed tokens `x` `[b, h·w, c]` (`grid` = `[h, w]`): the
     /// `qkv` projection, attention with `heads` heads inside non-overlapping `window × window`
     /// windows (the grid padded with zero tokens at the right and bottom, which take part),
@@ -236,6 +251,34 @@ pub fn conv_pos_enc(
         .flatten::<3>(2, 3)
         .swap_dims(1, 2)
         + x
+}
+
+/// [`Kernels::patch_conv`]; also returns the output grid `[ho, wo]`.
+pub fn patch_conv(
+    x: Tensor<3>,
+    grid: [usize; 2],
+    weight: &Tensor<4>,
+    bias: &Tensor<1>,
+    stride: usize,
+    padding: usize,
+) -> (Tensor<3>, [usize; 2]) {
+    let [_, _, k, _] = weight.dims();
+    // As PyTorch sizes the output (the specialised sets refuse grids without one).
+    let side = |n: usize| (n + 2 * padding).saturating_sub(k) / stride.max(1) + 1;
+    if let Some(y) = SPECIALISED
+        .iter()
+        .find_map(|set| set.patch_conv(&x, grid, weight, bias, stride, padding))
+    {
+        return (y, grid.map(side));
+    }
+    // Channels-last tokens → [b, c, h, w] for burn's conv, and back.
+    let [b, _, c] = x.dims();
+    let [h, w] = grid;
+    let image = x.swap_dims(1, 2).reshape([b, c, h, w]);
+    let options = ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1);
+    let y = burn::tensor::module::conv2d(image, weight.clone(), Some(bias.clone()), options);
+    let [_, _, ho, wo] = y.dims();
+    (y.flatten::<3>(2, 3).swap_dims(1, 2), [ho, wo])
 }
 
 pub fn mlp(

@@ -3,8 +3,6 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, s};
 
 use crate::config::LAYER_NORM_EPS;
@@ -93,7 +91,8 @@ impl LayerNorm {
 pub struct Conv2d {
     weight: Tensor<4>,
     bias: Tensor<1>,
-    options: ConvOptions<2>,
+    stride: usize,
+    padding: usize,
 }
 
 impl Conv2d {
@@ -109,18 +108,15 @@ impl Conv2d {
         Ok(Conv2d {
             weight: w.tensor(&format!("{prefix}.weight"), [c_out, c_in, kernel, kernel])?,
             bias: w.tensor(&format!("{prefix}.bias"), [c_out])?,
-            options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1),
+            stride,
+            padding,
         })
     }
 
-    /// `x`: `[batch, c_in, h, w]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
-            x,
-            self.weight.clone(),
-            Some(self.bias.clone()),
-            self.options.clone(),
-        )
+    /// Channels-last tokens `x` `[batch, h·w, c_in]` on the grid `[h, w]` → tokens
+    /// `[batch, ho·wo, c_out]` and their grid `[ho, wo]`.
+    pub fn forward(&self, x: Tensor<3>, grid: [usize; 2]) -> (Tensor<3>, [usize; 2]) {
+        kernels::patch_conv(x, grid, &self.weight, &self.bias, self.stride, self.padding)
     }
 }
 

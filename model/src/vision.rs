@@ -48,16 +48,19 @@ impl DaVit {
 
     /// `pixel_values` `[batch, 3, H, W]` → last stage features `[batch, C, H/32, W/32]`.
     pub fn forward(&self, pixel_values: Tensor<4>, mut record: Recorder<'_>) -> Tensor<4> {
-        let mut x = pixel_values;
+        // Channels-last tokens from the pixels to the last block (the patch embeddings
+        // included); images, as the goldens have them, only for the recorder and the output.
+        let [_, _, h, w] = pixel_values.dims();
+        let (mut tokens, mut grid) = (to_tokens(pixel_values), [h, w]);
         for (s, stage) in self.stages.iter().enumerate() {
-            x = stage.conv_embed.forward(x);
+            (tokens, grid) = stage.conv_embed.forward(tokens, grid);
+            let [h, w] = grid;
             if let Some(r) = record.as_mut() {
-                r(format!("vision.stage{s}.conv_embed"), &x);
+                r(
+                    format!("vision.stage{s}.conv_embed"),
+                    &to_image(tokens.clone(), h, w),
+                );
             }
-            // The blocks work on channels-last tokens; the recorder sees images, as the
-            // goldens have them.
-            let [_, _, h, w] = x.dims();
-            let mut tokens = to_tokens(x);
             for (b, (spatial, channel)) in stage.blocks.iter().enumerate() {
                 tokens = spatial.forward(tokens, h, w);
                 if let Some(r) = record.as_mut() {
@@ -74,9 +77,8 @@ impl DaVit {
                     );
                 }
             }
-            x = to_image(tokens, h, w);
         }
-        x
+        to_image(tokens, grid[0], grid[1])
     }
 }
 
@@ -117,16 +119,14 @@ impl ConvEmbed {
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let channels_norm = |x: Tensor<4>| {
-            self.norm
-                .forward(x.permute([0, 2, 3, 1]))
-                .permute([0, 3, 1, 2])
-        };
+    /// Tokens `[b, h·w, c_in]` on `grid` → tokens `[b, ho·wo, c_out]` and their grid; the
+    /// LayerNorm normalises each token's channels, in the tokens' own layout.
+    fn forward(&self, x: Tensor<3>, grid: [usize; 2]) -> (Tensor<3>, [usize; 2]) {
         if self.pre_norm {
-            self.conv.forward(channels_norm(x))
+            self.conv.forward(self.norm.forward(x), grid)
         } else {
-            channels_norm(self.conv.forward(x))
+            let (y, grid) = self.conv.forward(x, grid);
+            (self.norm.forward(y), grid)
         }
     }
 }

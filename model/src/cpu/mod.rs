@@ -12,6 +12,7 @@ mod gemv;
 mod kernels;
 mod matmul;
 mod parallel;
+mod patch_conv;
 
 pub use allocator::keep_freed_memory;
 pub use matmul::sgemm_gflops;
@@ -405,6 +406,46 @@ impl crate::kernels::Kernels for FlexKernels {
             conv::conv_pos_enc(xi, h, w, &filter, oi);
         }
         Some(tensor(out, [b, n, c]))
+    }
+
+    /// DaViT's patch embedding ([`patch_conv::patch_conv`]): channels-last tokens in and
+    /// out, the filters reordered tap-major (`[c_out, k·k·c_in]`) so that a patch is `k·k`
+    /// contiguous runs of the input's channels.
+    fn patch_conv(
+        &self,
+        x: &Tensor<3>,
+        [h, w]: [usize; 2],
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        stride: usize,
+        padding: usize,
+    ) -> Option<Tensor<3>> {
+        let (xf, wf, bf) = (flex(x)?, flex(weight)?, flex(bias)?);
+        let [batch, n, c_in] = x.dims();
+        let [c_out, w_in, k, k2] = weight.dims();
+        let g = patch_conv::PatchGeometry {
+            h,
+            w,
+            c_in,
+            k,
+            stride,
+            padding,
+        };
+        let [ho, wo] = g.out_grid()?;
+        if n != h * w || w_in != c_in || k != k2 || bias.dims() != [c_out] {
+            return None;
+        }
+        let wt = dense(&wf);
+        let taps = k * k;
+        let filters: Vec<f32> = (0..c_out * taps * c_in)
+            .map(|i| {
+                let (co, j) = (i / (taps * c_in), i % (taps * c_in));
+                wt[(co * c_in + j % c_in) * taps + j / c_in]
+            })
+            .collect();
+        let mut out = vec![0.0f32; batch * ho * wo * c_out];
+        patch_conv::patch_conv(&dense(&xf), batch, g, &filters, &dense(&bf), &mut out);
+        Some(tensor(out, [batch, ho * wo, c_out]))
     }
 
     /// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
