@@ -16,6 +16,15 @@ const TRANSPOSED_BLOCK: usize = 128;
 /// in L1 while the task streams its weights.
 const MATRIX_ACC: usize = 4096;
 
+/// The output columns `first..first + width` one task computes, into accumulators whose
+/// rows are `stride` floats apart.
+#[derive(Clone, Copy)]
+struct Columns {
+    first: usize,
+    width: usize,
+    stride: usize,
+}
+
 /// Up to this many rows take these kernels (beams; a prompt's rows go to `gemm`).
 pub const MAX_ROWS: usize = 8;
 
@@ -53,11 +62,11 @@ pub fn rows_times_matrix(
         "rows_times_matrix shapes"
     );
     let block = matrix_block_width(m, n);
-    by_column_blocks(m, n, block, out, |j0, width, acc| {
-        matrix_block(x, m, w, ldw, j0, width, block, acc);
+    by_column_blocks(m, n, block, out, |cols, acc| {
+        matrix_block(x, m, w, ldw, cols, acc);
         if let Some(b) = bias {
             for row in acc.chunks_exact_mut(block) {
-                for (a, &b) in row[..width].iter_mut().zip(&b[j0..]) {
+                for (a, &b) in row[..cols.width].iter_mut().zip(&b[cols.first..]) {
                     *a += b;
                 }
             }
@@ -75,19 +84,19 @@ pub fn rows_times_transposed(x: &[f32], m: usize, e: &[f32], n: usize, out: &mut
         x.len() == m * d && e.len() == n * d && out.len() == m * n,
         "rows_times_transposed shapes"
     );
-    by_column_blocks(m, n, TRANSPOSED_BLOCK, out, |j0, width, acc| {
-        transposed_block(x, m, d, e, j0, width, TRANSPOSED_BLOCK, acc)
+    by_column_blocks(m, n, TRANSPOSED_BLOCK, out, |cols, acc| {
+        transposed_block(x, m, d, e, cols, acc)
     });
 }
 
-/// Runs `task(first column, width, acc)` for each block of `block` columns over the pool;
+/// Runs `task(columns, acc)` for each block of `block` columns over the pool;
 /// `acc` is `[m × block]` (row `r` at `r·block`), copied into `out` afterwards.
 fn by_column_blocks(
     m: usize,
     n: usize,
     block: usize,
     out: &mut [f32],
-    task: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+    task: impl Fn(Columns, &mut [f32]) + Sync + Send,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -99,8 +108,16 @@ fn by_column_blocks(
         m * block,
         || (),
         |_, b, acc| {
-            let j0 = b * block;
-            task(j0, block.min(n - j0), acc)
+            let first = b * block;
+            let width = block.min(n - first);
+            task(
+                Columns {
+                    first,
+                    width,
+                    stride: block,
+                },
+                acc,
+            )
         },
     );
     for (b, acc) in parts.chunks_exact(m * block).enumerate() {
@@ -113,9 +130,10 @@ fn by_column_blocks(
 }
 
 multiversion! {
-    /// Columns `j0..j0+width` of `x · w` into `acc` (`[m × stride]`), four weight rows at a
+    /// Columns `cols` of `x · w` into `acc` (`[m × cols.stride]`), four weight rows at a
     /// time (one pass over `acc` per four rows).
-    fn matrix_block(x: &[f32], m: usize, w: &[f32], ldw: usize, j0: usize, width: usize, stride: usize, acc: &mut [f32]) {
+    fn matrix_block(x: &[f32], m: usize, w: &[f32], ldw: usize, cols: Columns, acc: &mut [f32]) {
+        let Columns { first: j0, width, stride } = cols;
         let k = x.len() / m;
         acc.fill(0.0);
         let mut p = 0;
@@ -143,9 +161,10 @@ multiversion! {
 }
 
 multiversion! {
-    /// Columns `j0..j0+width` of `x · eᵀ` into `acc` (`[m × stride]`): one dot product per
+    /// Columns `cols` of `x · eᵀ` into `acc` (`[m × cols.stride]`): one dot product per
     /// output, in 8 lanes.
-    fn transposed_block(x: &[f32], m: usize, d: usize, e: &[f32], j0: usize, width: usize, stride: usize, acc: &mut [f32]) {
+    fn transposed_block(x: &[f32], m: usize, d: usize, e: &[f32], cols: Columns, acc: &mut [f32]) {
+        let Columns { first: j0, width, stride } = cols;
         for j in 0..width {
             let row = &e[(j0 + j) * d..][..d];
             for r in 0..m {
