@@ -89,14 +89,7 @@ struct Figures {
 
 /// Reads the lines both `florence2 bench` and `bench_torch.py` print.
 fn figures(text: &str, new_tokens: usize) -> Result<Figures> {
-    let ms = |key: &str| -> Result<f64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|v| v / 1e3)
-            .ok_or_else(|| format!("no `{key}` line in:\n{text}"))
-    };
+    let ms = |key: &str| number_after(text, key).map(|v| v / 1e3);
     Ok(Figures {
         vision: ms("vision ")?,
         encoder: ms("encoder ")?,
@@ -104,6 +97,15 @@ fn figures(text: &str, new_tokens: usize) -> Result<Figures> {
         total: ms("total ")?,
         rss: ms("peak RSS ")? * 1e3,
     })
+}
+
+/// The number after `key` at the start of one of `text`'s lines.
+fn number_after(text: &str, key: &str) -> Result<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| format!("no `{key}` line in:\n{text}"))
 }
 
 /// The middle value; of an even count, the mean of the middle two.
@@ -216,11 +218,7 @@ impl Peak {
 
 /// The `sgemm 2048² … GFLOP/s` line `florence2 bench` prints after its figures.
 fn our_sgemm(text: &str) -> Result<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("sgemm 2048² "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .ok_or_else(|| format!("no `sgemm 2048²` line in:\n{text}"))
+    number_after(text, "sgemm 2048² ")
 }
 
 /// GFLOP/s of a 2048² f32 product in PyTorch on `threads` threads.

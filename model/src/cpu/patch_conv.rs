@@ -44,8 +44,9 @@ const SCRATCH: usize = 1 << 18;
 /// filter tap-major: PyTorch's `[c_out, c_in, k, k]` reordered).
 ///
 /// # Panics
-/// When the slices do not fit the geometry. The only caller (`cpu/mod.rs`) checks the
-/// tensors' shapes first and builds the slices from them, so that is a bug there.
+/// When the geometry has no output or the slices do not fit it. The only caller
+/// (`cpu/mod.rs`) checks the tensors' shapes first and builds the slices from them, so that
+/// is a bug there.
 pub fn patch_conv(
     x: &[f32],
     batch: usize,
@@ -54,6 +55,8 @@ pub fn patch_conv(
     bias: &[f32],
     out: &mut [f32],
 ) {
+    // The one caller sizes `out` from this same grid, after `out_grid()?` refused geometries
+    // without an output, so this cannot fail there.
     let [ho, wo] = g.out_grid().expect("patch_conv geometry");
     let (c_out, len) = (bias.len(), g.patch_len());
     assert!(
