@@ -134,6 +134,7 @@ impl LocalModel {
         };
         let model =
             Florence2::load_with(files, &device, options).map_err(|e| js_error(from_load(e)))?;
+        // f32 on every adapter: f16 weights alone change ids of the tiny goldens (pkg/README.md).
         let info = serde_json::to_string(&Info {
             dtype: "f32",
             parameters: model.parameters(),
