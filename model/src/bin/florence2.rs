@@ -190,7 +190,8 @@ fn main() -> ExitCode {
         }
         return label::main(cli.command);
     }
-    match execute(cli.command, cli.backend) {
+    let backend = cli.backend;
+    match florence2_burn::cpu::on_pool(|| execute(cli.command, backend)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

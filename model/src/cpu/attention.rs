@@ -9,7 +9,7 @@ use burn::backend::flex::FlexTensor;
 use super::gemv::MAX_ROWS;
 use super::kernels::{PackedHead, attend_head, attend_query, pad, softmax_rows};
 use super::matmul::{MatRef, matmul};
-use super::parallel::for_each_chunk;
+use super::parallel::{for_each_chunk, for_each_chunk_sized};
 
 /// Rank-4 view `[b, h, t, d]` of a flex tensor.
 struct View4<'a> {
@@ -76,7 +76,8 @@ pub fn attention(
     let head_of = |index: usize| (index / h, index % h);
     if tq <= MAX_ROWS && k.strides[3] == 1 && v.strides[3] == 1 {
         // A few queries (a decoder step): keys and values read where they are.
-        for_each_chunk(
+        for_each_chunk_sized(
+            b * h * tq * tk * (d + dv),
             &mut out,
             tq * dv,
             || (vec![0.0f32; d], vec![0.0f32; tk]),

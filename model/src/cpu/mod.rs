@@ -16,7 +16,7 @@ mod patch_conv;
 
 pub use allocator::keep_freed_memory;
 pub use matmul::sgemm_gflops;
-pub use parallel::{set_threads, threads};
+pub use parallel::{on_pool, set_threads, threads};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

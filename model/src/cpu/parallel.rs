@@ -5,18 +5,46 @@
 
 /// Products smaller than this many multiply-adds stay on one thread: handing out the work
 /// costs more than it saves (a decoder step's 768×768 product is 0.6 M).
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use rayon::prelude::*;
 
+    /// Stack of the pool's threads, which run whole model passes (see [`on_pool`]): as
+    /// deep as the main thread's the CLI used to run them on.
+    const POOL_STACK_BYTES: usize = 16 << 20;
+
+    /// Whether the global pool is the one built here (with [`POOL_STACK_BYTES`]), not
+    /// one rayon built by itself on a first parallel call.
+    static POOL_BUILT_HERE: AtomicBool = AtomicBool::new(false);
+
+    fn build(n: Option<usize>) -> Result<(), String> {
+        let mut builder = rayon::ThreadPoolBuilder::new().stack_size(POOL_STACK_BYTES);
+        if let Some(n) = n {
+            builder = builder.num_threads(n);
+        }
+        builder.build_global().map_err(|e| e.to_string())?;
+        POOL_BUILT_HERE.store(true, Ordering::Release);
+        Ok(())
+    }
+
     pub fn set_threads(n: usize) -> Result<(), String> {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| e.to_string())
+        build(Some(n))
+    }
+
+    pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        if rayon::current_thread_index().is_some() {
+            return f();
+        }
+        if POOL_BUILT_HERE.load(Ordering::Acquire) || build(None).is_ok() {
+            rayon::scope(|_| f())
+        } else {
+            // A pool of rayon's own making: its threads' stacks may be too small.
+            f()
+        }
     }
 
     pub fn threads() -> usize {
@@ -66,6 +94,10 @@ mod imp {
         1
     }
 
+    pub fn on_pool<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
     pub fn for_each_chunk<T, S>(
         data: &mut [T],
         chunk: usize,
@@ -92,6 +124,15 @@ pub fn set_threads(n: usize) -> Result<(), String> {
     imp::set_threads(n)
 }
 
+/// Runs `f` (a whole model pass) on one of the pool's threads, building the pool first if
+/// nothing has. A kernel called from outside the pool hands its work to the pool and sleeps
+/// until it is done: each of a decoder step's ~60 dispatches then woke two threads, and a
+/// caption ran ~500 context switches a token. From a pool thread, the caller takes its
+/// share of the work itself.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    imp::on_pool(f)
+}
+
 /// The pool's size.
 pub fn threads() -> usize {
     imp::threads()
@@ -105,6 +146,26 @@ pub fn for_each_chunk<T: Send, S>(
     init: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
 ) {
+    imp::for_each_chunk(data, chunk.max(1), init, f)
+}
+
+/// [`for_each_chunk`] for work of about `macs` multiply-adds in all: below
+/// `PARALLEL_MIN_MACS` the chunks run in order on the calling thread, where waking the pool
+/// would cost more than the work (a decoder step's self-attention over a few tokens).
+pub fn for_each_chunk_sized<T: Send, S>(
+    macs: usize,
+    data: &mut [T],
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
+) {
+    if macs < PARALLEL_MIN_MACS {
+        let mut state = init();
+        for (i, c) in data.chunks_mut(chunk.max(1)).enumerate() {
+            f(&mut state, i, c);
+        }
+        return;
+    }
     imp::for_each_chunk(data, chunk.max(1), init, f)
 }
 

@@ -34,7 +34,7 @@ pub fn run(
     model: &Florence2,
     pictures: &PictureCache,
     job: Job,
-    stop: &dyn Fn() -> bool,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Answered> {
     // The same limits as the JS client's preparation: typed IMAGE_DECODE / IMAGE_TOO_LARGE /
     // IMAGE_TOO_SMALL before any large allocation.

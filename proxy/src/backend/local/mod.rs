@@ -109,7 +109,11 @@ impl LocalBackend {
         let pictures = Arc::clone(&self.pictures);
         let pending = self
             .queue
-            .submit(move |model, stop| answer::run(model, &pictures, job, stop))
+            .submit(move |model, stop| {
+                // On a thread of the kernels' pool, so that the model's parallel steps are
+                // shared with it rather than handed to the pool from outside.
+                florence2_burn::cpu::on_pool(|| answer::run(model, &pictures, job, stop))
+            })
             .map_err(|full| {
                 Error::new(
                     ErrorCode::RateLimited,

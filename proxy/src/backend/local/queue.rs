@@ -20,7 +20,7 @@ const RUNNER_STACK_BYTES: usize = 16 << 20;
 /// A piece of work for a runner: gets the shared context and the stop question, and answers
 /// how to deliver its outcome (done after the runner counts itself free, so that whoever gets
 /// the answer sees the queue as it is).
-type Work<C> = Box<dyn FnOnce(&C, &dyn Fn() -> bool) -> Deliver + Send>;
+type Work<C> = Box<dyn FnOnce(&C, &(dyn Fn() -> bool + Sync)) -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
 
 /// A line of work for `threads` runners sharing the context `C` (the loaded model).
@@ -152,7 +152,7 @@ impl<C: Send + Sync + 'static> WorkQueue<C> {
     pub fn submit<T, F>(&self, work: F) -> Result<Pending<T, C>, Full>
     where
         T: Send + 'static,
-        F: FnOnce(&C, &dyn Fn() -> bool) -> T + Send + 'static,
+        F: FnOnce(&C, &(dyn Fn() -> bool + Sync)) -> T + Send + 'static,
     {
         let shared = &self.shared;
         let mut line = lock(&shared.line);
@@ -169,23 +169,25 @@ impl<C: Send + Sync + 'static> WorkQueue<C> {
         let queued_at = Instant::now();
         let ticket = line.next_ticket;
         line.next_ticket += 1;
-        let job: Work<C> = Box::new(move |context: &C, should_stop: &dyn Fn() -> bool| {
-            let started = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| work(context, should_stop)));
-            let ran = Ran {
-                queued_behind,
-                wait: started - queued_at,
-                run: started.elapsed(),
-            };
-            let outcome = match outcome {
-                Ok(answer) => Ok((answer, ran)),
-                Err(panic) => Err(Lost::Panicked(panic_message(&panic))),
-            };
-            Box::new(move || {
-                // The receiver is gone when the client went away: nobody to tell.
-                let _ = reply.send(outcome);
-            }) as Deliver
-        });
+        let job: Work<C> = Box::new(
+            move |context: &C, should_stop: &(dyn Fn() -> bool + Sync)| {
+                let started = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(|| work(context, should_stop)));
+                let ran = Ran {
+                    queued_behind,
+                    wait: started - queued_at,
+                    run: started.elapsed(),
+                };
+                let outcome = match outcome {
+                    Ok(answer) => Ok((answer, ran)),
+                    Err(panic) => Err(Lost::Panicked(panic_message(&panic))),
+                };
+                Box::new(move || {
+                    // The receiver is gone when the client went away: nobody to tell.
+                    let _ = reply.send(outcome);
+                }) as Deliver
+            },
+        );
         line.waiting.push_back(Queued {
             ticket,
             stop: stop.clone(),
