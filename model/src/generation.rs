@@ -143,6 +143,40 @@ impl Search {
         Ok(())
     }
 
+    /// For a greedy search not yet done: the tokens its next step cannot choose (see
+    /// [`Search::push_greedy_candidates`]). `None` for beam search, which needs every logit.
+    pub fn greedy_banned(&self) -> Option<Vec<u32>> {
+        match &self.state {
+            State::Greedy {
+                sequence,
+                done: false,
+            } => Some(banned_tokens(&self.cfg, sequence)),
+            _ => None,
+        }
+    }
+
+    /// A greedy step given only the logits of `candidates` (the others count as −∞): when
+    /// the list holds every token not in [`Search::greedy_banned`] whose logit can be the
+    /// largest (ties included), the step chooses what [`Search::push_logits`] would.
+    pub fn push_greedy_candidates(&mut self, candidates: &[(u32, f32)]) -> Result<()> {
+        if self.greedy_banned().is_none() {
+            return Err(Error::Input(
+                "candidate logits are for a greedy search still running".into(),
+            ));
+        }
+        let mut logits = vec![f32::NEG_INFINITY; self.vocab];
+        for &(token, logit) in candidates {
+            let Some(slot) = logits.get_mut(token as usize) else {
+                return Err(Error::Input(format!(
+                    "candidate token {token} is outside the vocabulary ({})",
+                    self.vocab
+                )));
+            };
+            *slot = logit;
+        }
+        self.push_logits(&logits)
+    }
+
     /// The generated ids, starting with the decoder start token (as `generate` returns them).
     pub fn best(&self) -> Vec<u32> {
         match &self.state {
@@ -274,16 +308,8 @@ impl Beams {
 /// `sequence` is the hypothesis so far (decoder start token included).
 fn process(cfg: &GenerationConfig, max_length: usize, sequence: &[u32], scores: &mut [f32]) {
     let cur_len = sequence.len();
-    if cfg.no_repeat_ngram_size > 0 {
-        for token in banned_ngram_tokens(sequence, cfg.no_repeat_ngram_size) {
-            scores[token as usize] = f32::NEG_INFINITY;
-        }
-    }
-    if let Some(eos) = cfg.eos_token_id
-        && cfg.min_new_tokens > 0
-        && cur_len - 1 < cfg.min_new_tokens
-    {
-        scores[eos as usize] = f32::NEG_INFINITY;
+    for token in banned_tokens(cfg, sequence) {
+        scores[token as usize] = f32::NEG_INFINITY;
     }
     if let Some(bos) = cfg.forced_bos_token_id
         && cur_len == 1
@@ -295,6 +321,23 @@ fn process(cfg: &GenerationConfig, max_length: usize, sequence: &[u32], scores: 
     {
         force(scores, eos);
     }
+}
+
+/// The tokens the processors set to −∞ after `sequence` (before any forced token): repeated
+/// n-grams, and the end of sequence while too few tokens are new.
+fn banned_tokens(cfg: &GenerationConfig, sequence: &[u32]) -> Vec<u32> {
+    let mut banned = if cfg.no_repeat_ngram_size > 0 {
+        banned_ngram_tokens(sequence, cfg.no_repeat_ngram_size)
+    } else {
+        Vec::new()
+    };
+    if let Some(eos) = cfg.eos_token_id
+        && cfg.min_new_tokens > 0
+        && sequence.len() - 1 < cfg.min_new_tokens
+    {
+        banned.push(eos);
+    }
+    banned
 }
 
 fn force(scores: &mut [f32], token: u32) {

@@ -14,9 +14,36 @@ pub struct LinearRef<'a> {
     pub bias: Option<&'a Tensor<1>>,
 }
 
+/// The `[vocab, d]` token matrix (embedding and tied `lm_head`) kept by a kernel set in its
+/// own form ([`Kernels::token_matrix`]).
+pub trait TokenMatrix: Send + Sync {
+    /// The rows `ids` (each `< vocab`), in order: `[ids.len(), d]`.
+    fn select(&self, ids: &[u32]) -> Tensor<2>;
+    /// `x · Mᵀ`: `[n, d]` → `[n, vocab]`.
+    fn matmul_transposed(&self, x: &Tensor<2>) -> Tensor<2>;
+    /// For one row `x` (`d` values): the tokens not in `banned` that can hold the largest
+    /// logit, each with its exact logit (all tied ones included), or `None` to be asked for
+    /// the full product instead.
+    fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
+        let _ = (x, banned);
+        None
+    }
+}
+
 /// Kernels for some tensors (a device, a dtype): `None` means "not mine", and is what a set
 /// answers for the operations it does not implement.
 pub trait Kernels: Sync {
+    /// Takes the token matrix (`values`, `shape` `[vocab, d]`, row-major) to keep in its own
+    /// form for `device`, or hands `values` back (`Err`) to be kept as tensors.
+    fn token_matrix(
+        &self,
+        values: Vec<f32>,
+        shape: [usize; 2],
+        device: &Device,
+    ) -> Result<Box<dyn TokenMatrix>, Vec<f32>> {
+        let _ = (shape, device);
+        Err(values)
+    }
     /// Whether the `[vocab, d]` token matrix should be stored transposed (`[d, vocab]`) on
     /// `device`, so that `lm_head` is a plain [`linear`](Self::linear) rather than a
     /// [`matmul_transposed`](Self::matmul_transposed).
@@ -132,6 +159,21 @@ const SPECIALISED: &[&dyn Kernels] = &[
     #[cfg(feature = "wgpu")]
     &crate::gpu::CubeKernels,
 ];
+
+/// The token matrix in the form of the first set that takes it, or `values` back.
+pub fn token_matrix(
+    mut values: Vec<f32>,
+    shape: [usize; 2],
+    device: &Device,
+) -> Result<Box<dyn TokenMatrix>, Vec<f32>> {
+    for set in SPECIALISED {
+        match set.token_matrix(values, shape, device) {
+            Ok(kept) => return Ok(kept),
+            Err(back) => values = back,
+        }
+    }
+    Err(values)
+}
 
 pub fn vocab_by_columns(device: &Device) -> bool {
     SPECIALISED

@@ -250,9 +250,20 @@ impl Florence2Model {
         self.decoder.forward(embeds, cache, record)
     }
 
+    /// Whether greedy steps compute only the logits that can win ([`Decoding::step`]): the
+    /// token matrix is in a form that screens them (the CPU's).
+    pub fn screens_greedy_steps(&self) -> bool {
+        self.head().screens()
+    }
+
+    /// The `[vocab, d]` matrix of `lm_head`: its own, or the tied embedding.
+    fn head(&self) -> &VocabMatrix {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
     /// `lm_head`: hidden states `[rows, t, d]` → logits `[rows, t, vocab]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        let head = self.head();
         let [rows, t, d] = hidden.dims();
         let x: Tensor<2> = hidden.reshape([rows * t, d]);
         head.matmul_transposed(x).reshape([rows, t, head.rows()])
@@ -286,11 +297,14 @@ impl Florence2Model {
             if stop() {
                 return Err(Error::Cancelled);
             }
-            let logits = values(decoding.forward()?)?;
-            if let Some(f) = on_logits.as_mut() {
-                f(&logits);
+            match on_logits.as_mut() {
+                Some(f) => {
+                    let logits = values(decoding.forward()?)?;
+                    f(&logits);
+                    decoding.push_logits(&logits)?;
+                }
+                None => decoding.step()?,
             }
-            decoding.push_logits(&logits)?;
         }
         Ok(decoding.ids())
     }
@@ -334,15 +348,32 @@ impl Decoding<'_> {
     /// Runs the decoder on the search's next input: the step's logits `[rows, vocab]`, still
     /// on the device.
     pub fn forward(&mut self) -> Result<Tensor<2>> {
+        let hidden = self.hidden()?;
+        Ok(self.logits(hidden))
+    }
+
+    /// The decoder's last hidden state for the search's next input, `[rows, 1, d]`.
+    fn hidden(&mut self) -> Result<Tensor<3>> {
         let next = self.search.next_input();
         self.cache.reorder(&next.cache_rows)?;
-        let hidden = self
-            .model
-            .decode(&next.tokens, next.tokens.len(), &mut self.cache, None)?;
+        self.model
+            .decode(&next.tokens, next.tokens.len(), &mut self.cache, None)
+    }
+
+    fn logits(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [rows, _, _] = hidden.dims();
         let logits = self.model.logits(hidden);
         let vocab = logits.dims()[2];
-        Ok(logits.reshape([rows, vocab]))
+        logits.reshape([rows, vocab])
+    }
+
+    /// For a greedy step on a token matrix that screens (the CPU's): the banned tokens,
+    /// which the screening must skip. `None`: the step needs the full logits.
+    fn screened_step(&self) -> Option<Vec<u32>> {
+        if !self.model.head().screens() {
+            return None;
+        }
+        self.search.greedy_banned()
     }
 
     /// Hands the logits of the last [`Decoding::forward`] to the search.
@@ -350,9 +381,32 @@ impl Decoding<'_> {
         self.search.push_logits(logits)
     }
 
-    /// One step, reading the logits back without blocking (the browser's only way).
+    /// One step, chosen exactly as from the full logits; a greedy step on the CPU computes
+    /// only the logits that can win ([`VocabMatrix::greedy_candidates`]).
+    pub fn step(&mut self) -> Result<()> {
+        let banned = self.screened_step();
+        let hidden = self.hidden()?;
+        if let Some(banned) = banned {
+            let x = values(hidden.clone())?;
+            if let Some(candidates) = self.model.head().greedy_candidates(&x, &banned) {
+                return self.search.push_greedy_candidates(&candidates);
+            }
+        }
+        let logits = values(self.logits(hidden))?;
+        self.push_logits(&logits)
+    }
+
+    /// [`Decoding::step`] reading back without blocking (the browser's only way).
     pub async fn step_async(&mut self) -> Result<()> {
-        let logits = values_async(self.forward()?).await?;
+        let banned = self.screened_step();
+        let hidden = self.hidden()?;
+        if let Some(banned) = banned {
+            let x = values_async(hidden.clone()).await?;
+            if let Some(candidates) = self.model.head().greedy_candidates(&x, &banned) {
+                return self.search.push_greedy_candidates(&candidates);
+            }
+        }
+        let logits = values_async(self.logits(hidden)).await?;
         self.push_logits(&logits)
     }
 

@@ -184,8 +184,7 @@ impl Florence2 {
             if stop() {
                 return Err(Error::Cancelled);
             }
-            let logits = crate::model::values(run.decoding.forward()?)?;
-            run.decoding.push_logits(&logits)?;
+            run.decoding.step()?;
         }
         self.finish(run)
     }

@@ -10,6 +10,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::kernels::TokenMatrix;
 use crate::weights::transpose_values;
 
 pub struct VocabMatrix {
@@ -20,17 +21,37 @@ pub struct VocabMatrix {
     /// Blocks are `[cols, block rows]` rather than `[block rows, cols]`.
     by_columns: bool,
     device: Device,
+    /// The matrix in a kernel set's own form (the CPU's); `blocks` is then empty.
+    kept: Option<Box<dyn TokenMatrix>>,
 }
 
 impl VocabMatrix {
     /// `values` is `rows × cols`, row-major; `max_block_bytes` bounds each block's f32 bytes
-    /// (`None`: one block). The layout is the one the device's kernels read best.
+    /// (`None`: one block). The layout is the one the device's kernels read best; with no
+    /// bound, a kernel set may keep the matrix in its own form.
     pub fn new(
         values: Vec<f32>,
         shape: [usize; 2],
         max_block_bytes: Option<usize>,
         device: &Device,
     ) -> Self {
+        let values = if max_block_bytes.is_none() {
+            match crate::kernels::token_matrix(values, shape, device) {
+                Ok(kept) => {
+                    return VocabMatrix {
+                        blocks: Vec::new(),
+                        block_rows: shape[0].max(1),
+                        rows: shape[0],
+                        by_columns: false,
+                        device: device.clone(),
+                        kept: Some(kept),
+                    };
+                }
+                Err(values) => values,
+            }
+        } else {
+            values
+        };
         let by_columns = crate::kernels::vocab_by_columns(device);
         Self::with_layout(values, shape, max_block_bytes, by_columns, device)
     }
@@ -79,6 +100,7 @@ impl VocabMatrix {
             rows,
             by_columns,
             device: device.clone(),
+            kept: None,
         }
     }
 
@@ -88,11 +110,26 @@ impl VocabMatrix {
 
     /// How many buffers hold the matrix.
     pub fn block_count(&self) -> usize {
-        self.blocks.len()
+        self.blocks.len().max(1)
+    }
+
+    /// Whether [`VocabMatrix::greedy_candidates`] can answer (the matrix is in a form that
+    /// screens greedy steps).
+    pub fn screens(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// For one row `x`: the tokens not in `banned` that can hold the largest logit, with their
+    /// exact logits (see [`TokenMatrix::greedy_candidates`]); `None`: take the full product.
+    pub fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
+        self.kept.as_ref()?.greedy_candidates(x, banned)
     }
 
     /// The rows `ids` (each `< rows`), in order: `[ids.len(), cols]`.
     pub fn select(&self, ids: &[u32]) -> Tensor<2> {
+        if let Some(kept) = &self.kept {
+            return kept.select(ids);
+        }
         let index = |v: Vec<i64>| {
             let n = v.len();
             Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &self.device)
@@ -136,6 +173,9 @@ impl VocabMatrix {
 
     /// `x · Mᵀ`: `[n, cols]` → `[n, rows]` (the logits, for `lm_head`).
     pub fn matmul_transposed(&self, x: Tensor<2>) -> Tensor<2> {
+        if let Some(kept) = &self.kept {
+            return kept.matmul_transposed(&x);
+        }
         let products: Vec<Tensor<2>> = self
             .blocks
             .iter()

@@ -10,7 +10,7 @@ use super::parallel::{for_each_chunk, threads};
 /// Output columns per task of `x · eᵀ`, whose tasks read whole rows of `e` (contiguous
 /// however few columns a task has): small enough that every thread gets work, large enough
 /// that the per-task overhead vanishes.
-const TRANSPOSED_BLOCK: usize = 128;
+pub(super) const TRANSPOSED_BLOCK: usize = 128;
 
 /// Most accumulators (floats) of an `x · w` task, `m` rows × its columns: 16 KB, which stay
 /// in L1 while the task streams its weights.
@@ -19,10 +19,10 @@ const MATRIX_ACC: usize = 4096;
 /// The output columns `first..first + width` one task computes, into accumulators whose
 /// rows are `stride` floats apart.
 #[derive(Clone, Copy)]
-struct Columns {
-    first: usize,
-    width: usize,
-    stride: usize,
+pub(super) struct Columns {
+    pub first: usize,
+    pub width: usize,
+    pub stride: usize,
 }
 
 /// Up to this many rows take these kernels (beams; a prompt's rows go to `gemm`).
@@ -91,7 +91,7 @@ pub fn rows_times_transposed(x: &[f32], m: usize, e: &[f32], n: usize, out: &mut
 
 /// Runs `task(columns, acc)` for each block of `block` columns over the pool;
 /// `acc` is `[m × block]` (row `r` at `r·block`), copied into `out` afterwards.
-fn by_column_blocks(
+pub(super) fn by_column_blocks(
     m: usize,
     n: usize,
     block: usize,

@@ -13,6 +13,7 @@ mod kernels;
 mod matmul;
 mod parallel;
 mod patch_conv;
+mod token_matrix;
 
 pub use allocator::keep_freed_memory;
 pub use matmul::sgemm_gflops;
@@ -26,7 +27,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 use matmul::{MatRef, matmul};
 
-use crate::kernels::LinearRef;
+use crate::kernels::{LinearRef, TokenMatrix};
+use token_matrix::SplitRows;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -95,7 +97,54 @@ fn mlp_rows(rows: usize) -> usize {
 /// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
 pub struct FlexKernels;
 
+/// The token matrix as [`SplitRows`]: its product and lookups exact, and greedy steps
+/// screened on its high halves.
+struct FlexTokenMatrix(SplitRows);
+
+impl TokenMatrix for FlexTokenMatrix {
+    fn select(&self, ids: &[u32]) -> Tensor<2> {
+        let d = self.0.cols();
+        let mut out = vec![0.0f32; ids.len() * d];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(d.max(1))) {
+            self.0.row(id as usize, row);
+        }
+        tensor(out, [ids.len(), d])
+    }
+
+    fn matmul_transposed(&self, x: &Tensor<2>) -> Tensor<2> {
+        let [m, _] = x.dims();
+        let n = self.0.rows();
+        let x = match flex(x) {
+            Some(f) => dense(&f).into_owned(),
+            // Off the flex device, or with the kernels switched off: read it back.
+            None => crate::model::values(x.clone()).unwrap_or_default(),
+        };
+        let mut out = vec![0.0f32; m * n];
+        self.0.times_transposed(&x, m, &mut out);
+        tensor(out, [m, n])
+    }
+
+    fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
+        self.0.greedy_candidates(x, banned)
+    }
+}
+
 impl crate::kernels::Kernels for FlexKernels {
+    fn token_matrix(
+        &self,
+        values: Vec<f32>,
+        shape: [usize; 2],
+        device: &burn::tensor::Device,
+    ) -> Result<Box<dyn TokenMatrix>, Vec<f32>> {
+        if !enabled()
+            || !matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+            || values.len() != shape[0] * shape[1]
+        {
+            return Err(values);
+        }
+        Ok(Box::new(FlexTokenMatrix(SplitRows::new(values, shape))))
+    }
+
     /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
     fn linear(
         &self,
