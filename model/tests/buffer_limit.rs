@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::io::Cursor;
-
 use burn::tensor::Device;
-use florence2_burn::{Florence2, LoadOptions, ModelFiles};
+use florence2_burn::{Florence2, LoadOptions};
 
 #[test]
 #[cfg_attr(
@@ -16,13 +14,7 @@ use florence2_burn::{Florence2, LoadOptions, ModelFiles};
 fn a_split_token_matrix_passes_the_e2e_goldens() {
     let dir = common::reference("florence2-tiny-e2e");
     let read = |name: &str| std::fs::read(dir.join(name));
-    let files = ModelFiles {
-        config: read("config.json").unwrap(),
-        checkpoint: Cursor::new(read("model.safetensors").unwrap()),
-        tokenizer: read("tokenizer.json").unwrap(),
-        generation_config: read("generation_config.json").ok(),
-        processor_config: read("processor_config.json").ok(),
-    };
+    let files = common::model_files("florence2-tiny-e2e");
     let options = LoadOptions {
         max_buffer_bytes: Some(1 << 20),
         ..LoadOptions::default()

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::io::Cursor;
-
 use burn::tensor::Device;
 use florence2::Task;
 use florence2_burn::model::values;
-use florence2_burn::{Florence2, ModelFiles, RgbImage, RunOptions};
+use florence2_burn::{Florence2, RgbImage, RunOptions};
 
 #[test]
 #[cfg_attr(
@@ -17,20 +15,13 @@ use florence2_burn::{Florence2, ModelFiles, RgbImage, RunOptions};
 )]
 fn screened_greedy_steps_choose_as_the_full_logits() {
     let dir = common::reference("florence2-tiny-e2e");
-    let read = |name: &str| std::fs::read(dir.join(name));
-    let files = ModelFiles {
-        config: read("config.json").unwrap(),
-        checkpoint: Cursor::new(read("model.safetensors").unwrap()),
-        tokenizer: read("tokenizer.json").unwrap(),
-        generation_config: read("generation_config.json").ok(),
-        processor_config: read("processor_config.json").ok(),
-    };
-    let model = Florence2::load(files, &Device::flex()).unwrap();
+    let model =
+        Florence2::load(common::model_files("florence2-tiny-e2e"), &Device::flex()).unwrap();
     assert!(
         model.model.screens_greedy_steps(),
         "the CPU's token matrix screens"
     );
-    let image = RgbImage::decode(&read("test_image.png").unwrap()).unwrap();
+    let image = RgbImage::decode(&std::fs::read(dir.join("test_image.png")).unwrap()).unwrap();
     let features = model.image_features(&image).unwrap();
     let mut cfg = model.generation_config(RunOptions {
         num_beams: Some(1),

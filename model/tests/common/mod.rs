@@ -13,6 +13,20 @@ pub fn reference(sub: &str) -> PathBuf {
     florence2_reference::dir(env!("CARGO_MANIFEST_DIR"), sub)
 }
 
+/// A reference model folder (`florence2-tiny-e2e`, …) as [`florence2_burn::ModelFiles`]
+/// read into memory.
+pub fn model_files(sub: &str) -> florence2_burn::ModelFiles<std::io::Cursor<Vec<u8>>> {
+    let dir = reference(sub);
+    let read = |name: &str| std::fs::read(dir.join(name));
+    florence2_burn::ModelFiles {
+        config: read("config.json").unwrap(),
+        checkpoint: std::io::Cursor::new(read("model.safetensors").unwrap()),
+        tokenizer: read("tokenizer.json").unwrap(),
+        generation_config: read("generation_config.json").ok(),
+        processor_config: read("processor_config.json").ok(),
+    }
+}
+
 /// A checkpoint's tensors as raw little-endian bytes, editable.
 pub struct Tensors {
     pub map: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>,
