@@ -114,9 +114,13 @@ impl TokenMatrix for FlexTokenMatrix {
     fn matmul_transposed(&self, x: &Tensor<2>) -> Tensor<2> {
         let [m, _] = x.dims();
         let n = self.0.rows();
+        // `x` is the decoder's `[rows, d_model]` hidden state on this matrix's flex device
+        // (the only caller, `VocabMatrix`, is built for that device), and `d_model` is the
+        // matrix's width, checked against the config at load. `flex` declines it only when
+        // the kernels were switched off after loading (a test); reading a flex tensor back is
+        // a copy in memory, which has no failure to report.
         let x = match flex(x) {
             Some(f) => dense(&f).into_owned(),
-            // Off the flex device, or with the kernels switched off: read it back.
             None => crate::model::values(x.clone()).unwrap_or_default(),
         };
         let mut out = vec![0.0f32; m * n];

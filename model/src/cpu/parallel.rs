@@ -60,11 +60,7 @@ mod imp {
         T: Send,
     {
         if threads() == 1 {
-            let mut state = init();
-            for (i, c) in data.chunks_mut(chunk).enumerate() {
-                f(&mut state, i, c);
-            }
-            return;
+            return super::in_order(data, chunk, init, f);
         }
         data.par_chunks_mut(chunk)
             .enumerate()
@@ -104,10 +100,7 @@ mod imp {
         init: impl Fn() -> S,
         f: impl Fn(&mut S, usize, &mut [T]),
     ) {
-        let mut state = init();
-        for (i, c) in data.chunks_mut(chunk).enumerate() {
-            f(&mut state, i, c);
-        }
+        super::in_order(data, chunk, init, f)
     }
 
     pub fn gemm_parallelism(_macs: usize) -> gemm::Parallelism {
@@ -160,13 +153,22 @@ pub fn for_each_chunk_sized<T: Send, S>(
     f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
 ) {
     if macs < PARALLEL_MIN_MACS {
-        let mut state = init();
-        for (i, c) in data.chunks_mut(chunk.max(1)).enumerate() {
-            f(&mut state, i, c);
-        }
-        return;
+        return in_order(data, chunk.max(1), init, f);
     }
     imp::for_each_chunk(data, chunk.max(1), init, f)
+}
+
+/// The chunks one after the other on the calling thread, with one scratch `state`.
+fn in_order<T, S>(
+    data: &mut [T],
+    chunk: usize,
+    init: impl Fn() -> S,
+    f: impl Fn(&mut S, usize, &mut [T]),
+) {
+    let mut state = init();
+    for (i, c) in data.chunks_mut(chunk).enumerate() {
+        f(&mut state, i, c);
+    }
 }
 
 /// How `gemm` should run a product of `macs` multiply-adds.

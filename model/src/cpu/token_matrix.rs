@@ -48,7 +48,8 @@ impl SplitRows {
     /// `values` is `rows × cols`, row-major.
     ///
     /// # Panics
-    /// When `values.len() != rows · cols` (a caller's bug: the loader checked the shape).
+    /// When `values.len() != rows · cols`: a caller's bug (the one caller,
+    /// `FlexKernels::token_matrix`, hands the values back instead when they disagree).
     pub fn new(values: Vec<f32>, [rows, cols]: [usize; 2]) -> Self {
         assert_eq!(values.len(), rows * cols, "token matrix shape");
         let norms = values
