@@ -370,7 +370,11 @@ await test("first paint of the empty app", async () => {
   await context.close();
   notes.push(`first paint ${t.fcp.toFixed(0)} ms (page shell), app painted ${t.painted.toFixed(0)} ms`);
   console.log(`     first contentful paint ${t.fcp.toFixed(0)} ms (the page's shell), app mounted ${t.mounted.toFixed(0)} ms, first paint of the empty app ${t.painted.toFixed(0)} ms`);
-  assert.ok(t.fcp <= t.painted && t.mounted <= t.painted);
+  // FCP is the frame's presentation time, taken by the compositor after the main thread has
+  // moved on, so it may land a few ms after the task that follows the same frame's rAF: the two
+  // clocks are not ordered, and only the main thread's own marks are compared.
+  assert.ok(t.fcp > 0, "the page painted contentfully");
+  assert.ok(t.mounted <= t.painted, "the app mounted before the frame that shows it");
 });
 
 const session = await open();
