@@ -89,6 +89,28 @@ multiversion! {
     }
 }
 
+/// Asks the CPU to bring `data` into its caches, one request per 64-byte line, without
+/// waiting for it. The streaming kernels (a decoder step reads each weight once) call it for
+/// the rows they will read next: the hardware prefetcher alone kept a core at ~9 of the ~14
+/// GB/s it can read, because it stops at every 4 KB page and ramps up again. A hint only: it
+/// changes no result, and does nothing where the target has no such instruction.
+#[inline(always)]
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = std::mem::size_of_val(data);
+        let start = data.as_ptr().cast::<i8>();
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch never faults and changes no memory; the address is inside
+            // `data` (`offset < bytes`).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 /// Floating-point reductions do not vectorise by themselves (the compiler keeps their
 /// order); these keep 8 independent lanes, which it turns into one SIMD register.
 const LANES: usize = 8;
