@@ -262,6 +262,9 @@ multiversion! {
     }
 }
 
+/// Key and value rows [`attend_query`] prefetches ahead of the one it reads.
+const QUERY_PREFETCH_ROWS: usize = 8;
+
 multiversion! {
     /// `out = softmax(q·kⱼ for every row j of the keys) · v` for one query row `q` (already
     /// scaled); key row `j` at `keys[j·k_stride..][..q.len()]`, value row `j` at
@@ -270,11 +273,17 @@ multiversion! {
     pub fn attend_query(q: &[f32], keys: &[f32], k_stride: usize, values: &[f32], v_stride: usize, scores: &mut [f32], out: &mut [f32]) {
         let (d, dv) = (q.len(), out.len());
         for (j, s) in scores.iter_mut().enumerate() {
+            if let Some(ahead) = keys.get((j + QUERY_PREFETCH_ROWS) * k_stride..) {
+                prefetch(&ahead[..d.min(ahead.len())]);
+            }
             *s = dot(q, &keys[j * k_stride..][..d]);
         }
         softmax(scores);
         out.fill(0.0);
         for (j, &p) in scores.iter().enumerate() {
+            if let Some(ahead) = values.get((j + QUERY_PREFETCH_ROWS) * v_stride..) {
+                prefetch(&ahead[..dv.min(ahead.len())]);
+            }
             for (o, &v) in out.iter_mut().zip(&values[j * v_stride..][..dv]) {
                 *o += p * v;
             }
