@@ -35,6 +35,28 @@ impl Linear {
         Ok(Linear { weight_t, bias })
     }
 
+    /// The layers `prefixes` (each `d_in → d_out`) as one `d_in → n·d_out` layer whose
+    /// outputs are theirs side by side, in order: one product instead of several.
+    pub fn load_side_by_side<R: Read + Seek>(
+        w: &mut Weights<R>,
+        prefixes: &[&str],
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let parts = prefixes
+            .iter()
+            .map(|p| Linear::load(w, p, d_in, d_out, bias))
+            .collect::<Result<Vec<_>>>()?;
+        let bias = parts
+            .iter()
+            .map(|p| p.bias.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|b| Tensor::cat(b, 0));
+        let weight_t = Tensor::cat(parts.into_iter().map(|p| p.weight_t).collect(), 1);
+        Ok(Linear { weight_t, bias })
+    }
+
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         self.apply(x, false)
     }
