@@ -1,8 +1,8 @@
 //! Products with a few rows — a decoder step has one row per beam — against a large matrix.
 //! They read each weight once, so memory bandwidth bounds them, not arithmetic: they are
-//! split by output columns over the pool, each thread streaming its own part of the weights
-//! (`gemm` runs them on one thread). Every output is summed in one fixed order, whatever the
-//! thread count.
+//! split over the pool so that each thread streams its own contiguous part of the weights
+//! (`gemm` runs them on one thread): `x · w` by runs of rows of `w`, `x · eᵀ` by rows of `e`
+//! (output columns). Every output is summed in one fixed order, whatever the thread count.
 
 use super::kernels::{dot, multiversion};
 use super::parallel::{for_each_chunk, for_each_chunk_sized};
