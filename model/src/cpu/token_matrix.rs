@@ -157,18 +157,17 @@ impl SplitRows {
         if !std::is_x86_feature_detected!("avx512f") {
             return 0;
         }
-        let fours = out.len() / 4 * 4;
-        for (k, four) in out[..fours].chunks_exact_mut(4).enumerate() {
+        let (fours, _) = out.as_chunks_mut::<4>();
+        for (k, four) in fours.iter_mut().enumerate() {
             let j = first + 4 * k;
             for ahead in j + 4..(j + 8).min(self.rows) {
                 prefetch(self.row_halves(ahead).0);
             }
             let rows = std::array::from_fn(|i| self.row_halves(j + i).0);
-            let four: &mut [f32; 4] = four.try_into().expect("chunks of four");
             // SAFETY: the CPU has AVX-512F (checked above), the only requirement.
             unsafe { high_dots4_avx512(x, rows, four) };
         }
-        fours
+        4 * fours.len()
     }
 
     #[cfg(not(target_arch = "x86_64"))]
