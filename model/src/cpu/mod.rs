@@ -83,15 +83,17 @@ fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> M
     }
 }
 
-/// Most rows of an MLP's input per task: the hidden activations of one task (512 × 4096
-/// floats at most, 8 MB) are reused from one block of rows to the next, instead of one buffer
-/// the size of the whole hidden layer (75 MB for DaViT's first stage) being page-faulted in.
-const MLP_ROWS: usize = 512;
+/// Most rows of an MLP's input per task: the hidden activations of one task (DaViT-base:
+/// 9.4 MB at most, its last stage's 576 × 4096) are reused from one block of rows to the
+/// next, instead of one buffer the size of the whole hidden layer (75 MB for its first
+/// stage) being page-faulted in.
+const MLP_ROWS: usize = 1024;
 
-/// Rows per MLP task: at most [`MLP_ROWS`], and small enough that every thread gets two
-/// blocks (a 590-token prompt on two threads would otherwise be split 512 + 78).
+/// Rows per MLP task: at most [`MLP_ROWS`], in blocks of equal length, as many as a multiple
+/// of the pool's size. Each block packs both weight matrices for `gemm` again, so no more
+/// blocks than that: BART's ~590-token prompt is one block on one thread, two on two.
 fn mlp_rows(rows: usize) -> usize {
-    rows.div_ceil(2 * parallel::threads()).clamp(16, MLP_ROWS)
+    parallel::balanced_block_len(rows, MLP_ROWS)
 }
 
 /// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.

@@ -5,7 +5,7 @@
 //! products need, plus a transpose to `[c, h, w]` and back around every stage.
 
 use super::matmul::{MatRef, matmul};
-use super::parallel::{for_each_chunk, threads};
+use super::parallel::{balanced_block_len, for_each_chunk};
 
 /// A strided convolution's geometry on one `h × w` image of `c_in` channels.
 #[derive(Clone, Copy, Debug)]
@@ -35,8 +35,11 @@ impl PatchGeometry {
     }
 }
 
-/// Scratch floats of one task's patches: 1 MB, within L2 beside the filters' packed panels.
-const SCRATCH: usize = 1 << 18;
+/// Most scratch floats of one task's patches (8 MB). Each task packs the filters for `gemm`
+/// again, so tasks are few and large: with 1 MB, DaViT-base's last patch embedding (filters
+/// of 4608 × 1024, 19 MB) went in 11 tasks of 56 pixels, repacking its filters 11 times, and
+/// took 110 ms for its 5.4 GFLOP on one core.
+const SCRATCH: usize = 1 << 21;
 
 /// `out[b, oy·wo + ox, co] = bias[co] + Σ x[b, iy·w + ix, ci] · filters[co, (ky·k + kx)·c_in + ci]`
 /// over the taps `iy = oy·stride + ky − padding`, `ix = ox·stride + kx − padding` inside the
@@ -69,11 +72,9 @@ pub fn patch_conv(
     if rows == 0 || c_out == 0 {
         return;
     }
-    // Every thread gets two blocks at least; a block's patches fit the scratch.
-    let block = rows
-        .div_ceil(2 * threads())
-        .min(SCRATCH / len.max(1))
-        .max(1);
+    // Blocks of equal length, as many as a multiple of the pool's size, each fitting the
+    // scratch.
+    let block = balanced_block_len(rows, SCRATCH / len.max(1));
     let filters = MatRef {
         data: filters,
         offset: 0,
