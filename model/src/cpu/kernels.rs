@@ -4,17 +4,21 @@
 
 /// Defines `fn name(args)` that runs the AVX2+FMA build of `body` when the CPU supports it,
 /// else the portable build. The body must be safe code; only the feature dispatch is unsafe.
+/// The body sees a `const FUSED: bool`, true in the AVX2+FMA build: [`madd`] with it is one
+/// fused multiply-add there and a plain multiply and add elsewhere (where `mul_add` would be
+/// a slow software call, as on wasm32).
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
-            fn portable($($arg: $ty),*) $body
+            #[allow(unused)]
+            fn portable<const FUSED: bool>($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
-                    portable($($arg),*)
+                    portable::<true>($($arg),*)
                 }
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: the CPU has AVX2 and FMA (checked just above), the only
@@ -22,7 +26,7 @@ macro_rules! multiversion {
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            portable($($arg),*)
+            portable::<false>($($arg),*)
         }
     };
 }
@@ -187,13 +191,27 @@ multiversion! {
     }
 }
 
+/// `a·b + c`: one fused multiply-add (rounded once) when `FUSED`, else rounded twice.
+#[inline(always)]
+pub fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
 /// `c[m×n] = a[m×k] · b[k×n]`, row-major with row strides `lda`, `n` and `n`, in blocks of 4
 /// rows × 16 columns held in registers (`m % 4 == 0`, `n % 16 == 0`).
 ///
 /// # Panics
 /// On sizes that do not fit the slices (the callers pad their buffers; a bug otherwise).
 #[inline(always)]
-fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+fn matmul_4x16<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
     assert!(
         m.is_multiple_of(4)
             && n.is_multiple_of(16)
@@ -213,10 +231,10 @@ fn matmul_4x16(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], m: usize, k: usi
                 let bv: &[f32; 16] = b_row[j..j + 16].try_into().expect("16 columns");
                 let (x0, x1, x2, x3) = (a0[p], a1[p], a2[p], a3[p]);
                 for t in 0..16 {
-                    c0[t] += x0 * bv[t];
-                    c1[t] += x1 * bv[t];
-                    c2[t] += x2 * bv[t];
-                    c3[t] += x3 * bv[t];
+                    c0[t] = madd::<FUSED>(x0, bv[t], c0[t]);
+                    c1[t] = madd::<FUSED>(x1, bv[t], c1[t]);
+                    c2[t] = madd::<FUSED>(x2, bv[t], c2[t]);
+                    c3[t] = madd::<FUSED>(x3, bv[t], c3[t]);
                 }
             }
             for (r, row) in [c0, c1, c2, c3].iter().enumerate() {
@@ -248,7 +266,7 @@ multiversion! {
     /// are scratch of `pad(tq,4)·pad(tk,16)` and `pad(tq,4)·pad(dv,16)` floats.
     pub fn attend_head(h: &PackedHead<'_>, causal: bool, scores: &mut [f32], tmp: &mut [f32], out: &mut [f32]) {
         let (tq4, tk16, dv16) = (pad(h.tq, 4), pad(h.tk, 16), pad(h.dv, 16));
-        matmul_4x16(h.q, h.d, h.kt, scores, tq4, h.d, tk16);
+        matmul_4x16::<FUSED>(h.q, h.d, h.kt, scores, tq4, h.d, tk16);
         for (i, row) in scores.chunks_exact_mut(tk16).take(h.tq).enumerate() {
             // Query i sees keys up to i + (tk - tq) when causal.
             let visible = if causal { i + 1 + h.tk - h.tq } else { h.tk };
@@ -256,7 +274,7 @@ multiversion! {
             row[visible..].fill(0.0);
         }
         scores[h.tq * tk16..tq4 * tk16].fill(0.0);
-        matmul_4x16(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
+        matmul_4x16::<FUSED>(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
         for (o, t) in out.chunks_exact_mut(h.dv).zip(tmp.chunks_exact(dv16)) {
             o.copy_from_slice(&t[..h.dv]);
         }
