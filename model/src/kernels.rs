@@ -136,6 +136,19 @@ pub trait Kernels: Sync {
         let _ = (x, grid, window, heads, qkv, proj);
         None
     }
+    /// DaViT's channel attention on normed tokens `x` `[b, n, c]`: the `qkv` projection,
+    /// attention within each of `groups` groups of channels (the channels the sequence, the
+    /// tokens the features, scaled by `n^-0.5`), and the `proj` projection.
+    fn channel_attention(
+        &self,
+        x: &Tensor<3>,
+        groups: usize,
+        qkv: LinearRef<'_>,
+        proj: LinearRef<'_>,
+    ) -> Option<Tensor<3>> {
+        let _ = (x, groups, qkv, proj);
+        None
+    }
     /// `residual + (GELU(x · w1 + b1) · w2 + b2)` for `x` `[rows, in]`, `w1` `[in, hidden]`,
     /// `w2` `[hidden, out]`, `residual` `[rows, out]`.
     fn mlp(
@@ -269,6 +282,32 @@ pub fn window_attention(
         out
     };
     out.reshape([b, h * w, c])
+}
+
+pub fn channel_attention(
+    x: Tensor<3>,
+    groups: usize,
+    qkv: LinearRef<'_>,
+    proj: LinearRef<'_>,
+) -> Tensor<3> {
+    if let Some(y) = SPECIALISED
+        .iter()
+        .find_map(|set| set.channel_attention(&x, groups, qkv, proj))
+    {
+        return y;
+    }
+    let [b, n, c] = x.dims();
+    let g = groups;
+    // [b·n, 3c] → [b, n, 3·g, c/g] → [b, 3·g, c/g, n]
+    let projected = linear(x.reshape([b * n, c]), qkv.weight_t, qkv.bias, false)
+        .reshape([b, n, 3 * g, c / g])
+        .permute([0, 2, 3, 1]);
+    let (q, k, v) = crate::nn::split_qkv(projected, g);
+    // [b, g, c/g, n] → [b, n, g, c/g] → [b·n, c]
+    let out = attention(q, k, v, (n as f64).powf(-0.5), false)
+        .permute([0, 3, 1, 2])
+        .reshape([b * n, c]);
+    linear(out, proj.weight_t, proj.bias, false).reshape([b, n, c])
 }
 
 pub fn conv_pos_enc(

@@ -12,7 +12,7 @@ use burn::tensor::Tensor;
 use crate::config::VisionConfig;
 use crate::error::Result;
 use crate::kernels;
-use crate::nn::{Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp, attention, split_qkv};
+use crate::nn::{Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp};
 use crate::weights::Weights;
 
 /// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
@@ -276,19 +276,6 @@ impl ChannelBlock {
     }
 
     fn channel_attention(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, n, c] = x.dims();
-        let g = self.groups;
-        // [b, n, 3·g, c/g] → [b, 3·g, c/g, n]
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([b, n, 3 * g, c / g])
-            .permute([0, 2, 3, 1]);
-        let (q, k, v) = split_qkv(qkv, g);
-        // [b, g, c/g, n] → [b, n, g, c/g] → [b, n, c]
-        let out = attention(q, k, v, (n as f64).powf(-0.5), false)
-            .permute([0, 3, 1, 2])
-            .reshape([b, n, c]);
-        self.proj.forward(out)
+        kernels::channel_attention(x, self.groups, self.qkv.weights(), self.proj.weights())
     }
 }

@@ -7,6 +7,7 @@
 
 mod allocator;
 mod attention;
+mod channel_attention;
 mod conv;
 mod gemv;
 mod kernels;
@@ -64,6 +65,25 @@ fn dense(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
         std::borrow::Cow::Borrowed(&t.storage::<f32>()[t.layout().start_offset()..][..n])
     } else {
         std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>()[..n].to_vec())
+    }
+}
+
+/// A linear layer's tensors on the flex device: the weight `[in, out]` and the bias.
+struct FlexLinear {
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+}
+
+impl FlexLinear {
+    fn new(l: LinearRef<'_>) -> Option<Self> {
+        let bias = match l.bias {
+            Some(b) => Some(flex(b)?),
+            None => None,
+        };
+        Some(FlexLinear {
+            weight: flex(l.weight_t)?,
+            bias,
+        })
     }
 }
 
@@ -324,19 +344,14 @@ impl crate::kernels::Kernels for FlexKernels {
         let xf = flex(x)?;
         if batch * h.div_ceil(window) >= 2 * parallel::threads() {
             // Enough strips of windows for every thread: each strip's products on its thread.
-            let (qkv_w, proj_w) = (flex(qkv.weight_t)?, flex(proj.weight_t)?);
-            let biases = [qkv.bias, proj.bias].map(|b| b.map(flex));
-            let [qkv_b, proj_b] = match biases {
-                [Some(None), _] | [_, Some(None)] => return None,
-                [q, p] => [q.flatten(), p.flatten()],
-            };
-            let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
+            let (qkv, proj) = (FlexLinear::new(qkv)?, FlexLinear::new(proj)?);
+            let (qkv_b, proj_b) = (qkv.bias.as_ref().map(dense), proj.bias.as_ref().map(dense));
             let qkv = attention::LinearSlices {
-                weight: view(&qkv_w, 0, 0, 1),
+                weight: view(&qkv.weight, 0, 0, 1),
                 bias: qkv_b.as_deref(),
             };
             let proj = attention::LinearSlices {
-                weight: view(&proj_w, 0, 0, 1),
+                weight: view(&proj.weight, 0, 0, 1),
                 bias: proj_b.as_deref(),
             };
             let mut out = vec![0.0f32; batch * n * c];
@@ -360,6 +375,48 @@ impl crate::kernels::Kernels for FlexKernels {
             false,
         )?;
         Some(out.reshape([batch, n, c]))
+    }
+
+    /// DaViT's channel attention, both projections included, a block of tokens at a time.
+    fn channel_attention(
+        &self,
+        x: &Tensor<3>,
+        groups: usize,
+        qkv: LinearRef<'_>,
+        proj: LinearRef<'_>,
+    ) -> Option<Tensor<3>> {
+        let [batch, n, c] = x.dims();
+        let three_c = c.checked_mul(3)?;
+        if groups == 0
+            || !c.is_multiple_of(groups)
+            || qkv.weight_t.dims() != [c, three_c]
+            || proj.weight_t.dims() != [c, c]
+            || qkv.bias.is_some_and(|b| b.dims() != [three_c])
+            || proj.bias.is_some_and(|b| b.dims() != [c])
+        {
+            return None;
+        }
+        let xf = flex(x)?;
+        let (qkv, proj) = (FlexLinear::new(qkv)?, FlexLinear::new(proj)?);
+        let (qkv_b, proj_b) = (qkv.bias.as_ref().map(dense), proj.bias.as_ref().map(dense));
+        let qkv = attention::LinearSlices {
+            weight: view(&qkv.weight, 0, 0, 1),
+            bias: qkv_b.as_deref(),
+        };
+        let proj = attention::LinearSlices {
+            weight: view(&proj.weight, 0, 0, 1),
+            bias: proj_b.as_deref(),
+        };
+        let grid = channel_attention::ChannelGrid {
+            batch,
+            tokens: n,
+            channels: c,
+            groups,
+        };
+        let scale = (n as f64).powf(-0.5) as f32;
+        let mut out = vec![0.0f32; batch * n * c];
+        channel_attention::channel_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out);
+        Some(tensor(out, [batch, n, c]))
     }
 
     /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
