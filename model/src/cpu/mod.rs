@@ -87,6 +87,36 @@ impl FlexLinear {
     }
 }
 
+/// Runs `f` on an attention block's `qkv` (`[c, 3c]`) and output (`[c, c]`) projections as
+/// slices; `None` when their shapes do not fit `c` or they are not flex tensors.
+fn with_attention_layers<R>(
+    c: usize,
+    qkv: LinearRef<'_>,
+    proj: LinearRef<'_>,
+    f: impl FnOnce(attention::LinearSlices<'_>, attention::LinearSlices<'_>) -> R,
+) -> Option<R> {
+    let three_c = c.checked_mul(3)?;
+    if qkv.weight_t.dims() != [c, three_c]
+        || proj.weight_t.dims() != [c, c]
+        || qkv.bias.is_some_and(|b| b.dims() != [three_c])
+        || proj.bias.is_some_and(|b| b.dims() != [c])
+    {
+        return None;
+    }
+    let (qkv, proj) = (FlexLinear::new(qkv)?, FlexLinear::new(proj)?);
+    let (qkv_b, proj_b) = (qkv.bias.as_ref().map(dense), proj.bias.as_ref().map(dense));
+    Some(f(
+        attention::LinearSlices {
+            weight: view(&qkv.weight, 0, 0, 1),
+            bias: qkv_b.as_deref(),
+        },
+        attention::LinearSlices {
+            weight: view(&proj.weight, 0, 0, 1),
+            bias: proj_b.as_deref(),
+        },
+    ))
+}
+
 /// A 2-D view (`rows × cols`, dims `row_dim` and `col_dim` of `t`, the others at index 0 +
 /// `base`) of a flex tensor.
 fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> MatRef<'a> {
@@ -344,18 +374,10 @@ impl crate::kernels::Kernels for FlexKernels {
         let xf = flex(x)?;
         if batch * h.div_ceil(window) >= 2 * parallel::threads() {
             // Enough strips of windows for every thread: each strip's products on its thread.
-            let (qkv, proj) = (FlexLinear::new(qkv)?, FlexLinear::new(proj)?);
-            let (qkv_b, proj_b) = (qkv.bias.as_ref().map(dense), proj.bias.as_ref().map(dense));
-            let qkv = attention::LinearSlices {
-                weight: view(&qkv.weight, 0, 0, 1),
-                bias: qkv_b.as_deref(),
-            };
-            let proj = attention::LinearSlices {
-                weight: view(&proj.weight, 0, 0, 1),
-                bias: proj_b.as_deref(),
-            };
             let mut out = vec![0.0f32; batch * n * c];
-            attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out);
+            with_attention_layers(c, qkv, proj, |qkv, proj| {
+                attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out)
+            })?;
             return Some(tensor(out, [batch, n, c]));
         }
         let tokens = x.clone().reshape([batch * n, c]);
@@ -386,27 +408,10 @@ impl crate::kernels::Kernels for FlexKernels {
         proj: LinearRef<'_>,
     ) -> Option<Tensor<3>> {
         let [batch, n, c] = x.dims();
-        let three_c = c.checked_mul(3)?;
-        if groups == 0
-            || !c.is_multiple_of(groups)
-            || qkv.weight_t.dims() != [c, three_c]
-            || proj.weight_t.dims() != [c, c]
-            || qkv.bias.is_some_and(|b| b.dims() != [three_c])
-            || proj.bias.is_some_and(|b| b.dims() != [c])
-        {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return None;
         }
         let xf = flex(x)?;
-        let (qkv, proj) = (FlexLinear::new(qkv)?, FlexLinear::new(proj)?);
-        let (qkv_b, proj_b) = (qkv.bias.as_ref().map(dense), proj.bias.as_ref().map(dense));
-        let qkv = attention::LinearSlices {
-            weight: view(&qkv.weight, 0, 0, 1),
-            bias: qkv_b.as_deref(),
-        };
-        let proj = attention::LinearSlices {
-            weight: view(&proj.weight, 0, 0, 1),
-            bias: proj_b.as_deref(),
-        };
         let grid = channel_attention::ChannelGrid {
             batch,
             tokens: n,
@@ -415,7 +420,16 @@ impl crate::kernels::Kernels for FlexKernels {
         };
         let scale = (n as f64).powf(-0.5) as f32;
         let mut out = vec![0.0f32; batch * n * c];
-        channel_attention::channel_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out);
+        with_attention_layers(c, qkv, proj, |qkv, proj| {
+            channel_attention::channel_attention_fused(
+                &dense(&xf),
+                qkv,
+                proj,
+                grid,
+                scale,
+                &mut out,
+            )
+        })?;
         Some(tensor(out, [batch, n, c]))
     }
 
