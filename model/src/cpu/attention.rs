@@ -334,9 +334,20 @@ impl LinearSlices<'_> {
     /// `rows` rows of the bias (zeros without one): an output the product is added to, as
     /// the linear kernel starts its own.
     fn start(&self, rows: usize) -> Vec<f32> {
+        let mut out = vec![0.0; rows * self.weight.cols];
+        self.start_into(&mut out);
+        out
+    }
+
+    /// [`LinearSlices::start`] into `out` (whole rows), reusing its memory.
+    pub fn start_into(&self, out: &mut [f32]) {
         match self.bias {
-            Some(b) => b.repeat(rows),
-            None => vec![0.0; rows * self.weight.cols],
+            Some(b) => {
+                for row in out.chunks_exact_mut(b.len()) {
+                    row.copy_from_slice(b);
+                }
+            }
+            None => out.fill(0.0),
         }
     }
 }
@@ -395,14 +406,7 @@ pub fn window_attention_fused(
                     row_stride: c,
                     col_stride: 1,
                 };
-                match proj.bias {
-                    Some(b) => {
-                        for row in out.chunks_exact_mut(c) {
-                            row.copy_from_slice(b);
-                        }
-                    }
-                    None => out.fill(0.0),
-                }
+                proj.start_into(out);
                 matmul(out, attended, proj.weight, 1.0, true, false);
             },
         );

@@ -38,18 +38,6 @@ fn score_blocks(tokens: usize) -> usize {
 /// Rows per task of the output's pass, at most (it sums nothing across blocks).
 const OUTPUT_BLOCK_MAX: usize = 1024;
 
-/// `out` ← `rows` copies of `bias` (zeros without one), the start of a product with bias.
-fn start_rows(out: &mut [f32], bias: Option<&[f32]>) {
-    match bias {
-        Some(b) => {
-            for row in out.chunks_exact_mut(b.len()) {
-                row.copy_from_slice(b);
-            }
-        }
-        None => out.fill(0.0),
-    }
-}
-
 /// `proj(channel_attention(qkv(x)))` for `x` `[batch, tokens, channels]`, the normed tokens,
 /// into `out` (same shape): per group, `softmax(scale · qᵀk)` over the group's channels,
 /// applied to v, with q, k and v the three thirds of the `qkv` projection (`[channels,
@@ -84,18 +72,20 @@ pub fn channel_attention_fused(
     }
     let d = c / groups;
     // The three thirds of the qkv layer: q and k together, then v.
-    let qk_weight = MatRef {
-        cols: 2 * c,
-        ..qkv.weight
+    let qk_layer = LinearSlices {
+        weight: MatRef {
+            cols: 2 * c,
+            ..qkv.weight
+        },
+        bias: qkv.bias.map(|b| &b[..2 * c]),
     };
-    let v_weight = MatRef {
-        offset: qkv.weight.offset + 2 * c * qkv.weight.col_stride,
-        cols: c,
-        ..qkv.weight
-    };
-    let (qk_bias, v_bias) = match qkv.bias {
-        Some(b) => (Some(&b[..2 * c]), Some(&b[2 * c..])),
-        None => (None, None),
+    let v_layer = LinearSlices {
+        weight: MatRef {
+            offset: qkv.weight.offset + 2 * c * qkv.weight.col_stride,
+            cols: c,
+            ..qkv.weight
+        },
+        bias: qkv.bias.map(|b| &b[2 * c..]),
     };
     for (x, out) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
         let tokens = |first: usize, rows: usize| MatRef {
@@ -122,8 +112,8 @@ pub fn channel_attention_fused(
                     return;
                 }
                 let qk = &mut qk[..rows * 2 * c];
-                start_rows(qk, qk_bias);
-                matmul(qk, tokens(first, rows), qk_weight, 1.0, true, false);
+                qk_layer.start_into(qk);
+                matmul(qk, tokens(first, rows), qk_layer.weight, 1.0, true, false);
                 for (gi, scores) in scores.chunks_exact_mut(d * d).enumerate() {
                     // q of the group as `[d, rows]` (transposed in place), k as `[rows, d]`.
                     let q = MatRef {
@@ -174,8 +164,8 @@ pub fn channel_attention_fused(
                 let (first, rows) = (block * rows_max, out.len() / c);
                 let (v, attended) = (&mut v[..rows * c], &mut attended[..rows * c]);
                 let group_out = &mut group_out[..rows * d];
-                start_rows(v, v_bias);
-                matmul(v, tokens(first, rows), v_weight, 1.0, true, false);
+                v_layer.start_into(v);
+                matmul(v, tokens(first, rows), v_layer.weight, 1.0, true, false);
                 for gi in 0..groups {
                     let v_group = MatRef {
                         data: v,
@@ -199,7 +189,7 @@ pub fn channel_attention_fused(
                         dst[gi * d..][..d].copy_from_slice(src);
                     }
                 }
-                start_rows(out, proj.bias);
+                proj.start_into(out);
                 let attended = MatRef {
                     data: attended,
                     offset: 0,

@@ -68,25 +68,6 @@ fn dense(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
-/// A linear layer's tensors on the flex device: the weight `[in, out]` and the bias.
-struct FlexLinear {
-    weight: FlexTensor,
-    bias: Option<FlexTensor>,
-}
-
-impl FlexLinear {
-    fn new(l: LinearRef<'_>) -> Option<Self> {
-        let bias = match l.bias {
-            Some(b) => Some(flex(b)?),
-            None => None,
-        };
-        Some(FlexLinear {
-            weight: flex(l.weight_t)?,
-            bias,
-        })
-    }
-}
-
 /// Runs `f` on an attention block's `qkv` (`[c, 3c]`) and output (`[c, c]`) projections as
 /// slices; `None` when their shapes do not fit `c` or they are not flex tensors.
 fn with_attention_layers<R>(
@@ -103,15 +84,21 @@ fn with_attention_layers<R>(
     {
         return None;
     }
-    let (qkv, proj) = (FlexLinear::new(qkv)?, FlexLinear::new(proj)?);
-    let (qkv_b, proj_b) = (qkv.bias.as_ref().map(dense), proj.bias.as_ref().map(dense));
+    let (qkv_w, proj_w) = (flex(qkv.weight_t)?, flex(proj.weight_t)?);
+    // `Some(None)` for no bias, `None` for a bias that is not a flex tensor.
+    let bias = |b: Option<&Tensor<1>>| match b {
+        Some(b) => flex(b).map(Some),
+        None => Some(None),
+    };
+    let (qkv_b, proj_b) = (bias(qkv.bias)?, bias(proj.bias)?);
+    let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
     Some(f(
         attention::LinearSlices {
-            weight: view(&qkv.weight, 0, 0, 1),
+            weight: view(&qkv_w, 0, 0, 1),
             bias: qkv_b.as_deref(),
         },
         attention::LinearSlices {
-            weight: view(&proj.weight, 0, 0, 1),
+            weight: view(&proj_w, 0, 0, 1),
             bias: proj_b.as_deref(),
         },
     ))
