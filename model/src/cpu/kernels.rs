@@ -1,36 +1,65 @@
 //! Element-wise and row kernels on f32 slices, written so that the compiler vectorises them
-//! (no branches, no libm calls in the loops), and compiled twice: for AVX2+FMA, chosen at run
-//! time when the CPU has it, and portably.
+//! (no branches, no libm calls in the loops), and compiled three times: for AVX-512 and for
+//! AVX2+FMA, chosen at run time when the CPU has them, and portably.
 
-/// Defines `fn name(args)` that runs the AVX2+FMA build of `body` when the CPU supports it,
-/// else the portable build. The body must be safe code; only the feature dispatch is unsafe.
-/// The body sees a `const FUSED: bool`, true in the AVX2+FMA build: [`madd`] with it is one
-/// fused multiply-add there and a plain multiply and add elsewhere (where `mul_add` would be
-/// a slow software call, as on wasm32).
+/// Defines `fn name(args)` that runs the AVX-512 build of `body` when the CPU supports it,
+/// else the AVX2+FMA build, else the portable one. The body must be safe code; only the
+/// feature dispatch is unsafe. The body sees two consts:
+/// - `FUSED: bool`, true in both x86 builds: [`madd`] with it is one fused multiply-add
+///   there and a plain multiply and add elsewhere (where `mul_add` would be a slow software
+///   call, as on wasm32);
+/// - `WIDE: bool`, true in the AVX-512 build: 32 registers of 16 floats, so a register tile
+///   may be twice as wide as AVX2's 16 registers of 8 allow.
+///
+/// The builds differ in speed, not in values: the compiler never reorders float operations,
+/// so every vector width adds in the order the source writes.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
             #[allow(unused)]
-            fn portable<const FUSED: bool>($($arg: $ty),*) $body
+            fn portable<const FUSED: bool, const WIDE: bool>($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    portable::<true, true>($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
-                    portable::<true>($($arg),*)
+                    portable::<true, false>($($arg),*)
+                }
+                if $crate::cpu::kernels::has_avx512() {
+                    // SAFETY: the CPU has AVX-512 F and VL, AVX2 and FMA (checked just above),
+                    // the only requirement of calling a `target_feature` function.
+                    return unsafe { avx512($($arg),*) };
                 }
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has AVX2 and FMA (checked just above), the only
-                    // requirement of calling a `target_feature` function.
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            portable::<false>($($arg),*)
+            portable::<false, false>($($arg),*)
         }
     };
 }
 pub(super) use multiversion;
+
+/// Whether [`multiversion!`] may run its AVX-512 build: the CPU has AVX-512 F and VL (and
+/// with them AVX2 and FMA), and `FLORENCE2_NO_AVX512` is unset, which benchmarks set to
+/// measure the AVX2 build on the same machine. Read once.
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx512() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::env::var_os("FLORENCE2_NO_AVX512").is_none()
+    })
+}
 
 /// `e^x` to within 2 ulp (Cephes' `expf`: range reduction to `2^n · e^r`, `|r| ≤ ln 2 / 2`,
 /// degree-6 polynomial); 0 below the normal range (so `-inf` → 0, as masked scores need).
@@ -197,13 +226,16 @@ pub fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FUSED { a.mul_add(b, c) } else { a * b + c }
 }
 
-/// `c[m×n] = a[m×k] · b[k×n]`, row-major with row strides `lda`, `n` and `n`, in blocks of 4
-/// rows × 16 columns held in registers (`m % 4 == 0`, `n % 16 == 0`).
+/// `c[m×n] = a[m×k] · b[k×n]`, row-major with row strides `lda`, `n` and `n`, in tiles of 4
+/// rows × 16 columns held in registers (`m % 4 == 0`, `n % 16 == 0`); when `WIDE`, 4 × 32
+/// where the columns allow: a tile's accumulators must outnumber the FMA latency (4 cycles,
+/// 2 a cycle) to keep the units busy, and 4 × 16 are 8 AVX2 registers but 4 AVX-512 ones.
+/// Each value sums over `k` in order whatever the tile, so the tiles give the same values.
 ///
 /// # Panics
 /// On sizes that do not fit the slices (the callers pad their buffers; a bug otherwise).
 #[inline(always)]
-fn matmul_4x16<const FUSED: bool>(
+fn matmul_4x16<const FUSED: bool, const WIDE: bool>(
     a: &[f32],
     lda: usize,
     b: &[f32],
@@ -220,27 +252,48 @@ fn matmul_4x16<const FUSED: bool>(
             && c.len() >= m * n
     );
     for i in (0..m).step_by(4) {
-        let [a0, a1, a2, a3]: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
-        for j in (0..n).step_by(16) {
-            // Four named accumulators (not an array indexed by row): the compiler keeps them
-            // in registers instead of on the stack.
-            let (mut c0, mut c1, mut c2, mut c3) =
-                ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
-            for (p, b_row) in b.chunks_exact(n).take(k).enumerate() {
-                // A slice of exactly 16 (n % 16 == 0 is asserted above): the conversion cannot fail.
-                let bv: &[f32; 16] = b_row[j..j + 16].try_into().expect("16 columns");
-                let (x0, x1, x2, x3) = (a0[p], a1[p], a2[p], a3[p]);
-                for t in 0..16 {
-                    c0[t] = madd::<FUSED>(x0, bv[t], c0[t]);
-                    c1[t] = madd::<FUSED>(x1, bv[t], c1[t]);
-                    c2[t] = madd::<FUSED>(x2, bv[t], c2[t]);
-                    c3[t] = madd::<FUSED>(x3, bv[t], c3[t]);
-                }
-            }
-            for (r, row) in [c0, c1, c2, c3].iter().enumerate() {
-                c[(i + r) * n + j..][..16].copy_from_slice(row);
+        let rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..][..k]);
+        let mut j = 0;
+        if WIDE {
+            while j + 32 <= n {
+                tile_4xw::<FUSED, 32>(rows, b, n, j, &mut c[i * n..]);
+                j += 32;
             }
         }
+        while j < n {
+            tile_4xw::<FUSED, 16>(rows, b, n, j, &mut c[i * n..]);
+            j += 16;
+        }
+    }
+}
+
+/// One tile of [`matmul_4x16`]: `c[r][j..j + W]` (row stride `n`) for the 4 rows of `a`
+/// over their length.
+#[inline(always)]
+fn tile_4xw<const FUSED: bool, const W: usize>(
+    a: [&[f32]; 4],
+    b: &[f32],
+    n: usize,
+    j: usize,
+    c: &mut [f32],
+) {
+    let [a0, a1, a2, a3] = a;
+    // Four named accumulators (not an array indexed by row): the compiler keeps them in
+    // registers instead of on the stack.
+    let (mut c0, mut c1, mut c2, mut c3) = ([0.0f32; W], [0.0f32; W], [0.0f32; W], [0.0f32; W]);
+    for (p, b_row) in b.chunks_exact(n).take(a0.len()).enumerate() {
+        // A slice of exactly W (the caller keeps j + W ≤ n): the conversion cannot fail.
+        let bv: &[f32; W] = b_row[j..j + W].try_into().expect("W columns");
+        let (x0, x1, x2, x3) = (a0[p], a1[p], a2[p], a3[p]);
+        for t in 0..W {
+            c0[t] = madd::<FUSED>(x0, bv[t], c0[t]);
+            c1[t] = madd::<FUSED>(x1, bv[t], c1[t]);
+            c2[t] = madd::<FUSED>(x2, bv[t], c2[t]);
+            c3[t] = madd::<FUSED>(x3, bv[t], c3[t]);
+        }
+    }
+    for (r, row) in [c0, c1, c2, c3].iter().enumerate() {
+        c[r * n + j..][..W].copy_from_slice(row);
     }
 }
 
@@ -266,7 +319,7 @@ multiversion! {
     /// are scratch of `pad(tq,4)·pad(tk,16)` and `pad(tq,4)·pad(dv,16)` floats.
     pub fn attend_head(h: &PackedHead<'_>, causal: bool, scores: &mut [f32], tmp: &mut [f32], out: &mut [f32]) {
         let (tq4, tk16, dv16) = (pad(h.tq, 4), pad(h.tk, 16), pad(h.dv, 16));
-        matmul_4x16::<FUSED>(h.q, h.d, h.kt, scores, tq4, h.d, tk16);
+        matmul_4x16::<FUSED, WIDE>(h.q, h.d, h.kt, scores, tq4, h.d, tk16);
         for (i, row) in scores.chunks_exact_mut(tk16).take(h.tq).enumerate() {
             // Query i sees keys up to i + (tk - tq) when causal.
             let visible = if causal { i + 1 + h.tk - h.tq } else { h.tk };
@@ -274,7 +327,7 @@ multiversion! {
             row[visible..].fill(0.0);
         }
         scores[h.tq * tk16..tq4 * tk16].fill(0.0);
-        matmul_4x16::<FUSED>(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
+        matmul_4x16::<FUSED, WIDE>(scores, tk16, h.v, tmp, tq4, h.tk, dv16);
         for (o, t) in out.chunks_exact_mut(h.dv).zip(tmp.chunks_exact(dv16)) {
             o.copy_from_slice(&t[..h.dv]);
         }
