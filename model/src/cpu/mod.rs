@@ -29,7 +29,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use matmul::{MatRef, matmul};
 
 use crate::kernels::{LinearRef, TokenMatrix};
-use token_matrix::SplitRows;
+use token_matrix::ScreenedRows;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -136,9 +136,9 @@ fn mlp_rows(rows: usize) -> usize {
 /// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
 pub struct FlexKernels;
 
-/// The token matrix as [`SplitRows`]: its product and lookups exact, and greedy steps
-/// screened on its high halves.
-struct FlexTokenMatrix(SplitRows);
+/// The token matrix as [`ScreenedRows`]: its product and lookups exact, and greedy steps
+/// screened on its 8-bit codes.
+struct FlexTokenMatrix(ScreenedRows);
 
 impl TokenMatrix for FlexTokenMatrix {
     fn select(&self, ids: &[u32]) -> Tensor<2> {
@@ -185,7 +185,7 @@ impl crate::kernels::Kernels for FlexKernels {
         {
             return Err(values);
         }
-        Ok(Box::new(FlexTokenMatrix(SplitRows::new(values, shape))))
+        Ok(Box::new(FlexTokenMatrix(ScreenedRows::new(values, shape))))
     }
 
     /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.

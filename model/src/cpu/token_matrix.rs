@@ -1,55 +1,100 @@
-//! The `[vocab, d]` token matrix on the CPU, stored as the two 16-bit halves of each f32, so
-//! that a greedy step reads half of it.
+//! The `[vocab, d]` token matrix on the CPU, with an 8-bit copy that a greedy step screens.
 //!
 //! A greedy step needs only the largest allowed logit, but `lm_head` reads the whole matrix
 //! (Florence-2-base: 158 MB a token, 40% of a step's bytes; the step is bound by memory
-//! bandwidth). The high halves alone are the weights truncated to bf16, each within 2⁻⁷ of
-//! its value, so a pass over them gives every logit within a bound `b_j` (below); only the
-//! tokens whose interval can still reach the best allowed lower bound are computed exactly,
-//! from both halves, with the same dot product as the full product. The chosen token is then
-//! exactly the full product's argmax: no approximation reaches the search.
+//! bandwidth). Each row `w_j` is also kept as 8-bit codes `q_j` with one scale `s_j`
+//! (`ŵ_j = s_j·q_j`, nearest code, `|q| ≤ 127`), a quarter of its bytes. A pass over the
+//! codes gives every logit within a bound `‖x‖·b_j` (below); only the tokens whose interval
+//! can still reach the best allowed lower bound are computed exactly, from the f32 row, with
+//! the same dot product as the full product. The chosen token is then exactly the full
+//! product's argmax: no approximation reaches the search.
 //!
-//! Rows are kept in blocks of [`BLOCK`] rows, each block its high halves then its low halves,
-//! so the screening pass streams one contiguous run per block. The halves are rearranged
-//! in place, in the checkpoint's own f32 buffer: no second copy of the matrix at load.
+//! Codes against bf16 (the high halves of the f32 weights, read before these): half the
+//! bytes again, and no looser a bound, because `b_j` holds the row's own rounding error
+//! `‖w_j − ŵ_j‖` (measured at load; ~0.4% of `‖w_j‖` for base's rows) where bf16's had to
+//! take the worst case of every weight (2⁻⁷·‖w_j‖). The codes cost a quarter of the
+//! matrix's memory (39 MB for base).
 
-use super::gemv::{TRANSPOSED_BLOCK as BLOCK, by_column_blocks};
+use super::gemv::{TRANSPOSED_BLOCK as BLOCK, by_column_blocks, rows_times_transposed};
 use super::kernels::{dot, multiversion, prefetch};
 
-/// Bound on `|x·w − x·ŵ|` (plus both products' f32 rounding) per unit of `‖x‖·‖w‖`, where
-/// `ŵ` is `w` with the low 16 bits of each weight cleared: truncating to 8 significant bits
-/// moves a weight by less than 2⁻⁷ of itself (0.0078125), so by Cauchy–Schwarz the products
-/// differ by less than 2⁻⁷·‖x‖·‖w‖; the two f32 dot products of `d ≤` [`MAX_COLS`] terms in
-/// 8 lanes each round by less than 3.1·10⁻⁵ of `Σ|x||w|`. 0.0079 covers both, with room for the
-/// rounding of the norms themselves.
-const TRUNCATION_BOUND: f64 = 0.0079;
+/// Per unit of `‖x‖·‖w‖`, the most an f32 dot product of `d ≤` [`MAX_COLS`] terms rounds
+/// by: [`dot`] sums 512 terms a lane in 8 lanes, then the lanes and the tail (≤ 521
+/// roundings of at most 2⁻²⁴ of `Σ|x||w|` each, < 3.11·10⁻⁵); [`code_dots`] sums fewer a
+/// lane. `Σ|x||w| ≤ ‖x‖·‖w‖` by Cauchy–Schwarz.
+const DOT_ROUNDING: f64 = 3.2e-5;
 
 /// The widest rows the bound above holds for.
 const MAX_COLS: usize = 4096;
 
-/// Added to every bound: products that underflow round by an absolute amount, not a relative
-/// one (far below any logit that matters).
+/// Added to every bound: products that underflow round by an absolute amount, not a
+/// relative one (at most `d·2⁻¹⁴⁹` a product, scaled by `s_j ≤` [`MAX_SCALE`]: far below
+/// this, and far below any logit that matters).
 const UNDERFLOW_SLACK: f64 = 1e-30;
 
-/// How many rows ahead of the one being read the one-row passes prefetch. On base's matrix,
-/// read from memory on one core, the one-row screening pass took 10.2 ms with no
-/// prefetching, 9.1 ms two rows ahead, 9.0 ms eight ahead.
-const PREFETCH_ROWS: usize = 2;
+/// Rows with a larger scale (weights beyond ~10⁸) are not screened: the slack above would
+/// no longer cover their underflow.
+const MAX_SCALE: f32 = 1_048_576.0;
+
+/// How many rows ahead of the one being read the screening pass prefetches: with the
+/// hardware prefetcher alone, a pass that reads rows back to back leaves bandwidth unused
+/// (measured on the bf16 screen this one replaces: 8.6 GB/s against 10.7 with prefetching,
+/// one AMD core, 14 in a plain loop).
+const PREFETCH_ROWS: usize = 4;
 
 /// Past this many candidates the screening saves nothing worth its bookkeeping: the caller
 /// takes the full product instead.
 const MAX_CANDIDATES: usize = 4096;
 
-pub struct SplitRows {
-    /// Per block of [`BLOCK`] rows: the rows' high halves, then their low halves.
-    halves: Vec<u32>,
-    /// `‖w_j‖₂` of each row, rounded up.
-    norms: Vec<f32>,
+pub struct ScreenedRows {
+    /// The matrix, row-major: lookups and exact products.
+    values: Vec<f32>,
+    /// Each row's codes `q_j`, row-major.
+    codes: Vec<i8>,
+    /// Each row's scale `s_j`.
+    scales: Vec<f32>,
+    /// `b_j = ‖w_j − ŵ_j‖ + DOT_ROUNDING·(‖w_j‖ + ‖ŵ_j‖)`, rounded up: `|x·w_j − x·ŵ_j|`,
+    /// both as computed in f32, is at most `‖x‖·b_j`.
+    bounds: Vec<f32>,
+    /// False when some weight is not finite or too large to screen.
+    screenable: bool,
     rows: usize,
     cols: usize,
 }
 
-impl SplitRows {
+/// One row's codes, into `q`, and its scale and bound `b_j`; `None` for a row that cannot be
+/// screened.
+fn quantize(row: &[f32], q: &mut [i8]) -> Option<(f32, f32)> {
+    let max = row.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    if !max.is_finite() || row.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let scale = max / 127.0;
+    if scale > MAX_SCALE {
+        return None;
+    }
+    let (mut err, mut norm, mut code_norm) = (0.0f64, 0.0f64, 0.0f64);
+    for (q, &v) in q.iter_mut().zip(row) {
+        // The clamp catches the division rounding just past 127; the error below is the
+        // row's real one either way.
+        let code = if scale > 0.0 {
+            (v / scale).round().clamp(-127.0, 127.0)
+        } else {
+            0.0
+        };
+        *q = code as i8;
+        let approx = f64::from(scale) * f64::from(code);
+        err += (f64::from(v) - approx).powi(2);
+        norm += f64::from(v).powi(2);
+        code_norm += approx * approx;
+    }
+    let bound = err.sqrt() + DOT_ROUNDING * (norm.sqrt() + code_norm.sqrt());
+    // Rounded up (past the f64 sums' own rounding), so that a bound made from it never
+    // comes out smaller.
+    Some((scale, (bound * (1.0 + 1e-6)) as f32))
+}
+
+impl ScreenedRows {
     /// `values` is `rows × cols`, row-major.
     ///
     /// # Panics
@@ -57,30 +102,26 @@ impl SplitRows {
     /// `FlexKernels::token_matrix`, hands the values back instead when they disagree).
     pub fn new(values: Vec<f32>, [rows, cols]: [usize; 2]) -> Self {
         assert_eq!(values.len(), rows * cols, "token matrix shape");
-        let norms = values
+        let mut codes = vec![0i8; values.len()];
+        let (mut scales, mut bounds) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let mut screenable = cols <= MAX_COLS;
+        for (row, q) in values
             .chunks(cols.max(1))
-            .map(|row| {
-                let sq: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-                // Rounded up, so that a bound made from it never comes out smaller.
-                (sq.sqrt() * (1.0 + 1e-6)) as f32
-            })
-            .collect();
-        // Same size and alignment: the bits are reinterpreted where they lie.
-        let mut halves: Vec<u32> = values.into_iter().map(f32::to_bits).collect();
-        let mut scratch = Vec::with_capacity(BLOCK * cols);
-        for block in halves.chunks_mut(BLOCK * cols.max(1)) {
-            scratch.clear();
-            scratch.extend_from_slice(block);
-            let as_u16: &mut [u16] = bytemuck::cast_slice_mut(block);
-            let (high, low) = as_u16.split_at_mut(scratch.len());
-            for ((h, l), &bits) in high.iter_mut().zip(low.iter_mut()).zip(&scratch) {
-                *h = (bits >> 16) as u16;
-                *l = bits as u16;
-            }
+            .zip(codes.chunks_mut(cols.max(1)))
+        {
+            let (scale, bound) = quantize(row, q).unwrap_or_else(|| {
+                screenable = false;
+                (0.0, f32::INFINITY)
+            });
+            scales.push(scale);
+            bounds.push(bound);
         }
-        SplitRows {
-            halves,
-            norms,
+        ScreenedRows {
+            values,
+            codes,
+            scales,
+            bounds,
+            screenable,
             rows,
             cols,
         }
@@ -94,85 +135,17 @@ impl SplitRows {
         self.cols
     }
 
-    /// The high and low halves of row `j`.
-    fn row_halves(&self, j: usize) -> (&[u16], &[u16]) {
-        let cols = self.cols;
-        let first = j / BLOCK * BLOCK;
-        let in_block = (self.rows - first).min(BLOCK);
-        let block: &[u16] = bytemuck::cast_slice(&self.halves[first * cols..][..in_block * cols]);
-        let at = (j - first) * cols;
-        (&block[at..][..cols], &block[in_block * cols + at..][..cols])
-    }
-
-    /// Row `j` as f32, into `out` (`cols` long).
+    /// Row `j`, into `out` (`cols` long).
     pub fn row(&self, j: usize, out: &mut [f32]) {
-        let (high, low) = self.row_halves(j);
-        join_halves(high, low, out);
+        out.copy_from_slice(&self.values[j * self.cols..][..self.cols]);
     }
 
-    /// `out[m × rows] = x[m × cols] · Mᵀ`, exactly as the product with the f32 matrix.
+    /// `out[m × rows] = x[m × cols] · Mᵀ`.
     ///
     /// # Panics
     /// When the slices do not fit the sizes (a caller's bug).
     pub fn times_transposed(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        let (n, d) = (self.rows, self.cols);
-        assert!(
-            x.len() == m * d && out.len() == m * n,
-            "times_transposed shapes"
-        );
-        by_column_blocks(m, n, BLOCK, out, |cols, acc| {
-            let mut row = vec![0.0f32; d];
-            for k in 0..cols.width {
-                let j = cols.first + k;
-                if j + PREFETCH_ROWS < n {
-                    let (high, low) = self.row_halves(j + PREFETCH_ROWS);
-                    prefetch(high);
-                    prefetch(low);
-                }
-                let (high, low) = self.row_halves(j);
-                exact_dots(x, m, high, low, &mut row, cols.stride, &mut acc[k..]);
-            }
-        });
-    }
-
-    /// `out[k] = x · ŵ_j` for the rows `j = first + k`: each row's high halves only, the
-    /// rows after them prefetched ([`prefetch`]). Four rows at a time in AVX-512 where the
-    /// CPU has it: on base's matrix, one core, 7.4 ms a pass against 9.1 for one row at a
-    /// time in AVX2 (both prefetching).
-    fn screen(&self, x: &[f32], first: usize, out: &mut [f32]) {
-        let done = self.screen_by_fours(x, first, out);
-        for (k, a) in out.iter_mut().enumerate().skip(done) {
-            let j = first + k;
-            if j + PREFETCH_ROWS < self.rows {
-                prefetch(self.row_halves(j + PREFETCH_ROWS).0);
-            }
-            *a = high_dot(x, self.row_halves(j).0);
-        }
-    }
-
-    /// [`Self::screen`]'s four-row AVX-512 pass over the first rows, a multiple of four;
-    /// returns how many it did (none without AVX-512).
-    #[cfg(target_arch = "x86_64")]
-    fn screen_by_fours(&self, x: &[f32], first: usize, out: &mut [f32]) -> usize {
-        if !std::is_x86_feature_detected!("avx512f") {
-            return 0;
-        }
-        let (fours, _) = out.as_chunks_mut::<4>();
-        for (k, four) in fours.iter_mut().enumerate() {
-            let j = first + 4 * k;
-            for ahead in j + 4..(j + 8).min(self.rows) {
-                prefetch(self.row_halves(ahead).0);
-            }
-            let rows = std::array::from_fn(|i| self.row_halves(j + i).0);
-            // SAFETY: the CPU has AVX-512F (checked above), the only requirement.
-            unsafe { high_dots4_avx512(x, rows, four) };
-        }
-        4 * fours.len()
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn screen_by_fours(&self, _x: &[f32], _first: usize, _out: &mut [f32]) -> usize {
-        0
+        rows_times_transposed(x, m, &self.values, self.rows, out);
     }
 
     /// The tokens that can hold the largest logit of `x` (one row, `cols` long) once the
@@ -182,140 +155,77 @@ impl SplitRows {
     /// too many candidates, every token banned): take the full product then.
     pub fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
         let (n, d) = (self.rows, self.cols);
-        if x.len() != d || n == 0 || d > MAX_COLS {
+        if x.len() != d || n == 0 || !self.screenable {
             return None;
         }
-        let mut approx = vec![0.0f32; n];
-        by_column_blocks(1, n, BLOCK, &mut approx, |cols, acc| {
-            self.screen(x, cols.first, &mut acc[..cols.width])
+        let mut coded = vec![0.0f32; n];
+        by_column_blocks(1, n, BLOCK, &mut coded, |cols, acc| {
+            code_dots(x, &self.codes[cols.first * d..], &mut acc[..cols.width])
         });
         let x_norm = x
             .iter()
             .map(|&v| f64::from(v) * f64::from(v))
             .sum::<f64>()
             .sqrt();
-        let bound =
-            |j: usize| TRUNCATION_BOUND * x_norm * f64::from(self.norms[j]) + UNDERFLOW_SLACK;
+        if !x_norm.is_finite() || coded.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        // A product of two f32 is exact in f64.
+        let approx = |j: usize| f64::from(coded[j]) * f64::from(self.scales[j]);
+        let bound = |j: usize| f64::from(self.bounds[j]) * x_norm + UNDERFLOW_SLACK;
         let mut allowed = vec![true; n];
         for &t in banned {
             if let Some(a) = allowed.get_mut(t as usize) {
                 *a = false;
             }
         }
-        if !x_norm.is_finite() || approx.iter().any(|v| !v.is_finite()) {
-            return None;
-        }
         let floor = (0..n)
             .filter(|&j| allowed[j])
-            .map(|j| f64::from(approx[j]) - bound(j))
+            .map(|j| approx(j) - bound(j))
             .fold(f64::NEG_INFINITY, f64::max);
         if floor == f64::NEG_INFINITY {
             return None;
         }
         let candidates: Vec<usize> = (0..n)
-            .filter(|&j| allowed[j] && f64::from(approx[j]) + bound(j) >= floor)
+            .filter(|&j| allowed[j] && approx(j) + bound(j) >= floor)
             .collect();
         if candidates.len() > MAX_CANDIDATES {
             return None;
         }
-        let mut row = vec![0.0f32; d];
-        let mut exact = [0.0f32];
         Some(
             candidates
                 .into_iter()
-                .map(|j| {
-                    let (high, low) = self.row_halves(j);
-                    exact_dots(x, 1, high, low, &mut row, 1, &mut exact);
-                    (j as u32, exact[0])
-                })
+                .map(|j| (j as u32, dot(x, &self.values[j * d..][..d])))
                 .collect(),
         )
     }
 }
 
-#[inline(always)]
-fn join_halves(high: &[u16], low: &[u16], out: &mut [f32]) {
-    for ((o, &h), &l) in out.iter_mut().zip(high).zip(low) {
-        *o = f32::from_bits((u32::from(h) << 16) | u32::from(l));
-    }
-}
-
 multiversion! {
-    /// Row `(high, low)` joined into `row`, then its dot product with each of `x`'s `m` rows
-    /// into `acc[r · stride]`: the same [`dot`] as the f32 matrix's product.
-    fn exact_dots(x: &[f32], m: usize, high: &[u16], low: &[u16], row: &mut [f32], stride: usize, acc: &mut [f32]) {
-        let d = row.len();
-        join_halves(high, low, row);
-        for r in 0..m {
-            acc[r * stride] = dot(&x[r * d..][..d], row);
-        }
-    }
-}
-
-multiversion! {
-    /// `x · ŵ` for the row whose high halves are `high` (low bits zero), widened as it is
-    /// read. Four 8-lane accumulators: with one (as [`dot`]), each step waits for the last
-    /// addition, and this pass, reading half the bytes, ran at half the bandwidth. Each lane
-    /// sums fewer terms than [`dot`]'s, so [`TRUNCATION_BOUND`]'s rounding term still holds.
-    fn high_dot_into(x: &[f32], high: &[u16], out: &mut f32) {
-        let widen = |h: u16| f32::from_bits(u32::from(h) << 16);
-        let mut acc = [[0.0f32; 8]; 4];
-        let (xs, hs) = (x.chunks_exact(32), high.chunks_exact(32));
-        let tail: f32 = xs
-            .remainder()
-            .iter()
-            .zip(hs.remainder())
-            .map(|(&a, &h)| a * widen(h))
-            .sum();
-        for (a, h) in xs.zip(hs) {
-            for (q, acc) in acc.iter_mut().enumerate() {
-                for l in 0..8 {
-                    acc[l] += a[q * 8 + l] * widen(h[q * 8 + l]);
+    /// `out[k] = x · q_k` for the first `out.len()` rows of `codes` (each `x.len()` long;
+    /// the rows after them are only prefetched), widened as they are read, in 32 lanes.
+    fn code_dots(x: &[f32], codes: &[i8], out: &mut [f32]) {
+        let d = x.len();
+        for (k, (q, o)) in codes.chunks_exact(d.max(1)).zip(out.iter_mut()).enumerate() {
+            if let Some(next) = codes.get((k + PREFETCH_ROWS) * d..) {
+                prefetch(&next[..d.min(next.len())]);
+            }
+            let mut acc = [0.0f32; 32];
+            let (xs, qs) = (x.chunks_exact(32), q.chunks_exact(32));
+            let tail: f32 = xs
+                .remainder()
+                .iter()
+                .zip(qs.remainder())
+                .map(|(&a, &c)| a * f32::from(c))
+                .sum();
+            for (a, c) in xs.zip(qs) {
+                for l in 0..32 {
+                    acc[l] += a[l] * f32::from(c[l]);
                 }
             }
+            *o = acc.iter().sum::<f32>() + tail;
         }
-        *out = acc.iter().flatten().sum::<f32>() + tail;
     }
-}
-
-/// [`high_dot`] of four rows at once, in 16 lanes a row (each lane sums fewer terms than
-/// [`dot`]'s, so [`TRUNCATION_BOUND`]'s rounding term holds).
-///
-/// # Panics
-/// When a row is shorter than `x` (the loads below rely on it).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn high_dots4_avx512(x: &[f32], rows: [&[u16]; 4], out: &mut [f32; 4]) {
-    use std::arch::x86_64::*;
-    let d = x.len();
-    assert!(rows.iter().all(|r| r.len() >= d), "high_dots4 row length");
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 16 <= d {
-        // SAFETY: `i + 16 ≤ d`, and `x` and every row hold at least `d` values.
-        let xv = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
-        for (acc, row) in acc.iter_mut().zip(&rows) {
-            // SAFETY: as above: 16 u16 from `i`, inside the row.
-            let h = unsafe { _mm256_loadu_si256(row.as_ptr().add(i).cast()) };
-            let w = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)));
-            *acc = _mm512_fmadd_ps(xv, w, *acc);
-        }
-        i += 16;
-    }
-    for ((o, acc), row) in out.iter_mut().zip(acc).zip(&rows) {
-        let tail: f32 = x[i..]
-            .iter()
-            .zip(&row[i..])
-            .map(|(&a, &h)| a * f32::from_bits(u32::from(h) << 16))
-            .sum();
-        *o = _mm512_reduce_add_ps(acc) + tail;
-    }
-}
-
-fn high_dot(x: &[f32], high: &[u16]) -> f32 {
-    let mut out = 0.0;
-    high_dot_into(x, high, &mut out);
-    out
 }
 
 #[cfg(test)]
@@ -353,7 +263,7 @@ mod tests {
         // 300 rows: two whole blocks and a short one.
         let (n, d, m) = (300, 37, 3);
         let w = values(n * d, 1);
-        let split = SplitRows::new(w.clone(), [n, d]);
+        let split = ScreenedRows::new(w.clone(), [n, d]);
         let mut row = vec![0.0; d];
         for j in [0, 1, 127, 128, 255, 256, 299] {
             split.row(j, &mut row);
@@ -380,7 +290,7 @@ mod tests {
 
     fn candidates_hold_the_exact_argmax(n: usize, d: usize) {
         let w = values(n * d, 3);
-        let split = SplitRows::new(w.clone(), [n, d]);
+        let split = ScreenedRows::new(w.clone(), [n, d]);
         for case in 0..40u32 {
             let x = values(d, 100 + case);
             let logits: Vec<f32> = (0..n).map(|j| dot(&x, &w[j * d..][..d])).collect();
@@ -403,6 +313,59 @@ mod tests {
     }
 
     #[test]
+    fn coded_products_are_within_their_bounds() {
+        // Rows of very different sizes (the scale is per row), a width with a tail after
+        // the 32-lane steps, and a zero row.
+        let (n, d) = (200, 75);
+        let mut w = values(n * d, 6);
+        for (j, row) in w.chunks_exact_mut(d).enumerate() {
+            let size = 10f32.powi(j as i32 % 7 - 3);
+            row.iter_mut().for_each(|v| *v *= size);
+        }
+        w[7 * d..8 * d].fill(0.0);
+        let screened = ScreenedRows::new(w.clone(), [n, d]);
+        assert!(screened.screenable);
+        for case in 0..20 {
+            let x = values(d, 200 + case);
+            let x_norm = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+            let mut coded = vec![0.0f32; n];
+            code_dots(&x, &screened.codes, &mut coded);
+            for j in 0..n {
+                let exact = f64::from(dot(&x, &w[j * d..][..d]));
+                let approx = f64::from(coded[j]) * f64::from(screened.scales[j]);
+                let bound = f64::from(screened.bounds[j]) * x_norm + UNDERFLOW_SLACK;
+                assert!(
+                    (exact - approx).abs() <= bound,
+                    "row {j}: {exact} vs {approx} ± {bound}"
+                );
+                // And not uselessly loose: within 1% of the row's size.
+                let row_norm = w[j * d..][..d]
+                    .iter()
+                    .map(|&v| f64::from(v).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(
+                    bound <= 0.01 * x_norm * row_norm + UNDERFLOW_SLACK,
+                    "row {j}: bound {bound}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_it_cannot_bound_turn_screening_off() {
+        for bad in [f32::INFINITY, f32::NAN, 1e30] {
+            let mut w = values(8 * 4, 7);
+            w[5] = bad;
+            let screened = ScreenedRows::new(w, [8, 4]);
+            assert!(
+                screened.greedy_candidates(&[1.0; 4], &[]).is_none(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn ties_keep_every_tied_token() {
         // Rows 5 and 9 identical: both are the argmax, both must be listed.
         let (n, d) = (20, 16);
@@ -410,7 +373,7 @@ mod tests {
         let top: Vec<f32> = (0..d).map(|i| 3.0 + i as f32 * 0.01).collect();
         w[5 * d..6 * d].copy_from_slice(&top);
         w[9 * d..10 * d].copy_from_slice(&top);
-        let split = SplitRows::new(w, [n, d]);
+        let split = ScreenedRows::new(w, [n, d]);
         let x = vec![1.0; d];
         let c = split.greedy_candidates(&x, &[]).unwrap();
         assert!(c.iter().any(|&(t, _)| t == 5) && c.iter().any(|&(t, _)| t == 9));
@@ -418,7 +381,7 @@ mod tests {
 
     #[test]
     fn declines_what_it_cannot_screen() {
-        let split = SplitRows::new(values(8 * 4, 5), [8, 4]);
+        let split = ScreenedRows::new(values(8 * 4, 5), [8, 4]);
         let all: Vec<u32> = (0..8).collect();
         assert!(split.greedy_candidates(&[1.0; 4], &all).is_none());
         assert!(
