@@ -9,7 +9,7 @@ use burn::backend::flex::FlexTensor;
 use super::gemv::MAX_ROWS;
 use super::kernels::{PackedHead, attend_head, attend_query, pad, softmax_rows};
 use super::matmul::{MatRef, matmul};
-use super::parallel::{for_each_chunk, for_each_chunk_sized};
+use super::parallel::{for_each_chunk, for_each_chunk_sized, zeros};
 
 /// Rank-4 view `[b, h, t, d]` of a flex tensor.
 struct View4<'a> {
@@ -70,7 +70,7 @@ pub fn attention(
     if !(kb == b && vb == b && kh == h && vh == h && kd == d && vt == tk) || (causal && tq > tk) {
         return None;
     }
-    let mut out = vec![0.0f32; b * h * tq * dv];
+    let mut out = zeros(b * h * tq * dv);
     // One head per chunk of the output, spread over the pool; each thread packs into its
     // own scratch.
     let head_of = |index: usize| (index / h, index % h);

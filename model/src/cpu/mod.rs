@@ -230,8 +230,8 @@ impl crate::kernels::Kernels for FlexKernels {
         // The output starts as the bias (written once, not zeroed first), which the product
         // is added to.
         let (mut out, accumulate) = match bias {
-            Some(b) => (dense(&flex(b)?).repeat(rows), true),
-            None => (vec![0.0f32; rows * out_dim], false),
+            Some(b) => (parallel::repeat(&dense(&flex(b)?), rows), true),
+            None => (parallel::zeros(rows * out_dim), false),
         };
         matmul(
             &mut out,
@@ -286,7 +286,7 @@ impl crate::kernels::Kernels for FlexKernels {
         let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
         let block_rows = mlp_rows(rows);
         // The output starts as fc2's bias (written once, not zeroed first).
-        let mut out = b2.repeat(rows);
+        let mut out = parallel::repeat(&b2, rows);
         parallel::for_each_chunk(
             &mut out,
             block_rows * d_out,
@@ -361,7 +361,7 @@ impl crate::kernels::Kernels for FlexKernels {
         let xf = flex(x)?;
         if batch * h.div_ceil(window) >= 2 * parallel::threads() {
             // Enough strips of windows for every thread: each strip's products on its thread.
-            let mut out = vec![0.0f32; batch * n * c];
+            let mut out = parallel::zeros(batch * n * c);
             with_attention_layers(c, qkv, proj, |qkv, proj| {
                 attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out)
             })?;
@@ -375,7 +375,7 @@ impl crate::kernels::Kernels for FlexKernels {
             Some(b) => dense(&flex(b)?).into_owned(),
             None => vec![0.0; three_c],
         };
-        let mut out = vec![0.0f32; batch * n * c];
+        let mut out = parallel::zeros(batch * n * c);
         attention::window_attention(&dense(&projected), &pad, grid, scale, &mut out);
         let out = self.linear(
             &tensor(out, [batch * n, c]),
@@ -406,7 +406,7 @@ impl crate::kernels::Kernels for FlexKernels {
             groups,
         };
         let scale = (n as f64).powf(-0.5) as f32;
-        let mut out = vec![0.0f32; batch * n * c];
+        let mut out = parallel::zeros(batch * n * c);
         with_attention_layers(c, qkv, proj, |qkv, proj| {
             channel_attention::channel_attention_fused(
                 &dense(&xf),
@@ -463,7 +463,7 @@ impl crate::kernels::Kernels for FlexKernels {
         let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..rows * dim];
         let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
         let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
-        let mut out = vec![0.0f32; rows * dim];
+        let mut out = parallel::zeros(rows * dim);
         let rows_per_part = 64;
         parallel::for_each_chunk(
             &mut out,
@@ -514,7 +514,7 @@ impl crate::kernels::Kernels for FlexKernels {
             k,
             padding,
         };
-        let mut out = vec![0.0f32; b * n * c];
+        let mut out = parallel::zeros(b * n * c);
         for (xi, oi) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
             conv::conv_pos_enc(xi, h, w, &filter, oi);
         }
@@ -556,7 +556,7 @@ impl crate::kernels::Kernels for FlexKernels {
                 wt[(co * c_in + j % c_in) * taps + j / c_in]
             })
             .collect();
-        let mut out = vec![0.0f32; batch * ho * wo * c_out];
+        let mut out = parallel::zeros(batch * ho * wo * c_out);
         patch_conv::patch_conv(&dense(&xf), batch, g, &filters, &dense(&bf), &mut out);
         Some(tensor(out, [batch, ho * wo, c_out]))
     }
