@@ -324,35 +324,45 @@ fn bench(
     });
     generation.min_new_tokens = new_tokens;
     generation.no_repeat_ngram_size = 0;
-    let one_run = || -> Result<[f64; 5]> {
-        let t0 = Instant::now();
+    // Wall and CPU seconds of each part: vision, encoder, decoder, then the whole run.
+    let one_run = || -> Result<[f64; 8]> {
+        let cpu = || cpu_seconds().unwrap_or(f64::NAN);
+        let (t0, cpu0) = (Instant::now(), cpu());
         let prompt_ids = model.prompt_ids(task, None)?;
         let features = m.vision_features(image.to_tensor(&model.image_processor, device)?, None)?;
         let image_features = m.image_features(features)?;
         sync(&image_features)?;
         let vision = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
+        let (t1, cpu1) = (Instant::now(), cpu());
         let encoder_hidden = m.encode(m.inputs_embeds(image_features, &prompt_ids)?, None)?;
         sync(&encoder_hidden)?;
         let encoder = t1.elapsed().as_secs_f64();
-        let t2 = Instant::now();
+        let (t2, cpu2) = (Instant::now(), cpu());
         let ids = m.generate(&encoder_hidden, &generation, None)?;
         let decoder = t2.elapsed().as_secs_f64();
+        let cpu3 = cpu();
         if ids.len() != new_tokens + 1 {
             return Err(Error::Input(format!(
                 "generated {} tokens, not {new_tokens}",
                 ids.len() - 1
             )));
         }
-        let t3 = Instant::now();
-        let cpu3 = cpu_seconds();
+        let (t3, cpu4) = (Instant::now(), cpu());
         model.run_with(image, task, None, generation.clone())?;
         let total = t3.elapsed().as_secs_f64();
-        let total_cpu = cpu_seconds().zip(cpu3).map_or(f64::NAN, |(b, a)| b - a);
-        Ok([vision, encoder, decoder, total, total_cpu])
+        Ok([
+            vision,
+            encoder,
+            decoder,
+            total,
+            cpu1 - cpu0,
+            cpu2 - cpu1,
+            cpu3 - cpu2,
+            cpu() - cpu4,
+        ])
     };
     one_run()?;
-    let results: Vec<[f64; 5]> = (0..runs.max(1)).map(|_| one_run()).collect::<Result<_>>()?;
+    let results: Vec<[f64; 8]> = (0..runs.max(1)).map(|_| one_run()).collect::<Result<_>>()?;
     let median = |i: usize| {
         let mut v: Vec<f64> = results.iter().map(|r| r[i]).collect();
         v.sort_by(f64::total_cmp);
@@ -363,17 +373,28 @@ fn bench(
         results.len(),
         florence2_burn::cpu::threads()
     );
-    println!("vision  {:9.1} ms", median(0) * 1e3);
-    println!("encoder {:9.1} ms", median(1) * 1e3);
+    // CPU time beside wall time shows how well each part uses the threads (the clock ticks
+    // every 10 ms).
     println!(
-        "decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens)",
-        median(2) * 1e3,
-        median(2) * 1e3 / new_tokens as f64
+        "vision  {:9.1} ms  (CPU time {:.0} ms)",
+        median(0) * 1e3,
+        median(4) * 1e3
     );
     println!(
-        "total   {:9.1} ms  (CPU time {:.1} ms)",
+        "encoder {:9.1} ms  (CPU time {:.0} ms)",
+        median(1) * 1e3,
+        median(5) * 1e3
+    );
+    println!(
+        "decoder {:9.1} ms  ({:.1} ms/token, {new_tokens} tokens; CPU time {:.0} ms)",
+        median(2) * 1e3,
+        median(2) * 1e3 / new_tokens as f64,
+        median(6) * 1e3
+    );
+    println!(
+        "total   {:9.1} ms  (CPU time {:.0} ms)",
         median(3) * 1e3,
-        median(4) * 1e3
+        median(7) * 1e3
     );
     match peak_rss_mib() {
         Some(mib) => println!("peak RSS {mib} MiB"),
