@@ -124,13 +124,14 @@ fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> M
 /// 9.4 MB at most, its last stage's 576 × 4096) are reused from one block of rows to the
 /// next, instead of one buffer the size of the whole hidden layer (75 MB for its first
 /// stage) being page-faulted in.
-const MLP_ROWS: usize = 1024;
+const ROW_BLOCK: usize = 1024;
 
-/// Rows per MLP task: at most [`MLP_ROWS`], in blocks of equal length, as many as a multiple
-/// of the pool's size. Each block packs both weight matrices for `gemm` again, so no more
-/// blocks than that: BART's ~590-token prompt is one block on one thread, two on two.
-fn mlp_rows(rows: usize) -> usize {
-    parallel::balanced_block_len(rows, MLP_ROWS)
+/// Rows per task of a product over many rows (an MLP, a linear layer): at most
+/// [`ROW_BLOCK`], in blocks of equal length, as many as a multiple of the pool's size. Each
+/// block packs the weights for `gemm` again, so no more blocks than that: BART's ~590-token
+/// prompt is one block on one thread, two on two.
+fn row_block_len(rows: usize) -> usize {
+    parallel::balanced_block_len(rows, ROW_BLOCK)
 }
 
 /// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
@@ -227,29 +228,41 @@ impl crate::kernels::Kernels for FlexKernels {
             }
             return Some(tensor(out, [rows, out_dim]));
         }
-        // The output starts as the bias (written once, not zeroed first), which the product
-        // is added to.
-        let (mut out, accumulate) = match bias {
-            Some(b) => (parallel::repeat(&dense(&flex(b)?), rows), true),
-            None => (parallel::zeros(rows * out_dim), false),
+        // In blocks of rows, one task each, as the MLP: `gemm`'s own split of the encoder's
+        // 590-row products kept two threads less busy (its 4 products per layer, looped on
+        // two threads: 219-223 -> 214-216 ms per encoder). Each block starts from the bias,
+        // which the product is added to; a row block's values do not depend on how the rows
+        // are cut (`gemm` blocks the inner dimension by its length alone).
+        let bias = match bias {
+            Some(b) => Some(flex(b)?),
+            None => None,
         };
-        matmul(
+        let bias = bias.as_ref().map(dense);
+        let (xv, wv) = (view(&xf, 0, 0, 1), view(&wf, 0, 0, 1));
+        let block_rows = row_block_len(rows);
+        let mut out = parallel::zeros(rows * out_dim);
+        parallel::for_each_chunk_sized(
+            rows * d_in * out_dim,
             &mut out,
-            view(&xf, 0, 0, 1),
-            view(&wf, 0, 0, 1),
-            1.0,
-            accumulate,
-            true,
+            block_rows * out_dim,
+            || (),
+            |_, block, out| {
+                if let Some(b) = &bias {
+                    for row in out.chunks_exact_mut(out_dim) {
+                        row.copy_from_slice(b);
+                    }
+                }
+                let x_rows = MatRef {
+                    offset: xv.offset + block * block_rows * xv.row_stride,
+                    rows: out.len() / out_dim,
+                    ..xv
+                };
+                matmul(out, x_rows, wv, 1.0, bias.is_some(), false);
+                if gelu {
+                    kernels::gelu(out);
+                }
+            },
         );
-        if gelu {
-            // In pieces of a few rows, spread over the pool.
-            parallel::for_each_chunk(
-                &mut out,
-                out_dim * 64,
-                || (),
-                |_, _, part| kernels::gelu(part),
-            );
-        }
         Some(tensor(out, [rows, out_dim]))
     }
 
@@ -284,7 +297,7 @@ impl crate::kernels::Kernels for FlexKernels {
         let rf = flex(residual)?;
         let (b1, b2, residual) = (dense(&b1f), dense(&b2f), dense(&rf));
         let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
-        let block_rows = mlp_rows(rows);
+        let block_rows = row_block_len(rows);
         // The output starts as fc2's bias (written once, not zeroed first).
         let mut out = parallel::repeat(&b2, rows);
         parallel::for_each_chunk(
