@@ -230,34 +230,28 @@ impl crate::kernels::Kernels for FlexKernels {
         }
         // In blocks of rows, one task each, as the MLP: `gemm`'s own split of the encoder's
         // 590-row products kept two threads less busy (its 4 products per layer, looped on
-        // two threads: 219-223 -> 214-216 ms per encoder). Each block starts from the bias,
-        // which the product is added to; a row block's values do not depend on how the rows
-        // are cut (`gemm` blocks the inner dimension by its length alone).
-        let bias = match bias {
-            Some(b) => Some(flex(b)?),
-            None => None,
+        // two threads: 219-223 -> 214-216 ms per encoder). The output starts as the bias
+        // (written once, not zeroed first), which the product is added to; a row block's
+        // values do not depend on how the rows are cut (`gemm` blocks the inner dimension by
+        // its length alone).
+        let (mut out, accumulate) = match bias {
+            Some(b) => (parallel::repeat(&dense(&flex(b)?), rows), true),
+            None => (parallel::zeros(rows * out_dim), false),
         };
-        let bias = bias.as_ref().map(dense);
         let (xv, wv) = (view(&xf, 0, 0, 1), view(&wf, 0, 0, 1));
         let block_rows = row_block_len(rows);
-        let mut out = parallel::zeros(rows * out_dim);
         parallel::for_each_chunk_sized(
             rows * d_in * out_dim,
             &mut out,
             block_rows * out_dim,
             || (),
             |_, block, out| {
-                if let Some(b) = &bias {
-                    for row in out.chunks_exact_mut(out_dim) {
-                        row.copy_from_slice(b);
-                    }
-                }
                 let x_rows = MatRef {
                     offset: xv.offset + block * block_rows * xv.row_stride,
                     rows: out.len() / out_dim,
                     ..xv
                 };
-                matmul(out, x_rows, wv, 1.0, bias.is_some(), false);
+                matmul(out, x_rows, wv, 1.0, accumulate, false);
                 if gelu {
                     kernels::gelu(out);
                 }
