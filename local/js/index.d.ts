@@ -13,7 +13,9 @@ export interface LocalLoadOptions {
   /** A folder URL: config.json, model.safetensors, tokenizer.json (+ generation_config.json,
    * preprocessor_config.json / processor_config.json when present). */
   modelUrl: string;
-  /** "auto" (default): WebGPU when the browser has an adapter, else the CPU. */
+  /** "auto" (default): WebGPU when the browser has a hardware adapter, else the CPU (a
+   * software adapter such as SwiftShader is ~100x slower than the CPU backend); "webgpu" takes
+   * any adapter. */
   backend?: "auto" | "webgpu" | "cpu";
   onProgress?: (progress: LocalProgress) => void;
   signal?: AbortSignal;
@@ -21,6 +23,9 @@ export interface LocalLoadOptions {
 
 export interface LocalInfo {
   backend: "webgpu" | "cpu";
+  /** The WebGPU adapter found (vendor, architecture, device, description); on the CPU after
+   * "auto" passed a software adapter by, its name and that reason; null when none was asked
+   * for or found. */
   adapter: string | null;
   dtype: "f32" | "f16";
   parameters: number;

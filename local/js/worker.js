@@ -104,6 +104,11 @@ async function chooseBackend(backend) {
   if (gpu) {
     const i = gpu.info ?? {};
     const adapter = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(" ") || "WebGPU";
+    // A software adapter (SwiftShader, lavapipe, WARP) is the CPU pretending to be a GPU, ~100x
+    // slower than the CPU backend: "auto" takes the CPU there; an explicit "webgpu" still gets it.
+    if (backend !== "webgpu" && isSoftwareAdapter(gpu, adapter)) {
+      return { chosen: "cpu", adapter: `${adapter} (a software adapter: the CPU backend is faster)` };
+    }
     // The runtime's device asks for the adapter's limits: a model whose tensors exceed them is
     // refused at load (OUT_OF_MEMORY) rather than failing on the GPU.
     const bufferBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
@@ -116,6 +121,13 @@ async function chooseBackend(backend) {
     );
   }
   return { chosen: "cpu", adapter: null };
+}
+
+/** WebGPU's own flag (`GPUAdapterInfo.isFallbackAdapter`, earlier on the adapter), or the
+ * names the software rasterisers give themselves where a browser does not set it. */
+function isSoftwareAdapter(gpu, description) {
+  if (gpu.info?.isFallbackAdapter === true || gpu.isFallbackAdapter === true) return true;
+  return /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i.test(description);
 }
 
 /** The folder's files, from Cache Storage when a previous load stored them all. */

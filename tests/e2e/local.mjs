@@ -285,6 +285,18 @@ for (const backend of BACKENDS) {
   });
 }
 
+// Chromium's only adapter here is SwiftShader (the CPU emulating a GPU, ~100x slower than the
+// CPU backend): "auto" must take the CPU and say what it found.
+if (BACKENDS.includes("webgpu")) {
+  await test("auto never picks a software adapter: SwiftShader gives the CPU, and info.adapter says why", async () => {
+    const load = (Local, url) => Local.load({ modelUrl: url, backend: "auto" }).then((l) => (l.dispose(), l.info));
+    const got = await inPage(load, modelUrl("good"));
+    assert.ok(got.value, JSON.stringify(got.error));
+    assert.equal(got.value.backend, "cpu");
+    assert.match(got.value.adapter ?? "", /software adapter/);
+  });
+}
+
 await test("a second load comes from Cache Storage with no request", async () => {
   const load = (Local, url) => Local.load({ modelUrl: url, backend: "cpu" }).then((l) => (l.dispose(), l.info));
   await inPage((Local) => Local.clearCache());

@@ -27,7 +27,7 @@ pub enum Mode {
 /// The backend asked for when loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// WebGPU when the browser has an adapter, else the CPU.
+    /// WebGPU when the browser has a hardware adapter, else the CPU.
     #[default]
     Auto,
     Webgpu,
