@@ -7,25 +7,21 @@
 //! [`burn::tensor::Device`] the weights are loaded on (`Device::flex()` on the CPU with the
 //! default `flex` feature, `Device::wgpu(..)` with the `wgpu` feature). Nothing here reads
 //! files: everything loads from bytes or a `Read + Seek` source, so the same code runs in the
-//! browser; the `florence2` binary does the file I/O.
+//! browser; the `florence2` command (crate florence2-cli, `../cli`) does the file I/O.
 
 pub mod bart;
 pub mod config;
 #[cfg(feature = "flex")]
 pub mod cpu;
-pub mod e2e;
 pub mod error;
 pub mod generation;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
 pub mod image;
 pub mod kernels;
-#[cfg(feature = "cli")]
-pub mod label;
 pub mod memory;
 pub mod model;
 pub mod nn;
-pub mod parity;
 pub mod pipeline;
 pub mod projector;
 pub mod safetensors_file;

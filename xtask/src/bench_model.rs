@@ -135,7 +135,7 @@ pub fn run(args: &[String]) -> Result {
     run_step(cargo().args([
         "build",
         "-p",
-        "florence2-burn",
+        "florence2-cli",
         "--profile",
         "release-native",
         "--bin",

@@ -203,7 +203,7 @@ fn local_e2e() -> Result<String> {
     let Some(model) = tiny_e2e_model()? else {
         return Ok("Florence2Local e2e IGNORED: no reference data".into());
     };
-    run_step(cargo().args(["build", "-p", "florence2-burn", "--bin", "florence2"]))?;
+    run_step(cargo().args(["build", "-p", "florence2-cli", "--bin", "florence2"]))?;
     run_step(
         Command::new("node")
             .arg(root().join("tests/e2e/local.mjs"))

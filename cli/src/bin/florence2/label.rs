@@ -1,4 +1,4 @@
-//! `florence2 label`: flags → `florence2_burn::label`, the Ctrl-C handler, the summary and the
+//! `florence2 label`: flags → `florence2_cli::label`, the Ctrl-C handler, the summary and the
 //! exit status (0 all labelled, 1 some picture failed, 2 the run could not be made, 130
 //! interrupted).
 
@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
 use florence2::Task;
-use florence2_burn::label::backend::{Endpoint, Labeller, Local};
-use florence2_burn::label::{self as labelling, LabelError, Options, Shard, Summary};
 use florence2_burn::{LoadOptions, RunOptions};
+use florence2_cli::label::backend::{Endpoint, Labeller, Local};
+use florence2_cli::label::{self as labelling, LabelError, Options, Shard, Summary};
 
 use crate::Command;
 

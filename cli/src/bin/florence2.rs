@@ -10,10 +10,10 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use florence2::{Florence2Result, ImageSize, Source, Task};
-use florence2_burn::parity::Report;
 use florence2_burn::{
     Error, Florence2, LoadOptions, ModelFiles, Result, RgbImage, RunOptions, Tokenizer,
 };
+use florence2_cli::parity::Report;
 
 // The `label` subcommand's glue, beside this file (a crate root resolves `mod` from src/bin/).
 #[path = "florence2/label.rs"]
@@ -229,7 +229,7 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             Ok(true)
         }
         Command::Parity { dir } => {
-            let report = florence2_burn::parity::run(
+            let report = florence2_cli::parity::run(
                 &read(&dir.join("config.json"))?,
                 open(&dir.join("model.safetensors"))?,
                 open(&dir.join("golden.safetensors"))?,
@@ -239,7 +239,7 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
         }
         Command::E2e { dir } => {
             let model = load_model(&dir, &device, backend.load_options())?;
-            let report = florence2_burn::e2e::run(&model, &|name| read(&dir.join(name)))?;
+            let report = florence2_cli::e2e::run(&model, &|name| read(&dir.join(name)))?;
             Ok(print_report(&report))
         }
         Command::Tokenize { tokenizer, text } => {

@@ -1,6 +1,7 @@
 //! The `florence2` binary on the reference folders, as CI runs it: `parity` on
 //! florence2-tiny, `e2e` on florence2-tiny-e2e, and the debugging commands.
 
+#[path = "../../model/tests/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Output};

@@ -8,11 +8,13 @@ use std::io::{Read, Seek};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
-use crate::error::{Error, Result};
-use crate::image::RgbImage;
-use crate::model::{Florence2Model, values};
-use crate::safetensors_file::SafetensorsFile;
+use florence2_burn::config::{
+    EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig,
+};
+use florence2_burn::error::{Error, Result};
+use florence2_burn::image::RgbImage;
+use florence2_burn::model::{Florence2Model, values};
+use florence2_burn::safetensors_file::SafetensorsFile;
 
 /// The absolute bar for every golden value tensor (f32 vs f64 logits differ by ~2e-5 here).
 pub const TOLERANCE: f32 = 1e-4;

@@ -3,6 +3,7 @@
 //! and their merge, and Ctrl-C. The COCO files are checked here, in Rust, against the schema
 //! (ids unique, every reference resolves, boxes and outlines inside their image).
 
+#[path = "../../model/tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

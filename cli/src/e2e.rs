@@ -9,12 +9,12 @@ use florence2::Task;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{EarlyStopping, ImageProcessorConfig};
-use crate::error::{Error, Result};
-use crate::image::RgbImage;
 use crate::parity::{Outcome, Report, compare};
-use crate::pipeline::{Florence2, RunOptions};
-use crate::safetensors_file::SafetensorsFile;
+use florence2_burn::config::{EarlyStopping, ImageProcessorConfig};
+use florence2_burn::error::{Error, Result};
+use florence2_burn::image::RgbImage;
+use florence2_burn::pipeline::{Florence2, RunOptions};
+use florence2_burn::safetensors_file::SafetensorsFile;
 
 #[derive(Deserialize)]
 struct GoldenFile {

@@ -10,7 +10,7 @@ use florence2::{Florence2Result, Task};
 
 use crate::label::backend::Labeller;
 use crate::label::error::Failure;
-use crate::{Florence2, RgbImage, RunOptions};
+use florence2_burn::{Florence2, RgbImage, RunOptions};
 
 pub struct Local {
     model: Florence2,

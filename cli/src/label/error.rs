@@ -35,11 +35,11 @@ impl From<florence2::Error> for Failure {
     }
 }
 
-impl From<crate::Error> for Failure {
-    fn from(e: crate::Error) -> Failure {
+impl From<florence2_burn::Error> for Failure {
+    fn from(e: florence2_burn::Error) -> Failure {
         match e {
-            crate::Error::Core(core) => core.into(),
-            crate::Error::Image(message) => {
+            florence2_burn::Error::Core(core) => core.into(),
+            florence2_burn::Error::Image(message) => {
                 Failure::new(florence2::ErrorCode::ImageDecode.as_str(), message)
             }
             other => Failure::new(Failure::MODEL_FAILED, other.to_string()),
@@ -66,7 +66,7 @@ pub enum LabelError {
     },
     /// The local model could not be loaded.
     #[error("MODEL_LOAD: {0}")]
-    Model(#[from] crate::Error),
+    Model(#[from] florence2_burn::Error),
     /// The results file beside `--out` holds another task's results (or is not ours).
     #[error("RESULTS_MISMATCH: {0}")]
     Results(String),

@@ -1,6 +1,7 @@
 //! The token matrix split in row blocks (as on WebGPU, where one binding holds 128 MiB and
 //! base's matrix is 150 MiB) gives the tiny model's end-to-end goldens exactly.
 
+#[path = "../../model/tests/common/mod.rs"]
 mod common;
 
 use burn::tensor::Device;
@@ -22,7 +23,7 @@ fn a_split_token_matrix_passes_the_e2e_goldens() {
     let model = Florence2::load_with(files, &Device::flex(), options).unwrap();
     let blocks = model.model.vocab_blocks();
     assert!(blocks > 1, "a 1 MiB limit left the token matrix whole");
-    let report = florence2_burn::e2e::run(&model, &|name| {
+    let report = florence2_cli::e2e::run(&model, &|name| {
         read(name).map_err(|e| florence2_burn::Error::Input(format!("{name}: {e}")))
     })
     .unwrap();
