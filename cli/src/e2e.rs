@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::parity::{Outcome, Report, compare};
-use florence2_burn::config::{EarlyStopping, ImageProcessorConfig};
+use florence2_burn::decode::image::RgbImage;
+use florence2_burn::decode::pipeline::{Florence2, RunOptions};
 use florence2_burn::error::{Error, Result};
-use florence2_burn::image::RgbImage;
-use florence2_burn::pipeline::{Florence2, RunOptions};
+use florence2_burn::load::config::{EarlyStopping, ImageProcessorConfig};
 use florence2_burn::safetensors_file::SafetensorsFile;
 
 #[derive(Deserialize)]

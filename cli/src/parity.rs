@@ -8,12 +8,12 @@ use std::io::{Read, Seek};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use florence2_burn::config::{
+use florence2_burn::decode::image::RgbImage;
+use florence2_burn::error::{Error, Result};
+use florence2_burn::load::config::{
     EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig,
 };
-use florence2_burn::error::{Error, Result};
-use florence2_burn::image::RgbImage;
-use florence2_burn::model::{Florence2Model, values};
+use florence2_burn::network::model::{Florence2Model, values};
 use florence2_burn::safetensors_file::SafetensorsFile;
 
 /// The absolute bar for every golden value tensor (f32 vs f64 logits differ by ~2e-5 here).

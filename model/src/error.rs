@@ -57,7 +57,7 @@ pub enum Error {
     Backend(String),
 
     /// The model, or a picture at the size it takes, cannot fit where it runs (see
-    /// [`crate::memory::MemoryLimits`]).
+    /// [`crate::load::memory::MemoryLimits`]).
     #[error("out of memory: {0}")]
     OutOfMemory(String),
 

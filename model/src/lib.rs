@@ -8,33 +8,28 @@
 //! default `flex` feature, `Device::wgpu(..)` with the `wgpu` feature). Nothing here reads
 //! files: everything loads from bytes or a `Read + Seek` source, so the same code runs in the
 //! browser; the `florence2` command (crate florence2-cli, `../cli`) does the file I/O.
+//!
+//! The modules, by concern:
+//! - [`load`]: checkpoint files, the weights loader, the configs, what a model needs in memory;
+//! - [`network`]: the model itself (DaViT, projector, BART, the token matrix, the whole);
+//! - [`decode`]: from a picture and a prompt to a result (preprocessing, tokenizer, search);
+//! - [`kernels`]: the one seam where the hot operations get faster kernels (`cpu`, `gpu`).
 
-pub mod bart;
-pub mod config;
-#[cfg(feature = "flex")]
-pub mod cpu;
+pub mod decode;
 pub mod error;
-pub mod generation;
-#[cfg(feature = "wgpu")]
-pub mod gpu;
-pub mod image;
 pub mod kernels;
-pub mod memory;
-pub mod model;
-pub mod nn;
-pub mod pipeline;
-pub mod projector;
-pub mod safetensors_file;
-pub mod tokenizer;
-pub mod vision;
-pub mod vocab;
-pub mod weights;
+pub mod load;
+pub mod network;
 
-pub use config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
+#[cfg(feature = "flex")]
+pub use kernels::cpu;
+pub use load::safetensors_file;
+
+pub use decode::image::RgbImage;
+pub use decode::pipeline::{Florence2, ImageFeatures, ModelFiles, RunOptions, RunOutput};
+pub use decode::tokenizer::Tokenizer;
 pub use error::{Error, Result};
-pub use image::RgbImage;
-pub use memory::MemoryLimits;
-pub use model::{Florence2Model, LoadOptions};
-pub use pipeline::{Florence2, ImageFeatures, ModelFiles, RunOptions, RunOutput};
-pub use tokenizer::Tokenizer;
-pub use weights::Layout;
+pub use load::config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
+pub use load::memory::MemoryLimits;
+pub use load::weights::Layout;
+pub use network::model::{Florence2Model, LoadOptions, values, values_async};

@@ -9,7 +9,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use florence2_burn::model::values;
+use florence2_burn::values;
 use florence2_burn::{Florence2Config, Florence2Model, Layout};
 
 #[test]

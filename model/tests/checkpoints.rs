@@ -65,7 +65,7 @@ fn half_precision_checkpoints_are_converted_on_load() {
         let halved = tensors.to_half(dtype);
         let model = load(&config, halved.to_bytes()).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
         // The embedding holds exactly the half values, widened.
-        let ours = florence2_burn::model::values(model.embed(&[0, 1, 2, 319]).unwrap()).unwrap();
+        let ours = florence2_burn::values(model.embed(&[0, 1, 2, 319]).unwrap()).unwrap();
         let f32s = tensors.f32_values(EMBED);
         for (k, id) in [0usize, 1, 2, 319].iter().enumerate() {
             for j in 0..64 {

@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use florence2::Task;
-use florence2_burn::model::values;
+use florence2_burn::values;
 use florence2_burn::{Florence2, RgbImage, RunOptions};
 
 #[test]

@@ -405,7 +405,7 @@ fn bench(
 
 /// Waits for a tensor's computation (reads one value back).
 fn sync(t: &burn::tensor::Tensor<3>) -> Result<()> {
-    florence2_burn::model::values(t.clone().slice([0..1, 0..1, 0..1])).map(drop)
+    florence2_burn::values(t.clone().slice([0..1, 0..1, 0..1])).map(drop)
 }
 
 /// User + system CPU time of the process so far (Linux: /proc/self/stat), the fairer clock

@@ -80,7 +80,7 @@ impl Tensors {
         };
         for (name, (dtype, shape, data)) in &self.map {
             out.map.insert(
-                florence2_burn::weights::native_to_original(name),
+                florence2_burn::load::weights::native_to_original(name),
                 (*dtype, shape.clone(), data.clone()),
             );
         }

@@ -5,10 +5,10 @@ use std::io::{Read, Seek};
 
 use burn::tensor::{Tensor, s};
 
-use crate::config::LAYER_NORM_EPS;
 use crate::error::Result;
 use crate::kernels;
-use crate::weights::Weights;
+use crate::load::config::LAYER_NORM_EPS;
+use crate::load::weights::Weights;
 
 /// `nn.Linear`: `y = x Wᵀ + b`, with W stored transposed (`[in, out]`) so the product is a
 /// plain row-major matmul.

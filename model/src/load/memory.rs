@@ -9,8 +9,8 @@
 //! passes can still run out (the allocator's slack, fragmentation); that stays a trap, which
 //! the browser's worker also reports as out of memory.
 
-use crate::config::{ImageProcessorConfig, VisionConfig};
 use crate::error::{Error, Result};
+use crate::load::config::{ImageProcessorConfig, VisionConfig};
 
 /// Bytes of one `f32`, how every backend holds weights and activations today.
 const F32: u64 = 4;
@@ -86,7 +86,7 @@ pub struct MemoryFloor {
 }
 
 impl MemoryFloor {
-    /// `parameters` as the model holds them ([`crate::weights::held_parameters`]).
+    /// `parameters` as the model holds them ([`crate::load::weights::held_parameters`]).
     pub fn new(parameters: u64, vision: Option<VisionFloor>) -> Self {
         MemoryFloor {
             weights: parameters.saturating_mul(F32),
@@ -208,7 +208,7 @@ pub fn check_processor(config: &VisionConfig, processor: &ImageProcessorConfig) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Florence2Config;
+    use crate::load::config::Florence2Config;
 
     /// Florence-2-base's vision config (`vision_config` of microsoft/Florence-2-base-ft).
     fn base() -> VisionConfig {

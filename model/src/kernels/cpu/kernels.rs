@@ -30,7 +30,7 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) {
                     portable::<true, false>($($arg),*)
                 }
-                if $crate::cpu::kernels::has_avx512() {
+                if $crate::kernels::cpu::kernels::has_avx512() {
                     // SAFETY: the CPU has AVX-512 F and VL, AVX2 and FMA (checked just above),
                     // the only requirement of calling a `target_feature` function.
                     return unsafe { avx512($($arg),*) };

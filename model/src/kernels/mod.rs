@@ -4,6 +4,11 @@
 //! which run on every backend, WebGPU included — take what no set claims. A GPU set (our own
 //! WGSL kernels) or another CPU set plugs in here, not at the call sites.
 
+#[cfg(feature = "flex")]
+pub mod cpu;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
+
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, activation, s};
 
@@ -168,9 +173,9 @@ pub trait Kernels: Sync {
 /// The specialised kernel sets compiled in, asked in order.
 const SPECIALISED: &[&dyn Kernels] = &[
     #[cfg(feature = "flex")]
-    &crate::cpu::FlexKernels,
+    &crate::kernels::cpu::FlexKernels,
     #[cfg(feature = "wgpu")]
-    &crate::gpu::CubeKernels,
+    &crate::kernels::gpu::CubeKernels,
 ];
 
 /// The token matrix in the form of the first set that takes it, or `values` back.
@@ -268,7 +273,7 @@ pub fn window_attention(
     let projected = linear(windows, qkv.weight_t, qkv.bias, false)
         .reshape([n, t, 3 * heads, hd])
         .permute([0, 2, 1, 3]);
-    let (q, k, v) = crate::nn::split_qkv(projected, heads);
+    let (q, k, v) = crate::network::nn::split_qkv(projected, heads);
     let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
         .swap_dims(1, 2)
         .reshape([n * t, c]);
@@ -302,7 +307,7 @@ pub fn channel_attention(
     let projected = linear(x.reshape([b * n, c]), qkv.weight_t, qkv.bias, false)
         .reshape([b, n, 3 * g, c / g])
         .permute([0, 2, 3, 1]);
-    let (q, k, v) = crate::nn::split_qkv(projected, g);
+    let (q, k, v) = crate::network::nn::split_qkv(projected, g);
     // [b, g, c/g, n] → [b, n, g, c/g] → [b·n, c]
     let out = attention(q, k, v, (n as f64).powf(-0.5), false)
         .permute([0, 3, 1, 2])

@@ -11,8 +11,8 @@ use std::io::{Read, Seek};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::safetensors_file::{F32Tensor, SafetensorsFile};
-use crate::vocab::VocabMatrix;
+use crate::load::safetensors_file::{F32Tensor, SafetensorsFile};
+use crate::network::vocab::VocabMatrix;
 
 /// How the tensors of a checkpoint are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

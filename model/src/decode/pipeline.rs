@@ -6,14 +6,14 @@ use std::io::{Read, Seek};
 use burn::tensor::{Device, Tensor};
 use florence2::{Florence2Result, ImageSize, Source, Task};
 
-use crate::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
+use crate::decode::image::RgbImage;
+use crate::decode::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
-use crate::image::RgbImage;
-use crate::memory::{self, MemoryFloor, MemoryLimits, VisionFloor};
-use crate::model::{Decoding, Florence2Model, LoadOptions};
-use crate::safetensors_file::SafetensorsFile;
-use crate::tokenizer::Tokenizer;
-use crate::weights;
+use crate::load::config::{Florence2Config, GenerationConfig, ImageProcessorConfig};
+use crate::load::memory::{self, MemoryFloor, MemoryLimits, VisionFloor};
+use crate::load::safetensors_file::SafetensorsFile;
+use crate::load::weights;
+use crate::network::model::{Decoding, Florence2Model, LoadOptions};
 
 /// The files of a model folder, already read (file I/O is the caller's: a CLI, a fetch).
 pub struct ModelFiles<R> {
@@ -223,7 +223,7 @@ impl Florence2 {
     /// Everything before generation from a picture's features ([`Florence2::image_features`]):
     /// the prompt, the encoder, the decoder's start; nothing is read back, so on WebGPU this
     /// only queues work. Another task on the same picture skips the vision tower (the most
-    /// expensive stage). Drive the returned run's [`crate::model::Decoding`] to its end, then
+    /// expensive stage). Drive the returned run's [`crate::network::model::Decoding`] to its end, then
     /// [`Florence2::finish`].
     pub fn start_from(
         &self,

@@ -7,10 +7,10 @@ use std::io::{Read, Seek};
 
 use burn::tensor::{Tensor, s};
 
-use crate::config::VisionConfig;
 use crate::error::{Error, Result};
-use crate::nn::{LayerNorm, Linear};
-use crate::weights::Weights;
+use crate::load::config::VisionConfig;
+use crate::load::weights::Weights;
+use crate::network::nn::{LayerNorm, Linear};
 
 pub struct Projector {
     row_embeddings: Tensor<2>,

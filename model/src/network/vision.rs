@@ -9,11 +9,11 @@ use std::io::{Read, Seek};
 
 use burn::tensor::Tensor;
 
-use crate::config::VisionConfig;
 use crate::error::Result;
 use crate::kernels;
-use crate::nn::{Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp};
-use crate::weights::Weights;
+use crate::load::config::VisionConfig;
+use crate::load::weights::Weights;
+use crate::network::nn::{Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp};
 
 /// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
 /// the parity checks.

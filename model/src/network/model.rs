@@ -6,16 +6,16 @@ use std::io::{Read, Seek};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::bart::{Decoder, DecoderCache, Encoder, LayerRecorder};
-use crate::config::{Florence2Config, GenerationConfig};
+use crate::decode::generation::Search;
 use crate::error::{Error, Result};
-use crate::generation::Search;
-use crate::memory::MemoryLimits;
-use crate::projector::Projector;
-use crate::safetensors_file::SafetensorsFile;
-use crate::vision::{DaVit, Recorder};
-use crate::vocab::VocabMatrix;
-use crate::weights::{Layout, Weights};
+use crate::load::config::{Florence2Config, GenerationConfig};
+use crate::load::memory::MemoryLimits;
+use crate::load::safetensors_file::SafetensorsFile;
+use crate::load::weights::{Layout, Weights};
+use crate::network::bart::{Decoder, DecoderCache, Encoder, LayerRecorder};
+use crate::network::projector::Projector;
+use crate::network::vision::{DaVit, Recorder};
+use crate::network::vocab::VocabMatrix;
 
 /// Sees every generation step's raw logits (`rows × vocab`).
 pub type LogitsHook<'a> = Option<&'a mut dyn FnMut(&[f32])>;

@@ -9,8 +9,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::config::ImageProcessorConfig;
 use crate::error::{Error, Result};
+use crate::load::config::ImageProcessorConfig;
 
 /// An 8-bit RGB image, rows top to bottom, pixels `[r, g, b]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

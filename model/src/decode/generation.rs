@@ -8,8 +8,8 @@
 //! [`Search::next_input`] and hands back the logits, so the same search drives a
 //! synchronous CPU loop and an asynchronous GPU one.
 
-use crate::config::{EarlyStopping, GenerationConfig};
 use crate::error::{Error, Result};
+use crate::load::config::{EarlyStopping, GenerationConfig};
 
 /// transformers' stand-in for minus infinity in beam bookkeeping.
 const NEG_LARGE: f32 = -1.0e9;
