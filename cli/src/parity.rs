@@ -13,8 +13,8 @@ use florence2_burn::error::{Error, Result};
 use florence2_burn::load::config::{
     EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig,
 };
-use florence2_burn::network::model::{Florence2Model, values};
 use florence2_burn::safetensors_file::SafetensorsFile;
+use florence2_burn::{Florence2Model, values};
 
 /// The absolute bar for every golden value tensor (f32 vs f64 logits differ by ~2e-5 here).
 pub const TOLERANCE: f32 = 1e-4;

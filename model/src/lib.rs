@@ -20,6 +20,7 @@ pub mod error;
 pub mod kernels;
 pub mod load;
 pub mod network;
+pub mod readback;
 
 #[cfg(feature = "flex")]
 pub use kernels::cpu;
@@ -32,4 +33,5 @@ pub use error::{Error, Result};
 pub use load::config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
 pub use load::memory::MemoryLimits;
 pub use load::weights::Layout;
-pub use network::model::{Florence2Model, LoadOptions, values, values_async};
+pub use network::model::{Florence2Model, LoadOptions};
+pub use readback::{values, values_async};

@@ -273,7 +273,7 @@ pub fn window_attention(
     let projected = linear(windows, qkv.weight_t, qkv.bias, false)
         .reshape([n, t, 3 * heads, hd])
         .permute([0, 2, 1, 3]);
-    let (q, k, v) = crate::network::nn::split_qkv(projected, heads);
+    let (q, k, v) = split_qkv(projected, heads);
     let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
         .swap_dims(1, 2)
         .reshape([n * t, c]);
@@ -307,7 +307,7 @@ pub fn channel_attention(
     let projected = linear(x.reshape([b * n, c]), qkv.weight_t, qkv.bias, false)
         .reshape([b, n, 3 * g, c / g])
         .permute([0, 2, 3, 1]);
-    let (q, k, v) = crate::network::nn::split_qkv(projected, g);
+    let (q, k, v) = split_qkv(projected, g);
     // [b, g, c/g, n] → [b, n, g, c/g] → [b·n, c]
     let out = attention(q, k, v, (n as f64).powf(-0.5), false)
         .permute([0, 3, 1, 2])
@@ -383,4 +383,11 @@ pub fn mlp(
     }
     let hidden = linear(x, w1, Some(b1), true);
     residual + linear(hidden, w2, Some(b2), false)
+}
+
+/// `[b, 3·heads, …]` (a qkv projection's output, q, k and v one after the other) → the three
+/// `[b, heads, …]` parts, as views: a reshape of a permuted tensor would copy it.
+pub fn split_qkv(qkv: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let part = |i: usize| qkv.clone().slice(s![.., i * heads..(i + 1) * heads]);
+    (part(0), part(1), part(2))
 }

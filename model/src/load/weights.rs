@@ -11,7 +11,7 @@ use std::io::{Read, Seek};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::load::safetensors_file::{F32Tensor, SafetensorsFile};
+use crate::load::safetensors_file::{F32Tensor, SafetensorsFile, transpose_values};
 use crate::network::vocab::VocabMatrix;
 
 /// How the tensors of a checkpoint are named.
@@ -238,17 +238,6 @@ fn transpose(t: &F32Tensor) -> F32Tensor {
         shape: vec![cols, rows],
         values: transpose_values(&t.values, rows, cols),
     }
-}
-
-/// `values` `[rows, cols]` row-major → `[cols, rows]` row-major.
-pub(crate) fn transpose_values(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; rows * cols];
-    for (r, row) in values.chunks_exact(cols.max(1)).take(rows).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
-        }
-    }
-    out
 }
 
 fn stored_name(layout: Layout, name: &str) -> String {

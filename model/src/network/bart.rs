@@ -7,9 +7,10 @@ use std::io::{Read, Seek};
 use burn::tensor::{Int, Tensor, TensorData, s};
 
 use crate::error::{Error, Result};
+use crate::kernels::split_qkv;
 use crate::load::config::{BART_POSITION_OFFSET, TextConfig};
 use crate::load::weights::Weights;
-use crate::network::nn::{LayerNorm, Linear, Mlp, attention, split_qkv};
+use crate::network::nn::{LayerNorm, Linear, Mlp, attention};
 
 /// Sees each layer's hidden state (index, tensor): how the parity checks read intermediates.
 pub type LayerRecorder<'a> = Option<&'a mut dyn FnMut(usize, &Tensor<3>)>;

@@ -16,6 +16,7 @@ use crate::network::bart::{Decoder, DecoderCache, Encoder, LayerRecorder};
 use crate::network::projector::Projector;
 use crate::network::vision::{DaVit, Recorder};
 use crate::network::vocab::VocabMatrix;
+use crate::readback::{values, values_async};
 
 /// Sees every generation step's raw logits (`rows × vocab`).
 pub type LogitsHook<'a> = Option<&'a mut dyn FnMut(&[f32])>;
@@ -414,22 +415,4 @@ impl Decoding<'_> {
     pub fn ids(&self) -> Vec<u32> {
         self.search.best()
     }
-}
-
-/// A tensor's values as f32, row-major (reads it back from the device). A device's failure
-/// (a buffer it could not allocate, a lost device) is `Error::Backend`, not a panic.
-pub fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.try_into_data()
-        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e}")))?
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
-}
-
-/// [`values`] without blocking: on WebGPU the read is a mapped buffer the browser fills later.
-pub async fn values_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data_async()
-        .await
-        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))?
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Backend(format!("cannot read a tensor back: {e:?}")))
 }

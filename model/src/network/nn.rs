@@ -3,7 +3,7 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::{Tensor, s};
+use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::kernels;
@@ -209,11 +209,4 @@ impl Mlp {
 /// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]` tensors, causal or not.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
     kernels::attention(q, k, v, scale, causal)
-}
-
-/// `[b, 3·heads, …]` (a qkv projection's output, q, k and v one after the other) → the three
-/// `[b, heads, …]` parts, as views: a reshape of a permuted tensor would copy it.
-pub fn split_qkv(qkv: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let part = |i: usize| qkv.clone().slice(s![.., i * heads..(i + 1) * heads]);
-    (part(0), part(1), part(2))
 }

@@ -11,7 +11,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::kernels::TokenMatrix;
-use crate::load::weights::transpose_values;
+use crate::load::safetensors_file::transpose_values;
 
 pub struct VocabMatrix {
     blocks: Vec<Tensor<2>>,
@@ -203,7 +203,7 @@ mod tests {
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        crate::network::model::values(t).unwrap()
+        crate::readback::values(t).unwrap()
     }
 
     #[test]

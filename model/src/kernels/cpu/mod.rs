@@ -161,7 +161,7 @@ impl TokenMatrix for FlexTokenMatrix {
         // a copy in memory, which has no failure to report.
         let x = match flex(x) {
             Some(f) => dense(&f).into_owned(),
-            None => crate::network::model::values(x.clone()).unwrap_or_default(),
+            None => crate::readback::values(x.clone()).unwrap_or_default(),
         };
         let mut out = vec![0.0f32; m * n];
         self.0.times_transposed(&x, m, &mut out);
