@@ -84,7 +84,7 @@ pub trait Kernels: Sync {
         None
     }
     /// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]`.
-    fn attention(
+    fn scaled_dot_product_attention(
         &self,
         q: &Tensor<4>,
         k: &Tensor<4>,
@@ -222,10 +222,16 @@ pub fn layer_norm(x: Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Tenso
     burn::tensor::module::layer_norm(x, w.clone(), Some(b.clone()), eps)
 }
 
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
+pub fn scaled_dot_product_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f64,
+    causal: bool,
+) -> Tensor<4> {
     if let Some(y) = SPECIALISED
         .iter()
-        .find_map(|set| set.attention(&q, &k, &v, scale as f32, causal))
+        .find_map(|set| set.scaled_dot_product_attention(&q, &k, &v, scale as f32, causal))
     {
         return y;
     }
@@ -274,7 +280,7 @@ pub fn window_attention(
         .reshape([n, t, 3 * heads, hd])
         .permute([0, 2, 1, 3]);
     let (q, k, v) = split_qkv(projected, heads);
-    let out = attention(q, k, v, (hd as f64).powf(-0.5), false)
+    let out = scaled_dot_product_attention(q, k, v, (hd as f64).powf(-0.5), false)
         .swap_dims(1, 2)
         .reshape([n * t, c]);
     let out = linear(out, proj.weight_t, proj.bias, false)
@@ -309,7 +315,7 @@ pub fn channel_attention(
         .permute([0, 2, 3, 1]);
     let (q, k, v) = split_qkv(projected, g);
     // [b, g, c/g, n] → [b, n, g, c/g] → [b·n, c]
-    let out = attention(q, k, v, (n as f64).powf(-0.5), false)
+    let out = scaled_dot_product_attention(q, k, v, (n as f64).powf(-0.5), false)
         .permute([0, 3, 1, 2])
         .reshape([b * n, c]);
     linear(out, proj.weight_t, proj.bias, false).reshape([b, n, c])

@@ -7,10 +7,10 @@ use std::io::{Read, Seek};
 use burn::tensor::{Int, Tensor, TensorData, s};
 
 use crate::error::{Error, Result};
-use crate::kernels::split_qkv;
+use crate::kernels::{scaled_dot_product_attention, split_qkv};
 use crate::load::config::{BART_POSITION_OFFSET, TextConfig};
 use crate::load::weights::Weights;
-use crate::network::nn::{LayerNorm, Linear, Mlp, attention};
+use crate::network::nn::{LayerNorm, Linear, Mlp};
 
 /// Sees each layer's hidden state (index, tensor): how the parity checks read intermediates.
 pub type LayerRecorder<'a> = Option<&'a mut dyn FnMut(usize, &Tensor<3>)>;
@@ -92,7 +92,13 @@ impl SelfAttention {
                 v: Tensor::cat(vec![past.v.clone(), v], 2),
             },
         };
-        let out = attention(q, kv.k.clone(), kv.v.clone(), scale(d, self.heads), causal);
+        let out = scaled_dot_product_attention(
+            q,
+            kv.k.clone(),
+            kv.v.clone(),
+            scale(d, self.heads),
+            causal,
+        );
         (
             self.out_proj
                 .forward(out.swap_dims(1, 2).reshape([b, t, d])),
@@ -130,7 +136,7 @@ impl Attention {
         let [b, t, d] = x.dims();
         let q = split_heads(self.q_proj.forward(x.clone()), self.heads);
         let kv = self.key_value(x);
-        let out = attention(q, kv.k, kv.v, scale(d, self.heads), false);
+        let out = scaled_dot_product_attention(q, kv.k, kv.v, scale(d, self.heads), false);
         self.out_proj
             .forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }
@@ -147,7 +153,13 @@ impl Attention {
             .forward(x)
             .reshape([1, b * t, self.heads, hd])
             .swap_dims(1, 2);
-        let out = attention(q, kv.k.clone(), kv.v.clone(), scale(d, self.heads), false);
+        let out = scaled_dot_product_attention(
+            q,
+            kv.k.clone(),
+            kv.v.clone(),
+            scale(d, self.heads),
+            false,
+        );
         self.out_proj
             .forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }

@@ -205,8 +205,3 @@ impl Mlp {
         y.reshape(dims)
     }
 }
-
-/// `softmax(scale · q kᵀ) v` over `[batch, heads, len, head_dim]` tensors, causal or not.
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64, causal: bool) -> Tensor<4> {
-    kernels::attention(q, k, v, scale, causal)
-}

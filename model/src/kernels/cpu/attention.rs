@@ -6,10 +6,10 @@
 
 use burn::backend::flex::FlexTensor;
 
-use super::gemv::MAX_ROWS;
-use super::kernels::{PackedHead, attend_head, attend_query, pad, softmax_rows};
+use super::gemv::GEMV_MAX_ROWS;
 use super::matmul::{MatRef, matmul};
 use super::parallel::{for_each_chunk, for_each_chunk_sized, zeros};
+use super::simd::{PackedHead, attend_head, attend_query, pad, softmax_rows};
 
 /// Rank-4 view `[b, h, t, d]` of a flex tensor.
 struct View4<'a> {
@@ -56,7 +56,7 @@ const SMALL_HEAD_MAX_DIM: usize = 256;
 const SMALL_HEAD_MAX_KEYS: usize = 256;
 
 /// Row-major `[b, h, tq, dv]` output, or `None` when the shapes do not fit together.
-pub fn attention(
+pub fn strided_attention(
     q: &FlexTensor,
     k: &FlexTensor,
     v: &FlexTensor,
@@ -74,7 +74,7 @@ pub fn attention(
     // One head per chunk of the output, spread over the pool; each thread packs into its
     // own scratch.
     let head_of = |index: usize| (index / h, index % h);
-    if tq <= MAX_ROWS && k.strides[3] == 1 && v.strides[3] == 1 {
+    if tq <= GEMV_MAX_ROWS && k.strides[3] == 1 && v.strides[3] == 1 {
         // A few queries (a decoder step): keys and values read where they are.
         for_each_chunk_sized(
             b * h * tq * tk * (d + dv),
@@ -485,7 +485,8 @@ mod tests {
                 };
                 let scale = (d as f32).powf(-0.5);
                 let ours =
-                    super::attention(&t(&q, tq), &t(&k, tk), &t(&v, tk), scale, causal).unwrap();
+                    super::strided_attention(&t(&q, tq), &t(&k, tk), &t(&v, tk), scale, causal)
+                        .unwrap();
                 let want = naive(&q, &k, &v, h, tq, tk, d, causal);
                 for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
                     assert!(

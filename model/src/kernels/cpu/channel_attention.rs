@@ -10,9 +10,9 @@
 //! intermediate stays in the thread's cache.
 
 use super::attention::LinearSlices;
-use super::kernels::{pad, softmax_rows};
 use super::matmul::{MatRef, matmul};
 use super::parallel::{balanced_block_len, for_each_chunk};
+use super::simd::{pad, softmax_rows};
 
 /// The sizes of [`channel_attention_fused`]'s input: `batch` pictures of `tokens` tokens of
 /// `channels` channels, in `groups` groups of `channels / groups`.

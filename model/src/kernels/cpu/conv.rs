@@ -3,8 +3,8 @@
 //! vectorises), the block needs no transpose to `[c, h, w]` and back around each of its two
 //! position encodings, and the residual is added while the output row is in cache.
 
-use super::kernels::multiversion;
 use super::parallel::for_each_chunk;
+use super::simd::multiversion;
 
 /// A depthwise filter, `k × k` taps per channel, stored tap-major (`[k·k, c]`) so each tap
 /// is one contiguous row of per-channel weights.

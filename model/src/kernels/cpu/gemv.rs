@@ -4,8 +4,8 @@
 //! (`gemm` runs them on one thread): `x · w` by runs of rows of `w`, `x · eᵀ` by rows of `e`
 //! (output columns). Every output is summed in one fixed order, whatever the thread count.
 
-use super::kernels::{dot, multiversion};
 use super::parallel::{for_each_chunk, for_each_chunk_sized};
+use super::simd::{dot, multiversion};
 
 /// Output columns per task of `x · eᵀ`, whose tasks read whole rows of `e` (contiguous
 /// however few columns a task has): small enough that every thread gets work, large enough
@@ -35,7 +35,7 @@ pub(super) struct Columns {
 }
 
 /// Up to this many rows take these kernels (beams; a prompt's rows go to `gemm`).
-pub const MAX_ROWS: usize = 8;
+pub const GEMV_MAX_ROWS: usize = 8;
 
 /// Output columns per task of `x · w` for `m` rows and `n` columns: all of them, unless
 /// their accumulators would outgrow [`MATRIX_ACC`] (in multiples of 16 columns).

@@ -17,7 +17,7 @@
 //! (39 MB for base).
 
 use super::gemv::{TRANSPOSED_BLOCK as BLOCK, by_column_blocks, rows_times_transposed};
-use super::kernels::{dot, multiversion, prefetch};
+use super::simd::{dot, multiversion, prefetch};
 
 /// Per unit of `‖x‖·‖w‖`, the most an f32 dot product of `d ≤` [`MAX_COLS`] terms rounds
 /// by: [`dot`] sums 512 terms a lane in 8 lanes, then the lanes and the tail (≤ 521

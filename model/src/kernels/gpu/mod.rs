@@ -5,7 +5,7 @@
 //! by the tied embedding (`[beams, d] × [d, vocab]`). Without autotuning (which cubecl 0.11
 //! cannot do in the browser), burn's matmul gives these the same tiled kernel as a square
 //! product: on SwiftShader and lavapipe the 3-beam `lm_head` alone took 0.6 s a token. A
-//! product with at most [`MAX_ROWS`] rows goes to [`skinny`] instead.
+//! product with at most [`SKINNY_MAX_ROWS`] rows goes to [`skinny`] instead.
 //!
 //! That kernel reads four adjacent columns of the weights per invocation (one `vec4` load),
 //! so it wants the columns adjacent in memory (`[k, n]` row-major). The token matrix is stored
@@ -23,7 +23,7 @@ use crate::kernels::Kernels;
 
 /// The most rows a product may have to go to [`skinny`]: greedy decoding and beam searches of
 /// up to 8 beams (the checkpoints' default is 3); wider products go to burn's tiled matmul.
-pub const MAX_ROWS: usize = 8;
+pub const SKINNY_MAX_ROWS: usize = 8;
 
 pub struct CubeKernels;
 
@@ -50,7 +50,7 @@ impl Kernels for CubeKernels {
         gelu: bool,
     ) -> Option<Tensor<2>> {
         let ([rows, depth], [w_depth, cols]) = (x.dims(), w.dims());
-        if rows > MAX_ROWS || depth != w_depth || bias.is_some_and(|b| b.dims() != [cols]) {
+        if rows > SKINNY_MAX_ROWS || depth != w_depth || bias.is_some_and(|b| b.dims() != [cols]) {
             return None;
         }
         let bias = match bias {

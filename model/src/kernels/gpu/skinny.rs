@@ -13,7 +13,7 @@ const CUBE_SIZE: u32 = 64;
 /// every row, the dot products of `lhs`'s row with `rhs`'s columns, from the tensors' own
 /// strides (in elements; a vector index is an element index over `N`). Neighbouring
 /// invocations read neighbouring vectors: unit stride for a row-major `[k, n]` weight. The
-/// rows are a compile-time count (one shader per count, at most [`super::MAX_ROWS`]), so their
+/// rows are a compile-time count (one shader per count, at most [`super::SKINNY_MAX_ROWS`]), so their
 /// sums live in registers and `rhs` is read once.
 #[cube(launch_unchecked)]
 fn skinny_matmul_kernel<N: Size>(
@@ -64,7 +64,7 @@ pub fn matmul(lhs: CubeTensor, rhs: CubeTensor, bias: Option<CubeTensor>) -> Cub
     let [rows, depth] = lhs.meta.shape().dims();
     let [rhs_depth, cols] = rhs.meta.shape().dims();
     assert!(
-        depth == rhs_depth && rows <= super::MAX_ROWS && rhs.meta.strides()[1] == 1,
+        depth == rhs_depth && rows <= super::SKINNY_MAX_ROWS && rhs.meta.strides()[1] == 1,
         "skinny matmul: shapes checked by the caller"
     );
     if let Some(bias) = &bias {

@@ -11,8 +11,13 @@
 /// - `WIDE: bool`, true in the AVX-512 build: 32 registers of 16 floats, so a register tile
 ///   may be twice as wide as AVX2's 16 registers of 8 allow.
 ///
-/// The builds differ in speed, not in values: the compiler never reorders float operations,
-/// so every vector width adds in the order the source writes.
+/// What equals what: the compiler never reorders float operations, so every vector width adds
+/// in the order the source writes, and the AVX-512 and AVX2+FMA builds (both `FUSED`) give the
+/// same values bit for bit. The portable build (wasm32, and x86 CPUs without AVX2 and FMA)
+/// rounds each multiply and each add where those fuse them (`madd`), so its last bits can
+/// differ from theirs. Neither is "the" reference: the goldens (transformers, f32, 1e-4 on
+/// every tensor, ids exact) are what both are held to — natively by `cargo test`, in the
+/// browser's CPU build by the `Florence2Local` end-to-end suite (`tests/e2e/local.mjs`).
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -30,7 +35,7 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) {
                     portable::<true, false>($($arg),*)
                 }
-                if $crate::kernels::cpu::kernels::has_avx512() {
+                if $crate::kernels::cpu::simd::has_avx512() {
                     // SAFETY: the CPU has AVX-512 F and VL, AVX2 and FMA (checked just above),
                     // the only requirement of calling a `target_feature` function.
                     return unsafe { avx512($($arg),*) };

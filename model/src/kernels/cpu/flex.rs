@@ -1,0 +1,556 @@
+//! The flex backend's side of the kernel seam: [`FlexKernels`] takes burn tensors, checks
+//! that they are f32 tensors on the flex device with shapes that agree (`None` otherwise, and
+//! burn's generic ops run), and hands their storage to the loops of the sibling modules.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DispatchDevice, Flex};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::matmul::{MatRef, matmul};
+use super::token_matrix::ScreenedRows;
+use super::{attention, channel_attention, conv, enabled, gemv, parallel, patch_conv, simd};
+use crate::kernels::{LinearRef, TokenMatrix};
+
+/// A tensor's flex primitive, when it is an f32 tensor on the flex device.
+fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if !enabled() || !matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) {
+        return None;
+    }
+    // Cloning is a reference-count increment; on the flex device the downcast succeeds.
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    (p.dtype() == DType::F32 && p.layout().strides().iter().all(|&s| s >= 0)).then_some(p)
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, shape)))
+}
+
+/// A flex tensor's values in row-major order: borrowed when it is contiguous (the weights,
+/// most activations), copied otherwise.
+fn dense(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    let n = t.layout().shape().num_elements();
+    if t.is_contiguous() {
+        std::borrow::Cow::Borrowed(&t.storage::<f32>()[t.layout().start_offset()..][..n])
+    } else {
+        std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>()[..n].to_vec())
+    }
+}
+
+/// Runs `f` on an attention block's `qkv` (`[c, 3c]`) and output (`[c, c]`) projections as
+/// slices; `None` when their shapes do not fit `c` or they are not flex tensors.
+fn with_attention_layers<R>(
+    c: usize,
+    qkv: LinearRef<'_>,
+    proj: LinearRef<'_>,
+    f: impl FnOnce(attention::LinearSlices<'_>, attention::LinearSlices<'_>) -> R,
+) -> Option<R> {
+    let three_c = c.checked_mul(3)?;
+    if qkv.weight_t.dims() != [c, three_c]
+        || proj.weight_t.dims() != [c, c]
+        || qkv.bias.is_some_and(|b| b.dims() != [three_c])
+        || proj.bias.is_some_and(|b| b.dims() != [c])
+    {
+        return None;
+    }
+    let (qkv_w, proj_w) = (flex(qkv.weight_t)?, flex(proj.weight_t)?);
+    // `Some(None)` for no bias, `None` for a bias that is not a flex tensor.
+    let bias = |b: Option<&Tensor<1>>| match b {
+        Some(b) => flex(b).map(Some),
+        None => Some(None),
+    };
+    let (qkv_b, proj_b) = (bias(qkv.bias)?, bias(proj.bias)?);
+    let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
+    Some(f(
+        attention::LinearSlices {
+            weight: view(&qkv_w, 0, 0, 1),
+            bias: qkv_b.as_deref(),
+        },
+        attention::LinearSlices {
+            weight: view(&proj_w, 0, 0, 1),
+            bias: proj_b.as_deref(),
+        },
+    ))
+}
+
+/// A 2-D view (`rows × cols`, dims `row_dim` and `col_dim` of `t`, the others at index 0 +
+/// `base`) of a flex tensor.
+fn view<'a>(t: &'a FlexTensor, base: usize, row_dim: usize, col_dim: usize) -> MatRef<'a> {
+    let layout = t.layout();
+    let shape = layout.shape();
+    let strides = layout.strides();
+    MatRef {
+        data: t.storage::<f32>(),
+        offset: layout.start_offset() + base,
+        rows: shape[row_dim],
+        cols: shape[col_dim],
+        row_stride: strides[row_dim] as usize,
+        col_stride: strides[col_dim] as usize,
+    }
+}
+
+/// Most rows of an MLP's input per task: the hidden activations of one task (DaViT-base:
+/// 9.4 MB at most, its last stage's 576 × 4096) are reused from one block of rows to the
+/// next, instead of one buffer the size of the whole hidden layer (75 MB for its first
+/// stage) being page-faulted in.
+const ROW_BLOCK: usize = 1024;
+
+/// Rows per task of a product over many rows (an MLP, a linear layer): at most
+/// [`ROW_BLOCK`], in blocks of equal length, as many as a multiple of the pool's size. Each
+/// block packs the weights for `gemm` again, so no more blocks than that: BART's ~590-token
+/// prompt is one block on one thread, two on two.
+fn row_block_len(rows: usize) -> usize {
+    parallel::balanced_block_len(rows, ROW_BLOCK)
+}
+
+/// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
+pub struct FlexKernels;
+
+/// The token matrix as [`ScreenedRows`]: its product and lookups exact, and greedy steps
+/// screened on its 8-bit codes.
+struct FlexTokenMatrix(ScreenedRows);
+
+impl TokenMatrix for FlexTokenMatrix {
+    fn select(&self, ids: &[u32]) -> Tensor<2> {
+        let d = self.0.cols();
+        let mut out = vec![0.0f32; ids.len() * d];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(d.max(1))) {
+            self.0.row(id as usize, row);
+        }
+        tensor(out, [ids.len(), d])
+    }
+
+    fn matmul_transposed(&self, x: &Tensor<2>) -> Tensor<2> {
+        let [m, _] = x.dims();
+        let n = self.0.rows();
+        // `x` is the decoder's `[rows, d_model]` hidden state on this matrix's flex device
+        // (the only caller, `VocabMatrix`, is built for that device), and `d_model` is the
+        // matrix's width, checked against the config at load. `flex` declines it only when
+        // the kernels were switched off after loading (a test); reading a flex tensor back is
+        // a copy in memory, which has no failure to report.
+        let x = match flex(x) {
+            Some(f) => dense(&f).into_owned(),
+            None => crate::readback::values(x.clone()).unwrap_or_default(),
+        };
+        let mut out = vec![0.0f32; m * n];
+        self.0.times_transposed(&x, m, &mut out);
+        tensor(out, [m, n])
+    }
+
+    fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
+        self.0.greedy_candidates(x, banned)
+    }
+}
+
+impl crate::kernels::Kernels for FlexKernels {
+    fn token_matrix(
+        &self,
+        values: Vec<f32>,
+        shape: [usize; 2],
+        device: &burn::tensor::Device,
+    ) -> Result<Box<dyn TokenMatrix>, Vec<f32>> {
+        if !enabled()
+            || !matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+            || values.len() != shape[0] * shape[1]
+        {
+            return Err(values);
+        }
+        Ok(Box::new(FlexTokenMatrix(ScreenedRows::new(values, shape))))
+    }
+
+    /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
+    fn linear(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<2>,
+        bias: Option<&Tensor<1>>,
+        gelu: bool,
+    ) -> Option<Tensor<2>> {
+        let (xf, wf) = (flex(x)?, flex(w)?);
+        let [rows, d_in] = x.dims();
+        let [w_in, out_dim] = w.dims();
+        // Shapes that disagree are not ours (the kernels below assert agreement).
+        if d_in != w_in || bias.is_some_and(|b| b.dims() != [out_dim]) {
+            return None;
+        }
+        if rows <= gemv::GEMV_MAX_ROWS && wf.layout().strides()[1] == 1 {
+            let x = dense(&xf);
+            let w = view(&wf, 0, 0, 1);
+            let bias = match bias {
+                Some(b) => Some(flex(b)?),
+                None => None,
+            };
+            let bias = bias.as_ref().map(dense);
+            let mut out = vec![0.0f32; rows * out_dim];
+            let ws = &w.data[w.offset..];
+            gemv::rows_times_matrix(
+                &x,
+                rows,
+                ws,
+                w.row_stride,
+                out_dim,
+                bias.as_deref(),
+                &mut out,
+            );
+            if gelu {
+                simd::gelu(&mut out);
+            }
+            return Some(tensor(out, [rows, out_dim]));
+        }
+        // In blocks of rows, one task each, as the MLP: `gemm`'s own split of the encoder's
+        // 590-row products kept two threads less busy (its 4 products per layer, looped on
+        // two threads: 219-223 -> 214-216 ms per encoder). The output starts as the bias
+        // (written once, not zeroed first), which the product is added to; a row block's
+        // values do not depend on how the rows are cut (`gemm` blocks the inner dimension by
+        // its length alone).
+        let (mut out, accumulate) = match bias {
+            Some(b) => (parallel::repeat(&dense(&flex(b)?), rows), true),
+            None => (parallel::zeros(rows * out_dim), false),
+        };
+        let (xv, wv) = (view(&xf, 0, 0, 1), view(&wf, 0, 0, 1));
+        let block_rows = row_block_len(rows);
+        parallel::for_each_chunk_sized(
+            rows * d_in * out_dim,
+            &mut out,
+            block_rows * out_dim,
+            || (),
+            |_, block, out| {
+                let x_rows = MatRef {
+                    offset: xv.offset + block * block_rows * xv.row_stride,
+                    rows: out.len() / out_dim,
+                    ..xv
+                };
+                matmul(out, x_rows, wv, 1.0, accumulate, false);
+                if gelu {
+                    simd::gelu(out);
+                }
+            },
+        );
+        Some(tensor(out, [rows, out_dim]))
+    }
+
+    /// `residual + fc2(GELU(fc1(x)))` for `x` `[rows, in]`, `w1` `[in, hidden]`, `w2`
+    /// `[hidden, out]`, `residual` `[rows, out]`, in blocks of rows spread over the pool, each
+    /// block's two products and its residual on its own thread.
+    fn mlp(
+        &self,
+        x: &Tensor<2>,
+        w1: &Tensor<2>,
+        b1: &Tensor<1>,
+        w2: &Tensor<2>,
+        b2: &Tensor<1>,
+        residual: &Tensor<2>,
+    ) -> Option<Tensor<2>> {
+        let [rows, d_in] = x.dims();
+        let [w1_in, hidden] = w1.dims();
+        let [w2_in, d_out] = w2.dims();
+        if d_in != w1_in
+            || w2_in != hidden
+            || b1.dims() != [hidden]
+            || b2.dims() != [d_out]
+            || residual.dims() != [rows, d_out]
+        {
+            return None;
+        }
+        // A decoder step's few rows go through the two linear layers (their gemv path).
+        if rows <= gemv::GEMV_MAX_ROWS {
+            return None;
+        }
+        let (xf, w1f, b1f, w2f, b2f) = (flex(x)?, flex(w1)?, flex(b1)?, flex(w2)?, flex(b2)?);
+        let rf = flex(residual)?;
+        let (b1, b2, residual) = (dense(&b1f), dense(&b2f), dense(&rf));
+        let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
+        let block_rows = row_block_len(rows);
+        // The output starts as fc2's bias (written once, not zeroed first).
+        let mut out = parallel::repeat(&b2, rows);
+        parallel::for_each_chunk(
+            &mut out,
+            block_rows * d_out,
+            || vec![0.0f32; block_rows * hidden],
+            |h, block, out| {
+                let first = block * block_rows;
+                let n = out.len() / d_out;
+                let h = &mut h[..n * hidden];
+                for row in h.chunks_exact_mut(hidden) {
+                    row.copy_from_slice(&b1);
+                }
+                let x_rows = MatRef {
+                    offset: xv.offset + first * xv.row_stride,
+                    rows: n,
+                    ..xv
+                };
+                matmul(h, x_rows, w1v, 1.0, true, false);
+                simd::gelu(h);
+                let h_rows = MatRef {
+                    data: h,
+                    offset: 0,
+                    rows: n,
+                    cols: hidden,
+                    row_stride: hidden,
+                    col_stride: 1,
+                };
+                matmul(out, h_rows, w2v, 1.0, true, false);
+                // Added last, as a separate addition would (addition commutes): the same values.
+                let residual = &residual[first * d_out..][..out.len()];
+                for (o, &r) in out.iter_mut().zip(residual) {
+                    *o += r;
+                }
+            },
+        );
+        Some(tensor(out, [rows, d_out]))
+    }
+
+    /// DaViT's window attention: both projections on the tokens in raster order, the windows
+    /// gathered while the heads are packed ([`attention::window_attention`]); the tokens are
+    /// never copied into window order and back.
+    fn window_attention(
+        &self,
+        x: &Tensor<3>,
+        [h, w]: [usize; 2],
+        window: usize,
+        heads: usize,
+        qkv: LinearRef<'_>,
+        proj: LinearRef<'_>,
+    ) -> Option<Tensor<3>> {
+        let [batch, n, c] = x.dims();
+        let three_c = c.checked_mul(3)?;
+        if n != h * w
+            || window == 0
+            || heads == 0
+            || !c.is_multiple_of(heads)
+            || qkv.weight_t.dims() != [c, three_c]
+            || proj.weight_t.dims() != [c, c]
+            || qkv.bias.is_some_and(|b| b.dims() != [three_c])
+            || proj.bias.is_some_and(|b| b.dims() != [c])
+        {
+            return None;
+        }
+        let grid = attention::WindowGrid {
+            batch,
+            h,
+            w,
+            channels: c,
+            window,
+            heads,
+        };
+        let scale = ((c / heads) as f64).powf(-0.5) as f32;
+        let xf = flex(x)?;
+        if batch * h.div_ceil(window) >= 2 * parallel::threads() {
+            // Enough strips of windows for every thread: each strip's products on its thread.
+            let mut out = parallel::zeros(batch * n * c);
+            with_attention_layers(c, qkv, proj, |qkv, proj| {
+                attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out)
+            })?;
+            return Some(tensor(out, [batch, n, c]));
+        }
+        let tokens = x.clone().reshape([batch * n, c]);
+        let projected = self.linear(&tokens, qkv.weight_t, qkv.bias, false)?;
+        let projected = flex(&projected)?;
+        // A padding token is zero, so its projection is the bias.
+        let pad = match qkv.bias {
+            Some(b) => dense(&flex(b)?).into_owned(),
+            None => vec![0.0; three_c],
+        };
+        let mut out = parallel::zeros(batch * n * c);
+        attention::window_attention(&dense(&projected), &pad, grid, scale, &mut out);
+        let out = self.linear(
+            &tensor(out, [batch * n, c]),
+            proj.weight_t,
+            proj.bias,
+            false,
+        )?;
+        Some(out.reshape([batch, n, c]))
+    }
+
+    /// DaViT's channel attention, both projections included, a block of tokens at a time.
+    fn channel_attention(
+        &self,
+        x: &Tensor<3>,
+        groups: usize,
+        qkv: LinearRef<'_>,
+        proj: LinearRef<'_>,
+    ) -> Option<Tensor<3>> {
+        let [batch, n, c] = x.dims();
+        if groups == 0 || !c.is_multiple_of(groups) {
+            return None;
+        }
+        let xf = flex(x)?;
+        let grid = channel_attention::ChannelGrid {
+            batch,
+            tokens: n,
+            channels: c,
+            groups,
+        };
+        let scale = (n as f64).powf(-0.5) as f32;
+        let mut out = parallel::zeros(batch * n * c);
+        with_attention_layers(c, qkv, proj, |qkv, proj| {
+            channel_attention::channel_attention_fused(
+                &dense(&xf),
+                qkv,
+                proj,
+                grid,
+                scale,
+                &mut out,
+            )
+        })?;
+        Some(tensor(out, [batch, n, c]))
+    }
+
+    /// `x · eᵀ` for `x` `[rows, d]` and `e` `[n, d]` (the tied `lm_head` on the embedding).
+    fn matmul_transposed(&self, x: &Tensor<2>, e: &Tensor<2>) -> Option<Tensor<2>> {
+        let (xf, ef) = (flex(x)?, flex(e)?);
+        let [rows, d] = x.dims();
+        let [n, e_d] = e.dims();
+        if d != e_d {
+            return None;
+        }
+        if rows <= gemv::GEMV_MAX_ROWS {
+            let mut out = vec![0.0f32; rows * n];
+            gemv::rows_times_transposed(&dense(&xf), rows, &dense(&ef), n, &mut out);
+            return Some(tensor(out, [rows, n]));
+        }
+        let mut out = vec![0.0f32; rows * n];
+        matmul(
+            &mut out,
+            view(&xf, 0, 0, 1),
+            view(&ef, 0, 0, 1).t(),
+            1.0,
+            false,
+            true,
+        );
+        Some(tensor(out, [rows, n]))
+    }
+
+    /// LayerNorm over the last dimension of `x` `[rows, dim]`.
+    fn layer_norm(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<1>,
+        b: &Tensor<1>,
+        eps: f64,
+    ) -> Option<Tensor<2>> {
+        let (xf, wf, bf) = (flex(x)?, flex(w)?, flex(b)?);
+        let [rows, dim] = x.dims();
+        let xf = if xf.is_contiguous() {
+            xf
+        } else {
+            xf.to_contiguous()
+        };
+        let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..rows * dim];
+        let w = &wf.storage::<f32>()[wf.layout().start_offset()..][..dim];
+        let b = &bf.storage::<f32>()[bf.layout().start_offset()..][..dim];
+        let mut out = parallel::zeros(rows * dim);
+        let rows_per_part = 64;
+        parallel::for_each_chunk(
+            &mut out,
+            rows_per_part * dim,
+            || (),
+            |_, i, part| {
+                let x = &x[i * rows_per_part * dim..][..part.len()];
+                simd::layer_norm_rows(x, w, b, eps as f32, part)
+            },
+        );
+        Some(tensor(out, [rows, dim]))
+    }
+
+    /// `x + depthwise_conv(x)`: a `k × k` convolution, stride 1, zero padding `padding`, of
+    /// channels-last tokens `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout)
+    /// and `bias` `[c]`.
+    fn conv_pos_enc(
+        &self,
+        x: &Tensor<3>,
+        h: usize,
+        w: usize,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        padding: usize,
+    ) -> Option<Tensor<3>> {
+        let (xf, wf, bf) = (flex(x)?, flex(weight)?, flex(bias)?);
+        let [b, n, c] = x.dims();
+        let [wc, one, k, k2] = weight.dims();
+        if n != h * w || wc != c || one != 1 || k != k2 || bias.dims() != [c] || padding > k {
+            return None;
+        }
+        let contiguous = |t: FlexTensor| {
+            if t.is_contiguous() {
+                t
+            } else {
+                t.to_contiguous()
+            }
+        };
+        let (xf, wf) = (contiguous(xf), contiguous(wf));
+        let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..b * n * c];
+        let wt = &wf.storage::<f32>()[wf.layout().start_offset()..][..c * k * k];
+        let filter = conv::DepthwiseFilter {
+            // [c, k·k] → [k·k, c]
+            taps: (0..k * k * c)
+                .map(|i| wt[(i % c) * k * k + i / c])
+                .collect(),
+            bias: bf.storage::<f32>()[bf.layout().start_offset()..][..c].to_vec(),
+            k,
+            padding,
+        };
+        let mut out = parallel::zeros(b * n * c);
+        for (xi, oi) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
+            conv::conv_pos_enc(xi, h, w, &filter, oi);
+        }
+        Some(tensor(out, [b, n, c]))
+    }
+
+    /// DaViT's patch embedding ([`patch_conv::patch_conv`]): channels-last tokens in and
+    /// out, the filters reordered tap-major (`[c_out, k·k·c_in]`) so that a patch is `k·k`
+    /// contiguous runs of the input's channels.
+    fn patch_conv(
+        &self,
+        x: &Tensor<3>,
+        [h, w]: [usize; 2],
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        stride: usize,
+        padding: usize,
+    ) -> Option<Tensor<3>> {
+        let (xf, wf, bf) = (flex(x)?, flex(weight)?, flex(bias)?);
+        let [batch, n, c_in] = x.dims();
+        let [c_out, w_in, k, k2] = weight.dims();
+        let g = patch_conv::PatchGeometry {
+            h,
+            w,
+            c_in,
+            k,
+            stride,
+            padding,
+        };
+        let [ho, wo] = g.out_grid()?;
+        if n != h * w || w_in != c_in || k != k2 || bias.dims() != [c_out] {
+            return None;
+        }
+        let wt = dense(&wf);
+        let taps = k * k;
+        let filters: Vec<f32> = (0..c_out * taps * c_in)
+            .map(|i| {
+                let (co, j) = (i / (taps * c_in), i % (taps * c_in));
+                wt[(co * c_in + j % c_in) * taps + j / c_in]
+            })
+            .collect();
+        let mut out = parallel::zeros(batch * ho * wo * c_out);
+        patch_conv::patch_conv(&dense(&xf), batch, g, &filters, &dense(&bf), &mut out);
+        Some(tensor(out, [batch, ho * wo, c_out]))
+    }
+
+    /// `softmax(scale · q kᵀ [+ causal mask]) v` for `q` `[b, h, tq, d]`, `k` `[b, h, tk, d]`,
+    /// `v` `[b, h, tk, dv]`, any (non-negative) strides → `[b, h, tq, dv]`. The causal mask aligns
+    /// the last query with the last key.
+    fn scaled_dot_product_attention(
+        &self,
+        q: &Tensor<4>,
+        k: &Tensor<4>,
+        v: &Tensor<4>,
+        scale: f32,
+        causal: bool,
+    ) -> Option<Tensor<4>> {
+        let (qf, kf, vf) = (flex(q)?, flex(k)?, flex(v)?);
+        let out = attention::strided_attention(&qf, &kf, &vf, scale, causal)?;
+        let [b, h, tq, _] = q.dims();
+        let [_, _, _, dv] = v.dims();
+        Some(tensor(out, [b, h, tq, dv]))
+    }
+}
