@@ -13,7 +13,18 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::kernels::TokenMatrix;
 use crate::load::safetensors_file::transpose_values;
 
-pub struct VocabMatrix {
+pub enum VocabMatrix {
+    /// In a kernel set's own form (the CPU's), which answers lookups and products itself.
+    Kept {
+        matrix: Box<dyn TokenMatrix>,
+        rows: usize,
+    },
+    /// As tensors on the device, in blocks of whole rows.
+    Blocks(Blocks),
+}
+
+/// The token matrix as tensors: one block, or blocks no larger than a buffer limit.
+pub struct Blocks {
     blocks: Vec<Tensor<2>>,
     /// Rows per block (the last may have fewer).
     block_rows: usize,
@@ -21,8 +32,6 @@ pub struct VocabMatrix {
     /// Blocks are `[cols, block rows]` rather than `[block rows, cols]`.
     by_columns: bool,
     device: Device,
-    /// The matrix in a kernel set's own form (the CPU's); `blocks` is then empty.
-    kept: Option<Box<dyn TokenMatrix>>,
 }
 
 impl VocabMatrix {
@@ -37,14 +46,10 @@ impl VocabMatrix {
     ) -> Self {
         let values = if max_block_bytes.is_none() {
             match crate::kernels::token_matrix(values, shape, device) {
-                Ok(kept) => {
-                    return VocabMatrix {
-                        blocks: Vec::new(),
-                        block_rows: shape[0].max(1),
+                Ok(matrix) => {
+                    return VocabMatrix::Kept {
+                        matrix,
                         rows: shape[0],
-                        by_columns: false,
-                        device: device.clone(),
-                        kept: Some(kept),
                     };
                 }
                 Err(values) => values,
@@ -53,10 +58,64 @@ impl VocabMatrix {
             values
         };
         let by_columns = crate::kernels::vocab_by_columns(device);
-        Self::with_layout(values, shape, max_block_bytes, by_columns, device)
+        VocabMatrix::Blocks(Blocks::new(
+            values,
+            shape,
+            max_block_bytes,
+            by_columns,
+            device,
+        ))
     }
 
-    fn with_layout(
+    pub fn rows(&self) -> usize {
+        match self {
+            VocabMatrix::Kept { rows, .. } => *rows,
+            VocabMatrix::Blocks(b) => b.rows,
+        }
+    }
+
+    /// How many buffers hold the matrix.
+    pub fn block_count(&self) -> usize {
+        match self {
+            VocabMatrix::Kept { .. } => 1,
+            VocabMatrix::Blocks(b) => b.blocks.len().max(1),
+        }
+    }
+
+    /// Whether [`VocabMatrix::greedy_candidates`] can answer (the matrix is in a form that
+    /// screens greedy steps).
+    pub fn screens(&self) -> bool {
+        matches!(self, VocabMatrix::Kept { .. })
+    }
+
+    /// For one row `x`: the tokens not in `banned` that can hold the largest logit, with their
+    /// exact logits (see [`TokenMatrix::greedy_candidates`]); `None`: take the full product.
+    pub fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
+        match self {
+            VocabMatrix::Kept { matrix, .. } => matrix.greedy_candidates(x, banned),
+            VocabMatrix::Blocks(_) => None,
+        }
+    }
+
+    /// The rows `ids` (each `< rows`), in order: `[ids.len(), cols]`.
+    pub fn select(&self, ids: &[u32]) -> Tensor<2> {
+        match self {
+            VocabMatrix::Kept { matrix, .. } => matrix.select(ids),
+            VocabMatrix::Blocks(b) => b.select(ids),
+        }
+    }
+
+    /// `x · Mᵀ`: `[n, cols]` → `[n, rows]` (the logits, for `lm_head`).
+    pub fn matmul_transposed(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            VocabMatrix::Kept { matrix, .. } => matrix.matmul_transposed(&x),
+            VocabMatrix::Blocks(b) => b.matmul_transposed(x),
+        }
+    }
+}
+
+impl Blocks {
+    fn new(
         values: Vec<f32>,
         [rows, cols]: [usize; 2],
         max_block_bytes: Option<usize>,
@@ -94,42 +153,16 @@ impl VocabMatrix {
                 device,
             )]
         };
-        VocabMatrix {
+        Blocks {
             blocks,
             block_rows,
             rows,
             by_columns,
             device: device.clone(),
-            kept: None,
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// How many buffers hold the matrix.
-    pub fn block_count(&self) -> usize {
-        self.blocks.len().max(1)
-    }
-
-    /// Whether [`VocabMatrix::greedy_candidates`] can answer (the matrix is in a form that
-    /// screens greedy steps).
-    pub fn screens(&self) -> bool {
-        self.kept.is_some()
-    }
-
-    /// For one row `x`: the tokens not in `banned` that can hold the largest logit, with their
-    /// exact logits (see [`TokenMatrix::greedy_candidates`]); `None`: take the full product.
-    pub fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
-        self.kept.as_ref()?.greedy_candidates(x, banned)
-    }
-
-    /// The rows `ids` (each `< rows`), in order: `[ids.len(), cols]`.
-    pub fn select(&self, ids: &[u32]) -> Tensor<2> {
-        if let Some(kept) = &self.kept {
-            return kept.select(ids);
-        }
+    fn select(&self, ids: &[u32]) -> Tensor<2> {
         let index = |v: Vec<i64>| {
             let n = v.len();
             Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &self.device)
@@ -171,11 +204,7 @@ impl VocabMatrix {
         Tensor::cat(parts, 0).select(0, index(back))
     }
 
-    /// `x · Mᵀ`: `[n, cols]` → `[n, rows]` (the logits, for `lm_head`).
-    pub fn matmul_transposed(&self, x: Tensor<2>) -> Tensor<2> {
-        if let Some(kept) = &self.kept {
-            return kept.matmul_transposed(&x);
-        }
+    fn matmul_transposed(&self, x: Tensor<2>) -> Tensor<2> {
         let products: Vec<Tensor<2>> = self
             .blocks
             .iter()
@@ -211,7 +240,10 @@ mod tests {
         let device = Device::flex();
         let (rows, cols) = (23, 5);
         let whole = VocabMatrix::new(matrix(rows, cols), [rows, cols], None, &device);
-        assert!(!whole.by_columns, "flex reads the rows");
+        assert!(
+            !crate::kernels::vocab_by_columns(&device),
+            "flex reads the rows"
+        );
         let ids = [22, 0, 7, 3, 7, 19, 4, 12];
         let expected: Vec<f32> = ids
             .iter()
@@ -224,13 +256,13 @@ mod tests {
         for by_columns in [false, true] {
             // 4 rows of 5 f32 per block (80 bytes): six blocks, the last with 3 rows.
             for (limit, count) in [(None, 1), (Some(80), 6)] {
-                let m = VocabMatrix::with_layout(
+                let m = VocabMatrix::Blocks(Blocks::new(
                     matrix(rows, cols),
                     [rows, cols],
                     limit,
                     by_columns,
                     &device,
-                );
+                ));
                 assert_eq!(m.block_count(), count);
                 assert_eq!(values(m.select(&ids)), expected, "{by_columns} {limit:?}");
                 let got = values(m.matmul_transposed(x.clone()));
@@ -246,7 +278,10 @@ mod tests {
         let device = Device::flex();
         // Room for 7 rows of 5 f32 (140 bytes): blocks of 4, the last with the 3 left over.
         let split = VocabMatrix::new(matrix(23, 5), [23, 5], Some(140), &device);
-        assert_eq!((split.block_rows, split.block_count()), (4, 6));
+        let VocabMatrix::Blocks(blocks) = &split else {
+            panic!("a split matrix is kept as tensors");
+        };
+        assert_eq!((blocks.block_rows, split.block_count()), (4, 6));
         assert_eq!(
             values(split.select(&[22])),
             matrix(23, 5)[110..115].to_vec()
