@@ -52,6 +52,22 @@ struct Beams {
     done: bool,
 }
 
+/// A running beam extended by one token: its score (the beam's plus the token's log-probability),
+/// which beam it continues, and its ids.
+struct Candidate {
+    score: f32,
+    beam: usize,
+    ids: Vec<u32>,
+}
+
+/// An entry of the finished pool: a sequence with its length-penalised score, and whether it
+/// really finished (the pool's empty places hold a score of `NEG_LARGE` and `false`).
+struct Hypothesis {
+    score: f32,
+    ids: Vec<u32>,
+    finished: bool,
+}
+
 impl Search {
     pub fn new(cfg: &GenerationConfig, vocab: usize) -> Result<Self> {
         cfg.validate(vocab)?;
@@ -211,42 +227,40 @@ impl Beams {
         // c. top-K continuations (K = 2 × beams, enough for `num_beams` not to end at EOS).
         let keep = 2 * n;
         let top = top_k(&acc, keep);
-        let candidates: Vec<(f32, usize, Vec<u32>)> = top
+        let candidates: Vec<Candidate> = top
             .iter()
             .map(|&(score, i)| {
                 let (beam, token) = (i / vocab, (i % vocab) as u32);
-                let mut seq = self.running[beam].clone();
-                seq.push(token);
-                (score, beam, seq)
+                let mut ids = self.running[beam].clone();
+                ids.push(token);
+                Candidate { score, beam, ids }
             })
             .collect();
         // d. which candidates hit a stopping criterion (max length or EOS).
         let hits: Vec<bool> = candidates
             .iter()
-            .map(|(_, _, seq)| seq.len() >= max_length || cfg.eos_token_id == seq.last().copied())
+            .map(|c| c.ids.len() >= max_length || cfg.eos_token_id == c.ids.last().copied())
             .collect();
         // e. the best unfinished candidates run on.
         let running_scores: Vec<f32> = candidates
             .iter()
             .zip(&hits)
-            .map(|((score, _, _), &hit)| if hit { score + NEG_LARGE } else { *score })
+            .map(|(c, &hit)| if hit { c.score + NEG_LARGE } else { c.score })
             .collect();
         let next = top_k(&running_scores, n);
         // f. finished candidates among the top `num_beams` enter the finished pool.
         let gen_len = (cur_len + 1 - prompt_len) as f64;
         let divisor = gen_len.powf(cfg.length_penalty as f64) as f32;
         let all_finished = self.is_finished.iter().all(|&f| f);
-        let mut pool: Vec<(f32, Vec<u32>, bool)> = (0..n)
-            .map(|i| {
-                (
-                    self.finished_scores[i],
-                    self.finished[i].clone(),
-                    self.is_finished[i],
-                )
+        let mut pool: Vec<Hypothesis> = (0..n)
+            .map(|i| Hypothesis {
+                score: self.finished_scores[i],
+                ids: self.finished[i].clone(),
+                finished: self.is_finished[i],
             })
             .collect();
-        for (i, ((score, _, seq), &hit)) in candidates.iter().zip(&hits).enumerate() {
-            let mut s = score / divisor;
+        for (i, (candidate, &hit)) in candidates.iter().zip(&hits).enumerate() {
+            let mut s = candidate.score / divisor;
             if all_finished && cfg.early_stopping == EarlyStopping::True {
                 s += NEG_LARGE;
             }
@@ -257,26 +271,33 @@ impl Beams {
             if !just_finished {
                 s += NEG_LARGE;
             }
-            pool.push((s, seq.clone(), just_finished));
+            pool.push(Hypothesis {
+                score: s,
+                ids: candidate.ids.clone(),
+                finished: just_finished,
+            });
         }
-        let pool_scores: Vec<f32> = pool.iter().map(|p| p.0).collect();
+        let pool_scores: Vec<f32> = pool.iter().map(|h| h.score).collect();
         let kept = top_k(&pool_scores, n);
         let mut finished = Vec::with_capacity(n);
         let mut finished_scores = Vec::with_capacity(n);
         let mut is_finished = Vec::with_capacity(n);
         for &(_, i) in &kept {
-            finished.push(pool[i].1.clone());
-            finished_scores.push(pool[i].0);
-            is_finished.push(pool[i].2);
+            finished.push(pool[i].ids.clone());
+            finished_scores.push(pool[i].score);
+            is_finished.push(pool[i].finished);
         }
         (self.finished, self.finished_scores, self.is_finished) =
             (finished, finished_scores, is_finished);
         // g. next iteration's beams, cache order and stopping condition.
         self.cache_rows = next
             .iter()
-            .map(|&(_, i)| self.logits_row[candidates[i].1])
+            .map(|&(_, i)| self.logits_row[candidates[i].beam])
             .collect();
-        self.running = next.iter().map(|&(_, i)| candidates[i].2.clone()).collect();
+        self.running = next
+            .iter()
+            .map(|&(_, i)| candidates[i].ids.clone())
+            .collect();
         self.running_scores = next.iter().map(|&(s, _)| s).collect();
         self.logits_row = (0..n).collect();
         let cur_len = cur_len + 1;
