@@ -4,7 +4,7 @@
 //!
 //! The decisions (format checks, sizes, qualities) are plain Rust here; the pixels are handled
 //! by one of two codecs: natively the `image` crate (`native`), in the browser the browser's
-//! own decoders and encoders (`crate::js::browser_image`), so no codec is compiled to wasm.
+//! own decoders and encoders (`crate::browser::image`), so no codec is compiled to wasm.
 
 mod plan;
 mod search;

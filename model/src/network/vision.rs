@@ -2,8 +2,10 @@
 //! embedding, then blocks of a spatial block (window attention) and a channel block (channel
 //! group attention), each with depthwise-convolution position encodings and an MLP.
 //!
-//! Tensors travel between blocks as `[batch, channels, height, width]`, like transformers,
-//! and as `[batch, tokens, channels]` inside a block.
+//! From the first patch embedding to the last block, tensors travel as channels-last tokens
+//! `[batch, height·width, channels]` (with their grid `[height, width]` beside them); only the
+//! pixels coming in, the recorder's intermediates and the output are images
+//! `[batch, channels, height, width]` (NCHW), as transformers and the goldens have them.
 
 use std::io::{Read, Seek};
 
