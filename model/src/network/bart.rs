@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{scaled_dot_product_attention, split_qkv};
 use crate::load::config::{BART_POSITION_OFFSET, TextConfig};
 use crate::load::weights::Weights;
-use crate::network::nn::{LayerNorm, Linear, Mlp};
+use crate::network::nn::{Bias, LayerNorm, Linear, Mlp};
 
 /// Sees each layer's hidden state (index, tensor): how the parity checks read intermediates.
 pub type LayerRecorder<'a> = Option<&'a mut dyn FnMut(usize, &Tensor<3>)>;
@@ -64,8 +64,8 @@ impl SelfAttention {
     ) -> Result<Self> {
         let [q, k, v] = ["q_proj", "k_proj", "v_proj"].map(|p| format!("{prefix}.{p}"));
         Ok(SelfAttention {
-            qkv_proj: Linear::load_side_by_side(w, &[&q, &k, &v], d, d, true)?,
-            out_proj: Linear::load(w, &format!("{prefix}.out_proj"), d, d, true)?,
+            qkv_proj: Linear::load_side_by_side(w, &[&q, &k, &v], d, d, Bias::Stored)?,
+            out_proj: Linear::load(w, &format!("{prefix}.out_proj"), d, d, Bias::Stored)?,
             heads,
         })
     }
@@ -115,10 +115,10 @@ impl Attention {
         heads: usize,
     ) -> Result<Self> {
         Ok(Attention {
-            q_proj: Linear::load(w, &format!("{prefix}.q_proj"), d, d, true)?,
-            k_proj: Linear::load(w, &format!("{prefix}.k_proj"), d, d, true)?,
-            v_proj: Linear::load(w, &format!("{prefix}.v_proj"), d, d, true)?,
-            out_proj: Linear::load(w, &format!("{prefix}.out_proj"), d, d, true)?,
+            q_proj: Linear::load(w, &format!("{prefix}.q_proj"), d, d, Bias::Stored)?,
+            k_proj: Linear::load(w, &format!("{prefix}.k_proj"), d, d, Bias::Stored)?,
+            v_proj: Linear::load(w, &format!("{prefix}.v_proj"), d, d, Bias::Stored)?,
+            out_proj: Linear::load(w, &format!("{prefix}.out_proj"), d, d, Bias::Stored)?,
             heads,
         })
     }
@@ -184,8 +184,20 @@ impl EncoderLayer {
             )?,
             self_attn_layer_norm: LayerNorm::load(w, &format!("{prefix}.self_attn_layer_norm"), d)?,
             mlp: Mlp::new(
-                Linear::load(w, &format!("{prefix}.fc1"), d, c.encoder_ffn_dim, true)?,
-                Linear::load(w, &format!("{prefix}.fc2"), c.encoder_ffn_dim, d, true)?,
+                Linear::load(
+                    w,
+                    &format!("{prefix}.fc1"),
+                    d,
+                    c.encoder_ffn_dim,
+                    Bias::Stored,
+                )?,
+                Linear::load(
+                    w,
+                    &format!("{prefix}.fc2"),
+                    c.encoder_ffn_dim,
+                    d,
+                    Bias::Stored,
+                )?,
             ),
             final_layer_norm: LayerNorm::load(w, &format!("{prefix}.final_layer_norm"), d)?,
         })
@@ -299,8 +311,20 @@ impl DecoderLayer {
                 d,
             )?,
             mlp: Mlp::new(
-                Linear::load(w, &format!("{prefix}.fc1"), d, c.decoder_ffn_dim, true)?,
-                Linear::load(w, &format!("{prefix}.fc2"), c.decoder_ffn_dim, d, true)?,
+                Linear::load(
+                    w,
+                    &format!("{prefix}.fc1"),
+                    d,
+                    c.decoder_ffn_dim,
+                    Bias::Stored,
+                )?,
+                Linear::load(
+                    w,
+                    &format!("{prefix}.fc2"),
+                    c.decoder_ffn_dim,
+                    d,
+                    Bias::Stored,
+                )?,
             ),
             final_layer_norm: LayerNorm::load(w, &format!("{prefix}.final_layer_norm"), d)?,
         })

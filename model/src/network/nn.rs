@@ -10,6 +10,13 @@ use crate::kernels;
 use crate::load::config::LAYER_NORM_EPS;
 use crate::load::weights::Weights;
 
+/// Whether a linear layer's checkpoint stores a bias (`{prefix}.bias`) beside its weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bias {
+    Stored,
+    Absent,
+}
+
 /// `nn.Linear`: `y = x Wᵀ + b`, with W stored transposed (`[in, out]`) so the product is a
 /// plain row-major matmul.
 #[derive(Debug, Clone)]
@@ -24,10 +31,10 @@ impl Linear {
         prefix: &str,
         d_in: usize,
         d_out: usize,
-        bias: bool,
+        bias: Bias,
     ) -> Result<Self> {
         let weight_t = w.transposed(&format!("{prefix}.weight"), [d_out, d_in])?;
-        let bias = if bias {
+        let bias = if bias == Bias::Stored {
             Some(w.tensor(&format!("{prefix}.bias"), [d_out])?)
         } else {
             None
@@ -42,7 +49,7 @@ impl Linear {
         prefixes: &[&str],
         d_in: usize,
         d_out: usize,
-        bias: bool,
+        bias: Bias,
     ) -> Result<Self> {
         let parts = prefixes
             .iter()

@@ -10,7 +10,7 @@ use burn::tensor::{Tensor, s};
 use crate::error::{Error, Result};
 use crate::load::config::VisionConfig;
 use crate::load::weights::Weights;
-use crate::network::nn::{LayerNorm, Linear};
+use crate::network::nn::{Bias, LayerNorm, Linear};
 
 pub struct Projector {
     row_embeddings: Tensor<2>,
@@ -44,7 +44,7 @@ impl Projector {
                 &format!("{p}.image_projection"),
                 dim,
                 c.projection_dim,
-                false,
+                Bias::Absent,
             )?,
             image_proj_norm: LayerNorm::load(w, &format!("{p}.image_proj_norm"), c.projection_dim)?,
             table_len: rows,

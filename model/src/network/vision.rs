@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::kernels;
 use crate::load::config::VisionConfig;
 use crate::load::weights::Weights;
-use crate::network::nn::{Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp};
+use crate::network::nn::{Bias, Conv2d, ConvPosEnc, LayerNorm, Linear, Mlp};
 
 /// Receives intermediate vision tensors by golden name (`vision.stage0.conv_embed`, …), for
 /// the parity checks.
@@ -169,8 +169,8 @@ impl BlockParts {
             conv2: ConvPosEnc::load(w, &format!("{prefix}.conv2"), dim, 3)?,
             norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim)?,
             ffn: Mlp::new(
-                Linear::load(w, &format!("{prefix}.ffn.fc1"), dim, hidden, true)?,
-                Linear::load(w, &format!("{prefix}.ffn.fc2"), hidden, dim, true)?,
+                Linear::load(w, &format!("{prefix}.ffn.fc1"), dim, hidden, Bias::Stored)?,
+                Linear::load(w, &format!("{prefix}.ffn.fc2"), hidden, dim, Bias::Stored)?,
             ),
         })
     }
@@ -216,9 +216,19 @@ impl SpatialBlock {
                 &format!("{prefix}.window_attn.qkv"),
                 dim,
                 3 * dim,
-                c.qkv_bias,
+                if c.qkv_bias {
+                    Bias::Stored
+                } else {
+                    Bias::Absent
+                },
             )?,
-            proj: Linear::load(w, &format!("{prefix}.window_attn.proj"), dim, dim, true)?,
+            proj: Linear::load(
+                w,
+                &format!("{prefix}.window_attn.proj"),
+                dim,
+                dim,
+                Bias::Stored,
+            )?,
             num_heads: c.num_heads[s],
             window: c.window_size,
         })
@@ -265,9 +275,19 @@ impl ChannelBlock {
                 &format!("{prefix}.channel_attn.qkv"),
                 dim,
                 3 * dim,
-                c.qkv_bias,
+                if c.qkv_bias {
+                    Bias::Stored
+                } else {
+                    Bias::Absent
+                },
             )?,
-            proj: Linear::load(w, &format!("{prefix}.channel_attn.proj"), dim, dim, true)?,
+            proj: Linear::load(
+                w,
+                &format!("{prefix}.channel_attn.proj"),
+                dim,
+                dim,
+                Bias::Stored,
+            )?,
             groups: c.num_groups[s],
         })
     }

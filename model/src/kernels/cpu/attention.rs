@@ -7,7 +7,7 @@
 use burn::backend::flex::FlexTensor;
 
 use super::gemv::GEMV_MAX_ROWS;
-use super::matmul::{MatRef, matmul};
+use super::matmul::{MatRef, Output, Split, matmul};
 use super::parallel::{for_each_chunk, for_each_chunk_sized, zeros};
 use super::simd::{PackedHead, attend_head, attend_query, pad, softmax_rows};
 
@@ -155,8 +155,8 @@ pub fn strided_attention(
                 q.matrix(bi, hi),
                 k.matrix(bi, hi).t(),
                 scale,
-                false,
-                false,
+                Output::Overwrite,
+                Split::Caller,
             );
             if causal {
                 // Query i sees keys up to i + (tk - tq).
@@ -173,7 +173,14 @@ pub fn strided_attention(
                 row_stride: tk,
                 col_stride: 1,
             };
-            matmul(o, p, v.matrix(bi, hi), 1.0, false, false);
+            matmul(
+                o,
+                p,
+                v.matrix(bi, hi),
+                1.0,
+                Output::Overwrite,
+                Split::Caller,
+            );
         },
     );
     Some(out)
@@ -395,7 +402,14 @@ pub fn window_attention_fused(
                     ..tokens
                 };
                 let mut projected = qkv.start(rows);
-                matmul(&mut projected, strip_tokens, qkv.weight, 1.0, true, false);
+                matmul(
+                    &mut projected,
+                    strip_tokens,
+                    qkv.weight,
+                    1.0,
+                    Output::Accumulate,
+                    Split::Caller,
+                );
                 let attended = &mut attended[..rows * c];
                 attend_strip(&projected, &padding, &g, scale, s, attended);
                 let attended = MatRef {
@@ -407,7 +421,14 @@ pub fn window_attention_fused(
                     col_stride: 1,
                 };
                 proj.start_into(out);
-                matmul(out, attended, proj.weight, 1.0, true, false);
+                matmul(
+                    out,
+                    attended,
+                    proj.weight,
+                    1.0,
+                    Output::Accumulate,
+                    Split::Caller,
+                );
             },
         );
     }

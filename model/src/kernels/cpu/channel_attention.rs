@@ -10,7 +10,7 @@
 //! intermediate stays in the thread's cache.
 
 use super::attention::LinearSlices;
-use super::matmul::{MatRef, matmul};
+use super::matmul::{MatRef, Output, Split, matmul};
 use super::parallel::{balanced_block_len, for_each_chunk};
 use super::simd::{pad, softmax_rows};
 
@@ -113,7 +113,14 @@ pub fn channel_attention_fused(
                 }
                 let qk = &mut qk[..rows * 2 * c];
                 qk_layer.start_into(qk);
-                matmul(qk, tokens(first, rows), qk_layer.weight, 1.0, true, false);
+                matmul(
+                    qk,
+                    tokens(first, rows),
+                    qk_layer.weight,
+                    1.0,
+                    Output::Accumulate,
+                    Split::Caller,
+                );
                 for (gi, scores) in scores.chunks_exact_mut(d * d).enumerate() {
                     // q of the group as `[d, rows]` (transposed in place), k as `[rows, d]`.
                     let q = MatRef {
@@ -132,7 +139,7 @@ pub fn channel_attention_fused(
                         row_stride: 2 * c,
                         col_stride: 1,
                     };
-                    matmul(scores, q, k, 1.0, false, false);
+                    matmul(scores, q, k, 1.0, Output::Overwrite, Split::Caller);
                 }
             },
         );
@@ -165,7 +172,14 @@ pub fn channel_attention_fused(
                 let (v, attended) = (&mut v[..rows * c], &mut attended[..rows * c]);
                 let group_out = &mut group_out[..rows * d];
                 v_layer.start_into(v);
-                matmul(v, tokens(first, rows), v_layer.weight, 1.0, true, false);
+                matmul(
+                    v,
+                    tokens(first, rows),
+                    v_layer.weight,
+                    1.0,
+                    Output::Accumulate,
+                    Split::Caller,
+                );
                 for gi in 0..groups {
                     let v_group = MatRef {
                         data: v,
@@ -184,7 +198,14 @@ pub fn channel_attention_fused(
                         row_stride: 1,
                         col_stride: d,
                     };
-                    matmul(group_out, v_group, p_t, 1.0, false, false);
+                    matmul(
+                        group_out,
+                        v_group,
+                        p_t,
+                        1.0,
+                        Output::Overwrite,
+                        Split::Caller,
+                    );
                     for (dst, src) in attended.chunks_exact_mut(c).zip(group_out.chunks_exact(d)) {
                         dst[gi * d..][..d].copy_from_slice(src);
                     }
@@ -198,7 +219,14 @@ pub fn channel_attention_fused(
                     row_stride: c,
                     col_stride: 1,
                 };
-                matmul(out, attended, proj.weight, 1.0, true, false);
+                matmul(
+                    out,
+                    attended,
+                    proj.weight,
+                    1.0,
+                    Output::Accumulate,
+                    Split::Caller,
+                );
             },
         );
     }

@@ -6,7 +6,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchDevice, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::matmul::{MatRef, matmul};
+use super::matmul::{MatRef, Output, Split, matmul};
 use super::token_matrix::ScreenedRows;
 use super::{attention, channel_attention, conv, enabled, gemv, parallel, patch_conv, simd};
 use crate::kernels::{LinearRef, TokenMatrix};
@@ -202,9 +202,12 @@ impl crate::kernels::Kernels for FlexKernels {
         // (written once, not zeroed first), which the product is added to; a row block's
         // values do not depend on how the rows are cut (`gemm` blocks the inner dimension by
         // its length alone).
-        let (mut out, accumulate) = match bias {
-            Some(b) => (parallel::repeat(&dense(&flex(b)?), rows), true),
-            None => (parallel::zeros(rows * out_dim), false),
+        let (mut out, output) = match bias {
+            Some(b) => (
+                parallel::repeat(&dense(&flex(b)?), rows),
+                Output::Accumulate,
+            ),
+            None => (parallel::zeros(rows * out_dim), Output::Overwrite),
         };
         let (xv, wv) = (view(&xf, 0, 0, 1), view(&wf, 0, 0, 1));
         let block_rows = row_block_len(rows);
@@ -219,7 +222,7 @@ impl crate::kernels::Kernels for FlexKernels {
                     rows: out.len() / out_dim,
                     ..xv
                 };
-                matmul(out, x_rows, wv, 1.0, accumulate, false);
+                matmul(out, x_rows, wv, 1.0, output, Split::Caller);
                 if gelu {
                     simd::gelu(out);
                 }
@@ -278,7 +281,7 @@ impl crate::kernels::Kernels for FlexKernels {
                     rows: n,
                     ..xv
                 };
-                matmul(h, x_rows, w1v, 1.0, true, false);
+                matmul(h, x_rows, w1v, 1.0, Output::Accumulate, Split::Caller);
                 simd::gelu(h);
                 let h_rows = MatRef {
                     data: h,
@@ -288,7 +291,7 @@ impl crate::kernels::Kernels for FlexKernels {
                     row_stride: hidden,
                     col_stride: 1,
                 };
-                matmul(out, h_rows, w2v, 1.0, true, false);
+                matmul(out, h_rows, w2v, 1.0, Output::Accumulate, Split::Caller);
                 // Added last, as a separate addition would (addition commutes): the same values.
                 let residual = &residual[first * d_out..][..out.len()];
                 for (o, &r) in out.iter_mut().zip(residual) {
@@ -414,8 +417,8 @@ impl crate::kernels::Kernels for FlexKernels {
             view(&xf, 0, 0, 1),
             view(&ef, 0, 0, 1).t(),
             1.0,
-            false,
-            true,
+            Output::Overwrite,
+            Split::Pool,
         );
         Some(tensor(out, [rows, n]))
     }

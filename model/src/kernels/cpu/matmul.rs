@@ -48,9 +48,26 @@ impl MatRef<'_> {
     }
 }
 
-/// `out[m×n] = accumulate·out + scale · a[m×k] · b[k×n]`, `out` row-major and dense; on the
-/// pool when `parallel` (and the product is large enough), else on the calling thread (for
-/// callers that already split their work over the pool).
+/// What [`matmul`] does with the values already in `out`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Output {
+    /// `out = scale · a · b` (what `out` held is ignored).
+    Overwrite,
+    /// `out += scale · a · b` (a bias or a residual already there).
+    Accumulate,
+}
+
+/// Where [`matmul`] runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Split {
+    /// Over the pool (when the product is large enough).
+    Pool,
+    /// On the calling thread: for callers that already split their work over the pool.
+    Caller,
+}
+
+/// `out[m×n] = scale · a[m×k] · b[k×n]`, or added to `out` ([`Output`]), `out` row-major and
+/// dense; over the pool or on the calling thread ([`Split`]).
 ///
 /// # Panics
 /// When the shapes disagree or a view reaches outside its slice: callers build the views
@@ -60,9 +77,10 @@ pub fn matmul(
     a: MatRef<'_>,
     b: MatRef<'_>,
     scale: f32,
-    accumulate: bool,
-    parallel: bool,
+    output: Output,
+    split: Split,
 ) {
+    let (accumulate, parallel) = (output == Output::Accumulate, split == Split::Pool);
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && out.len() == m * n,
@@ -132,7 +150,14 @@ pub fn sgemm_gflops(n: usize) -> f64 {
     let mut out = vec![0.0f32; n * n];
     let mut once = || {
         let start = std::time::Instant::now();
-        matmul(&mut out, view(&a), view(&b), 1.0, false, true);
+        matmul(
+            &mut out,
+            view(&a),
+            view(&b),
+            1.0,
+            Output::Overwrite,
+            Split::Pool,
+        );
         start.elapsed().as_secs_f64()
     };
     once();
@@ -165,7 +190,7 @@ mod tests {
             col_stride: 1,
         };
         let mut out = vec![1.0; 15];
-        matmul(&mut out, a_ref, b_ref, 2.0, true, true);
+        matmul(&mut out, a_ref, b_ref, 2.0, Output::Accumulate, Split::Pool);
         for i in 0..3 {
             for j in 0..5 {
                 let want: f32 =
@@ -175,7 +200,14 @@ mod tests {
         }
         // a · aᵀ through a transposed view.
         let mut sq = vec![0.0; 9];
-        matmul(&mut sq, a_ref, a_ref.t(), 1.0, false, false);
+        matmul(
+            &mut sq,
+            a_ref,
+            a_ref.t(),
+            1.0,
+            Output::Overwrite,
+            Split::Caller,
+        );
         assert_eq!(sq[1], (0..4).map(|p| a[p] * a[4 + p]).sum::<f32>());
     }
 }

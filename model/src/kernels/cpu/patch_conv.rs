@@ -4,7 +4,7 @@
 //! multiplies them by the filters with `gemm`. burn-flex's `conv2d` took 2–3× as long as its
 //! products need, plus a transpose to `[c, h, w]` and back around every stage.
 
-use super::matmul::{MatRef, matmul};
+use super::matmul::{MatRef, Output, Split, matmul};
 use super::parallel::{balanced_block_len, for_each_chunk};
 
 /// A strided convolution's geometry on one `h × w` image of `c_in` channels.
@@ -106,7 +106,14 @@ pub fn patch_conv(
                 row_stride: len,
                 col_stride: 1,
             };
-            matmul(out, patches, filters, 1.0, true, false);
+            matmul(
+                out,
+                patches,
+                filters,
+                1.0,
+                Output::Accumulate,
+                Split::Caller,
+            );
         },
     );
 }
