@@ -276,6 +276,47 @@ fn local_model_labels_a_folder_skips_corrupt_pictures_and_reruns_as_a_no_op() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+#[cfg_attr(
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
+)]
+fn beams_past_the_cap_are_refused_before_anything_runs() {
+    let model = common::reference("florence2-tiny-e2e");
+    let dir = scratch("beams");
+    pictures(&dir.join("pics"), 1);
+    let out = dir.join("od.json");
+    let pics = dir.join("pics");
+    for beams in ["17", "0"] {
+        let run = florence2(
+            &[
+                "label",
+                "--task",
+                "<OD>",
+                "--out",
+                out.to_str().unwrap(),
+                "--model",
+                model.to_str().unwrap(),
+                "--beams",
+                beams,
+                pics.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(run.status.code(), Some(2), "--beams {beams}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("BAD_OPTION") && stderr.contains("--beams"),
+            "{stderr}"
+        );
+        assert!(
+            !out.exists() && !dir.join("od.jsonl").exists(),
+            "nothing written"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The NVCF test double on loopback, served from its own runtime.
 struct Emu {
     url: String,

@@ -30,7 +30,9 @@ pub use decode::image::RgbImage;
 pub use decode::pipeline::{Florence2, ImageFeatures, ModelFiles, RunOptions, RunOutput};
 pub use decode::tokenizer::Tokenizer;
 pub use error::{Error, Result};
-pub use load::config::{EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig};
+pub use load::config::{
+    EarlyStopping, Florence2Config, GenerationConfig, ImageProcessorConfig, MAX_BEAMS,
+};
 pub use load::memory::MemoryLimits;
 pub use load::weights::Layout;
 pub use network::model::{Florence2Model, LoadOptions};

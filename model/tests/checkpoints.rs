@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use burn::tensor::Device;
 use common::{Tensors, reference};
-use florence2_burn::{Error, Florence2Config, Florence2Model};
+use florence2_burn::{Error, Florence2Config, Florence2Model, GenerationConfig, MAX_BEAMS};
 use safetensors::tensor::Dtype;
 
 const EMBED: &str = "model.language_model.shared.weight";
@@ -301,4 +301,34 @@ fn bad_configs_are_config_errors() {
         Florence2Config::from_json(b"{not json"),
         Err(Error::Config { .. })
     ));
+}
+
+#[test]
+#[cfg_attr(
+    reference_missing,
+    ignore = "needs ../shared/reference (FLORENCE2_REFERENCE_DIR)"
+)]
+fn beam_counts_past_the_cap_are_config_errors() {
+    let (config, _, _) = tiny();
+    let text = Florence2Config::from_json(&config).unwrap().text_config;
+    assert_eq!(MAX_BEAMS, 16, "the browser's cap");
+    for (beams, allowed) in [(1, true), (16, true), (17, false), (1 << 20, false)] {
+        // From generation_config.json …
+        let file = format!(r#"{{"num_beams": {beams}}}"#);
+        let loaded = GenerationConfig::from_json(file.as_bytes(), &text);
+        // … and set by a caller (`RunOptions`, `florence2 label --beams`).
+        let mut set = GenerationConfig::defaults_for(&text);
+        set.num_beams = beams;
+        let checked = set.validate(text.vocab_size);
+        for result in [loaded.map(drop), checked] {
+            match result {
+                Ok(()) => assert!(allowed, "{beams} beams accepted"),
+                Err(Error::Config { message, .. }) => {
+                    assert!(!allowed, "{beams} beams refused: {message}");
+                    assert!(message.contains("num_beams"), "{message}");
+                }
+                Err(other) => panic!("{beams} beams: not a config error: {other}"),
+            }
+        }
+    }
 }

@@ -405,6 +405,12 @@ struct GenerationConfigFile {
     early_stopping: Option<Value>,
 }
 
+/// The most beams a search may keep, as the browser's runtime allows (`local/`): a beam search
+/// holds a decoder cache and a copy of the sequence per beam, so an unbounded count is
+/// unbounded memory and time. Checked by [`GenerationConfig::validate`], so it holds for
+/// `generation_config.json`, `RunOptions` and every caller of the search alike.
+pub const MAX_BEAMS: usize = 16;
+
 impl GenerationConfig {
     /// transformers' defaults for a model with this text config and no generation config.
     pub fn defaults_for(text: &TextConfig) -> Self {
@@ -495,6 +501,12 @@ impl GenerationConfig {
         const FILE: &str = "generation settings";
         if self.num_beams == 0 {
             return Err(Error::config(FILE, "num_beams must be at least 1"));
+        }
+        if self.num_beams > MAX_BEAMS {
+            return Err(Error::config(
+                FILE,
+                format!("num_beams {} is more than {MAX_BEAMS}", self.num_beams),
+            ));
         }
         if self.max_new_tokens == 0 {
             return Err(Error::config(FILE, "max_new_tokens must be at least 1"));

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
 use florence2::Task;
-use florence2_burn::{LoadOptions, RunOptions};
+use florence2_burn::{LoadOptions, MAX_BEAMS, RunOptions};
 use florence2_cli::label::backend::{Endpoint, Labeller, Local};
 use florence2_cli::label::{self as labelling, LabelError, Options, Shard, Summary};
 
@@ -54,6 +54,14 @@ fn execute(command: Command) -> Result<ExitCode, LabelError> {
             doc.categories.len()
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    // Refused before anything is read or loaded (the search would refuse it per picture).
+    if let Some(b) = beams
+        && !(1..=MAX_BEAMS).contains(&b)
+    {
+        return Err(LabelError::Usage(format!(
+            "--beams must be 1 to {MAX_BEAMS}, not {b}"
+        )));
     }
     // clap requires both without --merge; checked again rather than unwrapped.
     let (Some(task), Some(out)) = (task, out) else {
