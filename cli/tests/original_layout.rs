@@ -7,22 +7,8 @@ mod common;
 use std::io::Cursor;
 
 use burn::tensor::Device;
-use common::{Tensors, reference};
-use florence2_burn::{Florence2Config, Florence2Model, Layout};
-
-fn tiny() -> (Vec<u8>, Tensors, std::path::PathBuf) {
-    let dir = reference("florence2-tiny");
-    let config = std::fs::read(dir.join("config.json")).unwrap();
-    (config, Tensors::read(&dir.join("model.safetensors")), dir)
-}
-
-fn load(config: &[u8], checkpoint: Vec<u8>) -> Result<Florence2Model, florence2_burn::Error> {
-    Florence2Model::load(
-        Florence2Config::from_json(config)?,
-        Cursor::new(checkpoint),
-        &Device::flex(),
-    )
-}
+use common::{load, tiny};
+use florence2_burn::Layout;
 
 #[test]
 #[cfg_attr(

@@ -5,28 +5,11 @@
 
 mod common;
 
-use std::io::Cursor;
-
-use burn::tensor::Device;
-use common::{Tensors, reference};
-use florence2_burn::{Error, Florence2Config, Florence2Model, GenerationConfig, MAX_BEAMS};
+use common::{Tensors, load, tiny};
+use florence2_burn::{Error, Florence2Config, GenerationConfig, MAX_BEAMS};
 use safetensors::tensor::Dtype;
 
 const EMBED: &str = "model.language_model.shared.weight";
-
-fn tiny() -> (Vec<u8>, Tensors, std::path::PathBuf) {
-    let dir = reference("florence2-tiny");
-    let config = std::fs::read(dir.join("config.json")).unwrap();
-    (config, Tensors::read(&dir.join("model.safetensors")), dir)
-}
-
-fn load(config: &[u8], checkpoint: Vec<u8>) -> Result<Florence2Model, Error> {
-    Florence2Model::load(
-        Florence2Config::from_json(config)?,
-        Cursor::new(checkpoint),
-        &Device::flex(),
-    )
-}
 
 #[test]
 #[cfg_attr(

@@ -13,6 +13,25 @@ pub fn reference(sub: &str) -> PathBuf {
     florence2_reference::dir(env!("CARGO_MANIFEST_DIR"), sub)
 }
 
+/// The tiny reference model: its `config.json`, its tensors, and its folder.
+pub fn tiny() -> (Vec<u8>, Tensors, PathBuf) {
+    let dir = reference("florence2-tiny");
+    let config = std::fs::read(dir.join("config.json")).unwrap();
+    (config, Tensors::read(&dir.join("model.safetensors")), dir)
+}
+
+/// A model from `config.json` bytes and a checkpoint, on the CPU.
+pub fn load(
+    config: &[u8],
+    checkpoint: Vec<u8>,
+) -> Result<florence2_burn::Florence2Model, florence2_burn::Error> {
+    florence2_burn::Florence2Model::load(
+        florence2_burn::Florence2Config::from_json(config)?,
+        std::io::Cursor::new(checkpoint),
+        &burn::tensor::Device::flex(),
+    )
+}
+
 /// A reference model folder (`florence2-tiny-e2e`, …) as [`florence2_burn::ModelFiles`]
 /// read into memory.
 pub fn model_files(sub: &str) -> florence2_burn::ModelFiles<std::io::Cursor<Vec<u8>>> {
