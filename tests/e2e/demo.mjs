@@ -92,10 +92,27 @@ async function close({ context, page }) {
   assert.deepEqual(errors, [], "the page reported errors");
 }
 
+/** The object URL of the picture shown (each picture brought gets its own), or null. */
+const pictureSrc = (page) => page.evaluate(() => document.querySelector(".picture")?.getAttribute("src") ?? null);
+
+/**
+ * Brings a picture through the file input and waits until it is the one shown. The name alone
+ * does not say so: bringing the file shown already leaves its name on the page while the new
+ * copy is still being read and decoded, and a Run clicked in that gap starts on the old copy
+ * and is dropped when the new one arrives (the status goes back to idle, no answer, no history
+ * entry). Each picture shown has its own object URL, so wait for a new one.
+ */
 async function bring(page, file, path = fixture(file)) {
   const name = file.split("/").pop();
+  const before = await pictureSrc(page);
   await page.setInputFiles("[data-testid=image-input]", path);
-  await page.waitForFunction((n) => document.querySelector(".picture-name")?.textContent === n, name);
+  await page.waitForFunction(
+    ([n, old]) => {
+      const src = document.querySelector(".picture")?.getAttribute("src");
+      return Boolean(src) && src !== old && document.querySelector(".picture-name")?.textContent === n;
+    },
+    [name, before],
+  );
   // Laid out and sized: the canvas matches the picture on screen.
   await page.waitForFunction(() => {
     const c = document.querySelector("[data-testid=result-canvas]");
@@ -108,17 +125,29 @@ async function chooseTask(page, token, text) {
   if (text !== undefined) await page.fill("[data-testid=text-input]", text);
 }
 
-/** Clicks Run and waits until the run ends; returns the stages it went through. */
+/**
+ * Clicks Run and waits until the run ends; returns the stages it went through. A run dropped
+ * for a picture that arrived after the click (the status back to "idle") ends it too, and
+ * fails at once rather than at the timeout.
+ */
 async function run(page, { expect = "done", timeout = 60000 } = {}) {
   const before = await page.evaluate(() => window.e2eStages.length);
   await page.click("[data-testid=run-button]");
   await page.waitForFunction(
-    (n) => window.e2eStages.length > n && ["done", "failed", "cancelled"].includes(window.e2eStages.at(-1)),
+    (n) => {
+      const stages = window.e2eStages.slice(n);
+      const end = stages.at(-1);
+      const dropped = end === "idle" && stages.some((s) => ["preparing", "uploading", "waiting"].includes(s));
+      return dropped || ["done", "failed", "cancelled"].includes(end);
+    },
     before,
     { timeout },
   );
   const stages = await page.evaluate((n) => window.e2eStages.slice(n), before);
   const end = stages.at(-1);
+  if (end === "idle") {
+    assert.fail(`the run was dropped: a new picture was shown after Run was clicked (stages ${stages.join(" → ")})`);
+  }
   if (end !== expect) {
     const error = await page.locator("[data-testid=error]").textContent().catch(() => "(no error element)");
     assert.fail(`the run ended ${end}, expected ${expect}: ${error}`);
@@ -494,6 +523,45 @@ await test("history: each run is kept with a thumbnail and reopens", async () =>
   assert.equal((await resultJson(page)).task, "<CAPTION>");
   assert.equal(await entries.last().getAttribute("aria-current"), "true");
   assert.equal(await page.getAttribute("[data-testid=status]", "data-stage"), "done");
+});
+
+await test("the same picture brought again: Run waits for the new copy (a run clicked before it is dropped)", async () => {
+  const { context, page } = await open();
+  await bring(page, "photo-640.jpg");
+  // A slow decoder, as on a loaded machine: every createImageBitmap answers 2 s late.
+  await page.evaluate(() => {
+    const decode = window.createImageBitmap.bind(window);
+    window.createImageBitmap = async (...args) => {
+      const bitmap = await decode(...args);
+      await new Promise((r) => setTimeout(r, 2000));
+      return bitmap;
+    };
+  });
+  const first = await pictureSrc(page);
+  await page.setInputFiles("[data-testid=image-input]", fixture("photo-640.jpg"));
+  // The name of the picture shown is already the one brought, but the picture is the old copy:
+  // waiting for the name alone (as bring() once did) ends here.
+  assert.equal(await page.textContent(".picture-name"), "photo-640.jpg");
+  assert.equal(await pictureSrc(page), first, "the new copy is still being decoded");
+  const before = await page.evaluate(() => window.e2eStages.length);
+  await page.click("[data-testid=run-button]");
+  await page.waitForFunction((old) => document.querySelector(".picture")?.getAttribute("src") !== old, first);
+  // The run started on the old copy was dropped when the new one arrived: the status is idle,
+  // so a wait for done, failed or cancelled could only end at its timeout, and no answer is kept.
+  await page.waitForFunction((n) => window.e2eStages.slice(n).at(-1) === "idle", before, { timeout: 10000 });
+  const dropped = await page.evaluate((n) => window.e2eStages.slice(n), before);
+  assert.equal(dropped[0], "preparing", `the click started a run: ${dropped}`);
+  assert.ok(!dropped.some((s) => ["done", "failed", "cancelled"].includes(s)), `the dropped run never ends: ${dropped}`);
+  assert.equal(await page.locator("[data-testid=history-entry]").count(), 0);
+  // bring() waits for the new copy (its own object URL), so the run that follows is answered.
+  const second = await pictureSrc(page);
+  await bring(page, "photo-640.jpg");
+  assert.notEqual(await pictureSrc(page), second, "bring() returned with the new copy shown");
+  await chooseTask(page, "<OCR>");
+  assert.deepEqual(await run(page), ["preparing", "waiting", "done"]);
+  assert.equal((await resultJson(page)).task, "<OCR>");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=history-entry]").length === 1);
+  await close({ context, page });
 });
 
 await test("hovering links the drawing and the list, both ways", async () => {
