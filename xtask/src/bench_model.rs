@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use crate::bins::CLI;
 use crate::util::{Result, cargo, output, root, run_step, target_dir};
 
 /// Multiply-adds × 2 of one `<CAPTION>` run of the base model at 768² with 20 tokens, in
@@ -135,13 +136,13 @@ pub fn run(args: &[String]) -> Result {
     run_step(cargo().args([
         "build",
         "-p",
-        "florence2-cli",
+        CLI.package,
         "--profile",
         "release-native",
         "--bin",
-        "florence2",
+        CLI.name,
     ]))?;
-    let ours_bin = target_dir().join("release-native/florence2");
+    let ours_bin = target_dir().join("release-native").join(CLI.name);
     let torch_script = root().join("model/tools/bench_torch.py");
     let (model, image) = (o.model.to_string_lossy(), o.image.to_string_lossy());
     let (runs, tokens, beams) = (

@@ -29,8 +29,8 @@ pub fn run(args: &[String]) -> Result {
             dir.display()
         ));
     }
-    eprintln!("{}", crate::web::build()?);
-    let site = crate::web::dist();
+    eprintln!("{}", crate::site::build()?);
+    let site = crate::site::dist();
     let mut proxy = cargo();
     // Not --release: that profile aborts on a panic (for wasm size); the proxy must unwind so
     // that a panic costs one request, not the server. release-native also gives the local

@@ -8,13 +8,23 @@
 //! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser);
 //!   `bench model` — the model against PyTorch on the CPU, side by side.
 
+// The commands, each made of steps and services.
 mod bench_model;
 mod build;
 mod demo;
-mod setup;
+mod e2e;
 mod test;
+
+// What they combine: the steps of `test` (fmt, clippy, native build and tests, browser tests,
+// the package's checks, the e2e suites), the servers the tests talk to, the release builds of
+// the package and of the demo's site, the binaries and their one build, installing tools.
+mod bins;
+mod package;
+mod services;
+mod setup;
+mod site;
+mod steps;
 mod util;
-mod web;
 
 use std::process::ExitCode;
 
@@ -24,7 +34,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("build") => build::run(),
         Some("demo") => demo::run(&args[1..]),
-        Some("e2e") => web::run_e2e(&args[1..]),
+        Some("e2e") => e2e::run(&args[1..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("model") => {
             bench_model::run(&args[2..])
         }
@@ -37,6 +47,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let times = util::times();
+            if !times.is_empty() {
+                eprintln!("\nsteps: {times}");
+            }
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }

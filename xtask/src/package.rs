@@ -1,18 +1,12 @@
-//! Release builds: the npm package (`pkg/`).
+//! The npm package (`pkg/`): the release wasm of `florence2` with its glue and types, the
+//! local runtime (`pkg/local/`), `index.js`/`index.d.ts` and the licences.
 
 use std::process::Command;
 
 use crate::setup;
 use crate::util::{Result, build_release_wasm, gzip_len, root, run_step, target_dir};
 
-pub fn run() -> Result {
-    let report = package()?;
-    eprintln!("{report}");
-    eprintln!("{}", crate::web::build()?);
-    Ok(())
-}
-
-/// What `package()` made.
+/// What [`build`] made.
 pub struct PackageReport {
     pub wasm_bytes: usize,
     pub wasm_gzip_bytes: usize,
@@ -36,7 +30,7 @@ impl std::fmt::Display for PackageReport {
 /// Builds the npm package into `pkg/`: the release wasm, its JS glue and types
 /// (wasm-bindgen), optimised for size (npm's wasm-opt), plus `index.js`/`index.d.ts`, which add
 /// the `TASKS` constant generated from the Rust task table.
-pub fn package() -> Result<PackageReport> {
+pub fn build() -> Result<PackageReport> {
     setup::wasm_toolchain()?;
     setup::node_tools()?;
     let pkg = root().join("pkg");

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Instant;
 
 pub type Result<T = ()> = std::result::Result<T, String>;
@@ -37,7 +38,8 @@ pub fn build_release_wasm(args: &[&str]) -> Result {
     )
 }
 
-/// Runs a command to completion, echoing it; fails with its description on a non-zero exit.
+/// Runs a command to completion, echoing it and its duration; fails with its description on a
+/// non-zero exit.
 pub fn run_step(cmd: &mut Command) -> Result {
     let shown = describe(cmd);
     eprintln!("+ {shown}");
@@ -51,6 +53,39 @@ pub fn run_step(cmd: &mut Command) -> Result {
     } else {
         Err(format!("{shown}: {status}"))
     }
+}
+
+/// The named steps this process has timed so far, in order: (name, seconds).
+static TIMES: Mutex<Vec<(&'static str, f64)>> = Mutex::new(Vec::new());
+
+/// Runs `step`, recording how long it took under `name` (also when it fails), for
+/// [`times`]: the summary shows where a run's time went.
+pub fn timed<T>(name: &'static str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = Instant::now();
+    let out = step();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("== {name}: {seconds:.1} s");
+    TIMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((name, seconds));
+    out
+}
+
+/// The timed steps so far, e.g. `fmt 0.4 s, clippy 5.2 min`.
+pub fn times() -> String {
+    let times = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+    times
+        .iter()
+        .map(|(name, s)| {
+            if *s >= 90.0 {
+                format!("{name} {:.1} min", s / 60.0)
+            } else {
+                format!("{name} {s:.1} s")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs a command and returns its stdout.
