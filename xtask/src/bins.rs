@@ -5,9 +5,12 @@
 //! workspace and its dev-dependencies. A binary built by itself (`cargo build -p X --bin Y`)
 //! unifies only X's features, so it compiled X and much of its graph a second time (the
 //! `florence2` CLI and `florence2-proxy` took 7 min each on a cold 2-core machine) and
-//! overwrote the binary the tests had used. [`build`] asks for the tests and every binary in
-//! one `cargo build --workspace --bins --tests`, which resolves features exactly as
-//! `cargo test --workspace` does: the test run that follows compiles nothing.
+//! overwrote the binary the tests had used. [`build`] asks for the tests, the libraries and
+//! every binary in one `cargo build --workspace --lib --bins --tests`, which resolves features
+//! exactly as `cargo test --workspace` does (`cargo +nightly … --unit-graph -Z unstable-options`
+//! shows it: every unit of the test build is in it, with the same features and profile, except
+//! the doctests, which rustdoc compiles when they run), so the test run that follows compiles
+//! nothing. `--lib` is for the doctests: they link the libraries built outside test mode.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,7 +66,7 @@ impl Bin {
 /// The command that builds every test and binary of the workspace with one feature set.
 pub fn build_command() -> Command {
     let mut cmd = cargo();
-    cmd.args(["build", "--workspace", "--bins", "--tests"]);
+    cmd.args(["build", "--workspace", "--lib", "--bins", "--tests"]);
     cmd
 }
 

@@ -71,7 +71,7 @@ pub fn native_build() -> Result {
     bins::build()
 }
 
-/// `cargo test --workspace`: after [`native_build`], it compiles nothing and runs.
+/// `cargo test --workspace`: after [`native_build`] it compiles only the doctests, and runs.
 pub fn native_tests() -> Result {
     run_step(cargo().args(["test", "--workspace"]))
 }
