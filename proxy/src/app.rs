@@ -23,18 +23,7 @@ use crate::guard::{cors, deadline, host, ignored_key, panic, request_target, res
 use crate::observe::access_log;
 use crate::routes::nvcf_assets::{self, UPLOAD_ROUTE};
 use crate::routes::{assets, healthz, invoke, not_found, static_files};
-
-/// What handlers share.
-pub struct App {
-    pub backend: Arc<dyn Backend>,
-    pub rate: ClientRateLimit,
-    pub slots: ConcurrencyCap,
-    /// Assets uploaded through this proxy: owners, ids, kept bytes, expiry.
-    pub assets: AssetStore,
-    /// `--public-url`: where upload URLs point.
-    pub public_url: Option<reqwest::Url>,
-    pub client_tokens_required: bool,
-}
+use crate::state::App;
 
 /// The server for `config`, answering through `backend`, listening on `local` (which decides
 /// the Host names it answers to by default); `phase` says when the shutdown grace is over;

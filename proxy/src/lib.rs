@@ -10,7 +10,9 @@ mod error;
 mod guard;
 mod observe;
 mod routes;
+mod state;
 pub mod tls;
+mod wire;
 
 use std::future::Future;
 use std::sync::Arc;

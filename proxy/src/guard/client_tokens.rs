@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 
 use super::rate_limit::ClientRateLimit;
 use crate::error::ApiError;
-use crate::observe::access_log::ClientAddr;
+use crate::wire::ClientAddr;
 
 /// A token's SHA-256 digest: how a token is held, and who owns an asset.
 pub type TokenId = [u8; 32];

@@ -10,8 +10,7 @@ use florence2::request::{
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::OriginPattern;
-use crate::observe::access_log::REQUEST_ID_HEADER;
-use crate::routes::invoke::BACKEND_HEADER;
+use crate::wire::{BACKEND_HEADER, REQUEST_ID_HEADER};
 
 pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
     CorsLayer::new()

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use super::body::MAX_IMAGE_BYTES;
 use super::client::client_key;
 use crate::error::ApiError;
-use crate::observe::access_log::ClientAddr;
+use crate::wire::ClientAddr;
 
 /// How long a request waits for room before it is turned away.
 const QUEUE_WAIT: Duration = Duration::from_secs(20);

@@ -13,14 +13,7 @@ use tracing::Instrument;
 use super::headers::loggable;
 use super::model_timing;
 use crate::guard::client::TrustedProxies;
-use crate::routes::nvcf_assets::UPLOAD_PATH_PREFIX;
-
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The client's address (for per-client limits): the peer's, or behind a `--trusted-proxy`
-/// the one it forwarded; unspecified when the server runs without connection info.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub IpAddr);
+use crate::wire::{ClientAddr, REQUEST_ID_HEADER, UPLOAD_PATH_PREFIX};
 
 /// The path as logged: an upload URL's secret is a credential while the URL lives, so it is
 /// left out.

@@ -11,13 +11,13 @@ use florence2::ErrorCode;
 use serde_json::{Value, json};
 
 use super::{caller_key, nvcf_assets};
-use crate::app::App;
 use crate::backend::{AssetUpload, CallContext};
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_IMAGE_BYTES};
 use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
-use crate::observe::access_log::ClientAddr;
+use crate::state::App;
+use crate::wire::ClientAddr;
 
 pub async fn upload(
     State(app): State<Arc<App>>,

@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use crate::app::App;
 use crate::backend::Health;
+use crate::state::App;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

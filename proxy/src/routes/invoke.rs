@@ -9,16 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{caller_key, invoke_body, nvcf_assets};
-use crate::app::App;
 use crate::backend::CallContext;
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_JSON_BYTES};
 use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
-use crate::observe::access_log::ClientAddr;
-
-/// Names the backend that answered (`nvidia` or `local`).
-pub const BACKEND_HEADER: &str = "x-florence2-backend";
+use crate::state::App;
+use crate::wire::{BACKEND_HEADER, ClientAddr};
 
 pub async fn invoke(
     State(app): State<Arc<App>>,

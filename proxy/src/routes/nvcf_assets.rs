@@ -33,17 +33,15 @@ use std::time::Instant;
 
 use super::assets::is_image_type;
 use super::caller_key;
-use crate::app::App;
 use crate::asset_store::{Content, StoreError};
 use crate::backend::{AssetCustody, AssetUpload, CallContext};
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_IMAGE_BYTES};
 use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
-use crate::observe::access_log::ClientAddr;
+use crate::state::App;
+use crate::wire::{ClientAddr, UPLOAD_PATH_PREFIX};
 
-/// Where upload URLs point: this prefix and a secret of 64 hex digits.
-pub const UPLOAD_PATH_PREFIX: &str = "/v2/nvcf/asset-uploads/";
 pub const UPLOAD_ROUTE: &str = "/v2/nvcf/asset-uploads/{secret}";
 /// Largest creation body read.
 const MAX_CREATE_BYTES: usize = 16 * 1024;
