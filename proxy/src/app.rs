@@ -17,6 +17,7 @@ use crate::guard::client_tokens::{self, Access, ClientTokens};
 use crate::guard::concurrency::ConcurrencyCap;
 use crate::guard::host::AllowedHosts;
 use crate::guard::memory::{self, MemoryBudget};
+use crate::guard::pace::{self, Pace};
 use crate::guard::rate_limit::ClientRateLimit;
 use crate::guard::shutdown::{self, Phase};
 use crate::guard::{cors, deadline, host, ignored_key, panic, request_target, response_headers};
@@ -62,6 +63,7 @@ pub fn router(
         .route("/healthz", get(healthz::healthz))
         .method_not_allowed_fallback(not_found::method_not_allowed)
         .with_state(app)
+        .layer(from_fn_with_state(Pace::of(config), pace::bodies))
         .layer(from_fn_with_state(
             MemoryBudget::new(config.memory_budget_bytes()),
             memory::guard,

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::guard::client::TrustedProxies;
 use crate::guard::connections::{self, CappedListener};
+use crate::guard::pace::Pace;
 use crate::guard::shutdown::Phase;
 
 pub use api_key::ApiKey;
@@ -165,7 +166,7 @@ pub async fn serve_backend(
     let phase_tx = Arc::new(phase_tx);
     let app = app::router(config, backend, local, phase.clone(), tokens);
     let trusted = TrustedProxies::new(&config.trusted_proxies);
-    let listener = CappedListener::new(listener, config.max_connections, trusted);
+    let listener = CappedListener::new(listener, config.max_connections, trusted, Pace::of(config));
     let grace = config.shutdown_grace();
     let draining = {
         let phase_tx = phase_tx.clone();

@@ -198,6 +198,19 @@ pub struct Config {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_HEAD_TIMEOUT")]
     pub head_timeout: u64,
 
+    /// Seconds a client may keep the proxy waiting without progress: an answer it does not
+    /// take (a large file, a model, an API answer), a request body that stops arriving. Then
+    /// the connection is closed (an answer) or the request refused 408 TIMEOUT (a body), and
+    /// what it held (its connection, its share of --memory-budget) is free again.
+    #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600), env = "FLORENCE2_STALL_TIMEOUT")]
+    pub stall_timeout: u64,
+
+    /// The slowest a client may take an answer or send a body, in KB/s, averaged over
+    /// --stall-timeout: each KB moved earns 1/min-rate seconds of waiting, a client below it
+    /// runs out of time. 0: only --stall-timeout applies.
+    #[arg(long, value_name = "KB_PER_SEC", default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=1_000_000), env = "FLORENCE2_MIN_RATE")]
+    pub min_rate: u64,
+
     /// Megabytes that request bodies and answers may hold in memory at once, across all
     /// clients. A body's size (its Content-Length, else the largest body accepted) is
     /// reserved before it is read and released once its answer has been sent; requests wait

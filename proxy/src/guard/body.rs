@@ -6,6 +6,7 @@ use bytes::Bytes;
 use florence2::ErrorCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::pace::TooSlow;
 use crate::error::ApiError;
 
 /// Largest JSON body (NVCF's own limit).
@@ -36,11 +37,31 @@ pub async fn read(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) if came_too_slowly(&*e) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::Timeout,
+            format!(
+                "{what} arrived too slowly: nothing for --stall-timeout, or slower than --min-rate"
+            ),
+        )
+        .with_kind("body-too-slow")),
         Err(_) => Err(ApiError::refused(
             StatusCode::BAD_REQUEST,
             format!("{what} could not be read (the connection broke off)"),
         )),
     }
+}
+
+/// Whether the body stopped on [`TooSlow`] (wrapped by axum, then by `Limited`).
+fn came_too_slowly(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<TooSlow>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// The media type of a request without parameters, lower case (`application/json`).

@@ -7,7 +7,9 @@
 //! And the connections themselves: a client gets `--head-timeout` to send each request's
 //! head, also the first and after an answer (keep-alive), so that a connection that sends
 //! nothing, or its headers a byte at a time, gives its place back. axum::serve sets no timer
-//! for hyper, which turns that timeout off; hence this loop.
+//! for hyper, which turns that timeout off; hence this loop. And a client that stops taking
+//! its answer (a large file, a model folder, an API answer) is cut by [`super::pace`]: its
+//! connection closes, the answer is dropped and its memory reservation with it.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,9 +31,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::Sleep;
 use tower::Service;
 
 use super::client::{TrustedProxies, client_key};
+use super::pace::{Pace, PaceClock};
 
 pub struct CappedListener {
     inner: TcpListener,
@@ -39,10 +43,16 @@ pub struct CappedListener {
     per_client: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     trusted: TrustedProxies,
+    pace: Pace,
 }
 
 impl CappedListener {
-    pub fn new(inner: TcpListener, max: u32, trusted: TrustedProxies) -> CappedListener {
+    pub fn new(
+        inner: TcpListener,
+        max: u32,
+        trusted: TrustedProxies,
+        pace: Pace,
+    ) -> CappedListener {
         let max = max.max(1) as usize;
         CappedListener {
             inner,
@@ -50,6 +60,7 @@ impl CappedListener {
             per_client: (max / 4).max(1),
             open: Arc::default(),
             trusted,
+            pace,
         }
     }
 
@@ -92,6 +103,8 @@ impl Listener for CappedListener {
                             stream,
                             _slot: slot,
                             _client: client,
+                            clock: self.pace.clock(),
+                            stall: None,
                         },
                         peer,
                     );
@@ -132,11 +145,53 @@ pub struct CountedStream {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
     _client: Option<ClientSlot>,
+    /// How long writes may wait on the client.
+    clock: PaceClock,
+    /// Armed while a write waits.
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl CountedStream {
     pub fn tcp(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Runs the clock over a write's outcome: progress earns time; a write the socket will
+    /// not take waits until the clock says, then fails the connection (hyper drops it, and
+    /// with it the answer and its reservation).
+    fn paced(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                self.clock.progress(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                let deadline = self.clock.waiting();
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if stall.deadline() != deadline {
+                    stall.as_mut().reset(deadline);
+                }
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        tracing::debug!(
+                            "connection closed: the client stopped taking its answer (--stall-timeout, --min-rate)"
+                        );
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client took its answer too slowly",
+                        )))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -156,7 +211,8 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.paced(cx, written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -172,7 +228,8 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.paced(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

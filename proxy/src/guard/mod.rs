@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod host;
 pub mod ignored_key;
 pub mod memory;
+pub mod pace;
 pub mod panic;
 pub mod rate_limit;
 pub mod request_target;

@@ -309,3 +309,133 @@ async fn wait_for_upstream(stack: &support::Stack, n: usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Opens a connection from `source` with a small receive window, sends `head`, and never
+/// reads: the proxy's writes stall once the kernel's buffers are full.
+async fn stalled_reader(proxy: SocketAddr, source: &str, head: &str) -> tokio::net::TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind(format!("{source}:0").parse().expect("address"))
+        .expect("bind");
+    let mut stream = socket.connect(proxy).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+}
+
+/// Issue 33, item 1: four addresses that fetch a large model file and stop reading held every
+/// `--max-connections` slot for good (only the head read had a timeout), and /healthz waited
+/// unaccepted. Now a write that waits on the client longer than `--stall-timeout` closes the
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_give_their_connections_back() {
+    let root = support::TempDir::new("stalled-readers");
+    let folder = root.0.join("models").join("tiny");
+    std::fs::create_dir_all(&folder).expect("model folder");
+    // Larger than the kernel's buffers on both sides, so that the proxy's writes stall.
+    std::fs::write(folder.join("model.safetensors"), vec![7u8; 32 * MB]).expect("model file");
+    let models = root.0.join("models");
+    let proxy = Proxy::start(
+        "http://127.0.0.1:9",
+        &[
+            "--models",
+            models.to_str().expect("utf-8 path"),
+            "--max-connections",
+            "4",
+            "--stall-timeout",
+            "1",
+        ],
+    );
+    let head = "GET /models/tiny/model.safetensors HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut attackers = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        attackers.push(stalled_reader(proxy.addr, source, head).await);
+    }
+    // Every slot is taken; the attackers' answers stall in the kernel's buffers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let health = client_from("127.0.0.5")
+        .get(format!("{}/healthz", proxy.url()))
+        .timeout(Duration::from_secs(8))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let waited = started.elapsed();
+    eprintln!(
+        "/healthz with 4 stalled readers holding --max-connections 4 (--stall-timeout 1): {health:?} after {waited:?}"
+    );
+    assert_eq!(health.ok(), Some(200), "answered after {waited:?}");
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    // A normal request from another address too (the slots stay free).
+    let file = client_from("127.0.0.6")
+        .get(format!("{}/models/tiny/model.safetensors", proxy.url()))
+        .timeout(Duration::from_secs(8))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(file.bytes().await.expect("the whole file").len(), 32 * MB);
+    drop(attackers);
+}
+
+/// Issue 33, item 2: a body's declared size is reserved before it is read, and only
+/// `--timeout` bounded the read: two uploads that stall after 64 KB held the whole
+/// `--memory-budget`, and another client's request waited 20 s for room, then got 429. Now
+/// a body that stops arriving is refused (408 `body-too-slow`) after `--stall-timeout`, and
+/// its reservation is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_give_their_memory_back_within_the_stall_timeout() {
+    florence2_proxy::tls::install_crypto_provider();
+    let stack = support::start(&[], &[], Some(KEY)).await;
+    let proxy = Proxy::start(
+        &stack.emulator_url,
+        &[
+            "--memory-budget",
+            "32",
+            "--stall-timeout",
+            "1",
+            "--rate-limit",
+            "0",
+        ],
+    );
+    // Two addresses declare 16 MB each (the whole budget) and stop after 64 KB.
+    let mut uploads = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        let head = format!(
+            "POST /v1/assets HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+            16 * MB
+        );
+        let mut stream = stalled_reader(proxy.addr, source, &head).await;
+        stream
+            .write_all(&vec![0x55u8; 64 * 1024])
+            .await
+            .expect("first bytes");
+        uploads.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let answer = client_from("127.0.0.3")
+        .post(format!("{}/v1/vlm/microsoft/florence-2", proxy.url()))
+        .json(&body(Task::Caption, &data_url(&png(16, 16, 1))))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let waited = started.elapsed();
+    eprintln!(
+        "a request behind two stalled 16 MB uploads (--memory-budget 32, --stall-timeout 1): {answer:?} after {waited:?}"
+    );
+    assert_eq!(answer.ok(), Some(200), "after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    // The stalled uploads were told why.
+    for mut stream in uploads {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+        )
+        .await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body-too-slow"), "{answer}");
+    }
+}
