@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use super::assets::is_image_type;
 use super::caller_key;
-use crate::asset_store::{Content, StoreError};
+use crate::asset_store::{AssetStore, Claim, Content, StoreError};
 use crate::backend::{AssetCustody, AssetUpload, CallContext};
 use crate::error::ApiError;
 use crate::guard::body::{self, MAX_IMAGE_BYTES};
@@ -178,6 +178,10 @@ pub async fn upload(
             Instant::now(),
         )
         .map_err(store_refusal)?;
+    // However this upload ends short of storing the asset (an error, the deadline, a client
+    // hang-up, shutdown: the last three drop this future), the URL is given back, so that it
+    // can be tried again while it lives; once stored, giving back changes nothing.
+    let _give_back = GiveBack(&app.assets, &claim);
     let stored = async {
         let bytes = body::read(&headers, request_body, MAX_IMAGE_BYTES, "the asset").await?;
         if bytes.is_empty() {
@@ -213,11 +217,16 @@ pub async fn upload(
             tracing::info!(asset = %claim.asset_id, "asset uploaded");
             Ok(StatusCode::OK)
         }
-        Err(refusal) => {
-            // A failed upload does not spend the URL: it may be tried again while it lives.
-            app.assets.release(&claim);
-            Err(refusal)
-        }
+        Err(refusal) => Err(refusal),
+    }
+}
+
+/// Releases a claimed upload URL when dropped.
+struct GiveBack<'a>(&'a AssetStore, &'a Claim);
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
     }
 }
 

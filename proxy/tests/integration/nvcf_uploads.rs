@@ -383,3 +383,54 @@ async fn upload_urls_start_at_the_public_url_when_one_is_set() {
         .await
         .expect("uploaded");
 }
+
+/// Issue 33, item 5: the URL was given back only on the error path, so an upload cut by the
+/// deadline (or a hang-up, or shutdown: each drops the request) left the URL answering 409
+/// `upload-in-progress` for its whole life. Now it is given back however the upload ends.
+#[tokio::test]
+async fn an_upload_cut_by_the_deadline_gives_its_url_back() {
+    let stack = support::start(
+        &[],
+        &[
+            "--rate-limit",
+            "0",
+            "--timeout",
+            "1",
+            "--stall-timeout",
+            "60",
+        ],
+        Some("nvapi-cut-upload"),
+    )
+    .await;
+    let nim = NimClient::new(&stack.proxy_url, "ignored");
+    let (url, _) = nim
+        .create_asset("image/png", "cut short")
+        .await
+        .expect("created");
+    let path = url
+        .strip_prefix(&stack.proxy_url)
+        .unwrap_or_else(|| panic!("{url} is on the proxy"));
+    // 10 of 1000 bytes, then nothing: the deadline drops the request after 1 s.
+    let mut stream = tokio::net::TcpStream::connect(stack.proxy_addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nx-amz-meta-nvcf-asset-description: cut short\r\nContent-Length: 1000\r\n\r\n0123456789"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .expect("write");
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut answer),
+    )
+    .await
+    .expect("answered within the deadline")
+    .expect("read");
+    assert_eq!(&answer, b"HTTP/1.1 504");
+    drop(stream);
+    nim.put(&url, png(16, 16, 1), "image/png", "cut short")
+        .await
+        .expect("the URL is usable again");
+}
