@@ -148,7 +148,8 @@ impl<C: Send + Sync + 'static> WorkQueue<C> {
     }
 
     /// Puts `work` in line; it gets the context and a question to ask between steps ("should
-    /// I stop?"). Refused when `capacity` requests already wait.
+    /// I stop?"). Refused when `capacity` requests already wait beyond the free runners: a
+    /// free runner takes work even with `capacity` 0 (no waiting room, only free runners).
     pub fn submit<T, F>(&self, work: F) -> Result<Pending<T, C>, Full>
     where
         T: Send + 'static,
@@ -156,7 +157,10 @@ impl<C: Send + Sync + 'static> WorkQueue<C> {
     {
         let shared = &self.shared;
         let mut line = lock(&shared.line);
-        if line.waiting.len() >= shared.capacity || line.closing {
+        // Work in line that a free runner has not picked up yet is not waiting for long: each
+        // free runner adds a place.
+        let free = shared.threads.saturating_sub(line.running);
+        if line.waiting.len() >= shared.capacity + free || line.closing {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(Full {
                 waiting: line.waiting.len(),
@@ -351,4 +355,40 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "the model panicked".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 33, item 7: `--queue 0` refused every request, even with idle runners. 0 means no
+    /// waiting room: a free runner still takes work, a busy one refuses the next.
+    #[tokio::test]
+    async fn no_waiting_room_still_lets_free_runners_work() {
+        let queue = WorkQueue::start((), 1, 0).expect("runner");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let first = queue
+            .submit(move |_: &(), _: &(dyn Fn() -> bool + Sync)| {
+                let _ = released.recv_timeout(Duration::from_secs(10));
+                1
+            })
+            .expect("a free runner takes work with --queue 0");
+        // Once the runner holds it, the next has nowhere to wait.
+        let started = Instant::now();
+        while queue.health().running == 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "never ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let full = queue
+            .submit(|_: &(), _: &(dyn Fn() -> bool + Sync)| 2)
+            .err()
+            .expect("a busy runner and no room: refused");
+        assert_eq!(full.waiting, 0);
+        release.send(()).expect("release");
+        assert_eq!(first.answer().await.ok().map(|(n, _)| n), Some(1));
+        let second = queue
+            .submit(|_: &(), _: &(dyn Fn() -> bool + Sync)| 3)
+            .expect("free again");
+        assert_eq!(second.answer().await.ok().map(|(n, _)| n), Some(3));
+    }
 }
