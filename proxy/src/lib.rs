@@ -31,7 +31,7 @@ pub use backend::Backend;
 pub use backend::local::LocalBackend;
 pub use backend::upstream::UpstreamBackend;
 pub use config::{BackendKind, Config};
-pub use guard::client_tokens::ClientTokens;
+pub use guard::client_tokens::{ClientTokens, Hangups};
 
 /// Why serving stopped or could not start.
 #[derive(Debug)]
@@ -98,12 +98,34 @@ const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves with any [`Backend`] (the seam for the local model). After `shutdown`: no new
 /// connections; open requests have `--shutdown-grace` to finish, then get 503, and this
-/// returns.
+/// returns. SIGHUP is listened for from here on (see [`serve_backend_with`]).
 pub async fn serve_backend(
     config: &Config,
     backend: Arc<dyn Backend>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_backend_with(config, backend, listener, shutdown, listen_for_hangups()).await
+}
+
+/// SIGHUP, listened for from now on (a process calls this first thing, before loading a
+/// model, so that a hang-up never ends it); `None` (and a warning) where it cannot be.
+pub fn listen_for_hangups() -> Option<Hangups> {
+    Hangups::listen()
+        .inspect_err(|e| {
+            tracing::warn!("cannot listen for SIGHUP, the client tokens will not be reloaded: {e}")
+        })
+        .ok()
+}
+
+/// [`serve_backend`] with SIGHUP already listened for (`hangups`, from the process's start):
+/// it rereads `--client-tokens`, or is logged and ignored without them.
+pub async fn serve_backend_with(
+    config: &Config,
+    backend: Arc<dyn Backend>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hangups: Option<Hangups>,
 ) -> Result<(), ServeError> {
     let tokens = match &config.client_tokens {
         Some(path) => {
@@ -118,15 +140,13 @@ pub async fn serve_backend(
                     "client tokens required on API routes"
                 );
             }
-            if let Err(e) = guard::client_tokens::reload_on_sighup(tokens.clone()) {
-                tracing::warn!(
-                    "cannot listen for SIGHUP, the client tokens will not be reloaded: {e}"
-                );
-            }
             Some(tokens)
         }
         None => None,
     };
+    if let Some(hangups) = hangups {
+        hangups.handle(tokens.clone());
+    }
     let local = listener.local_addr()?;
     if tokens.is_none() && config.api_key.is_some() && !local.ip().is_loopback() {
         tracing::warn!(

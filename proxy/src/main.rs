@@ -4,12 +4,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use florence2_proxy::config::LogFormat;
-use florence2_proxy::{ApiKey, BackendKind, ClientTokens, Config, build_backend, serve_backend};
+use florence2_proxy::{
+    ApiKey, BackendKind, ClientTokens, Config, build_backend, listen_for_hangups,
+    serve_backend_with,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut config = Config::parse();
     florence2_process::init_logging(config.log_format == LogFormat::Json);
+    // First: from here on a SIGHUP is handled (tokens reread, or ignored), never the default
+    // action that ends the process, also while the model loads.
+    let hangups = listen_for_hangups();
     if let Err(why) = config.check() {
         eprintln!("florence2-proxy: {why}");
         return ExitCode::from(2);
@@ -63,7 +69,7 @@ async fn main() -> ExitCode {
             }
         };
     tokio::select! {
-        served = serve_backend(&config, backend, listener, first_signal) => match served {
+        served = serve_backend_with(&config, backend, listener, first_signal, hangups) => match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("florence2-proxy: {e}");

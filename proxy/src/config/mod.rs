@@ -258,8 +258,9 @@ pub struct Config {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), env = "FLORENCE2_THREADS")]
     pub threads: Option<u16>,
 
-    /// How many requests may wait for the local model; more are answered 429 RATE_LIMITED
-    /// with Retry-After. A waiting request whose client goes away leaves the queue.
+    /// How many requests may wait for the local model beyond its free runners; more are
+    /// answered 429 RATE_LIMITED with Retry-After. 0: no waiting room (a free runner still
+    /// takes a request). A waiting request whose client goes away leaves the queue.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000), env = "FLORENCE2_QUEUE")]
     pub queue: u32,
 

@@ -152,28 +152,52 @@ fn parse(text: &str) -> Result<Vec<TokenId>, String> {
     Ok(digests)
 }
 
-/// Reads the token file again whenever the process gets SIGHUP, for as long as the runtime runs.
-#[cfg(unix)]
-pub fn reload_on_sighup(tokens: Arc<ClientTokens>) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            match tokens.reload() {
-                Ok(count) => tracing::info!(tokens = count, "SIGHUP: client tokens reloaded"),
-                Err(why) => tracing::warn!(
-                    tokens = tokens.len(),
-                    "SIGHUP: client tokens not reloaded, the previous ones stay in force: {why}"
-                ),
-            }
-        }
-    });
-    Ok(())
+/// SIGHUP, listened for from the moment this is made (the process's start: before the model
+/// loads), so that a hang-up never takes the default action, which ends the process. Handled
+/// once serving: the client tokens are reread, or, without `--client-tokens`, it is logged
+/// and ignored.
+pub struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
 }
 
-#[cfg(not(unix))]
-pub fn reload_on_sighup(_tokens: Arc<ClientTokens>) -> std::io::Result<()> {
-    Ok(())
+impl Hangups {
+    #[cfg(unix)]
+    pub fn listen() -> std::io::Result<Hangups> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Hangups {
+            signal: signal(SignalKind::hangup())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub fn listen() -> std::io::Result<Hangups> {
+        Ok(Hangups {})
+    }
+
+    /// From now on, each SIGHUP rereads `tokens` (or is logged, without any).
+    #[cfg(unix)]
+    pub fn handle(self, tokens: Option<Arc<ClientTokens>>) {
+        let mut hangups = self.signal;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let Some(tokens) = &tokens else {
+                    tracing::info!("SIGHUP: no --client-tokens to reread; ignored");
+                    continue;
+                };
+                match tokens.reload() {
+                    Ok(count) => tracing::info!(tokens = count, "SIGHUP: client tokens reloaded"),
+                    Err(why) => tracing::warn!(
+                        tokens = tokens.len(),
+                        "SIGHUP: client tokens not reloaded, the previous ones stay in force: {why}"
+                    ),
+                }
+            }
+        });
+    }
+
+    #[cfg(not(unix))]
+    pub fn handle(self, _tokens: Option<Arc<ClientTokens>>) {}
 }
 
 /// What the token check needs: the tokens (if any) and the two rate limits used with them.

@@ -150,3 +150,47 @@ fn insecure_upstreams_are_refused_at_startup() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
 }
+
+/// Issue 33, item 8: without --client-tokens nothing listened for SIGHUP, so its default
+/// action ended the proxy. Now it is logged and ignored.
+#[test]
+fn sighup_without_client_tokens_is_ignored() {
+    let (mut child, url) = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--assets-upstream",
+            "http://127.0.0.1:9",
+        ],
+        None,
+    );
+    for _ in 0..2 {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "SIGHUP ended the proxy"
+    );
+    let addr = url.strip_prefix("http://").expect("http URL");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .expect("request");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
