@@ -208,12 +208,22 @@ pub struct Access {
     refusals: ClientRateLimit,
 }
 
+/// The most refused tokens an address may present: a burst, then a minute's worth; tighter
+/// when `--rate-limit` / `--rate-burst` are, and in force even with `--rate-limit 0` (which
+/// only lifts the limit on accepted callers), so that tokens cannot be guessed at speed.
+const REFUSALS_PER_MINUTE: u32 = 60;
+const REFUSAL_BURST: u32 = 20;
+
 impl Access {
     pub fn new(tokens: Option<Arc<ClientTokens>>, per_minute: u32, burst: u32) -> Access {
+        let refusals_per_minute = match per_minute {
+            0 => REFUSALS_PER_MINUTE,
+            n => n.min(REFUSALS_PER_MINUTE),
+        };
         Access {
             tokens,
             per_token: TokenRateLimit::new(per_minute, burst),
-            refusals: ClientRateLimit::new(per_minute, burst),
+            refusals: ClientRateLimit::new(refusals_per_minute, burst.min(REFUSAL_BURST)),
         }
     }
 
@@ -349,6 +359,30 @@ mod tests {
         }
     }
 
+    /// Issue 33, item 10: `--rate-limit 0` turned off the pacing of refused tokens too.
+    #[test]
+    fn refused_tokens_are_paced_even_with_the_rate_limit_off() {
+        let access = Access::new(Some(Arc::new(tokens(A))), 0, 20);
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let wrong = HeaderValue::from_static("Bearer token-guessed-0123456789");
+        let statuses: Vec<u16> = (0..25)
+            .map(|_| {
+                access
+                    .admit(Some(&wrong), client)
+                    .unwrap_err()
+                    .status
+                    .as_u16()
+            })
+            .collect();
+        assert_eq!(&statuses[..REFUSAL_BURST as usize], &[401; 20]);
+        assert_eq!(statuses[24], 429, "{statuses:?}");
+        // The right token is not paced by them, nor limited (--rate-limit 0).
+        let right = HeaderValue::from_str(&format!("Bearer {A}")).unwrap();
+        for _ in 0..50 {
+            assert!(access.admit(Some(&right), client).is_ok());
+        }
+    }
+
     #[test]
     fn comments_and_blank_lines_are_skipped_and_only_listed_tokens_pass() {
         let t = tokens(&format!("# team a\n\n  {A}  \n#{B}\n"));
@@ -377,7 +411,8 @@ mod tests {
 
     #[test]
     fn the_caller_is_found_from_the_bearer_header() {
-        let access = Access::new(Some(Arc::new(tokens(A))), 0, 1);
+        // A burst of 20: room for the refusals below before they are paced.
+        let access = Access::new(Some(Arc::new(tokens(A))), 0, 20);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let header = |v: &str| HeaderValue::from_str(v).unwrap();
         assert_eq!(
