@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::header::CACHE_CONTROL;
-use axum::http::{HeaderValue, Uri};
+use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -30,9 +30,10 @@ const NO_DEMO: &str = "<!doctype html><meta charset=utf-8><title>florence2-proxy
 /// Where `--models` folders are served.
 pub const MODELS_PATH: &str = "/models";
 
-/// Model files never change under one URL in practice, and are large: browsers and caches may
-/// keep them a year (the page's own Cache Storage keeps them anyway).
-const MODEL_CACHE_CONTROL: &str = "public, max-age=31536000";
+/// Model files are large but do change under one URL (a folder replaced by a newer
+/// checkpoint): caches keep them, but ask first (a `304` when unchanged, by [`ETag`]), so that
+/// a browser never runs a config of one checkpoint with the weights of another.
+const MODEL_CACHE_CONTROL: &str = "no-cache";
 
 /// Adds the static files (or the explanation) to `router` as its fallback, and the model
 /// folders under [`MODELS_PATH`]; unknown paths get the JSON 404.
@@ -54,7 +55,8 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
                     CACHE_CONTROL,
                     HeaderValue::from_static(MODEL_CACHE_CONTROL),
                 ))
-                .layer(from_fn_with_state(root, inside_root))
+                .layer(from_fn_with_state(root.clone(), inside_root))
+                .layer(from_fn_with_state(root, entity_tag))
                 .service(files);
             router.nest_service(MODELS_PATH, service)
         }
@@ -90,6 +92,45 @@ async fn inside_root(State(root): State<PathBuf>, request: Request, next: Next) 
         return not_found(method, uri).await.into_response();
     }
     next.run(request).await
+}
+
+/// A model file's `ETag`: its size and modification time (as nginx does), so that a file
+/// replaced in place gets a new one; `If-None-Match` with it answers `304 Not Modified`.
+async fn entity_tag(State(root): State<PathBuf>, request: Request, next: Next) -> Response {
+    let decoded = percent_decode_str(request.uri().path()).decode_utf8_lossy();
+    let mut path = root;
+    path.extend(decoded.split('/').filter(|s| !s.is_empty()));
+    let tag = match tokio::fs::metadata(&path).await {
+        Ok(meta) if meta.is_file() => {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            HeaderValue::from_str(&format!("\"{:x}-{modified:x}\"", meta.len())).ok()
+        }
+        _ => None,
+    };
+    let Some(tag) = tag else {
+        return next.run(request).await;
+    };
+    let unchanged = request
+        .headers()
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == "*" || v.as_bytes() == tag.as_bytes());
+    let mut response = if unchanged && matches!(*request.method(), Method::GET | Method::HEAD) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        next.run(request).await
+    };
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        response.headers_mut().insert(ETAG, tag);
+    }
+    response
 }
 
 async fn hidden_or_outside(root: &Path, uri: &Uri) -> bool {

@@ -107,7 +107,7 @@ async fn the_demo_is_served_with_the_right_types() {
 }
 
 #[tokio::test]
-async fn model_folders_are_served_with_ranges_and_long_cache_headers() {
+async fn model_folders_are_served_with_ranges_and_revalidated() {
     let root = TempDir::new("models");
     let models = root.0.join("models");
     let folder = models.join("tiny");
@@ -133,8 +133,34 @@ async fn model_folders_are_served_with_ranges_and_long_cache_headers() {
     };
     let whole = get("/models/tiny/model.safetensors").await.expect("answer");
     assert_eq!(whole.status(), 200);
-    assert_eq!(whole.headers()["cache-control"], "public, max-age=31536000");
+    // Issue 33, item 16: revalidated (a folder may be replaced), never kept a year unasked.
+    assert_eq!(whole.headers()["cache-control"], "no-cache");
+    let etag = whole.headers()["etag"].clone();
     assert_eq!(whole.bytes().await.expect("body").as_ref(), &weights[..]);
+    let again = stack
+        .client
+        .get(format!("{}/models/tiny/model.safetensors", stack.proxy_url))
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag);
+    assert_eq!(again.headers()["cache-control"], "no-cache");
+    // Replaced in place: a new tag, the new bytes.
+    let newer: Vec<u8> = (0..=255u8).rev().cycle().take(10_001).collect();
+    std::fs::write(folder.join("model.safetensors"), &newer).expect("write");
+    let replaced = stack
+        .client
+        .get(format!("{}/models/tiny/model.safetensors", stack.proxy_url))
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(replaced.status(), 200);
+    assert_ne!(replaced.headers()["etag"], etag);
+    assert_eq!(replaced.bytes().await.expect("body").as_ref(), &newer[..]);
+    std::fs::write(folder.join("model.safetensors"), &weights).expect("write");
     let part = stack
         .client
         .get(format!("{}/models/tiny/model.safetensors", stack.proxy_url))
