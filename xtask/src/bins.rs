@@ -28,7 +28,7 @@ pub struct Bin {
 /// The `florence2` CLI: the shared post-processor of the Florence2Local e2e, and our side of
 /// `cargo xtask bench model`. Moving the CLI to another package changes this line only.
 pub const CLI: Bin = Bin {
-    package: "florence2-burn",
+    package: "florence2-cli",
     name: "florence2",
 };
 pub const PROXY: Bin = Bin {

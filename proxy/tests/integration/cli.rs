@@ -194,3 +194,28 @@ fn sighup_without_client_tokens_is_ignored() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A server must unwind in every profile a user can build, plain `--release` included: with
+/// `panic = "abort"` the CatchPanicLayer and the runners' `catch_unwind` catch nothing and one
+/// bad request ends the process. (The wasm builds abort by their target's own default.)
+#[test]
+fn no_workspace_profile_aborts_on_panic() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let text = std::fs::read_to_string(manifest).expect("the workspace's Cargo.toml");
+    let mut section = String::new();
+    let mut profiles = 0;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_owned();
+            profiles += usize::from(section.starts_with("[profile."));
+        } else if section.starts_with("[profile.")
+            && line.split('=').next().map(str::trim) == Some("panic")
+        {
+            assert!(
+                !line.contains("abort"),
+                "{section} in {manifest} says {line}: a proxy built with it dies on any panic"
+            );
+        }
+    }
+    assert!(profiles > 0, "no [profile.*] section found in {manifest}");
+}
