@@ -11,6 +11,7 @@ pub mod messages;
 pub mod scene;
 pub mod selection;
 pub mod session;
+pub mod workbench;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;
