@@ -47,6 +47,29 @@ export interface LocalRunOptions {
   maxNewTokens?: number;
   noRepeatNgramSize?: number;
   signal?: AbortSignal;
+  /** Called after every generated token, from the worker, with the answer's text so far
+   * (post-processed as `result.text` is; beams: the best hypothesis so far) and how many
+   * tokens have been generated. The final result is the same with or without it. */
+  onToken?: (token: LocalToken) => void;
+}
+
+export interface LocalToken {
+  /** The decoded text so far; after the last token, the result's `text`. */
+  text: string;
+  /** Tokens generated so far. */
+  tokens: number;
+}
+
+/** Where a run's time went, in ms of the worker's clock. */
+export interface LocalTimings {
+  /** Decoding the picture and the vision tower; 0 when the picture was reused. */
+  visionMs: number;
+  /** The prompt and the encoder. */
+  encoderMs: number;
+  /** The decoding loop divided by the tokens generated. */
+  decoderMsPerToken: number;
+  /** Tokens generated. */
+  tokens: number;
 }
 
 export interface LocalRunOutput {
@@ -60,6 +83,7 @@ export interface LocalRunOutput {
   /** Whether the picture was the previous run's (the same bytes): its features were reused,
    * with no decoding and no vision pass. */
   imageReused: boolean;
+  timings: LocalTimings;
   /** The runtime's wasm memory after this run: its peak so far (wasm memory only grows). */
   wasmMemoryBytes: number;
 }

@@ -51,6 +51,17 @@ class Channel {
         call.onProgress?.(data.progress);
         return;
       }
+      if (data.token) {
+        // A throwing callback is the page's bug; it must not end the run.
+        try {
+          call.onToken?.(data.token);
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+        return;
+      }
       this.pending.delete(data.id);
       if (data.ok) call.resolve(data.value);
       else call.reject(florence2Error(data.error.code, data.error.message));
@@ -61,7 +72,7 @@ class Channel {
     };
   }
 
-  call(message, { signal, onProgress, what }, transfer = []) {
+  call(message, { signal, onProgress, onToken, what }, transfer = []) {
     if (signal?.aborted) return Promise.reject(aborted(what));
     const id = this.next++;
     return new Promise((resolve, reject) => {
@@ -73,7 +84,7 @@ class Channel {
         signal?.removeEventListener("abort", onAbort);
         settle(value);
       };
-      this.pending.set(id, { resolve: done(resolve), reject: done(reject), onProgress });
+      this.pending.set(id, { resolve: done(resolve), reject: done(reject), onProgress, onToken });
       this.worker.postMessage({ ...message, id }, transfer);
     });
   }
@@ -127,15 +138,22 @@ export class Florence2Local {
     return this.#info;
   }
 
-  /** Runs one prompt: `{ result, overlay: null, generatedIds, decoded, imageReused, wasmMemoryBytes }`. */
-  async run({ image, task, text, region, beams, maxNewTokens, noRepeatNgramSize, signal } = {}) {
+  /**
+   * Runs one prompt: `{ result, overlay: null, generatedIds, decoded, imageReused, timings,
+   * wasmMemoryBytes }`. `onToken({ text, tokens })`, when given, is called after every generated
+   * token with the text so far (beams: the best hypothesis so far).
+   */
+  async run({ image, task, text, region, beams, maxNewTokens, noRepeatNgramSize, signal, onToken } = {}) {
     if (!this.#channel) throw florence2Error("BAD_OPTION", "this model was disposed: load it again");
     const bytes = await imageBytes(image);
     const options = { task, text, region, beams, maxNewTokens, noRepeatNgramSize };
     for (const key of Object.keys(options)) if (options[key] === undefined || options[key] === null) delete options[key];
+    if (onToken !== undefined && typeof onToken !== "function") {
+      throw florence2Error("BAD_OPTION", "onToken must be a function");
+    }
     const answer = await this.#channel.call(
-      { op: "run", image: bytes.buffer, options },
-      { signal, what: "run" },
+      { op: "run", image: bytes.buffer, options, stream: Boolean(onToken) },
+      { signal, onToken, what: "run" },
       [bytes.buffer],
     );
     return {
@@ -144,6 +162,7 @@ export class Florence2Local {
       generatedIds: answer.generatedIds,
       decoded: answer.decoded,
       imageReused: answer.imageReused,
+      timings: answer.timings,
       wasmMemoryBytes: answer.wasmMemoryBytes,
     };
   }

@@ -2,10 +2,11 @@
 // Storage), loads it into the local runtime (florence2-local wasm, fetched only now) and runs
 // prompts, so the page's thread never waits on the model. One worker per loaded model.
 //
-// Messages in:  { id, op: "load", modelUrl, backend } | { id, op: "run", image, options }
+// Messages in:  { id, op: "load", modelUrl, backend } | { id, op: "run", image, options, stream }
 //               | { op: "abort", target }
 // Messages out: { id, ok: true, value } | { id, ok: false, error: { code, message } }
 //               | { id, progress: { phase, loaded, total } }
+//               | { id, token: { text, tokens } }  (a run with `stream`: after every token)
 
 import initRuntime, { LocalModel, hasWebgpu } from "./florence2_local.js";
 
@@ -240,11 +241,13 @@ async function remember(modelUrl, files) {
   await cache.put(manifestUrl(modelUrl), new Response(JSON.stringify(files.names), { headers: { "content-type": "application/json" } }));
 }
 
-async function run(id, { image, options }) {
+async function run(id, { image, options, stream }) {
   if (!model) throw fail("MODEL_INVALID", "no model is loaded in this worker");
   // A macrotask between steps lets an abort message in; true stops the run.
   const between = () => new Promise((resolve) => setTimeout(() => resolve(aborted.has(id)), 0));
-  const answer = JSON.parse(await model.run(new Uint8Array(image), JSON.stringify(options), between));
+  // The text so far, after every token, only when the page asked for it (no decoding otherwise).
+  const onToken = stream ? (text, tokens) => self.postMessage({ id, token: { text, tokens } }) : undefined;
+  const answer = JSON.parse(await model.run(new Uint8Array(image), JSON.stringify(options), between, onToken));
   // wasm memory only grows: after a run, this is the runtime's peak so far.
   answer.wasmMemoryBytes = memory?.buffer.byteLength ?? 0;
   return answer;

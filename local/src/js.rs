@@ -29,6 +29,10 @@ fn js_error(e: Error) -> JsValue {
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(message: &str);
+
+    /// `performance.now()`: the worker's own clock, in ms.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn now() -> f64;
 }
 
 /// A Rust panic ends as `RuntimeError: unreachable` in the worker, which says nothing of why:
@@ -61,6 +65,20 @@ struct RunAnswer<'a> {
     decoded: &'a str,
     /// Whether the picture's features came from the previous run (the same bytes).
     image_reused: bool,
+    timings: Timings,
+}
+
+/// Where a run's time went (ms, the worker's clock). `vision_ms`: decoding the picture and the
+/// vision tower (0 when the picture was reused); `encoder_ms`: the prompt and the encoder;
+/// `decoder_ms_per_token`: the decoding loop over `tokens` generated tokens (each step's wait
+/// for a cancel and its `onToken` included, as a person sees it).
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Timings {
+    vision_ms: f64,
+    encoder_ms: f64,
+    decoder_ms_per_token: f64,
+    tokens: usize,
 }
 
 /// The last picture's bytes and features: a second task on the same picture (the common case:
@@ -163,12 +181,25 @@ impl LocalModel {
     /// Runs `request` (the JSON of `RunRequest`) on the image's bytes. `between` is called
     /// between the stages and before every token, returns a promise (a turn of the worker's
     /// event loop, where an abort message can arrive) and resolves to `true` to stop.
-    /// Resolves to `{ result, generatedIds, decoded, imageReused }` as JSON.
-    pub fn run(&self, image: Uint8Array, request: String, between: Function) -> Promise {
+    /// `on_token`, when given, is called after every generated token with the text so far
+    /// (the best hypothesis's, post-processed as the final result's `text` is) and the number
+    /// of tokens generated. Resolves to `{ result, generatedIds, decoded, imageReused,
+    /// timings }` as JSON.
+    pub fn run(
+        &self,
+        image: Uint8Array,
+        request: String,
+        between: Function,
+        on_token: Option<Function>,
+    ) -> Promise {
         let model = Rc::clone(&self.model);
         let last_image = Rc::clone(&self.last_image);
         wasm_bindgen_futures::future_to_promise(async move {
-            run(&model, &last_image, &image.to_vec(), &request, &between)
+            let calls = Calls {
+                between: &between,
+                on_token: on_token.as_ref(),
+            };
+            run(&model, &last_image, &image.to_vec(), &request, calls)
                 .await
                 .map(JsValue::from)
                 .map_err(js_error)
@@ -195,15 +226,22 @@ async fn warmup(model: &Florence2) -> florence2_burn::Result<()> {
     Ok(())
 }
 
+/// The worker's callbacks into a run.
+struct Calls<'a> {
+    between: &'a Function,
+    on_token: Option<&'a Function>,
+}
+
 async fn run(
     model: &Florence2,
     last_image: &LastImage,
     image: &[u8],
     request: &str,
-    between: &Function,
+    calls: Calls<'_>,
 ) -> Result<String, Error> {
     let stop = || async {
-        let promise = between
+        let promise = calls
+            .between
             .call0(&JsValue::NULL)
             .ok()
             .and_then(|p| p.dyn_into::<Promise>().ok());
@@ -237,6 +275,8 @@ async fn run(
     if stop().await {
         return Err(cancelled());
     }
+    let mut timings = Timings::default();
+    let vision_started = now();
     let features = match picture {
         Picture::Seen(features) => *features,
         Picture::New(decoded) => {
@@ -245,14 +285,35 @@ async fn run(
             features
         }
     };
+    // The picture's decoding counts too: a reused picture skips both.
+    timings.vision_ms = if image_reused {
+        0.0
+    } else {
+        now() - vision_started
+    };
+    let encoder_started = now();
     let mut started = model
         .start_from(&features, plan.task, plan.text.as_deref(), &plan.generation)
         .map_err(from_run)?;
+    timings.encoder_ms = now() - encoder_started;
+    let decoder_started = now();
     while !started.decoding.is_done() {
         if stop().await {
             return Err(cancelled());
         }
         started.decoding.step_async().await.map_err(from_run)?;
+        timings.tokens += 1;
+        if let Some(on_token) = calls.on_token {
+            let text = text_so_far(model, plan.task, size, &started.decoding.ids());
+            let _ = on_token.call2(
+                &JsValue::NULL,
+                &JsValue::from_str(&text),
+                &JsValue::from(timings.tokens as f64),
+            );
+        }
+    }
+    if timings.tokens > 0 {
+        timings.decoder_ms_per_token = (now() - decoder_started) / timings.tokens as f64;
     }
     let out = model.finish(started).map_err(from_run)?;
     serde_json::to_string(&RunAnswer {
@@ -260,8 +321,22 @@ async fn run(
         generated_ids: &out.generated_ids,
         decoded: &out.decoded,
         image_reused,
+        timings,
     })
     .map_err(|e| Error::new(ErrorCode::PostProcess, e.to_string()))
+}
+
+/// The text of the best hypothesis so far, as the final result's `text` will read once it is
+/// complete (the same decoding, the same post-processing); the raw decoding when the partial
+/// answer does not post-process.
+fn text_so_far(model: &Florence2, task: florence2::Task, size: ImageSize, ids: &[u32]) -> String {
+    let Ok(decoded) = model.tokenizer.decode(ids, false) else {
+        return String::new();
+    };
+    match florence2::post_process(task, &decoded, size) {
+        Ok(answer) => answer.text,
+        Err(_) => decoded,
+    }
 }
 
 async fn device(backend: &str) -> Result<Device, Error> {
