@@ -16,6 +16,7 @@ use crate::ui::source::{Sources, listen_for_paste};
 use crate::ui::state::AppState;
 use crate::ui::task::TaskPicker;
 use crate::ui::viewer::Viewer;
+use crate::ui::workbench::{BatchPanel, ComparePanel, StreamText, listen_for_follow_ups};
 
 #[component]
 pub fn App(settings: Settings) -> impl IntoView {
@@ -25,6 +26,8 @@ pub fn App(settings: Settings) -> impl IntoView {
     crate::ui::header::keep_settings(state);
     crate::ui::header::watch_health(state);
     crate::ui::run::listen_for_shortcut(state, local);
+    listen_for_follow_ups(state, local);
+    let running = Signal::derive(move || state.running());
     let tasks = offered_tasks(state, local);
     // For the first-paint measurement (the e2e suite reads it).
     if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
@@ -43,8 +46,11 @@ pub fn App(settings: Settings) -> impl IntoView {
                 <ModelPanel local problem=state.problem/>
                 <TaskPicker state tasks/>
                 <RunControls state local/>
+                <StreamText stream=state.stream running/>
                 <ProblemView state/>
                 <ResultPanel state/>
+                <ComparePanel state local/>
+                <BatchPanel state local/>
             </section>
             <HistoryStrip state/>
         </main>

@@ -135,3 +135,16 @@ pub fn clock_time() -> String {
 pub fn device_pixel_ratio() -> f64 {
     web_sys::window().map_or(1.0, |w| w.device_pixel_ratio())
 }
+
+/// Resolves after `ms` milliseconds (at once where there is no window to wait on).
+pub async fn sleep(ms: f64) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let waiting = web_sys::window().map(|w| {
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms.max(0.0) as i32)
+        });
+        if !matches!(waiting, Some(Ok(_))) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}

@@ -13,6 +13,7 @@ mod source;
 mod state;
 mod task;
 mod viewer;
+mod workbench;
 
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;

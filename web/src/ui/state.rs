@@ -49,6 +49,10 @@ pub struct Answer {
     pub summary: String,
     /// The backend (`cpu`, `webgpu`) when the model in this browser answered.
     pub in_browser: Option<String>,
+    /// Where the time went, in a line (each path's own steps, and the total).
+    pub timings: String,
+    /// The model in this browser reused the picture's features (no vision pass).
+    pub image_reused: bool,
     /// From Run to the answer, e.g. `1.3 s`.
     pub elapsed: String,
     /// When it finished (time of day).
@@ -95,6 +99,13 @@ impl EndpointDrawing {
 pub struct Visit {
     pub answer: Answer,
     pub thumbnail: String,
+}
+
+/// A run asked for by an answer: its task and text, on the same picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUp {
+    pub task: Task,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +179,12 @@ pub struct AppState {
     /// The tasks the proxy's backend runs (its `/healthz` says): the endpoint's 14, or all
     /// 15 with `<REGION_TO_OCR>` when the proxy runs the model itself.
     pub tasks: RwSignal<&'static [Task]>,
+    /// The text of the local run in flight (or of the last one), token by token; `None` for a
+    /// remote run, which has nothing to stream.
+    pub stream: RwSignal<Option<String>>,
+    /// A run another part of the page asks for (a chained grounding, a box described): the
+    /// app sets the task and text and runs it on the current picture.
+    pub follow_up: RwSignal<Option<FollowUp>>,
     /// Cancels the run in flight.
     pub controller: StoredValue<Option<AbortController>, LocalStorage>,
     /// Bumped by each run, so a late answer of a superseded run is dropped.
@@ -195,6 +212,8 @@ impl AppState {
             history: RwSignal::new(History::new(HISTORY_LENGTH)),
             notices: RwSignal::new(Vec::new()),
             tasks: RwSignal::new(Task::ENDPOINT),
+            stream: RwSignal::new(None),
+            follow_up: RwSignal::new(None),
             controller: StoredValue::new_local(None),
             run_number: StoredValue::new(0),
         }
@@ -243,6 +262,7 @@ impl AppState {
         self.problem.set(None);
         self.hovered.set(None);
         self.answer.set(None);
+        self.stream.set(None);
         if self.task.get_untracked().text_kind() == florence2::TextKind::Region {
             // A region belongs to the old picture's frame.
             self.text.set(String::new());
@@ -259,6 +279,7 @@ impl AppState {
         self.picture.set(Some(answer.picture.clone()));
         self.task.set(answer.task);
         self.text.set(answer.text.clone());
+        self.stream.set(None);
         self.answer.set(Some(answer));
         self.phase.set(Phase::Done);
     }

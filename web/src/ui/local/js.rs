@@ -13,6 +13,10 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use crate::session::local_model::{LoadProgress, LocalInfo, RunOptions};
+use crate::workbench::timings::LocalTimings;
+
+/// Called after every generated token with the text so far and the tokens generated.
+pub type OnToken = Rc<dyn Fn(String, u32)>;
 
 // The specifier is kept as written: relative to demo.js, so web/dist works under any path.
 #[wasm_bindgen(raw_module = "./local/index.js")]
@@ -79,7 +83,8 @@ pub async fn load(request: Load<'_>) -> Result<LocalModel, Error> {
 
 impl LocalModel {
     /// `local.run`: the result JSON (the same type as the remote path's, `source: "local"`),
-    /// and whether the picture's features were the last run's (`imageReused`).
+    /// whether the picture's features were the last run's (`imageReused`) and the run's
+    /// `timings`; with `on_token`, the text so far after every token (`onToken`).
     pub async fn run(
         &self,
         image: &[u8],
@@ -87,6 +92,7 @@ impl LocalModel {
         text: Option<&str>,
         options: RunOptions,
         signal: &AbortSignal,
+        on_token: Option<OnToken>,
     ) -> Result<LocalAnswer, Error> {
         let mut fields = vec![
             ("image", Uint8Array::from(image).into()),
@@ -102,9 +108,23 @@ impl LocalModel {
         if let Some(n) = options.max_new_tokens {
             fields.push(("maxNewTokens", n.into()));
         }
-        let output = JsFuture::from(self.inner.run_js(&object(&fields)))
-            .await
-            .map_err(|e| error_of(&e))?;
+        let text_key = JsValue::from_str("text");
+        let tokens_key = JsValue::from_str("tokens");
+        let token = on_token.map(|on_token| {
+            Closure::<dyn FnMut(JsValue)>::new(move |t: JsValue| {
+                let field = |k: &JsValue| Reflect::get(&t, k).unwrap_or_default();
+                let text = field(&text_key).as_string().unwrap_or_default();
+                let tokens = field(&tokens_key).as_f64().unwrap_or(0.0) as u32;
+                on_token(text, tokens);
+            })
+        });
+        if let Some(token) = &token {
+            fields.push(("onToken", token.as_ref().clone()));
+        }
+        // The closure lives until the run has settled: no token comes after that.
+        let output = JsFuture::from(self.inner.run_js(&object(&fields))).await;
+        drop(token);
+        let output = output.map_err(|e| error_of(&e))?;
         let result = Reflect::get(&output, &JsValue::from_str("result")).unwrap_or_default();
         let result = from_js(&result).map_err(|why| {
             Error::new(
@@ -116,9 +136,14 @@ impl LocalModel {
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
+        let timings = Reflect::get(&output, &JsValue::from_str("timings"))
+            .ok()
+            .and_then(|t| from_js(&t).ok())
+            .unwrap_or_default();
         Ok(LocalAnswer {
             result,
             image_reused,
+            timings,
         })
     }
 }
@@ -128,6 +153,8 @@ pub struct LocalAnswer {
     pub result: Florence2Result,
     /// The picture was the previous run's: its decoding and the vision tower were skipped.
     pub image_reused: bool,
+    /// Where the run's time went, as its worker measured it.
+    pub timings: LocalTimings,
 }
 
 fn object(fields: &[(&str, JsValue)]) -> Object {

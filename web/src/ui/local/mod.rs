@@ -5,5 +5,6 @@ mod js;
 mod panel;
 mod state;
 
+pub use js::{LocalModel, OnToken};
 pub use panel::ModelPanel;
 pub use state::LocalState;

@@ -10,6 +10,7 @@ use web_sys::{ScrollIntoViewOptions, ScrollLogicalPosition};
 
 use crate::scene::{Geometry, Layer, Scene};
 use crate::ui::state::AppState;
+use crate::ui::workbench::describe_shape;
 
 fn kind(layer: Layer) -> &'static str {
     match layer {
@@ -75,7 +76,8 @@ pub fn EntityList(state: AppState, scene: Arc<Scene>) -> impl IntoView {
                 <li id=format!("entity-{i}") role="option" data-index=i data-colour=s.colour.hex()
                     aria-selected=move || (state.hovered.get() == Some(i)).to_string()
                     on:mouseenter=move |_| state.hovered.set(Some(i))
-                    on:mouseleave=move |_| state.hovered.set(None)>
+                    on:mouseleave=move |_| state.hovered.set(None)
+                    on:click=move |_| { describe_shape(state, i); }>
                     <span class="swatch" style=format!("background:{}", s.colour.hex())></span>
                     <span class="entity-name">{s.name.clone()}</span>
                     <span class="entity-detail">{detail}</span>

@@ -9,6 +9,8 @@ use crate::ui::result::exports::Exports;
 use crate::ui::result::layers::LayerSwitches;
 use crate::ui::result::words::Words;
 use crate::ui::state::AppState;
+use crate::ui::workbench::ChainGrounding;
+use crate::workbench::chain::{boxes_lead_to_regions, grounding_text};
 
 #[component]
 pub fn ResultPanel(state: AppState) -> impl IntoView {
@@ -25,6 +27,9 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
                     let words = readable_text(&a.result);
                     let shapes = !a.scene.shapes.is_empty();
                     let nothing = words.is_none() && !shapes;
+                    let caption = grounding_text(a.task, &a.result);
+                    let running = Signal::derive(move || state.running());
+                    let regions = shapes && boxes_lead_to_regions(a.task);
                     view! {
                         <p class="answer-meta">
                             <span class="chip">{a.task.label()}</span>
@@ -32,9 +37,16 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
                                 {source_name(a.result.source)}
                             </span>
                             <span>{format!("at {}", a.at)}</span>
+                            {a.image_reused.then(|| view! {
+                                <span class="chip reused" data-testid="image-reused">"picture reused, vision skipped"</span>
+                            })}
                         </p>
                         <p class="answered-by" data-testid="answered-by">{answered_by(a.result.source, a.in_browser.as_deref())}</p>
                         {words.map(|w| view! { <Words text=w/> })}
+                        {caption.map(|caption| view! { <ChainGrounding caption follow_up=state.follow_up running/> })}
+                        {regions.then(|| view! {
+                            <p class="help">"Click a box (here or on the picture) to describe that region."</p>
+                        })}
                         {nothing.then(|| view! { <p class="placeholder">"Florence-2 found nothing to show for this task."</p> })}
                         {shapes.then(|| view! { <EntityList state scene=a.scene.clone()/> })}
                         <LayerSwitches state scene=a.scene.clone() has_overlay=a.overlay.is_some()/>
@@ -43,6 +55,7 @@ pub fn ResultPanel(state: AppState) -> impl IntoView {
                             <summary>"Result JSON"</summary>
                             <pre data-testid="result-json">{a.json.to_string()}</pre>
                         </details>
+                        <p class="timings" data-testid="answer-timings">{a.timings.clone()}</p>
                         <p class="summary">{a.summary.clone()}</p>
                     }
                     .into_any()

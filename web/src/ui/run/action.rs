@@ -4,15 +4,16 @@
 
 use std::rc::Rc;
 
-use florence2::browser::client::{Client, ClientConfig, RunRequest, Stage};
+use florence2::browser::client::Stage;
 use florence2::{Error, ErrorCode, Task, TextKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::AbortController;
 
 use crate::messages::Problem;
-use crate::ui::local::LocalState;
-use crate::ui::run::keep::{Answered, keep_answer, remote_answer};
+use crate::ui::local::{LocalState, OnToken};
+use crate::ui::run::keep::{Answered, keep_answer};
+use crate::ui::run::paths::{self, client_of};
 use crate::ui::state::{AppState, Phase, Picture};
 
 pub fn start_run(state: AppState, local: LocalState) {
@@ -33,21 +34,14 @@ pub fn start_run(state: AppState, local: LocalState) {
 fn run_remote(state: AppState, picture: Picture) {
     let task = state.task.get_untracked();
     let text = (task.text_kind() != TextKind::None).then(|| state.text.get_untracked());
-    let settings = state.settings.get_untracked();
-    let key = state.api_key.get_untracked();
-    let config = ClientConfig {
-        base_url: settings.proxy_url,
-        api_key: (!key.is_empty()).then_some(key),
-        max_base64_chars: settings.max_base64_chars,
-        ..ClientConfig::default()
-    };
-    let client = match Client::new(config) {
+    let client = match client_of(state) {
         Ok(client) => client,
         Err(e) => return state.fail(state.problem_of(&e)),
     };
     let Some((controller, number)) = begin(state, Stage::Preparing) else {
         return;
     };
+    state.stream.set(None);
     let current = move || state.run_number.get_value() == number;
     let on_progress = Rc::new(move |stage: Stage| {
         // Done is shown once the answer is on the picture, not when the ZIP is read.
@@ -58,20 +52,20 @@ fn run_remote(state: AppState, picture: Picture) {
     });
     let started = js_sys::Date::now();
     spawn_local(async move {
-        let request = RunRequest {
-            image: picture.bytes.to_vec(),
+        let outcome = paths::remote(
+            &client,
+            picture.bytes.to_vec(),
             task,
-            text: text.clone(),
-            signal: Some(controller.signal()),
-            on_progress: Some(on_progress),
-            max_tokens: None,
-        };
-        let outcome = client.run(request).await.map(remote_answer);
+            text.clone(),
+            controller.signal(),
+            Some(on_progress),
+        )
+        .await;
         finish(state, number, picture, task, text, outcome, started);
     });
 }
 
-/// The model loaded in this browser answers (its worker decodes the picture itself).
+/// The model loaded in this browser answers, its text streaming in token by token.
 fn run_in_browser(state: AppState, local: LocalState, picture: Picture) {
     let Some(model) = local.model() else {
         state.fail(Problem::no_model());
@@ -89,37 +83,24 @@ fn run_in_browser(state: AppState, local: LocalState, picture: Picture) {
     let Some((controller, number)) = begin(state, Stage::Waiting) else {
         return;
     };
+    state.stream.set(Some(String::new()));
+    let on_token: OnToken = Rc::new(move |text: String, _tokens: u32| {
+        if state.run_number.get_value() == number {
+            state.stream.set(Some(text));
+        }
+    });
     let started = js_sys::Date::now();
     spawn_local(async move {
-        let outcome = model
-            .run(
-                &picture.bytes,
-                task.token(),
-                text.as_deref(),
-                options,
-                &controller.signal(),
-            )
-            .await
-            .map(|answer| {
-                let ms = js_sys::Date::now() - started;
-                Answered {
-                    summary: format!(
-                        "Ran in this browser on {} ({}, {}) in {}{}: nothing was sent anywhere.",
-                        model.info.backend,
-                        model.info.adapter.as_deref().unwrap_or("WebAssembly"),
-                        model.info.dtype,
-                        crate::messages::units::duration(ms),
-                        if answer.image_reused {
-                            ", on the picture features of the last run"
-                        } else {
-                            ""
-                        },
-                    ),
-                    in_browser: Some(model.info.backend.clone()),
-                    overlay: None,
-                    result: answer.result,
-                }
-            });
+        let outcome = paths::local(
+            &model,
+            &picture.bytes,
+            task,
+            text.as_deref(),
+            options,
+            &controller.signal(),
+            Some(on_token),
+        )
+        .await;
         drop(model);
         finish(state, number, picture, task, text, outcome, started);
     });

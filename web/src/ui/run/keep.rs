@@ -15,9 +15,10 @@ use crate::selection::from_tokens;
 use crate::ui::dom::{blob_of, context_2d, decode, new_canvas};
 use crate::ui::state::{Answer, AppState, EndpointDrawing, Layers, Phase, Picture, Visit};
 use crate::ui::viewer::{DrawOptions, paint};
+use crate::workbench::timings::{LocalTimings, RemoteTimings, local_line, remote_line};
 
 /// The history's thumbnails fit this box (CSS pixels; drawn at twice that for HiDPI).
-const THUMBNAIL: (f64, f64) = (84.0, 60.0);
+pub const THUMBNAIL: (f64, f64) = (84.0, 60.0);
 
 /// A run's answer, whichever path made it.
 pub struct Answered {
@@ -27,6 +28,27 @@ pub struct Answered {
     pub summary: String,
     /// The backend when the model in this browser answered.
     pub in_browser: Option<String>,
+    pub timings: RunTimings,
+}
+
+/// Where a run's time went, as each path can measure it.
+#[derive(Debug, Clone, Copy)]
+pub enum RunTimings {
+    Remote(RemoteTimings),
+    Local { timings: LocalTimings, reused: bool },
+}
+
+impl RunTimings {
+    pub fn line(&self, total_ms: f64) -> String {
+        match self {
+            RunTimings::Remote(t) => remote_line(t, total_ms),
+            RunTimings::Local { timings, reused } => local_line(timings, *reused, total_ms),
+        }
+    }
+
+    pub fn image_reused(&self) -> bool {
+        matches!(self, RunTimings::Local { reused: true, .. })
+    }
 }
 
 /// The remote client's output: the answer, and what was sent how.
@@ -59,11 +81,54 @@ pub fn remote_answer(output: RunOutput) -> Answered {
         duration(timings.wait_ms),
         duration(timings.parse_ms),
     );
+    let timings = RunTimings::Remote(RemoteTimings {
+        prepare_ms: timings.prepare_ms,
+        upload_ms: (!sent.inline).then_some(timings.upload_ms),
+        wait_ms: timings.wait_ms,
+        read_ms: timings.parse_ms,
+    });
     Answered {
         result,
         overlay,
         summary,
         in_browser: None,
+        timings,
+    }
+}
+
+/// The answer as shown and kept: its scene (what is drawn), its JSON, its timings in words.
+pub fn answer_of(
+    picture: Picture,
+    task: Task,
+    text: String,
+    answered: Answered,
+    elapsed_ms: f64,
+) -> Answer {
+    let Answered {
+        result,
+        overlay,
+        summary,
+        in_browser,
+        timings,
+    } = answered;
+    let query = (task.text_kind() == TextKind::Required).then_some(text.as_str());
+    let scene = Scene::from_entities(&result.entities, query);
+    // Serialising the result type to JSON cannot fail (plain numbers and strings).
+    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
+    Answer {
+        picture,
+        task,
+        text,
+        result: Arc::new(result),
+        scene: Arc::new(scene),
+        json: json.into(),
+        overlay,
+        summary,
+        in_browser,
+        timings: timings.line(elapsed_ms),
+        image_reused: timings.image_reused(),
+        elapsed: duration(elapsed_ms),
+        at: crate::ui::dom::clock_time(),
     }
 }
 
@@ -75,35 +140,13 @@ pub fn keep_answer(
     answered: Answered,
     elapsed_ms: f64,
 ) {
-    let Answered {
-        result,
-        overlay,
-        summary,
-        in_browser,
-    } = answered;
-    let query = (task.text_kind() == TextKind::Required).then_some(text.as_str());
-    let scene = Scene::from_entities(&result.entities, query);
-    // Serialising the result type to JSON cannot fail (plain numbers and strings).
-    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
-    let answer = Answer {
-        picture,
-        task,
-        text,
-        result: Arc::new(result),
-        scene: Arc::new(scene),
-        json: json.into(),
-        overlay,
-        summary,
-        in_browser,
-        elapsed: duration(elapsed_ms),
-        at: crate::ui::dom::clock_time(),
-    };
+    let answer = answer_of(picture, task, text, answered, elapsed_ms);
     state.hovered.set(None);
     state.answer.set(Some(answer.clone()));
     state.phase.set(Phase::Done);
     spawn_local(async move {
         // Without a thumbnail the entry still reopens; the strip shows the task instead.
-        let thumbnail = thumbnail(&answer).await.unwrap_or_default();
+        let thumbnail = thumbnail(&answer, THUMBNAIL).await.unwrap_or_default();
         state.history.update(|h| {
             h.push(Visit { answer, thumbnail });
         });
@@ -117,11 +160,11 @@ pub fn selection_of(answer: &Answer) -> Option<florence2::Region> {
         .flatten()
 }
 
-/// A small JPEG of the picture with its answer drawn on it (a data URL).
-async fn thumbnail(answer: &Answer) -> Result<String, JsValue> {
+/// A small JPEG of the picture with its answer drawn on it (a data URL), fitting `fit` (CSS
+/// pixels; drawn at twice that for HiDPI).
+pub async fn thumbnail(answer: &Answer, fit: (f64, f64)) -> Result<String, JsValue> {
     let size = answer.picture.size;
-    let scale =
-        (THUMBNAIL.0 * 2.0 / f64::from(size.width)).min(THUMBNAIL.1 * 2.0 / f64::from(size.height));
+    let scale = (fit.0 * 2.0 / f64::from(size.width)).min(fit.1 * 2.0 / f64::from(size.height));
     let (w, h) = (
         ((f64::from(size.width) * scale).round() as u32).max(1),
         ((f64::from(size.height) * scale).round() as u32).max(1),

@@ -4,7 +4,8 @@
 mod action;
 mod controls;
 mod keep;
+pub mod paths;
 
-pub use action::listen_for_shortcut;
+pub use action::{listen_for_shortcut, start_run};
 pub use controls::RunControls;
-pub use keep::selection_of;
+pub use keep::{Answered, THUMBNAIL, answer_of, selection_of, thumbnail};

@@ -125,6 +125,11 @@ pub fn Viewer(state: AppState) -> impl IntoView {
                     on:pointerup=move |ev| on_pointer_up(state, canvas, drag, &ev)
                     on:pointercancel=move |_| drag.cancel()
                     on:pointerleave=move |_| on_pointer_leave(state, drag)
+                    on:click=move |_| if !region_mode.get_untracked() {
+                        if let Some(i) = state.hovered.get_untracked() {
+                            crate::ui::workbench::describe_shape(state, i);
+                        }
+                    }
                     on:keydown=move |ev| on_key(state, region_mode.get_untracked(), selection.get_untracked(), &ev)
                     on:blur=move |_| state.hovered.set(None)></canvas>
             </div>
