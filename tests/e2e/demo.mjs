@@ -1244,6 +1244,239 @@ await test("200 boxes: from the ZIP's bytes to the overlay drawn (benchmark)", a
   }
 });
 
+// ---------------------------------------------------------------------------------------------
+// The workbench (issue 34): the answer streaming in, a caption grounded in one click, a batch
+// with its COCO file, the two paths side by side, and each answer's timings.
+
+/** Records every text `[data-testid=stream-text]` shows, in order, in `window.e2eStream`. */
+async function watchStream(page) {
+  await page.evaluate(() => {
+    window.e2eStream = [];
+    const look = () => {
+      const text = document.querySelector("[data-testid=stream-text]")?.textContent;
+      if (text !== undefined && text !== window.e2eStream.at(-1)) window.e2eStream.push(text);
+    };
+    new MutationObserver(look).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+/** The request bodies the page sends to the endpoint route, from now on. */
+function recordInvokes(page) {
+  const bodies = [];
+  page.on("request", (r) => r.url().endsWith(INVOKE) && r.method() === "POST" && bodies.push(r.postDataJSON()));
+  return bodies;
+}
+
+await localTest("workbench: the local answer streams in token by token (greedy and beams), then is drawn", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  await chooseLocal(page);
+  await loadLocal(page);
+  await bring(page, "test_image.png", join(LOCAL_MODEL, "test_image.png"));
+  for (const beams of ["1", "3"]) {
+    await chooseTask(page, "<CAPTION>");
+    await page.fill("[data-testid=beams]", beams);
+    await page.fill("[data-testid=max-new-tokens]", "16");
+    await rest(page);
+    await watchStream(page);
+    await run(page, { timeout: 120000 });
+    const result = await resultJson(page);
+    const seen = await page.evaluate(() => window.e2eStream.filter((t) => t !== ""));
+    assert.ok(seen.length > 1, `beams ${beams}: the text arrived in more than one step: ${JSON.stringify(seen)}`);
+    assert.equal(seen.at(-1), result.text, `beams ${beams}: the streamed text ends as the answer's text`);
+    assert.equal(await page.textContent("[data-testid=stream-text]"), result.text);
+    assert.match(await page.textContent("[data-testid=answer-timings]"), /encoder [\d.]+ m?s · decoder [\d.]+ ms\/token × \d+ · total/);
+  }
+  await page.locator("[data-testid=stream-text]").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(ARTIFACTS, "workbench-stream.png") });
+  // Boxes are drawn once the answer is complete.
+  await chooseTask(page, "<OD>");
+  await page.fill("[data-testid=max-new-tokens]", "24");
+  await watchStream(page);
+  await rest(page);
+  await run(page, { timeout: 120000 });
+  const od = await resultJson(page);
+  assert.ok((await page.evaluate(() => window.e2eStream.length)) > 1, "<OD> streams too");
+  assert.equal(await page.locator(".entity-list li").count(), shapesOf(od).length);
+  await close({ context, page });
+});
+
+await localTest("workbench: a caption grounded in one click, on the reused picture; a box described", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  await chooseLocal(page);
+  await loadLocal(page);
+  await bring(page, "test_image.png", join(LOCAL_MODEL, "test_image.png"));
+  await chooseTask(page, "<CAPTION>");
+  await page.fill("[data-testid=max-new-tokens]", "12");
+  await rest(page);
+  await run(page, { timeout: 120000 });
+  const caption = await resultJson(page);
+  assert.ok(caption.text.trim().length > 0, "the caption has words");
+  assert.equal(await page.locator("[data-testid=image-reused]").count(), 0, "a first run decodes the picture");
+  const before = await page.evaluate(() => window.e2eStages.length);
+  await page.click("[data-testid=chain-grounding]");
+  await page.waitForFunction((n) => window.e2eStages.length > n && ["done", "failed"].includes(window.e2eStages.at(-1)), before, { timeout: 120000 });
+  const grounding = await resultJson(page);
+  assert.equal(grounding.task, "<CAPTION_TO_PHRASE_GROUNDING>");
+  assert.equal(await page.inputValue("[data-testid=task-select]"), "<CAPTION_TO_PHRASE_GROUNDING>");
+  assert.equal(await page.inputValue("[data-testid=text-input]"), caption.text.trim(), "the caption is the grounding's text");
+  assert.match(await page.textContent("[data-testid=image-reused]"), /picture reused, vision skipped/);
+  assert.match(await page.textContent("[data-testid=answer-timings]"), /^picture reused, vision skipped · encoder/);
+  await page.locator("[data-testid=answer-timings]").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(ARTIFACTS, "workbench-chain.png") });
+
+  // After <OD>, a click on a box describes that region.
+  await chooseTask(page, "<OD>");
+  await page.fill("[data-testid=max-new-tokens]", "24");
+  await rest(page);
+  await run(page, { timeout: 120000 });
+  assert.ok((await page.locator(".entity-list li").count()) > 0, "the tiny model's <OD> has boxes");
+  const n = await page.evaluate(() => window.e2eStages.length);
+  await page.click(".entity-list li >> nth=0");
+  await page.waitForFunction((n) => window.e2eStages.length > n && ["done", "failed"].includes(window.e2eStages.at(-1)), n, { timeout: 120000 });
+  const region = await resultJson(page);
+  assert.equal(region.task, "<REGION_TO_DESCRIPTION>");
+  assert.match(await page.inputValue("[data-testid=text-input]"), /^(<loc_\d+>){4}$/);
+  await close({ context, page });
+});
+
+await test("workbench: chaining through the endpoint sends the caption as the grounding's text", async () => {
+  const { context, page } = await open();
+  const bodies = recordInvokes(page);
+  await bring(page, "photo-640.jpg");
+  await chooseTask(page, "<CAPTION>");
+  await rest(page);
+  await run(page);
+  const caption = (await resultJson(page)).text.trim();
+  assert.ok(caption.length > 0);
+  const before = await page.evaluate(() => window.e2eStages.length);
+  await page.click("[data-testid=chain-grounding]");
+  await page.waitForFunction((n) => window.e2eStages.length > n && window.e2eStages.at(-1) === "done", before);
+  assert.equal((await resultJson(page)).task, "<CAPTION_TO_PHRASE_GROUNDING>");
+  const content = bodies.at(-1).messages[0].content;
+  assert.ok(content.startsWith(`<CAPTION_TO_PHRASE_GROUNDING>${caption}`), `the request: ${content.slice(0, 120)}`);
+  assert.match(await page.textContent("[data-testid=answer-timings]"), /^prepare [\d.]+ m?s · upload (—|[\d.]+ m?s) · wait [\d.]+ m?s · read [\d.]+ m?s · total/);
+  await close({ context, page });
+});
+
+await test("workbench: a batch of 6 through the endpoint, one broken, rate-limited on the way: 5 done + 1 failed, one COCO file", async () => {
+  const { context, page } = await open();
+  const photo = await readFile(fixture("photo-640.jpg"));
+  const files = ["a", "b", "c", "d", "e"].map((n) => ({ name: `${n}.jpg`, mimeType: "image/jpeg", buffer: photo }));
+  files.splice(2, 0, { name: "broken.jpg", mimeType: "image/jpeg", buffer: await readFile(fixture("truncated.jpg")) });
+  await chooseTask(page, "<OD>");
+  await page.setInputFiles("[data-testid=batch-input]", files);
+  await page.waitForFunction(() => /0\/6 done/.test(document.querySelector("[data-testid=batch-progress]")?.textContent ?? ""));
+  // More 429s than the proxy and the client retry: the batch waits them out, failing nothing.
+  await queueFaults(Array.from({ length: 20 }, () => ({ status: 429, retryAfter: "0" })));
+  await fetch(`${EMULATOR}/_emulator/requests`, { method: "DELETE" });
+  await page.click("[data-testid=batch-run]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=batch-progress]")?.dataset.running === "false"
+    && /6\/6|5\/6 done · 1 failed/.test(document.querySelector("[data-testid=batch-progress]").textContent), null, { timeout: 120000 });
+  await clearFaults();
+  const progress = await page.textContent("[data-testid=batch-progress]");
+  assert.match(progress, /^5\/6 done · 1 failed · [\d.]+ pictures\/s · took /);
+  const states = await page.$$eval("[data-testid=batch-item]", (ls) => ls.map((l) => l.dataset.state));
+  assert.deepEqual(states, ["done", "done", "failed", "done", "done", "done"]);
+  assert.match(await page.textContent("[data-testid=batch-failure]"), /IMAGE_DECODE/);
+  const seen = await (await fetch(`${EMULATOR}/_emulator/requests`)).json();
+  assert.ok(seen.filter((r) => r.path === INVOKE).length >= 25, "the 20 rate-limited tries and the 5 answers");
+  await page.screenshot({ path: join(ARTIFACTS, "workbench-batch.png"), fullPage: true });
+  const coco = await download(page, "batch-export-coco");
+  assert.equal(coco.name, "batch-od-coco.json");
+  const doc = JSON.parse(coco.bytes);
+  assert.deepEqual(doc.images.map((i) => i.file_name), ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]);
+  assert.deepEqual(doc.images.map((i) => [i.width, i.height]), Array(5).fill([640, 480]));
+  assert.equal(doc.info.task, "<OD>");
+  assert.ok(doc.annotations.length > 0 && doc.annotations.every((a) => a.image_id >= 1 && a.image_id <= 5 && a.segmentation));
+  // A thumbnail opens its answer, drawn.
+  await page.click("[data-testid=batch-item] >> nth=4 >> button");
+  await page.waitForFunction(() => document.querySelector(".picture-name")?.textContent === "d.jpg");
+  assert.equal((await resultJson(page)).task, "<OD>");
+  assert.ok((await paintedPixels(page)) > 0, "the answer is drawn");
+  await close({ context, page });
+});
+
+await localTest("workbench: a local batch with a broken file, and the endpoint and this browser side by side", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  await chooseLocal(page);
+  await loadLocal(page);
+  const picture = await readFile(join(LOCAL_MODEL, "test_image.png"));
+  await chooseTask(page, "<OD>");
+  await page.fill("[data-testid=max-new-tokens]", "24");
+  await page.setInputFiles("[data-testid=batch-input]", [
+    { name: "one.png", mimeType: "image/png", buffer: picture },
+    { name: "broken.png", mimeType: "image/png", buffer: picture.subarray(0, 100) },
+    { name: "two.png", mimeType: "image/png", buffer: picture },
+  ]);
+  await page.click("[data-testid=batch-run]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=batch-progress]")?.dataset.running === "false"
+    && /\/3 done/.test(document.querySelector("[data-testid=batch-progress]").textContent)
+    && ![...document.querySelectorAll("[data-testid=batch-item]")].some((l) => ["queued", "running"].includes(l.dataset.state)), null, { timeout: 180000 });
+  assert.match(await page.textContent("[data-testid=batch-progress]"), /^2\/3 done · 1 failed/);
+  const coco = JSON.parse((await download(page, "batch-export-coco")).bytes);
+  assert.deepEqual(coco.images.map((i) => i.file_name), ["one.png", "two.png"]);
+
+  // Side by side.
+  await bring(page, "test_image.png", join(LOCAL_MODEL, "test_image.png"));
+  await page.click("[data-testid=compare-toggle]");
+  for (const side of ["compare-remote", "compare-local"]) {
+    await page.waitForFunction((s) => document.querySelector(`[data-testid=${s}]`)?.dataset.state === "done", side, { timeout: 120000 });
+    assert.match(await page.textContent(`[data-testid=${side}] [data-testid=compare-time]`), /^[\d.]+ m?s — /);
+  }
+  assert.match(await page.textContent("[data-testid=compare-local]"), /encoder/);
+  assert.match(await page.textContent("[data-testid=compare-remote]"), /wait/);
+  assert.match(await page.textContent("[data-testid=compare-diff]"), /shapes remote|Both answers are the same/);
+  await page.screenshot({ path: join(ARTIFACTS, "workbench-compare.png"), fullPage: true });
+  await close({ context, page });
+});
+
+await localTest("workbench: onToken's cost (the tiny model, greedy and 3 beams, with and without, alternating)", async () => {
+  const { context, page } = await open(LOCAL_DEMO);
+  const image = [...(await readFile(join(LOCAL_MODEL, "test_image.png")))];
+  const figures = await page.evaluate(async ({ url, image }) => {
+    const { Florence2Local } = await import(new URL("local/index.js", location.href).href);
+    const local = await Florence2Local.load({ modelUrl: url, backend: "cpu" });
+    const bytes = new Uint8Array(image);
+    const out = {};
+    for (const beams of [1, 3]) {
+      const times = { with: [], without: [] };
+      let texts = { with: null, without: null };
+      const once = async (stream) => {
+        let steps = 0;
+        const started = performance.now();
+        // A new copy each time: the same bytes, so the picture's features are reused and only
+        // the prompt, encoder and decoder are timed.
+        const r = await local.run({ image: bytes.slice(), task: "<CAPTION>", beams, maxNewTokens: 48, onToken: stream ? () => steps++ : undefined });
+        times[stream ? "with" : "without"].push(performance.now() - started);
+        texts[stream ? "with" : "without"] = JSON.stringify(r.result);
+        return steps;
+      };
+      await once(false);
+      let steps = 0;
+      for (let i = 0; i < 10; i++) {
+        const first = i % 2 === 0;
+        steps = Math.max(steps, await once(first), await once(!first));
+      }
+      const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      out[beams] = {
+        with: median(times.with), without: median(times.without),
+        minWith: Math.min(...times.with), minWithout: Math.min(...times.without),
+        same: texts.with === texts.without, steps,
+      };
+    }
+    local.dispose();
+    return out;
+  }, { url: SERVED_MODEL, image });
+  for (const [beams, f] of Object.entries(figures)) {
+    const pct = (a, b) => `${a >= b ? "+" : ""}${((a / b - 1) * 100).toFixed(1)}%`;
+    console.log(`     BENCH onToken, <CAPTION> 48 tokens, beams ${beams} (10 runs each, alternating): median ${f.without.toFixed(1)} ms without, ${f.with.toFixed(1)} ms with (${pct(f.with, f.without)}); fastest ${f.minWithout.toFixed(1)} ms without, ${f.minWith.toFixed(1)} ms with (${pct(f.minWith, f.minWithout)})`);
+    notes.push(`onToken beams ${beams}: median ${pct(f.with, f.without)}, fastest ${pct(f.minWith, f.minWithout)}`);
+    assert.ok(f.same, `beams ${beams}: the result is the same with and without onToken`);
+    assert.ok(f.steps > 1, `beams ${beams}: onToken was called per token (${f.steps})`);
+  }
+  await close({ context, page });
+});
+
 await close(session).catch((e) => {
   failed.push("the main page reported no errors");
   console.log(`FAIL the main page reported no errors\n     ${e.message}`);

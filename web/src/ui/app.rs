@@ -41,6 +41,8 @@ pub fn App(settings: Settings) -> impl IntoView {
             <section class="picture-column" aria-label="Picture">
                 <Sources state/>
                 <Viewer state/>
+                <ComparePanel state local/>
+                <BatchPanel state local/>
             </section>
             <section class="control-column" aria-label="Task and answer">
                 <ModelPanel local problem=state.problem/>
@@ -49,8 +51,6 @@ pub fn App(settings: Settings) -> impl IntoView {
                 <StreamText stream=state.stream running/>
                 <ProblemView state/>
                 <ResultPanel state/>
-                <ComparePanel state local/>
-                <BatchPanel state local/>
             </section>
             <HistoryStrip state/>
         </main>

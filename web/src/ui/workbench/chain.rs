@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use crate::ui::local::LocalState;
 use crate::ui::run::start_run;
 use crate::ui::state::{AppState, FollowUp};
-use crate::workbench::chain::boxes_lead_to_regions;
+use crate::workbench::chain::{boxes_lead_to_regions, region_of_box};
 
 /// Runs what an answer asked for, with the task and text set as if chosen by hand.
 pub fn listen_for_follow_ups(state: AppState, local: LocalState) {
@@ -56,7 +56,9 @@ pub fn describe_shape(state: AppState, index: usize) -> bool {
             return None;
         }
         let shape = a.scene.shapes.get(index)?;
-        shape.bounds.to_endpoint_loc(a.picture.size).ok()
+        region_of_box(shape.bounds, a.picture.size)?
+            .to_endpoint_loc(a.picture.size)
+            .ok()
     });
     match region {
         Some(text) if !state.running() => {
