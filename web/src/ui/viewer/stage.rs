@@ -125,8 +125,8 @@ pub fn Viewer(state: AppState) -> impl IntoView {
                     on:pointerup=move |ev| on_pointer_up(state, canvas, drag, &ev)
                     on:pointercancel=move |_| drag.cancel()
                     on:pointerleave=move |_| on_pointer_leave(state, drag)
-                    on:click=move |_| if !region_mode.get_untracked() {
-                        if let Some(i) = state.hovered.get_untracked() {
+                    on:click=move |_| {
+                        if let (false, Some(i)) = (region_mode.get_untracked(), state.hovered.get_untracked()) {
                             crate::ui::workbench::describe_shape(state, i);
                         }
                     }
