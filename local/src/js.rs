@@ -239,18 +239,23 @@ async fn run(
     request: &str,
     calls: Calls<'_>,
 ) -> Result<String, Error> {
-    let stop = || async {
+    // `between` is asked first (its turn of the event loop is a timer: at least 4 ms once
+    // nested), then the caller's work runs while that timer waits, then the answer is awaited.
+    let stop = |meanwhile: &mut dyn FnMut()| {
         let promise = calls
             .between
             .call0(&JsValue::NULL)
             .ok()
             .and_then(|p| p.dyn_into::<Promise>().ok());
-        match promise {
-            Some(p) => JsFuture::from(p)
-                .await
-                .map(|v| v.is_truthy())
-                .unwrap_or(true),
-            None => true,
+        meanwhile();
+        async move {
+            match promise {
+                Some(p) => JsFuture::from(p)
+                    .await
+                    .map(|v| v.is_truthy())
+                    .unwrap_or(true),
+                None => true,
+            }
         }
     };
     let cancelled = || Error::new(ErrorCode::Aborted, "the run was cancelled");
@@ -272,7 +277,7 @@ async fn run(
     // The request's checks before the vision pass: a refused task or text costs none.
     let max_positions = model.model.config().text_config.max_position_embeddings;
     let plan = request.plan(size, &model.generation, max_positions)?;
-    if stop().await {
+    if stop(&mut || {}).await {
         return Err(cancelled());
     }
     let mut timings = Timings::default();
@@ -297,21 +302,31 @@ async fn run(
         .map_err(from_run)?;
     timings.encoder_ms = now() - encoder_started;
     let decoder_started = now();
+    // The text after a token is sent while the next step's turn of the event loop waits (the
+    // last one after the loop): streaming costs the decoding next to nothing.
+    let mut unsent: Option<Vec<u32>> = None;
+    let send = |ids: Option<Vec<u32>>, tokens: usize| {
+        if let (Some(on_token), Some(ids)) = (calls.on_token, ids) {
+            let text = text_so_far(model, plan.task, size, &ids);
+            let _ = on_token.call2(
+                &JsValue::NULL,
+                &JsValue::from_str(&text),
+                &JsValue::from(tokens as f64),
+            );
+        }
+    };
     while !started.decoding.is_done() {
-        if stop().await {
+        let tokens = timings.tokens;
+        if stop(&mut || send(unsent.take(), tokens)).await {
             return Err(cancelled());
         }
         started.decoding.step_async().await.map_err(from_run)?;
         timings.tokens += 1;
-        if let Some(on_token) = calls.on_token {
-            let text = text_so_far(model, plan.task, size, &started.decoding.ids());
-            let _ = on_token.call2(
-                &JsValue::NULL,
-                &JsValue::from_str(&text),
-                &JsValue::from(timings.tokens as f64),
-            );
+        if calls.on_token.is_some() {
+            unsent = Some(started.decoding.ids());
         }
     }
+    send(unsent.take(), timings.tokens);
     if timings.tokens > 0 {
         timings.decoder_ms_per_token = (now() - decoder_started) / timings.tokens as f64;
     }
