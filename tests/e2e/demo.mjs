@@ -1443,10 +1443,14 @@ await localTest("workbench: onToken's cost (the tiny model, greedy and 3 beams, 
       let texts = { with: null, without: null };
       const once = async (stream) => {
         let steps = 0;
+        let last = null;
         const started = performance.now();
         // A new copy each time: the same bytes, so the picture's features are reused and only
         // the prompt, encoder and decoder are timed.
-        const r = await local.run({ image: bytes.slice(), task: "<CAPTION>", beams, maxNewTokens: 48, onToken: stream ? () => steps++ : undefined });
+        const r = await local.run({ image: bytes.slice(), task: "<CAPTION>", beams, maxNewTokens: 48, onToken: stream ? ({ text, tokens }) => { steps++; last = { text, tokens }; } : undefined });
+        if (stream && (last?.text !== r.result.text || last?.tokens !== r.timings.tokens)) {
+          throw new Error(`the last onToken ${JSON.stringify(last)} is not the result's text and tokens: ${JSON.stringify(r.result.text)}, ${r.timings.tokens}`);
+        }
         times[stream ? "with" : "without"].push(performance.now() - started);
         texts[stream ? "with" : "without"] = JSON.stringify(r.result);
         return steps;
