@@ -1481,6 +1481,35 @@ await localTest("workbench: onToken's cost (the tiny model, greedy and 3 beams, 
   await close({ context, page });
 });
 
+await test("workbench: pictures dropped on the batch, then a slow batch cancelled", async () => {
+  const { context, page } = await open();
+  const photo = [...(await readFile(fixture("photo-640.jpg")))];
+  await chooseTask(page, "<CAPTION>");
+  // A drop of two files on the batch panel (not on the viewer: the picture shown stays empty).
+  await page.evaluate((bytes) => {
+    const data = new DataTransfer();
+    for (const name of ["one.jpg", "two.jpg"]) data.items.add(new File([new Uint8Array(bytes)], name, { type: "image/jpeg" }));
+    const panel = document.querySelector(".panel.batch");
+    panel.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+    panel.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+  }, photo);
+  await page.waitForFunction(() => /0\/2 done/.test(document.querySelector("[data-testid=batch-progress]")?.textContent ?? ""));
+  assert.deepEqual(await page.$$eval("[data-testid=batch-item] .batch-name", (ls) => ls.map((l) => l.textContent)), ["one.jpg", "two.jpg"]);
+  assert.equal(await page.locator(".picture-name").count(), 0, "the drop went to the batch, not the viewer");
+  await queueFaults([{ delayMs: 15000 }]);
+  await page.click("[data-testid=batch-run]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=batch-item]")?.dataset.state === "running");
+  const started = Date.now();
+  await page.click("[data-testid=batch-cancel]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=batch-progress]")?.dataset.running === "false", null, { timeout: 5000 });
+  console.log(`     batch cancelled in ${Date.now() - started} ms`);
+  await clearFaults();
+  assert.deepEqual(await page.$$eval("[data-testid=batch-item]", (ls) => ls.map((l) => l.dataset.state)), ["cancelled", "cancelled"]);
+  assert.match(await page.textContent("[data-testid=batch-progress]"), /^0\/2 done/);
+  assert.equal(await page.isEnabled("[data-testid=batch-export-coco]"), false, "nothing to export");
+  await close({ context, page });
+});
+
 await close(session).catch((e) => {
   failed.push("the main page reported no errors");
   console.log(`FAIL the main page reported no errors\n     ${e.message}`);
