@@ -52,12 +52,14 @@ pub enum ErrorCode {
     ModelInvalid,
     /// The WebGPU backend was asked for and the browser has no adapter.
     WebgpuUnavailable,
+    /// The browser has no WebAssembly SIMD, which the local runtime is built with.
+    WasmSimdUnavailable,
     /// The device or the wasm memory ran out.
     OutOfMemory,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::UnknownTask,
         ErrorCode::TextRequired,
         ErrorCode::TextNotAllowed,
@@ -80,6 +82,7 @@ impl ErrorCode {
         ErrorCode::ModelFetch,
         ErrorCode::ModelInvalid,
         ErrorCode::WebgpuUnavailable,
+        ErrorCode::WasmSimdUnavailable,
         ErrorCode::OutOfMemory,
     ];
 
@@ -107,6 +110,7 @@ impl ErrorCode {
             ErrorCode::ModelFetch => "MODEL_FETCH",
             ErrorCode::ModelInvalid => "MODEL_INVALID",
             ErrorCode::WebgpuUnavailable => "WEBGPU_UNAVAILABLE",
+            ErrorCode::WasmSimdUnavailable => "WASM_SIMD_UNAVAILABLE",
             ErrorCode::OutOfMemory => "OUT_OF_MEMORY",
         }
     }

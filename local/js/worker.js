@@ -60,8 +60,16 @@ function progress(id, phase, loaded, total) {
   self.postMessage({ id, progress: { phase, loaded, total } });
 }
 
+// The smallest module using a SIMD instruction (v128: i32.const 0, i8x16.splat, popcnt).
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
 async function load(id, { modelUrl, backend }) {
   const started = performance.now();
+  // The runtime is built with wasm SIMD (Chrome 91, Firefox 89, Safari 16.4 and later): where it
+  // is missing, say so rather than fail compiling the module.
+  if (!WebAssembly.validate(SIMD_PROBE)) {
+    throw fail("WASM_SIMD_UNAVAILABLE", "this browser has no WebAssembly SIMD, which the local runtime needs");
+  }
   progress(id, "compile", 0, 1);
   ({ memory } = await initRuntime());
   progress(id, "compile", 1, 1);

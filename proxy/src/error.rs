@@ -92,6 +92,7 @@ fn status_for(error: &Error) -> StatusCode {
         ErrorCode::ModelFetch
         | ErrorCode::ModelInvalid
         | ErrorCode::WebgpuUnavailable
+        | ErrorCode::WasmSimdUnavailable
         | ErrorCode::OutOfMemory => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -4,7 +4,7 @@ export type ErrorCode =
   | "IMAGE_DECODE" | "IMAGE_TOO_LARGE" | "IMAGE_BUDGET"
   | "ZIP_INVALID" | "ZIP_TOO_LARGE" | "RESPONSE_INVALID" | "POST_PROCESS" | "BAD_OPTION"
   | "UPSTREAM" | "UNAUTHORIZED" | "RATE_LIMITED" | "NETWORK" | "TIMEOUT" | "ABORTED"
-  | "MODEL_FETCH" | "MODEL_INVALID" | "WEBGPU_UNAVAILABLE" | "OUT_OF_MEMORY";
+  | "MODEL_FETCH" | "MODEL_INVALID" | "WEBGPU_UNAVAILABLE" | "WASM_SIMD_UNAVAILABLE" | "OUT_OF_MEMORY";
 
 /** Every error thrown or rejected by this package. */
 export interface Florence2Error extends Error {

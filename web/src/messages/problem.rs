@@ -83,6 +83,10 @@ impl Problem {
             ),
             C::ModelInvalid => ("The model folder is not a usable Florence-2 checkpoint", "Use a Florence-2 folder in safetensors (the detail says which file is wrong).".into()),
             C::WebgpuUnavailable => ("This browser has no WebGPU", "Choose the CPU backend, or use a browser with WebGPU enabled.".into()),
+            C::WasmSimdUnavailable => (
+                "This browser cannot run the local model",
+                "It lacks WebAssembly SIMD (Chrome 91, Firefox 89 and Safari 16.4 have it): update the browser, or run on the endpoint.".into(),
+            ),
             C::OutOfMemory => ("Out of memory", "Close other tabs, or use a smaller model or the CPU backend.".into()),
         };
         Problem::new(error.code.as_str(), title, detail, next)
