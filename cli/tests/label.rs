@@ -37,7 +37,8 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `n` pictures with coloured blocks (sizes and formats vary), in `dir` and a subfolder, plus
 /// a truncated PNG, a text file named like a JPEG, and a file that is not a picture at all.
-/// Returns the paths of the good and of the corrupt ones, as the CLI shows them.
+/// Returns the keys of the good and of the corrupt ones (paths relative to `dir`), as the CLI
+/// records them.
 fn pictures(dir: &Path, n: usize) -> (Vec<String>, Vec<String>) {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     let mut good = Vec::new();
@@ -56,16 +57,13 @@ fn pictures(dir: &Path, n: usize) -> (Vec<String>, Vec<String>) {
             format!("sub/p{i:02}.jpg")
         };
         img.save(dir.join(&name)).unwrap();
-        good.push(format!("{}/{name}", dir.display()));
+        good.push(name);
     }
     let png = std::fs::read(dir.join("p00.png")).unwrap();
     std::fs::write(dir.join("sub/truncated.png"), &png[..png.len() / 3]).unwrap();
     std::fs::write(dir.join("not-really.jpg"), b"this is text, not a JPEG").unwrap();
     std::fs::write(dir.join("readme.txt"), b"not a picture, not walked").unwrap();
-    let corrupt = vec![
-        format!("{}/not-really.jpg", dir.display()),
-        format!("{}/sub/truncated.png", dir.display()),
-    ];
+    let corrupt = vec!["not-really.jpg".to_owned(), "sub/truncated.png".to_owned()];
     good.sort();
     (good, corrupt)
 }
@@ -92,8 +90,9 @@ fn summary(out: &Output, key: &str) -> String {
         .to_owned()
 }
 
-/// Checks a COCO document against the schema and its pictures; returns the file names.
-fn check_coco(doc: &Value) -> BTreeSet<String> {
+/// Checks a COCO document against the schema and its pictures (file names relative to
+/// `root`); returns the file names.
+fn check_coco(doc: &Value, root: &Path) -> BTreeSet<String> {
     let ids = |list: &str| -> BTreeSet<u64> {
         let items = doc[list]
             .as_array()
@@ -122,7 +121,7 @@ fn check_coco(doc: &Value) -> BTreeSet<String> {
             image["height"].as_u64().unwrap(),
         );
         // The size recorded is the picture's own.
-        let real = image::image_dimensions(file).unwrap();
+        let real = image::image_dimensions(root.join(file)).unwrap();
         assert_eq!((w, h), (u64::from(real.0), u64::from(real.1)), "{file}");
         sizes.insert(image["id"].as_u64().unwrap(), (w as f64, h as f64));
         assert!(files.insert(file.to_owned()), "{file} is listed once");
@@ -208,7 +207,7 @@ fn local_model_labels_a_folder_skips_corrupt_pictures_and_reruns_as_a_no_op() {
         );
     }
     let doc = read_json(&out);
-    let files = check_coco(&doc);
+    let files = check_coco(&doc, &pics);
     assert_eq!(
         files,
         good.iter().cloned().collect(),
@@ -251,7 +250,7 @@ fn local_model_labels_a_folder_skips_corrupt_pictures_and_reruns_as_a_no_op() {
 
     // Without the corrupt ones the rerun is a pure no-op: the model is not even loaded.
     for c in &corrupt {
-        std::fs::remove_file(c).unwrap();
+        std::fs::remove_file(pics.join(c)).unwrap();
     }
     let third = florence2(
         &[&args[..6], &["/nonexistent-model"][..], &args[7..]].concat(),
@@ -417,7 +416,7 @@ fn endpoint_labels_through_the_nvcf_double_with_retries_and_failures() {
             .all(|a| a.as_deref() == Some("Bearer nvapi-test"))
     );
     let doc = read_json(&out);
-    let files = check_coco(&doc);
+    let files = check_coco(&doc, &pics);
     assert_eq!(files.len(), 4);
     assert!(!files.contains(&good[1]));
     assert!(
@@ -439,7 +438,7 @@ fn endpoint_labels_through_the_nvcf_double_with_retries_and_failures() {
     assert_eq!(summary(&second, "already done"), "4");
     assert_eq!(summary(&second, "labelled"), "1");
     assert_eq!(emu.invokes().len(), 7, "one request: the retried failure");
-    assert_eq!(check_coco(&read_json(&out)).len(), 5);
+    assert_eq!(check_coco(&read_json(&out), &pics).len(), 5);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -475,11 +474,7 @@ fn shards_split_the_pictures_stably_and_merge_joins_them() {
                     &key,
                 );
                 assert_eq!(run.status.code(), Some(0));
-                let root = root.to_str().unwrap();
-                check_coco(&read_json(&out))
-                    .into_iter()
-                    .map(|f| f.strip_prefix(root).unwrap().to_owned())
-                    .collect()
+                check_coco(&read_json(&out), root)
             })
             .collect()
     };
@@ -514,7 +509,7 @@ fn shards_split_the_pictures_stably_and_merge_joins_them() {
     let run = florence2(&args, &[]);
     assert_eq!(run.status.code(), Some(0));
     let doc = read_json(&merged);
-    assert_eq!(check_coco(&doc).len(), good.len());
+    assert_eq!(check_coco(&doc, &moved).len(), good.len());
     let ids: Vec<u64> = doc["images"]
         .as_array()
         .unwrap()
@@ -623,7 +618,7 @@ fn ctrl_c_stops_taking_pictures_and_leaves_valid_files() {
         (12 - done.len()).to_string()
     );
     assert_eq!(
-        check_coco(&read_json(&out)).len(),
+        check_coco(&read_json(&out), &dir.join("pics")).len(),
         done.len(),
         "COCO matches the results"
     );
@@ -643,6 +638,79 @@ fn ctrl_c_stops_taking_pictures_and_leaves_valid_files() {
     );
     assert_eq!(rest.status.code(), Some(0));
     assert_eq!(summary(&rest, "labelled"), (12 - done.len()).to_string());
-    assert_eq!(check_coco(&read_json(&out)).len(), 12);
+    assert_eq!(check_coco(&read_json(&out), &dir.join("pics")).len(), 12);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A rerun keys on the path inside the folder, not on the folder as typed: the same folder
+/// given relative, with `./` and absolute labels each picture once, and the COCO file lists
+/// each once. A results file written under the old keys (the path as typed) is taken over,
+/// not labelled again beside it.
+#[test]
+fn the_same_folder_given_three_ways_is_labelled_once() {
+    let emu = emulator();
+    let dir = scratch("three-ways");
+    let (good, _) = pictures(&dir.join("pics"), 4);
+    for c in ["pics/not-really.jpg", "pics/sub/truncated.png"] {
+        std::fs::remove_file(dir.join(c)).unwrap();
+    }
+    let key = [("NVIDIA_API_KEY", "nvapi-test")];
+    let label = |folder: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_florence2"))
+            .args([
+                "label",
+                "--task",
+                "<OD>",
+                "--out",
+                "od.json",
+                "--endpoint",
+                &emu.url,
+            ])
+            .arg(folder)
+            .current_dir(&dir)
+            .envs(key)
+            .output()
+            .expect("running florence2");
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{folder}");
+        out
+    };
+    let first = label("pics");
+    assert_eq!(summary(&first, "labelled"), "4");
+    let absolute = dir.join("pics");
+    for again in ["./pics", absolute.to_str().unwrap(), "pics/"] {
+        let run = label(again);
+        assert_eq!(summary(&run, "already done"), "4", "{again}");
+        assert_eq!(summary(&run, "labelled"), "0", "{again}");
+    }
+    assert_eq!(
+        emu.invokes().len(),
+        4,
+        "one request per picture, in all four runs"
+    );
+    let files = check_coco(&read_json(&dir.join("od.json")), &absolute);
+    assert_eq!(files, good.iter().cloned().collect(), "each picture once");
+    assert_eq!(lines(&dir.join("od.jsonl")).len(), 4);
+
+    // A results file of an earlier version, keyed by the path as typed.
+    let old: String = lines(&dir.join("od.jsonl"))
+        .into_iter()
+        .map(|mut r| {
+            let path = format!("{}/{}", absolute.display(), r["path"].as_str().unwrap());
+            r["path"] = Value::String(path);
+            format!("{r}\n")
+        })
+        .collect();
+    std::fs::write(dir.join("od.jsonl"), old).unwrap();
+    let run = label("./pics");
+    assert_eq!(summary(&run, "already done"), "4");
+    assert_eq!(emu.invokes().len(), 4, "nothing labelled again");
+    let files = check_coco(&read_json(&dir.join("od.json")), &absolute);
+    assert_eq!(
+        files,
+        good.iter().cloned().collect(),
+        "each picture once, under its new key"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,6 +15,7 @@ pub mod records;
 pub mod runner;
 pub mod shard;
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -69,15 +70,24 @@ pub fn run(
     florence2::model_prompt(options.task, text).map_err(|e| LabelError::Usage(e.to_string()))?;
     let (mut pictures, warnings) = inputs::collect(&options.paths)?;
     if let Some(shard) = options.shard {
-        pictures.retain(|p| shard.contains(&p.relative));
+        pictures.retain(|p| shard.contains(&p.path));
     }
     let results_path = records::results_path(&options.out);
     let existing = records::read(&results_path)?;
     check_same_task(&existing.records, options.task, text, &results_path)?;
+    let mut warnings = warnings;
+    if existing.unreadable_lines > 0 {
+        warnings.push(format!(
+            "{}: {} unreadable line(s) skipped (a line cut short by an interrupted run)",
+            results_path.display(),
+            existing.unreadable_lines
+        ));
+    }
+    let known = rekeyed(existing.records, &pictures);
     let (done, todo): (Vec<_>, Vec<_>) = pictures
         .iter()
         .cloned()
-        .partition(|p| existing.records.get(&p.path).is_some_and(Record::succeeded));
+        .partition(|p| known.get(&p.path).is_some_and(Record::succeeded));
     let mut summary = Summary {
         pictures: pictures.len(),
         already_done: done.len(),
@@ -99,14 +109,49 @@ pub fn run(
         summary.failed = pass.failed;
         summary.not_started = pass.not_started;
     }
+    // A checkpoint: what the COCO file is made from is on the disk first.
+    appender.sync()?;
     drop(appender);
     // From the file, not from memory: the COCO file holds exactly what the results file does.
-    let all = records::read(&results_path)?;
-    let doc = output::coco_of(all.records.values(), options.task.token(), text);
+    let all = rekeyed(records::read(&results_path)?.records, &pictures);
+    let doc = output::coco_of(all.values(), options.task.token(), text);
     summary.coco_images = doc.images.len();
     summary.coco_annotations = doc.annotations.len();
     output::write_atomically(&options.out, &doc)?;
     Ok(summary)
+}
+
+/// The records under this run's keys. A record whose key is no picture of this run but names
+/// the file of one (the key of an earlier version, the path as it was typed) is that picture's:
+/// so a picture is never labelled, nor listed in the COCO file, twice. Where two records end
+/// under one key, a success wins over a failure.
+fn rekeyed(
+    records: BTreeMap<String, Record>,
+    pictures: &[inputs::Picture],
+) -> BTreeMap<String, Record> {
+    let keys: std::collections::HashSet<&str> = pictures.iter().map(|p| p.path.as_str()).collect();
+    let mut by_file: Option<HashMap<PathBuf, &str>> = None;
+    let mut out: BTreeMap<String, Record> = BTreeMap::new();
+    for (key, mut record) in records {
+        if !keys.contains(key.as_str()) {
+            let by_file = by_file.get_or_insert_with(|| {
+                pictures
+                    .iter()
+                    .map(|p| (inputs::canonical(&p.file), p.path.as_str()))
+                    .collect()
+            });
+            if let Some(now) = by_file.get(&inputs::canonical(Path::new(&key))) {
+                record.path = (*now).to_owned();
+            }
+        }
+        match out.get(&record.path) {
+            Some(kept) if kept.succeeded() && !record.succeeded() => {}
+            _ => {
+                out.insert(record.path.clone(), record);
+            }
+        }
+    }
+    out
 }
 
 /// A results file is one task's: mixing tasks in one COCO file would mix categories.

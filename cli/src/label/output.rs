@@ -56,7 +56,26 @@ pub fn write_atomically(path: &Path, doc: &Coco) -> Result<(), LabelError> {
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         LabelError::io(format!("renaming onto {}", path.display()), e)
-    })
+    })?;
+    sync_folder_of(path)
+}
+
+/// The rename itself is an entry in the folder: synced, or a power loss may undo it.
+#[cfg(unix)]
+fn sync_folder_of(path: &Path) -> Result<(), LabelError> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(folder)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| LabelError::io(format!("syncing the folder {}", folder.display()), e))
+}
+
+/// Windows has no handle on a folder to sync; its rename is as durable as it gets.
+#[cfg(not(unix))]
+fn sync_folder_of(_: &Path) -> Result<(), LabelError> {
+    Ok(())
 }
 
 fn temp_beside(path: &Path) -> PathBuf {

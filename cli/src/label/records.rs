@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use florence2::Florence2Result;
@@ -38,8 +38,9 @@ pub fn results_path(out: &Path) -> PathBuf {
     out.with_extension("jsonl")
 }
 
-/// What a results file holds: the last record of each path, and the lines it could not read
-/// (a line cut short when a run was killed is expected; it is not counted).
+/// What a results file holds: the last record of each path, and how many lines it could not
+/// read (a line cut short when a run was killed, torn even inside a UTF-8 character: skipped
+/// and reported, never a reason to refuse the whole file).
 #[derive(Debug, Default)]
 pub struct Existing {
     pub records: BTreeMap<String, Record>,
@@ -52,13 +53,16 @@ pub fn read(path: &Path) -> Result<Existing, LabelError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::default()),
         Err(e) => return Err(LabelError::io(format!("opening {}", path.display()), e)),
     };
+    let mut bytes = Vec::new();
+    let mut file = file;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| LabelError::io(format!("reading {}", path.display()), e))?;
     let mut existing = Existing::default();
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(|e| LabelError::io(format!("reading {}", path.display()), e))?;
-        if line.trim().is_empty() {
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Record>(&line) {
+        match serde_json::from_slice::<Record>(line) {
             Ok(r) => {
                 existing.records.insert(r.path.clone(), r);
             }
@@ -68,11 +72,17 @@ pub fn read(path: &Path) -> Result<Existing, LabelError> {
     Ok(existing)
 }
 
-/// Appends records, one line each, flushed to the operating system line by line.
+/// Appends records, one line each, flushed to the operating system line by line and synced
+/// to the disk every [`SYNC_EVERY`] lines and at [`Appender::sync`] (the end of a run), so a
+/// power loss costs at most the last few pictures, not the file.
 pub struct Appender {
     file: File,
     path: PathBuf,
+    unsynced: usize,
 }
+
+/// Lines between two syncs of the results file.
+pub const SYNC_EVERY: usize = 16;
 
 impl Appender {
     pub fn open(path: &Path) -> Result<Appender, LabelError> {
@@ -96,7 +106,16 @@ impl Appender {
         Ok(Appender {
             file,
             path: path.to_owned(),
+            unsynced: 0,
         })
+    }
+
+    /// Writes what was appended through to the disk.
+    pub fn sync(&mut self) -> Result<(), LabelError> {
+        self.unsynced = 0;
+        self.file
+            .sync_data()
+            .map_err(|e| LabelError::io(format!("syncing {}", self.path.display()), e))
     }
 
     pub fn append(&mut self, record: &Record) -> Result<(), LabelError> {
@@ -106,7 +125,12 @@ impl Appender {
         line.push('\n');
         // One write per line: with O_APPEND the line lands whole.
         self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.flush().map_err(io)
+        self.file.flush().map_err(io)?;
+        self.unsynced += 1;
+        if self.unsynced >= SYNC_EVERY {
+            self.sync()?;
+        }
+        Ok(())
     }
 }
 
@@ -152,6 +176,31 @@ mod tests {
                 .records
                 .is_empty()
         );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_line_torn_inside_a_utf8_character_is_skipped_not_fatal() {
+        let path =
+            std::env::temp_dir().join(format!("florence2-torn-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut a = Appender::open(&path).unwrap();
+        a.append(&record("été.jpg", Some("IMAGE_DECODE"))).unwrap();
+        drop(a);
+        // Killed in the middle of "é" (0xC3 0xA9): the file ends on a lone 0xC3.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"path\":\"\xC3").unwrap();
+        drop(f);
+        let existing = read(&path).expect("a torn last line does not block the resume");
+        assert_eq!(existing.records.len(), 1);
+        assert_eq!(existing.unreadable_lines, 1);
+        // The appender starts a new line after the torn one, and both records read back.
+        let mut a = Appender::open(&path).unwrap();
+        a.append(&record("b.jpg", None)).unwrap();
+        a.sync().unwrap();
+        let existing = read(&path).unwrap();
+        assert_eq!(existing.records.len(), 2);
+        assert_eq!(existing.unreadable_lines, 1);
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -130,7 +130,7 @@ fn execute(command: Command) -> Result<ExitCode, LabelError> {
 /// `key: value` lines on stdout (scripts and tests read them), failures listed last.
 fn print_summary(s: &Summary, out: &std::path::Path) {
     for w in &s.warnings {
-        eprintln!("warning: not walked: {w}");
+        eprintln!("warning: {w}");
     }
     println!("pictures: {}", s.pictures);
     println!("already done: {}", s.already_done);
