@@ -3,6 +3,12 @@
 //! does not handle (another device, another dtype, switched off), and burn's generic ops —
 //! which run on every backend, WebGPU included — take what no set claims. A GPU set (our own
 //! WGSL kernels) or another CPU set plugs in here, not at the call sites.
+//!
+//! Each operation is "a faster kernel if a set takes the tensors, else this": for the
+//! primitives (a linear layer, LayerNorm, attention, a convolution) "this" is the seam
+//! function's burn fallback below; for DaViT's window and channel attention, compositions of
+//! those primitives, it is the model's own code (`network/vision.rs`), which asks
+//! [`specialised`] first.
 
 #[cfg(feature = "flex")]
 pub mod cpu;
@@ -178,6 +184,13 @@ const SPECIALISED: &[&dyn Kernels] = &[
     &crate::kernels::gpu::CubeKernels,
 ];
 
+/// The first set's answer to `op`, or `None` when no set takes its tensors: for an operation
+/// whose burn composition lives with the model (DaViT's window and channel attention in
+/// `network/vision.rs`), which runs it when this answers `None`.
+pub fn specialised<T>(mut op: impl FnMut(&dyn Kernels) -> Option<T>) -> Option<T> {
+    SPECIALISED.iter().find_map(|set| op(*set))
+}
+
 /// The token matrix in the form of the first set that takes it, or `values` back.
 pub fn token_matrix(
     mut values: Vec<f32>,
@@ -241,84 +254,6 @@ pub fn scaled_dot_product_attention(
         ..Default::default()
     };
     burn::tensor::module::attention(q, k, v, None, None, options)
-}
-
-pub fn window_attention(
-    x: Tensor<3>,
-    [h, w]: [usize; 2],
-    window: usize,
-    heads: usize,
-    qkv: LinearRef<'_>,
-    proj: LinearRef<'_>,
-) -> Tensor<3> {
-    if let Some(y) = SPECIALISED
-        .iter()
-        .find_map(|set| set.window_attention(&x, [h, w], window, heads, qkv, proj))
-    {
-        return y;
-    }
-    // Tokens padded to whole windows and gathered window by window, then put back.
-    let [b, _, c] = x.dims();
-    let ws = window;
-    let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
-    let mut x = x.reshape([b, h, w, c]);
-    if (hp, wp) != (h, w) {
-        x = x.pad(
-            [(0, 0), (0, hp - h), (0, wp - w), (0, 0)],
-            burn::tensor::ops::PadMode::Constant(0.0),
-        );
-    }
-    let (nh, nw) = (hp / ws, wp / ws);
-    let n = b * nh * nw;
-    let t = ws * ws;
-    let windows = x
-        .reshape([b, nh, ws, nw, ws, c])
-        .permute([0, 1, 3, 2, 4, 5])
-        .reshape([n * t, c]);
-    let hd = c / heads;
-    let projected = linear(windows, qkv.weight_t, qkv.bias, false)
-        .reshape([n, t, 3 * heads, hd])
-        .permute([0, 2, 1, 3]);
-    let (q, k, v) = split_qkv(projected, heads);
-    let out = scaled_dot_product_attention(q, k, v, (hd as f64).powf(-0.5), false)
-        .swap_dims(1, 2)
-        .reshape([n * t, c]);
-    let out = linear(out, proj.weight_t, proj.bias, false)
-        .reshape([b, nh, nw, ws, ws, c])
-        .permute([0, 1, 3, 2, 4, 5])
-        .reshape([b, hp, wp, c]);
-    let out = if (hp, wp) != (h, w) {
-        out.slice(s![.., 0..h, 0..w, ..])
-    } else {
-        out
-    };
-    out.reshape([b, h * w, c])
-}
-
-pub fn channel_attention(
-    x: Tensor<3>,
-    groups: usize,
-    qkv: LinearRef<'_>,
-    proj: LinearRef<'_>,
-) -> Tensor<3> {
-    if let Some(y) = SPECIALISED
-        .iter()
-        .find_map(|set| set.channel_attention(&x, groups, qkv, proj))
-    {
-        return y;
-    }
-    let [b, n, c] = x.dims();
-    let g = groups;
-    // [b·n, 3c] → [b, n, 3·g, c/g] → [b, 3·g, c/g, n]
-    let projected = linear(x.reshape([b * n, c]), qkv.weight_t, qkv.bias, false)
-        .reshape([b, n, 3 * g, c / g])
-        .permute([0, 2, 3, 1]);
-    let (q, k, v) = split_qkv(projected, g);
-    // [b, g, c/g, n] → [b, n, g, c/g] → [b·n, c]
-    let out = scaled_dot_product_attention(q, k, v, (n as f64).powf(-0.5), false)
-        .permute([0, 3, 1, 2])
-        .reshape([b * n, c]);
-    linear(out, proj.weight_t, proj.bias, false).reshape([b, n, c])
 }
 
 pub fn conv_pos_enc(

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Seek};
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, s};
 
 use crate::error::Result;
 use crate::kernels;
@@ -239,16 +239,77 @@ impl SpatialBlock {
             .forward(x, h, w, |t, h, w| self.window_attention(t, h, w))
     }
 
+    /// A kernel set's window attention when one takes these tensors, else
+    /// [`Self::window_attention_composed`].
     fn window_attention(&self, x: Tensor<3>, h: usize, w: usize) -> Tensor<3> {
-        kernels::window_attention(
-            x,
-            [h, w],
-            self.window,
-            self.num_heads,
-            self.qkv.weights(),
-            self.proj.weights(),
-        )
+        let (qkv, proj) = (self.qkv.weights(), self.proj.weights());
+        kernels::specialised(|set| {
+            set.window_attention(&x, [h, w], self.window, self.num_heads, qkv, proj)
+        })
+        .unwrap_or_else(|| self.window_attention_composed(x, [h, w]))
     }
+
+    /// Window attention in burn's ops, on normed tokens `x` `[b, h·w, c]`: the tokens cut
+    /// into windows ([`window_partition`]), the `qkv` projection, multi-head attention inside
+    /// each window (scale `head_dim^-0.5`), the `proj` projection, and the windows put back
+    /// in raster order ([`window_reverse`]).
+    fn window_attention_composed(&self, x: Tensor<3>, grid: [usize; 2]) -> Tensor<3> {
+        let [b, _, c] = x.dims();
+        let (heads, ws) = (self.num_heads, self.window);
+        let (windows, [nh, nw]) = window_partition(x, grid, ws);
+        // n windows of t tokens, each token's projection q, k and v of every head in turn.
+        let (n, t, hd) = (b * nh * nw, ws * ws, c / heads);
+        let projected = self
+            .qkv
+            .forward(windows)
+            .reshape([n, t, 3 * heads, hd])
+            .permute([0, 2, 1, 3]);
+        let (q, k, v) = kernels::split_qkv(projected, heads);
+        let out = kernels::scaled_dot_product_attention(q, k, v, (hd as f64).powf(-0.5), false)
+            .swap_dims(1, 2)
+            .reshape([n * t, c]);
+        window_reverse(self.proj.forward(out), b, grid, ws)
+    }
+}
+
+/// Tokens `[b, h·w, c]` on the grid `[h, w]` → the tokens window by window
+/// `[b·nh·nw·ws·ws, c]` (the windows in raster order, each window's tokens in raster order)
+/// and the window grid `[nh, nw]`. The grid is padded to whole `ws × ws` windows with zero
+/// tokens at the right and bottom, which take part in attention as transformers' code has it.
+fn window_partition(x: Tensor<3>, [h, w]: [usize; 2], ws: usize) -> (Tensor<2>, [usize; 2]) {
+    let [b, _, c] = x.dims();
+    let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
+    let mut x = x.reshape([b, h, w, c]);
+    if (hp, wp) != (h, w) {
+        x = x.pad(
+            [(0, 0), (0, hp - h), (0, wp - w), (0, 0)],
+            burn::tensor::ops::PadMode::Constant(0.0),
+        );
+    }
+    let (nh, nw) = (hp / ws, wp / ws);
+    let windows = x
+        .reshape([b, nh, ws, nw, ws, c])
+        .permute([0, 1, 3, 2, 4, 5])
+        .reshape([b * nh * nw * ws * ws, c]);
+    (windows, [nh, nw])
+}
+
+/// [`window_partition`] undone: tokens window by window `[b·nh·nw·ws·ws, c]` → tokens in
+/// raster order `[b, h·w, c]`, the padding dropped.
+fn window_reverse(windows: Tensor<2>, b: usize, [h, w]: [usize; 2], ws: usize) -> Tensor<3> {
+    let [_, c] = windows.dims();
+    let (nh, nw) = (h.div_ceil(ws), w.div_ceil(ws));
+    let (hp, wp) = (nh * ws, nw * ws);
+    let x = windows
+        .reshape([b, nh, nw, ws, ws, c])
+        .permute([0, 1, 3, 2, 4, 5])
+        .reshape([b, hp, wp, c]);
+    let x = if (hp, wp) != (h, w) {
+        x.slice(s![.., 0..h, 0..w, ..])
+    } else {
+        x
+    };
+    x.reshape([b, h * w, c])
 }
 
 /// Attention across channels within groups: channels are the sequence, tokens the features,
@@ -297,7 +358,32 @@ impl ChannelBlock {
             .forward(x, h, w, |t, _, _| self.channel_attention(t))
     }
 
+    /// A kernel set's channel attention when one takes these tensors, else
+    /// [`Self::channel_attention_composed`].
     fn channel_attention(&self, x: Tensor<3>) -> Tensor<3> {
-        kernels::channel_attention(x, self.groups, self.qkv.weights(), self.proj.weights())
+        let (qkv, proj) = (self.qkv.weights(), self.proj.weights());
+        kernels::specialised(|set| set.channel_attention(&x, self.groups, qkv, proj))
+            .unwrap_or_else(|| self.channel_attention_composed(x))
+    }
+
+    /// Channel attention in burn's ops, on normed tokens `x` `[b, n, c]`: the `qkv`
+    /// projection, attention within each group of `c / groups` channels with the channels as
+    /// the sequence and the `n` tokens as the features (scale `n^-0.5`), and the `proj`
+    /// projection.
+    fn channel_attention_composed(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, n, c] = x.dims();
+        let g = self.groups;
+        // [b·n, 3c] → [b, n, 3·g, c/g] → [b, 3·g, c/g, n]
+        let projected = self
+            .qkv
+            .forward(x.reshape([b * n, c]))
+            .reshape([b, n, 3 * g, c / g])
+            .permute([0, 2, 3, 1]);
+        let (q, k, v) = kernels::split_qkv(projected, g);
+        // [b, g, c/g, n] → [b, n, g, c/g] → [b·n, c]
+        let out = kernels::scaled_dot_product_attention(q, k, v, (n as f64).powf(-0.5), false)
+            .permute([0, 3, 1, 2])
+            .reshape([b * n, c]);
+        self.proj.forward(out).reshape([b, n, c])
     }
 }
