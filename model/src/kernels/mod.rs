@@ -62,6 +62,15 @@ pub trait Kernels: Sync {
         let _ = device;
         None
     }
+    /// Whether convolution filters should lie tap-major in memory on `device`: a patch
+    /// convolution's `[c_out, c_in, k, k]` as `[c_out, k, k, c_in]`, a depthwise one's
+    /// `[c, 1, k, k]` as `[k, k, c]`, so that the set's kernels read them as they are loaded
+    /// instead of reordering them at every call. The tensors keep their checkpoint shape (a
+    /// permuted view), so burn's generic ops take them as they are.
+    fn filters_tap_major(&self, device: &Device) -> Option<bool> {
+        let _ = device;
+        None
+    }
     /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
     fn linear(
         &self,
@@ -211,6 +220,11 @@ pub fn vocab_by_columns(device: &Device) -> bool {
         .iter()
         .find_map(|set| set.vocab_by_columns(device))
         .unwrap_or(false)
+}
+
+/// [`Kernels::filters_tap_major`].
+pub fn filters_tap_major(device: &Device) -> bool {
+    specialised(|set| set.filters_tap_major(device)).unwrap_or(false)
 }
 
 pub fn linear(x: Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {

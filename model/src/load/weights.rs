@@ -79,6 +79,26 @@ impl<R: Read + Seek> Weights<R> {
         Ok(self.upload(transpose(&t)))
     }
 
+    /// The tensor of native name `name` and shape `shape`, its values laid out in memory in
+    /// the order of the dimensions `order` (outermost first): a permuted view of a contiguous
+    /// buffer, which burn's ops take as the tensor it is, and a kernel can read as it lies.
+    pub fn tensor_in_order<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        order: [usize; D],
+    ) -> Result<Tensor<D>> {
+        let t = self.f32(name, &shape)?;
+        let stored = order.map(|d| shape[d]);
+        let values = permute_values(&t.values, &shape, &order);
+        let mut back = [0; D];
+        for (i, &d) in order.iter().enumerate() {
+            back[d] = i;
+        }
+        let t: Tensor<D> = Tensor::from_data(TensorData::new(values, stored), &self.device);
+        Ok(t.permute(back))
+    }
+
     /// Like [`Weights::tensor`], for a tensor that may be absent (an optional bias).
     pub fn optional<const D: usize>(
         &mut self,
@@ -238,6 +258,30 @@ fn transpose(t: &F32Tensor) -> F32Tensor {
         shape: vec![cols, rows],
         values: transpose_values(&t.values, rows, cols),
     }
+}
+
+/// Row-major `values` of `shape` → the same values with the dimensions in the order `order`
+/// (outermost first), row-major.
+fn permute_values(values: &[f32], shape: &[usize], order: &[usize]) -> Vec<f32> {
+    let mut strides = vec![1; shape.len()];
+    for d in (1..shape.len()).rev() {
+        strides[d - 1] = strides[d] * shape[d];
+    }
+    let dims: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+    let steps: Vec<usize> = order.iter().map(|&d| strides[d]).collect();
+    let mut index = vec![0; dims.len()];
+    let mut out = Vec::with_capacity(values.len());
+    for _ in 0..values.len() {
+        out.push(values[index.iter().zip(&steps).map(|(i, s)| i * s).sum::<usize>()]);
+        for d in (0..dims.len()).rev() {
+            index[d] += 1;
+            if index[d] < dims[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
 }
 
 fn stored_name(layout: Layout, name: &str) -> String {

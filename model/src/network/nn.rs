@@ -134,8 +134,15 @@ impl Conv2d {
         stride: usize,
         padding: usize,
     ) -> Result<Self> {
+        let (name, shape) = (format!("{prefix}.weight"), [c_out, c_in, kernel, kernel]);
+        let weight = if kernels::filters_tap_major(w.device()) {
+            // Memory `[c_out, k, k, c_in]`.
+            w.tensor_in_order(&name, shape, [0, 2, 3, 1])?
+        } else {
+            w.tensor(&name, shape)?
+        };
         Ok(Conv2d {
-            weight: w.tensor(&format!("{prefix}.weight"), [c_out, c_in, kernel, kernel])?,
+            weight,
             bias: w.tensor(&format!("{prefix}.bias"), [c_out])?,
             stride,
             padding,
@@ -166,8 +173,15 @@ impl ConvPosEnc {
         channels: usize,
         kernel: usize,
     ) -> Result<Self> {
+        let (name, shape) = (format!("{prefix}.weight"), [channels, 1, kernel, kernel]);
+        let weight = if kernels::filters_tap_major(w.device()) {
+            // Memory `[k, k, c]` (the dimension of 1 anywhere).
+            w.tensor_in_order(&name, shape, [2, 3, 0, 1])?
+        } else {
+            w.tensor(&name, shape)?
+        };
         Ok(ConvPosEnc {
-            weight: w.tensor(&format!("{prefix}.weight"), [channels, 1, kernel, kernel])?,
+            weight,
             bias: w.tensor(&format!("{prefix}.bias"), [channels])?,
             padding: kernel / 2,
         })

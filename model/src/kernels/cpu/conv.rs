@@ -6,11 +6,11 @@
 use super::parallel::for_each_chunk;
 use super::simd::multiversion;
 
-/// A depthwise filter, `k × k` taps per channel, stored tap-major (`[k·k, c]`) so each tap
-/// is one contiguous row of per-channel weights.
-pub struct DepthwiseFilter {
-    pub taps: Vec<f32>,
-    pub bias: Vec<f32>,
+/// A depthwise filter, `k × k` taps per channel, tap-major (`[k·k, c]`) so each tap is one
+/// contiguous row of per-channel weights.
+pub struct DepthwiseFilter<'a> {
+    pub taps: &'a [f32],
+    pub bias: &'a [f32],
     pub k: usize,
     pub padding: usize,
 }
@@ -45,7 +45,7 @@ multiversion! {
     fn conv_pos_enc_row(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, y: usize, row: &mut [f32]) {
         let c = f.bias.len();
         for px in row.chunks_exact_mut(c) {
-            px.copy_from_slice(&f.bias);
+            px.copy_from_slice(f.bias);
         }
         for dy in 0..f.k {
             let Some(sy) = (y + dy).checked_sub(f.padding).filter(|&sy| sy < h) else {
@@ -137,8 +137,8 @@ mod tests {
                 .map(|i| wt[(i % c) * k * k + i / c])
                 .collect();
             let f = DepthwiseFilter {
-                taps,
-                bias: b,
+                taps: &taps,
+                bias: &b,
                 k,
                 padding: p,
             };

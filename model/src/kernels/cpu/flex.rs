@@ -2,6 +2,8 @@
 //! that they are f32 tensors on the flex device with shapes that agree (`None` otherwise, and
 //! burn's generic ops run), and hands their storage to the loops of the sibling modules.
 
+use std::borrow::Cow;
+
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchDevice, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
@@ -9,7 +11,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use super::matmul::{MatRef, Output, Split, matmul};
 use super::token_matrix::ScreenedRows;
 use super::{attention, channel_attention, conv, enabled, gemv, parallel, patch_conv, simd};
-use crate::kernels::{LinearRef, TokenMatrix};
+use crate::kernels::{Kernels, LinearRef, TokenMatrix};
 
 /// A tensor's flex primitive, when it is an f32 tensor on the flex device.
 fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
@@ -27,12 +29,25 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
 
 /// A flex tensor's values in row-major order: borrowed when it is contiguous (the weights,
 /// most activations), copied otherwise.
-fn dense(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+fn dense(t: &FlexTensor) -> Cow<'_, [f32]> {
     let n = t.layout().shape().num_elements();
     if t.is_contiguous() {
-        std::borrow::Cow::Borrowed(&t.storage::<f32>()[t.layout().start_offset()..][..n])
+        Cow::Borrowed(&t.storage::<f32>()[t.layout().start_offset()..][..n])
     } else {
-        std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>()[..n].to_vec())
+        Cow::Owned(t.to_contiguous().storage::<f32>()[..n].to_vec())
+    }
+}
+
+/// A flex tensor's values with its dimensions in the order `order` (outermost first),
+/// row-major: borrowed when the tensor lies so in memory (filters loaded tap-major,
+/// [`Kernels::filters_tap_major`]), copied into that order otherwise.
+fn in_order<'a>(t: &'a FlexTensor, order: &[usize]) -> Cow<'a, [f32]> {
+    let p = t.permute(order);
+    if p.is_contiguous() {
+        let n = p.layout().shape().num_elements();
+        Cow::Borrowed(&t.storage::<f32>()[p.layout().start_offset()..][..n])
+    } else {
+        Cow::Owned(dense(&p).into_owned())
     }
 }
 
@@ -141,7 +156,7 @@ impl TokenMatrix for FlexTokenMatrix {
     }
 }
 
-impl crate::kernels::Kernels for FlexKernels {
+impl Kernels for FlexKernels {
     fn token_matrix(
         &self,
         values: Vec<f32>,
@@ -155,6 +170,11 @@ impl crate::kernels::Kernels for FlexKernels {
             return Err(values);
         }
         Ok(Box::new(FlexTokenMatrix(ScreenedRows::new(values, shape))))
+    }
+
+    /// The convolutions below read their filters tap-major.
+    fn filters_tap_major(&self, device: &burn::tensor::Device) -> Option<bool> {
+        (enabled() && matches!(device.as_dispatch(), DispatchDevice::Flex(_))).then_some(true)
     }
 
     /// `x · w (+ bias) (→ GELU)` for `x` `[rows, in]` and `w` `[in, out]`.
@@ -456,8 +476,8 @@ impl crate::kernels::Kernels for FlexKernels {
     }
 
     /// `x + depthwise_conv(x)`: a `k × k` convolution, stride 1, zero padding `padding`, of
-    /// channels-last tokens `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (PyTorch's layout)
-    /// and `bias` `[c]`.
+    /// channels-last tokens `x` `[b, h·w, c]`, with `weight` `[c, 1, k, k]` (read tap-major,
+    /// `[k·k, c]`) and `bias` `[c]`.
     fn conv_pos_enc(
         &self,
         x: &Tensor<3>,
@@ -473,22 +493,10 @@ impl crate::kernels::Kernels for FlexKernels {
         if n != h * w || wc != c || one != 1 || k != k2 || bias.dims() != [c] || padding > k {
             return None;
         }
-        let contiguous = |t: FlexTensor| {
-            if t.is_contiguous() {
-                t
-            } else {
-                t.to_contiguous()
-            }
-        };
-        let (xf, wf) = (contiguous(xf), contiguous(wf));
-        let x = &xf.storage::<f32>()[xf.layout().start_offset()..][..b * n * c];
-        let wt = &wf.storage::<f32>()[wf.layout().start_offset()..][..c * k * k];
+        let (x, taps, bias) = (dense(&xf), in_order(&wf, &[2, 3, 0, 1]), dense(&bf));
         let filter = conv::DepthwiseFilter {
-            // [c, k·k] → [k·k, c]
-            taps: (0..k * k * c)
-                .map(|i| wt[(i % c) * k * k + i / c])
-                .collect(),
-            bias: bf.storage::<f32>()[bf.layout().start_offset()..][..c].to_vec(),
+            taps: &taps,
+            bias: &bias,
             k,
             padding,
         };
@@ -500,7 +508,7 @@ impl crate::kernels::Kernels for FlexKernels {
     }
 
     /// DaViT's patch embedding ([`patch_conv::patch_conv`]): channels-last tokens in and
-    /// out, the filters reordered tap-major (`[c_out, k·k·c_in]`) so that a patch is `k·k`
+    /// out, the filters read tap-major (`[c_out, k·k·c_in]`) so that a patch is `k·k`
     /// contiguous runs of the input's channels.
     fn patch_conv(
         &self,
@@ -526,14 +534,7 @@ impl crate::kernels::Kernels for FlexKernels {
         if n != h * w || w_in != c_in || k != k2 || bias.dims() != [c_out] {
             return None;
         }
-        let wt = dense(&wf);
-        let taps = k * k;
-        let filters: Vec<f32> = (0..c_out * taps * c_in)
-            .map(|i| {
-                let (co, j) = (i / (taps * c_in), i % (taps * c_in));
-                wt[(co * c_in + j % c_in) * taps + j / c_in]
-            })
-            .collect();
+        let filters = in_order(&wf, &[0, 2, 3, 1]);
         let mut out = parallel::zeros(batch * ho * wo * c_out);
         patch_conv::patch_conv(&dense(&xf), batch, g, &filters, &dense(&bf), &mut out);
         Some(tensor(out, [batch, ho * wo, c_out]))
@@ -555,5 +556,44 @@ impl crate::kernels::Kernels for FlexKernels {
         let [b, h, tq, _] = q.dims();
         let [_, _, _, dv] = v.dims();
         Some(tensor(out, [b, h, tq, dv]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `[c_out, c_in, k, k]` filter read tap-major: copied from PyTorch's layout, borrowed
+    /// from a tensor loaded tap-major (as `Weights::tensor_in_order` loads it).
+    #[test]
+    fn filters_loaded_tap_major_are_read_in_place() {
+        let device = burn::tensor::Device::flex();
+        let (c_out, c_in, k) = (2, 3, 2);
+        let values: Vec<f32> = (0..c_out * c_in * k * k).map(|i| i as f32).collect();
+        let tap_major: Vec<f32> = (0..values.len())
+            .map(|i| {
+                let (co, j) = (i / (k * k * c_in), i % (k * k * c_in));
+                values[(co * c_in + j % c_in) * k * k + j / c_in]
+            })
+            .collect();
+        let pytorch: Tensor<4> =
+            Tensor::from_data(TensorData::new(values, [c_out, c_in, k, k]), &device);
+        let loaded: Tensor<4> = Tensor::from_data(
+            TensorData::new(tap_major.clone(), [c_out, k, k, c_in]),
+            &device,
+        )
+        .permute([0, 3, 1, 2]);
+        assert_eq!(loaded.dims(), [c_out, c_in, k, k]);
+        assert_eq!(
+            loaded.clone().into_data().try_to_vec::<f32>().unwrap(),
+            pytorch.clone().into_data().try_to_vec::<f32>().unwrap()
+        );
+        let (pf, lf) = (flex(&pytorch).unwrap(), flex(&loaded).unwrap());
+        let copied = in_order(&pf, &[0, 2, 3, 1]);
+        assert!(matches!(copied, Cow::Owned(_)));
+        assert_eq!(*copied, *tap_major);
+        let borrowed = in_order(&lf, &[0, 2, 3, 1]);
+        assert!(matches!(borrowed, Cow::Borrowed(_)));
+        assert_eq!(*borrowed, *tap_major);
     }
 }
