@@ -36,36 +36,57 @@ enum State {
     Beam(Box<Beams>),
 }
 
-/// Beam search state (batch size 1), field for field transformers' running tensors.
+/// Beam search state (batch size 1): transformers' running tensors, a beam or a hypothesis
+/// per entry.
 struct Beams {
-    running: Vec<Vec<u32>>,
-    running_scores: Vec<f32>,
-    /// Logits row of each running beam: at the start all beams share the single row of the
-    /// decoder start token (transformers computes it `num_beams` times, identically).
-    logits_row: Vec<usize>,
-    /// Which previous row each running beam continues, for the next decoder step.
+    /// `num_beams` running beams, best first.
+    running: Vec<Beam>,
+    /// Which previous row each running beam continues, for the next decoder step (one row at
+    /// the first step).
     cache_rows: Vec<usize>,
-    finished: Vec<Vec<u32>>,
-    finished_scores: Vec<f32>,
-    is_finished: Vec<bool>,
+    /// The finished pool: `num_beams` places, best first.
+    finished: Vec<Hypothesis>,
     early_stop_unsatisfied: bool,
     done: bool,
 }
 
+/// A running beam: its ids, its score (the sum of its tokens' log-probabilities), and the
+/// row of the last logits that continues it: at the start all beams share the single row of
+/// the decoder start token (transformers computes it `num_beams` times, identically).
+struct Beam {
+    ids: Vec<u32>,
+    score: f32,
+    logits_row: usize,
+}
+
 /// A running beam extended by one token: its score (the beam's plus the token's log-probability),
-/// which beam it continues, and its ids.
+/// which beam it continues, its ids, and whether it hits a stopping criterion (max length or
+/// EOS).
 struct Candidate {
     score: f32,
     beam: usize,
     ids: Vec<u32>,
+    stops: bool,
 }
 
 /// An entry of the finished pool: a sequence with its length-penalised score, and whether it
 /// really finished (the pool's empty places hold a score of `NEG_LARGE` and `false`).
+#[derive(Clone)]
 struct Hypothesis {
     score: f32,
     ids: Vec<u32>,
     finished: bool,
+}
+
+impl Hypothesis {
+    /// An empty place of the pool.
+    fn empty() -> Self {
+        Hypothesis {
+            score: NEG_LARGE,
+            ids: Vec::new(),
+            finished: false,
+        }
+    }
 }
 
 impl Search {
@@ -79,16 +100,18 @@ impl Search {
             }
         } else {
             let n = cfg.num_beams;
-            let mut running_scores = vec![NEG_LARGE; n];
-            running_scores[0] = 0.0;
+            // Only the first beam counts at the start: the others are copies of it.
+            let running = (0..n)
+                .map(|i| Beam {
+                    ids: start.clone(),
+                    score: if i == 0 { 0.0 } else { NEG_LARGE },
+                    logits_row: 0,
+                })
+                .collect();
             State::Beam(Box::new(Beams {
-                running: vec![start; n],
-                running_scores,
-                logits_row: vec![0; n],
+                running,
                 cache_rows: vec![0],
-                finished: vec![Vec::new(); n],
-                finished_scores: vec![NEG_LARGE; n],
-                is_finished: vec![false; n],
+                finished: vec![Hypothesis::empty(); n],
                 early_stop_unsatisfied: true,
                 done: false,
             }))
@@ -118,10 +141,13 @@ impl Search {
             },
             State::Beam(b) => {
                 let distinct_rows = b.cache_rows.len();
-                let tokens = if b.running[0].len() == 1 {
+                let tokens = if b.running[0].ids.len() == 1 {
                     vec![self.cfg.decoder_start_token_id; distinct_rows]
                 } else {
-                    b.running.iter().map(|s| *s.last().unwrap_or(&0)).collect()
+                    b.running
+                        .iter()
+                        .map(|beam| *beam.ids.last().unwrap_or(&0))
+                        .collect()
                 };
                 NextInput {
                     tokens,
@@ -198,10 +224,10 @@ impl Search {
         match &self.state {
             State::Greedy { sequence, .. } => sequence.clone(),
             State::Beam(b) => {
-                if b.is_finished[0] {
-                    b.finished[0].clone()
+                if b.finished[0].finished {
+                    b.finished[0].ids.clone()
                 } else {
-                    b.running[0].clone()
+                    b.running[0].ids.clone()
                 }
             }
         }
@@ -211,55 +237,56 @@ impl Search {
 impl Beams {
     fn step(&mut self, cfg: &GenerationConfig, vocab: usize, max_length: usize, logits: &[f32]) {
         let n = cfg.num_beams;
-        let cur_len = self.running[0].len();
+        let cur_len = self.running[0].ids.len();
         let prompt_len = 1;
         // b. log-softmax, processors, plus each beam's running score.
         let mut acc = vec![0.0f32; n * vocab];
-        for beam in 0..n {
-            let row = &logits[self.logits_row[beam] * vocab..][..vocab];
-            let scores = &mut acc[beam * vocab..][..vocab];
+        for (b, beam) in self.running.iter().enumerate() {
+            let row = &logits[beam.logits_row * vocab..][..vocab];
+            let scores = &mut acc[b * vocab..][..vocab];
             log_softmax(row, scores);
-            process(cfg, max_length, &self.running[beam], scores);
+            process(cfg, max_length, &beam.ids, scores);
             for s in scores.iter_mut() {
-                *s += self.running_scores[beam];
+                *s += beam.score;
             }
         }
-        // c. top-K continuations (K = 2 × beams, enough for `num_beams` not to end at EOS).
+        // c. top-K continuations (K = 2 × beams, enough for `num_beams` not to end at EOS),
+        // d. each marked if it hits a stopping criterion (max length or EOS).
         let keep = 2 * n;
         let top = top_k(&acc, keep);
         let candidates: Vec<Candidate> = top
             .iter()
             .map(|&(score, i)| {
                 let (beam, token) = (i / vocab, (i % vocab) as u32);
-                let mut ids = self.running[beam].clone();
+                let mut ids = self.running[beam].ids.clone();
                 ids.push(token);
-                Candidate { score, beam, ids }
+                let stops = ids.len() >= max_length || cfg.eos_token_id == Some(token);
+                Candidate {
+                    score,
+                    beam,
+                    ids,
+                    stops,
+                }
             })
-            .collect();
-        // d. which candidates hit a stopping criterion (max length or EOS).
-        let hits: Vec<bool> = candidates
-            .iter()
-            .map(|c| c.ids.len() >= max_length || cfg.eos_token_id == c.ids.last().copied())
             .collect();
         // e. the best unfinished candidates run on.
         let running_scores: Vec<f32> = candidates
             .iter()
-            .zip(&hits)
-            .map(|(c, &hit)| if hit { c.score + NEG_LARGE } else { c.score })
+            .map(|c| {
+                if c.stops {
+                    c.score + NEG_LARGE
+                } else {
+                    c.score
+                }
+            })
             .collect();
         let next = top_k(&running_scores, n);
         // f. finished candidates among the top `num_beams` enter the finished pool.
         let gen_len = (cur_len + 1 - prompt_len) as f64;
         let divisor = gen_len.powf(cfg.length_penalty as f64) as f32;
-        let all_finished = self.is_finished.iter().all(|&f| f);
-        let mut pool: Vec<Hypothesis> = (0..n)
-            .map(|i| Hypothesis {
-                score: self.finished_scores[i],
-                ids: self.finished[i].clone(),
-                finished: self.is_finished[i],
-            })
-            .collect();
-        for (i, (candidate, &hit)) in candidates.iter().zip(&hits).enumerate() {
+        let all_finished = self.finished.iter().all(|h| h.finished);
+        let mut pool = self.finished.clone();
+        for (i, candidate) in candidates.iter().enumerate() {
             let mut s = candidate.score / divisor;
             if all_finished && cfg.early_stopping == EarlyStopping::True {
                 s += NEG_LARGE;
@@ -267,7 +294,7 @@ impl Beams {
             if !self.early_stop_unsatisfied {
                 s += NEG_LARGE;
             }
-            let just_finished = hit && i < n;
+            let just_finished = candidate.stops && i < n;
             if !just_finished {
                 s += NEG_LARGE;
             }
@@ -278,28 +305,24 @@ impl Beams {
             });
         }
         let pool_scores: Vec<f32> = pool.iter().map(|h| h.score).collect();
-        let kept = top_k(&pool_scores, n);
-        let mut finished = Vec::with_capacity(n);
-        let mut finished_scores = Vec::with_capacity(n);
-        let mut is_finished = Vec::with_capacity(n);
-        for &(_, i) in &kept {
-            finished.push(pool[i].ids.clone());
-            finished_scores.push(pool[i].score);
-            is_finished.push(pool[i].finished);
-        }
-        (self.finished, self.finished_scores, self.is_finished) =
-            (finished, finished_scores, is_finished);
+        self.finished = top_k(&pool_scores, n)
+            .iter()
+            .map(|&(_, i)| pool[i].clone())
+            .collect();
         // g. next iteration's beams, cache order and stopping condition.
         self.cache_rows = next
             .iter()
-            .map(|&(_, i)| self.logits_row[candidates[i].beam])
+            .map(|&(_, i)| self.running[candidates[i].beam].logits_row)
             .collect();
         self.running = next
             .iter()
-            .map(|&(_, i)| candidates[i].ids.clone())
+            .enumerate()
+            .map(|(row, &(score, i))| Beam {
+                ids: candidates[i].ids.clone(),
+                score,
+                logits_row: row,
+            })
             .collect();
-        self.running_scores = next.iter().map(|&(s, _)| s).collect();
-        self.logits_row = (0..n).collect();
         let cur_len = cur_len + 1;
         let best_len = if cfg.early_stopping == EarlyStopping::Never && cfg.length_penalty > 0.0 {
             max_length - prompt_len
@@ -307,20 +330,24 @@ impl Beams {
             cur_len - prompt_len
         };
         let best_possible =
-            self.running_scores[0] / (best_len as f64).powf(cfg.length_penalty as f64) as f32;
+            self.running[0].score / (best_len as f64).powf(cfg.length_penalty as f64) as f32;
         let worst_finished = self
-            .finished_scores
+            .finished
             .iter()
-            .copied()
+            .map(|h| h.score)
             .fold(f32::INFINITY, f32::min);
         self.early_stop_unsatisfied = self.early_stop_unsatisfied
-            && self
-                .is_finished
-                .iter()
-                .any(|&f| best_possible > if f { worst_finished } else { NEG_LARGE });
-        let open_beam =
-            !(self.is_finished.iter().all(|&f| f) && cfg.early_stopping == EarlyStopping::True);
-        let valid_continuations = !hits.iter().all(|&h| h);
+            && self.finished.iter().any(|h| {
+                best_possible
+                    > if h.finished {
+                        worst_finished
+                    } else {
+                        NEG_LARGE
+                    }
+            });
+        let open_beam = !(self.finished.iter().all(|h| h.finished)
+            && cfg.early_stopping == EarlyStopping::True);
+        let valid_continuations = !candidates.iter().all(|c| c.stops);
         self.done = !(self.early_stop_unsatisfied && open_beam && valid_continuations);
     }
 }
