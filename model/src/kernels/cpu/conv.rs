@@ -21,7 +21,7 @@ pub struct DepthwiseFilter<'a> {
 /// a separate addition.
 ///
 /// # Panics
-/// When the slices do not fit the sizes. The only caller (`cpu/mod.rs`) checks the tensors'
+/// When the slices do not fit the sizes. The only caller (`flex.rs`) checks the tensors'
 /// shapes first and slices them to exactly these sizes, so that is a bug there.
 pub fn conv_pos_enc(x: &[f32], h: usize, w: usize, f: &DepthwiseFilter, out: &mut [f32]) {
     let c = f.bias.len();

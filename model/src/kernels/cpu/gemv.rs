@@ -47,7 +47,7 @@ fn matrix_block_width(m: usize, n: usize) -> usize {
 /// row `p` of `w` at `w[p·ldw..][..n]`.
 ///
 /// # Panics
-/// When the slices do not fit the sizes. The only caller (`cpu/mod.rs`) checks the tensors'
+/// When the slices do not fit the sizes. The only caller (`flex.rs`) checks the tensors'
 /// shapes against each other first and builds the slices from them, so that is a bug there.
 pub fn rows_times_matrix(
     x: &[f32],

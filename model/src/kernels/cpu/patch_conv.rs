@@ -48,7 +48,7 @@ const SCRATCH: usize = 1 << 21;
 ///
 /// # Panics
 /// When the geometry has no output or the slices do not fit it. The only caller
-/// (`cpu/mod.rs`) checks the tensors' shapes first and builds the slices from them, so that
+/// (`flex.rs`) checks the tensors' shapes first and builds the slices from them, so that
 /// is a bug there.
 pub fn patch_conv(
     x: &[f32],
