@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod memory;
+pub mod quantized;
 pub mod safetensors_file;
 pub mod weights;

@@ -2,7 +2,7 @@
 //! natively, an in-memory buffer in the browser), so that loading a model never holds the
 //! whole file and all its converted tensors at the same time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
@@ -17,6 +17,7 @@ pub struct SafetensorsFile<R> {
     reader: R,
     data_start: u64,
     infos: BTreeMap<String, TensorInfo>,
+    metadata: HashMap<String, String>,
 }
 
 /// A tensor's values as f32, row-major, with its shape.
@@ -63,6 +64,7 @@ impl<R: Read + Seek> SafetensorsFile<R> {
                 total - data_start
             )));
         }
+        let extra = metadata.metadata().clone().unwrap_or_default();
         let infos = metadata
             .tensors()
             .into_iter()
@@ -72,7 +74,18 @@ impl<R: Read + Seek> SafetensorsFile<R> {
             reader,
             data_start,
             infos,
+            metadata: extra,
         })
+    }
+
+    /// The header's `__metadata__` (string to string; empty when there is none).
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    /// A tensor's stored dtype.
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.infos.get(name).map(|i| i.dtype)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
