@@ -34,6 +34,8 @@ pub struct Florence2 {
     /// Where the load's limits still matter: a processor that keeps each picture's size.
     limits: MemoryLimits,
     parameters: u64,
+    /// The weights' bytes as held (f32, or quantized codes and scales).
+    weight_bytes: u64,
 }
 
 /// Per-run overrides of the generation config.
@@ -83,7 +85,7 @@ impl Florence2 {
         // that cannot fit is refused (in wasm, failing part-way would be a trap).
         memory::check_processor(&config.vision_config, &image_processor)?;
         let checkpoint = SafetensorsFile::open(files.checkpoint)?;
-        let parameters = weights::held_parameters(&checkpoint)?;
+        let held = weights::held(&checkpoint)?;
         let vision = image_processor.do_resize.then(|| {
             VisionFloor::of(
                 &config.vision_config,
@@ -93,7 +95,7 @@ impl Florence2 {
         });
         options
             .limits
-            .check(&MemoryFloor::new(parameters, vision))?;
+            .check(&MemoryFloor::new(held.bytes, vision))?;
         let model = Florence2Model::from_checkpoint(config, checkpoint, device, options)?;
         Ok(Florence2 {
             model,
@@ -101,13 +103,25 @@ impl Florence2 {
             generation,
             image_processor,
             limits: options.limits,
-            parameters,
+            parameters: held.parameters,
+            weight_bytes: held.bytes,
         })
     }
 
     /// The weights' elements, as held (a tied matrix once, however many names store it).
     pub fn parameters(&self) -> u64 {
         self.parameters
+    }
+
+    /// The weights' bytes in memory (4 a weight, or the quantized codes and their scales).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    /// How the weights are held: `"f32"`, or the quantization scheme (`"q8"`, `"q4"`,
+    /// `"mixed"`).
+    pub fn dtype(&self) -> &'static str {
+        self.model.scheme().map_or("f32", |s| s.name())
     }
 
     /// The prompt's ids: the task's natural-language prompt (crate `florence2`) tokenized
@@ -217,7 +231,7 @@ impl Florence2 {
         }
         let vision = VisionFloor::of(c, width, height);
         self.limits
-            .check(&MemoryFloor::new(self.parameters, Some(vision)))
+            .check(&MemoryFloor::new(self.weight_bytes, Some(vision)))
     }
 
     /// Everything before generation from a picture's features ([`Florence2::image_features`]):

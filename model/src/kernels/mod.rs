@@ -15,14 +15,73 @@ pub mod cpu;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
 
+pub mod quantized;
+
+use std::sync::Arc;
+
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, activation, s};
 
-/// A linear layer's tensors as the kernels take them: `weight_t` `[in, out]` and the bias.
+use crate::load::quantized::QuantizedValues;
+
+/// A linear layer's weight as held on its device (one per layer: its size does not matter).
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum Matrix {
+    /// f32, stored transposed (`[in, out]`) so that `x · w` is a plain row-major product.
+    Dense(Tensor<2>),
+    /// Quantized (`[out, in]`, blocks along the input), kept by a kernel set in its own form.
+    Quantized(Arc<dyn QuantizedMatrix>),
+}
+
+impl Matrix {
+    /// `[in, out]`.
+    pub fn dims(&self) -> [usize; 2] {
+        match self {
+            Matrix::Dense(w) => w.dims(),
+            Matrix::Quantized(q) => {
+                let [out, inp] = q.dims();
+                [inp, out]
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matrix::Dense(w) => write!(f, "Dense({:?})", w.dims()),
+            Matrix::Quantized(q) => write!(f, "Quantized({:?})", q.dims()),
+        }
+    }
+}
+
+/// A linear layer's tensors as the kernels take them: the weight and the bias.
 #[derive(Clone, Copy)]
 pub struct LinearRef<'a> {
-    pub weight_t: &'a Tensor<2>,
+    pub weight: &'a Matrix,
     pub bias: Option<&'a Tensor<1>>,
+}
+
+impl<'a> LinearRef<'a> {
+    /// The f32 weight `[in, out]`, for the kernels that only take those.
+    pub fn dense(&self) -> Option<&'a Tensor<2>> {
+        match self.weight {
+            Matrix::Dense(w) => Some(w),
+            Matrix::Quantized(_) => None,
+        }
+    }
+}
+
+/// A quantized matrix `W` `[out, in]` kept in a kernel set's own form (weights stay quantized
+/// in memory: the kernels dequantize a block at a time).
+pub trait QuantizedMatrix: Send + Sync {
+    /// `[out, in]`.
+    fn dims(&self) -> [usize; 2];
+    /// `x · Wᵀ (+ bias) (→ GELU)` for `x` `[rows, in]`: `[rows, out]`.
+    fn linear(&self, x: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2>;
+    /// The rows `ids` of `W` (each `< out`) as f32, in order: `[ids.len(), in]` (token lookups).
+    fn select(&self, ids: &[u32]) -> Tensor<2>;
 }
 
 /// The `[vocab, d]` token matrix (embedding and tied `lm_head`) kept by a kernel set in its
@@ -53,6 +112,15 @@ pub trait Kernels: Sync {
         device: &Device,
     ) -> Result<Box<dyn TokenMatrix>, Vec<f32>> {
         let _ = (shape, device);
+        Err(values)
+    }
+    /// Takes a quantized matrix to keep in its own form for `device`, or hands it back.
+    fn quantized(
+        &self,
+        values: QuantizedValues,
+        device: &Device,
+    ) -> Result<Arc<dyn QuantizedMatrix>, QuantizedValues> {
+        let _ = device;
         Err(values)
     }
     /// Whether the `[vocab, d]` token matrix should be stored transposed (`[d, vocab]`) on
@@ -213,6 +281,26 @@ pub fn token_matrix(
         }
     }
     Err(values)
+}
+
+/// A quantized matrix in the form of the first set that takes it, else in the reference
+/// form ([`quantized::Dequantizing`], which multiplies by a dequantized copy).
+pub fn quantized(mut values: QuantizedValues, device: &Device) -> Arc<dyn QuantizedMatrix> {
+    for set in SPECIALISED {
+        match set.quantized(values, device) {
+            Ok(kept) => return kept,
+            Err(back) => values = back,
+        }
+    }
+    Arc::new(quantized::Dequantizing::new(values, device))
+}
+
+/// A linear layer, dense or quantized: `x · w (+ bias) (→ GELU)`.
+pub fn apply(x: Tensor<2>, layer: LinearRef<'_>, gelu: bool) -> Tensor<2> {
+    match layer.weight {
+        Matrix::Dense(w) => linear(x, w, layer.bias, gelu),
+        Matrix::Quantized(q) => q.linear(&x, layer.bias, gelu),
+    }
 }
 
 pub fn vocab_by_columns(device: &Device) -> bool {

@@ -59,7 +59,7 @@ impl MemoryLimits {
                     None => String::new(),
                 };
                 return Err(Error::OutOfMemory(format!(
-                    "the model needs at least {} ({} of f32 weights{picture}); this runtime's \
+                    "the model needs at least {} ({} of weights{picture}); this runtime's \
                      memory holds at most {}",
                     mib(needed),
                     mib(floor.weights),
@@ -78,7 +78,7 @@ fn mib(bytes: u64) -> String {
 /// A model's floor: its weights and one run's vision pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryFloor {
-    /// The weights as f32.
+    /// The weights' bytes as held (f32, or quantized codes and scales).
     pub weights: u64,
     /// `None` where the input size is not known yet (a processor that keeps each picture's
     /// size: the picture is checked when it arrives).
@@ -86,10 +86,10 @@ pub struct MemoryFloor {
 }
 
 impl MemoryFloor {
-    /// `parameters` as the model holds them ([`crate::load::weights::held_parameters`]).
-    pub fn new(parameters: u64, vision: Option<VisionFloor>) -> Self {
+    /// The weights' bytes as the model holds them ([`crate::load::weights::held`]).
+    pub fn new(weight_bytes: u64, vision: Option<VisionFloor>) -> Self {
         MemoryFloor {
-            weights: parameters.saturating_mul(F32),
+            weights: weight_bytes,
             vision,
         }
     }
@@ -250,10 +250,10 @@ mod tests {
         let vision = VisionFloor::of(&base(), 768, 768);
         let limits = MemoryLimits::WASM32;
         limits
-            .check(&MemoryFloor::new(231_000_000, Some(vision)))
+            .check(&MemoryFloor::new(231_000_000 * 4, Some(vision)))
             .unwrap();
         let e = limits
-            .check(&MemoryFloor::new(1_100_000_000, Some(vision)))
+            .check(&MemoryFloor::new(1_100_000_000 * 4, Some(vision)))
             .unwrap_err();
         assert!(matches!(e, Error::OutOfMemory(_)), "{e}");
         assert!(e.to_string().contains("4096 MiB"), "{e}");

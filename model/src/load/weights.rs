@@ -9,8 +9,11 @@ use std::collections::BTreeSet;
 use std::io::{Read, Seek};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::Dtype;
 
 use crate::error::{Error, Result};
+use crate::kernels::{self, Matrix};
+use crate::load::quantized::{Bits, Quantization, QuantizedValues, SCALES_SUFFIX, Scheme};
 use crate::load::safetensors_file::{F32Tensor, SafetensorsFile, transpose_values};
 use crate::network::vocab::VocabMatrix;
 
@@ -43,19 +46,130 @@ const ORIGINAL_FINAL_LOGITS_BIAS: &str = "language_model.final_logits_bias";
 pub struct Weights<R> {
     file: SafetensorsFile<R>,
     layout: Layout,
+    quantization: Option<Quantization>,
     device: Device,
     used: BTreeSet<String>,
+}
+
+/// A weight matrix `[out, in]` as read from the file, before it goes to the device.
+pub enum StoredMatrix {
+    /// f32 values, row-major `[out, in]`.
+    Dense(Vec<f32>),
+    Quantized(QuantizedValues),
 }
 
 impl<R: Read + Seek> Weights<R> {
     pub fn new(file: SafetensorsFile<R>, device: &Device) -> Result<Self> {
         let layout = detect_layout(&file)?;
+        let quantization = Quantization::from_metadata(file.metadata())?;
         Ok(Weights {
             file,
             layout,
+            quantization,
             device: device.clone(),
             used: BTreeSet::new(),
         })
+    }
+
+    /// The file's quantization scheme (`None`: a plain checkpoint).
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.quantization.as_ref().map(|q| q.scheme)
+    }
+
+    /// The matrix of native name `name` and shape `[out, in]`, as stored: f32, or quantized
+    /// when the file's metadata lists it.
+    pub fn matrix(&mut self, name: &str, shape: [usize; 2]) -> Result<StoredMatrix> {
+        let stored = self.stored_name(name);
+        match self.bits(&stored) {
+            Some(bits) => self
+                .quantized(&stored, bits, shape)
+                .map(StoredMatrix::Quantized),
+            None => Ok(StoredMatrix::Dense(self.f32(name, &shape)?.values)),
+        }
+    }
+
+    /// A stored matrix on the device: f32 ones transposed (`[in, out]`), quantized ones kept
+    /// quantized by the device's kernels.
+    pub fn upload_matrix(&self, m: StoredMatrix, [out, inp]: [usize; 2]) -> Matrix {
+        match m {
+            StoredMatrix::Dense(values) => Matrix::Dense(Tensor::from_data(
+                TensorData::new(transpose_values(&values, out, inp), [inp, out]),
+                &self.device,
+            )),
+            StoredMatrix::Quantized(q) => Matrix::Quantized(kernels::quantized(q, &self.device)),
+        }
+    }
+
+    fn bits(&self, stored: &str) -> Option<Bits> {
+        self.quantization.as_ref()?.tensors.get(stored).copied()
+    }
+
+    /// The codes (`stored`) and scales (`{stored}.scales`) of a quantized matrix `[out, in]`.
+    fn quantized(
+        &mut self,
+        stored: &str,
+        bits: Bits,
+        [out, inp]: [usize; 2],
+    ) -> Result<QuantizedValues> {
+        let (want_dtype, code_cols) = match bits {
+            Bits::Q8 => (Dtype::I8, inp),
+            Bits::Q4 => (Dtype::U8, inp / 2),
+        };
+        let scales_name = format!("{stored}{SCALES_SUFFIX}");
+        let blocks = QuantizedValues::blocks_per_row(inp);
+        for (name, shape) in [
+            (stored, [out, code_cols]),
+            (scales_name.as_str(), [out, blocks]),
+        ] {
+            let found = self.file.shape(name).ok_or_else(|| Error::MissingTensor {
+                name: name.to_owned(),
+            })?;
+            if found != shape {
+                return Err(Error::TensorShape {
+                    name: name.to_owned(),
+                    expected: shape.to_vec(),
+                    found: found.to_vec(),
+                });
+            }
+        }
+        let (dtype, _, codes) = self.file.read_raw(stored)?;
+        if dtype != want_dtype {
+            return Err(Error::TensorDtype {
+                name: stored.to_owned(),
+                dtype: format!(
+                    "{dtype:?} (a {} matrix is stored as {want_dtype:?})",
+                    bits.name()
+                ),
+            });
+        }
+        let scales = self.file.read_f32(&scales_name)?.values;
+        if scales.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { name: scales_name });
+        }
+        self.used.insert(stored.to_owned());
+        self.used.insert(scales_name);
+        QuantizedValues::new(bits, out, inp, codes, scales)
+    }
+
+    /// A token matrix stored as `stored`, quantized when the file lists it.
+    fn vocab_matrix(
+        &mut self,
+        stored_native: &str,
+        shape: [usize; 2],
+        max_block_bytes: Option<usize>,
+    ) -> Result<VocabMatrix> {
+        let stored = self.stored_name(stored_native);
+        if let Some(bits) = self.bits(&stored) {
+            let q = self.quantized(&stored, bits, shape)?;
+            return Ok(VocabMatrix::Quantized(kernels::quantized(q, &self.device)));
+        }
+        let t = self.f32(stored_native, &shape)?;
+        Ok(VocabMatrix::new(
+            t.values,
+            shape,
+            max_block_bytes,
+            &self.device,
+        ))
     }
 
     pub fn layout(&self) -> Layout {
@@ -129,16 +243,11 @@ impl<R: Read + Seek> Weights<R> {
                 name: self.stored_name(EMBED_ALIASES[0]),
             });
         };
-        let t = self.f32(first, &shape)?;
+        let matrix = self.vocab_matrix(first, shape, max_block_bytes)?;
         for alias in &stored[1..] {
             self.check_alias(alias, &shape)?;
         }
-        Ok(VocabMatrix::new(
-            t.values,
-            shape,
-            max_block_bytes,
-            &self.device,
-        ))
+        Ok(matrix)
     }
 
     /// `lm_head.weight` when it is stored on its own (in blocks, as the embedding), else
@@ -151,13 +260,7 @@ impl<R: Read + Seek> Weights<R> {
         if !self.file.contains(&self.stored_name(LM_HEAD)) {
             return Ok(None);
         }
-        let t = self.f32(LM_HEAD, &shape)?;
-        Ok(Some(VocabMatrix::new(
-            t.values,
-            shape,
-            max_block_bytes,
-            &self.device,
-        )))
+        self.vocab_matrix(LM_HEAD, shape, max_block_bytes).map(Some)
     }
 
     /// Fails on tensors nobody asked for: a checkpoint of another architecture or size must
@@ -233,6 +336,11 @@ impl<R: Read + Seek> Weights<R> {
 
     fn check_alias(&mut self, name: &str, shape: &[usize]) -> Result<()> {
         let stored = self.stored_name(name);
+        if self.bits(&stored).is_some() {
+            return Err(Error::Checkpoint(format!(
+                "`{stored}` is a second quantized copy of the tied token matrix"
+            )));
+        }
         let found = self.file.shape(&stored).unwrap_or_default();
         if found != shape {
             return Err(Error::TensorShape {
@@ -291,18 +399,52 @@ fn stored_name(layout: Layout, name: &str) -> String {
     }
 }
 
-/// Elements the model holds from this checkpoint: every stored tensor, but the token
-/// embedding once however many of its tied names are stored ([`Weights::embedding`] reads one
-/// and only checks the others' shapes).
-pub fn held_parameters<R: Read + Seek>(file: &SafetensorsFile<R>) -> Result<u64> {
+/// What a model holds from a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Weights: every stored tensor's elements (a quantized matrix's weights, not its codes'
+    /// bytes; its scales not at all), the token embedding once however many of its tied names
+    /// are stored ([`Weights::embedding`] reads one and only checks the others' shapes).
+    pub parameters: u64,
+    /// Bytes in memory: 4 a weight for plain tensors (held as f32), the codes plus 4 bytes a
+    /// scale for quantized matrices (held as stored).
+    pub bytes: u64,
+}
+
+pub fn held<R: Read + Seek>(file: &SafetensorsFile<R>) -> Result<Held> {
     let layout = detect_layout(file)?;
+    let quantization = Quantization::from_metadata(file.metadata())?;
+    let bits = |name: &str| quantization.as_ref()?.tensors.get(name).copied();
     let elements = |shape: &[usize]| shape.iter().map(|&d| d as u64).product::<u64>();
-    let aliases: u64 = EMBED_ALIASES
+    let aliases: Vec<String> = EMBED_ALIASES
         .iter()
-        .filter_map(|name| file.shape(&stored_name(layout, name)).map(elements))
+        .map(|name| stored_name(layout, name))
+        .filter(|name| file.contains(name))
         .skip(1)
-        .sum();
-    Ok(file.parameter_count() - aliases)
+        .collect();
+    let mut held = Held {
+        parameters: 0,
+        bytes: 0,
+    };
+    for name in file.names() {
+        if aliases.iter().any(|a| a == name) {
+            continue;
+        }
+        let n = file.shape(name).map(elements).unwrap_or(0);
+        if let Some(b) = bits(name) {
+            held.parameters += if b == Bits::Q4 { 2 * n } else { n };
+            held.bytes += n;
+        } else if name
+            .strip_suffix(SCALES_SUFFIX)
+            .is_some_and(|base| bits(base).is_some())
+        {
+            held.bytes += 4 * n;
+        } else {
+            held.parameters += n;
+            held.bytes += 4 * n;
+        }
+    }
+    Ok(held)
 }
 
 fn detect_layout<R>(file: &SafetensorsFile<R>) -> Result<Layout>

@@ -10,6 +10,7 @@ use crate::decode::generation::Search;
 use crate::error::{Error, Result};
 use crate::load::config::{Florence2Config, GenerationConfig};
 use crate::load::memory::MemoryLimits;
+use crate::load::quantized::Scheme;
 use crate::load::safetensors_file::SafetensorsFile;
 use crate::load::weights::{Layout, Weights};
 use crate::network::bart::{Decoder, DecoderCache, Encoder, LayerRecorder};
@@ -24,6 +25,8 @@ pub type LogitsHook<'a> = Option<&'a mut dyn FnMut(&[f32])>;
 pub struct Florence2Model {
     config: Florence2Config,
     layout: Layout,
+    /// The checkpoint's quantization (`None`: f32).
+    scheme: Option<Scheme>,
     device: Device,
     vision: DaVit,
     projector: Projector,
@@ -96,10 +99,12 @@ impl Florence2Model {
         let encoder = Encoder::load(&mut w, t)?;
         let decoder = Decoder::load(&mut w, t)?;
         let layout = w.layout();
+        let scheme = w.scheme();
         w.finish()?;
         Ok(Florence2Model {
             config,
             layout,
+            scheme,
             device: device.clone(),
             vision,
             projector,
@@ -116,6 +121,11 @@ impl Florence2Model {
 
     pub fn layout(&self) -> Layout {
         self.layout
+    }
+
+    /// The checkpoint's quantization scheme (`None`: a plain f32/f16 checkpoint).
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.scheme
     }
 
     pub fn device(&self) -> &Device {

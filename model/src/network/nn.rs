@@ -5,10 +5,11 @@ use std::io::{Read, Seek};
 
 use burn::tensor::Tensor;
 
-use crate::error::Result;
-use crate::kernels;
+use crate::error::{Error, Result};
+use crate::kernels::{self, Matrix};
 use crate::load::config::LAYER_NORM_EPS;
-use crate::load::weights::Weights;
+use crate::load::quantized::QuantizedValues;
+use crate::load::weights::{StoredMatrix, Weights};
 
 /// Whether a linear layer's checkpoint stores a bias (`{prefix}.bias`) beside its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +19,10 @@ pub enum Bias {
 }
 
 /// `nn.Linear`: `y = x Wᵀ + b`, with W stored transposed (`[in, out]`) so the product is a
-/// plain row-major matmul.
+/// plain row-major matmul — or quantized (`[out, in]`), as a quantized checkpoint stores it.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight_t: Tensor<2>,
+    weight: Matrix,
     bias: Option<Tensor<1>>,
 }
 
@@ -33,13 +34,7 @@ impl Linear {
         d_out: usize,
         bias: Bias,
     ) -> Result<Self> {
-        let weight_t = w.transposed(&format!("{prefix}.weight"), [d_out, d_in])?;
-        let bias = if bias == Bias::Stored {
-            Some(w.tensor(&format!("{prefix}.bias"), [d_out])?)
-        } else {
-            None
-        };
-        Ok(Linear { weight_t, bias })
+        Self::load_side_by_side(w, &[prefix], d_in, d_out, bias)
     }
 
     /// The layers `prefixes` (each `d_in → d_out`) as one `d_in → n·d_out` layer whose
@@ -51,17 +46,33 @@ impl Linear {
         d_out: usize,
         bias: Bias,
     ) -> Result<Self> {
-        let parts = prefixes
-            .iter()
-            .map(|p| Linear::load(w, p, d_in, d_out, bias))
-            .collect::<Result<Vec<_>>>()?;
-        let bias = parts
-            .iter()
-            .map(|p| p.bias.clone())
-            .collect::<Option<Vec<_>>>()
-            .map(|b| Tensor::cat(b, 0));
-        let weight_t = Tensor::cat(parts.into_iter().map(|p| p.weight_t).collect(), 1);
-        Ok(Linear { weight_t, bias })
+        let mut dense = Vec::new();
+        let mut quantized = Vec::new();
+        let mut biases = Vec::new();
+        for p in prefixes {
+            match w.matrix(&format!("{p}.weight"), [d_out, d_in])? {
+                StoredMatrix::Dense(values) => dense.extend(values),
+                StoredMatrix::Quantized(q) => quantized.push(q),
+            }
+            if bias == Bias::Stored {
+                biases.push(w.tensor(&format!("{p}.bias"), [d_out])?);
+            }
+        }
+        let out = prefixes.len() * d_out;
+        // The layers' `[out, in]` rows one after the other are the joined layer's rows.
+        let stored = match (dense.is_empty(), QuantizedValues::stack(quantized)) {
+            (false, None) => StoredMatrix::Dense(dense),
+            (true, Some(q)) => StoredMatrix::Quantized(q),
+            _ => {
+                return Err(Error::Checkpoint(format!(
+                    "`{}`: the layers joined into one must all be quantized alike, or none",
+                    prefixes.join("`, `")
+                )));
+            }
+        };
+        let weight = w.upload_matrix(stored, [out, d_in]);
+        let bias = (!biases.is_empty()).then(|| Tensor::cat(biases, 0));
+        Ok(Linear { weight, bias })
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
@@ -71,7 +82,7 @@ impl Linear {
     /// The tensors, for the kernels that take a layer whole.
     pub fn weights(&self) -> kernels::LinearRef<'_> {
         kernels::LinearRef {
-            weight_t: &self.weight_t,
+            weight: &self.weight,
             bias: self.bias.as_ref(),
         }
     }
@@ -86,8 +97,8 @@ impl Linear {
         let d_in = dims[D - 1];
         let rows = x.shape().num_elements() / d_in.max(1);
         let x2: Tensor<2> = x.reshape([rows, d_in]);
-        let y = kernels::linear(x2, &self.weight_t, self.bias.as_ref(), gelu);
-        dims[D - 1] = self.weight_t.dims()[1];
+        let y = kernels::apply(x2, self.weights(), gelu);
+        dims[D - 1] = self.weight.dims()[1];
         y.reshape(dims)
     }
 }
@@ -208,7 +219,12 @@ impl Mlp {
     /// `residual + fc2(GELU(fc1(x)))`: every MLP of the model (DaViT's and BART's) feeds a
     /// residual, which the CPU kernel adds while each block of rows is in cache.
     pub fn forward_residual<const D: usize>(&self, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
-        let (Some(b1), Some(b2)) = (&self.fc1.bias, &self.fc2.bias) else {
+        let (Some(b1), Some(b2), Matrix::Dense(w1), Matrix::Dense(w2)) = (
+            &self.fc1.bias,
+            &self.fc2.bias,
+            &self.fc1.weight,
+            &self.fc2.weight,
+        ) else {
             return residual + self.fc2.forward(self.fc1.forward_gelu(x));
         };
         let dims = residual.dims();
@@ -217,9 +233,9 @@ impl Mlp {
         let rows = x.shape().num_elements() / d_in.max(1);
         let y = kernels::mlp(
             x.reshape([rows, d_in]),
-            &self.fc1.weight_t,
+            w1,
             b1,
-            &self.fc2.weight_t,
+            w2,
             b2,
             residual.reshape([rows, d_out]),
         );

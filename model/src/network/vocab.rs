@@ -10,7 +10,9 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::kernels::TokenMatrix;
+use std::sync::Arc;
+
+use crate::kernels::{QuantizedMatrix, TokenMatrix};
 use crate::load::safetensors_file::transpose_values;
 
 pub enum VocabMatrix {
@@ -21,6 +23,9 @@ pub enum VocabMatrix {
     },
     /// As tensors on the device, in blocks of whole rows.
     Blocks(Blocks),
+    /// Quantized (a quantized checkpoint's), kept by the device's kernels; one matrix: base's
+    /// is 20-40 MB, far below any buffer limit.
+    Quantized(Arc<dyn QuantizedMatrix>),
 }
 
 /// The token matrix as tensors: one block, or blocks no larger than a buffer limit.
@@ -71,13 +76,14 @@ impl VocabMatrix {
         match self {
             VocabMatrix::Kept { rows, .. } => *rows,
             VocabMatrix::Blocks(b) => b.rows,
+            VocabMatrix::Quantized(q) => q.dims()[0],
         }
     }
 
     /// How many buffers hold the matrix.
     pub fn block_count(&self) -> usize {
         match self {
-            VocabMatrix::Kept { .. } => 1,
+            VocabMatrix::Kept { .. } | VocabMatrix::Quantized(_) => 1,
             VocabMatrix::Blocks(b) => b.blocks.len().max(1),
         }
     }
@@ -93,7 +99,7 @@ impl VocabMatrix {
     pub fn greedy_candidates(&self, x: &[f32], banned: &[u32]) -> Option<Vec<(u32, f32)>> {
         match self {
             VocabMatrix::Kept { matrix, .. } => matrix.greedy_candidates(x, banned),
-            VocabMatrix::Blocks(_) => None,
+            VocabMatrix::Blocks(_) | VocabMatrix::Quantized(_) => None,
         }
     }
 
@@ -102,6 +108,7 @@ impl VocabMatrix {
         match self {
             VocabMatrix::Kept { matrix, .. } => matrix.select(ids),
             VocabMatrix::Blocks(b) => b.select(ids),
+            VocabMatrix::Quantized(q) => q.select(ids),
         }
     }
 
@@ -110,6 +117,8 @@ impl VocabMatrix {
         match self {
             VocabMatrix::Kept { matrix, .. } => matrix.matmul_transposed(&x),
             VocabMatrix::Blocks(b) => b.matmul_transposed(x),
+            // `x · Mᵀ` is a linear layer whose weight `[out, in]` is the matrix itself.
+            VocabMatrix::Quantized(q) => q.linear(&x, None, false),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! burn's generic ops run), and hands their storage to the loops of the sibling modules.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchDevice, Flex};
@@ -10,12 +11,24 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 use super::matmul::{MatRef, Output, Split, matmul};
 use super::token_matrix::ScreenedRows;
-use super::{attention, channel_attention, conv, enabled, gemv, parallel, patch_conv, simd};
-use crate::kernels::{Kernels, LinearRef, TokenMatrix};
+use super::{
+    attention, channel_attention, conv, enabled, gemv, parallel, patch_conv, quantized, simd,
+};
+use crate::kernels::{Kernels, LinearRef, QuantizedMatrix, TokenMatrix};
+use crate::load::quantized::QuantizedValues;
 
 /// A tensor's flex primitive, when it is an f32 tensor on the flex device.
 fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
-    if !enabled() || !matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) {
+    if !enabled() {
+        return None;
+    }
+    flex_primitive(t)
+}
+
+/// [`flex`], whether or not these kernels are switched on (for matrices already kept in
+/// this set's own form, which only these kernels can multiply).
+fn flex_primitive<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if !matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) {
         return None;
     }
     // Cloning is a reference-count increment; on the flex device the downcast succeeds.
@@ -60,14 +73,15 @@ fn with_attention_layers<R>(
     f: impl FnOnce(attention::LinearSlices<'_>, attention::LinearSlices<'_>) -> R,
 ) -> Option<R> {
     let three_c = c.checked_mul(3)?;
-    if qkv.weight_t.dims() != [c, three_c]
-        || proj.weight_t.dims() != [c, c]
+    let (qkv_w, proj_w) = (qkv.dense()?, proj.dense()?);
+    if qkv_w.dims() != [c, three_c]
+        || proj_w.dims() != [c, c]
         || qkv.bias.is_some_and(|b| b.dims() != [three_c])
         || proj.bias.is_some_and(|b| b.dims() != [c])
     {
         return None;
     }
-    let (qkv_w, proj_w) = (flex(qkv.weight_t)?, flex(proj.weight_t)?);
+    let (qkv_w, proj_w) = (flex(qkv_w)?, flex(proj_w)?);
     // `Some(None)` for no bias, `None` for a bias that is not a flex tensor.
     let bias = |b: Option<&Tensor<1>>| match b {
         Some(b) => flex(b).map(Some),
@@ -156,7 +170,91 @@ impl TokenMatrix for FlexTokenMatrix {
     }
 }
 
+/// A quantized matrix kept as its codes and scales ([`quantized`]).
+struct FlexQuantized(QuantizedValues);
+
+impl QuantizedMatrix for FlexQuantized {
+    fn dims(&self) -> [usize; 2] {
+        [self.0.rows, self.0.cols]
+    }
+
+    fn linear(&self, x: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {
+        let w = &self.0;
+        let [rows, d_in] = x.dims();
+        let bias_values = bias.and_then(flex_primitive);
+        let xf = flex_primitive(x);
+        let (Some(xf), true, true) = (
+            xf,
+            d_in == w.cols,
+            bias.is_none_or(|b| b.dims() == [w.rows]) && bias.is_none() == bias_values.is_none(),
+        ) else {
+            // Not ours to take (shapes that disagree, another device): the reference
+            // composition, whose burn ops report the disagreement.
+            return super::super::quantized::reference_linear(w, &x.device(), x, bias, gelu);
+        };
+        let n = w.rows;
+        let bias_values = bias_values.as_ref().map(dense);
+        let out = if rows <= gemv::GEMV_MAX_ROWS {
+            let mut out = vec![0.0f32; rows * n];
+            quantized::few_rows(&dense(&xf), rows, w, &mut out);
+            if let Some(b) = &bias_values {
+                for row in out.chunks_exact_mut(n) {
+                    for (o, &b) in row.iter_mut().zip(b.iter()) {
+                        *o += b;
+                    }
+                }
+            }
+            if gelu {
+                simd::gelu(&mut out);
+            }
+            out
+        } else {
+            // In blocks of rows, one task each (as the dense `linear`); each task
+            // dequantizes its own panels, a small cost beside its products.
+            let (mut out, output) = match &bias_values {
+                Some(b) => (parallel::repeat(b, rows), Output::Accumulate),
+                None => (parallel::zeros(rows * n), Output::Overwrite),
+            };
+            let xv = view(&xf, 0, 0, 1);
+            let block_rows = row_block_len(rows);
+            parallel::for_each_chunk(&mut out, block_rows * n, Vec::new, |scratch, block, out| {
+                let x_rows = MatRef {
+                    offset: xv.offset + block * block_rows * xv.row_stride,
+                    rows: out.len() / n,
+                    ..xv
+                };
+                quantized::many_rows(x_rows, w, out, output, scratch);
+                if gelu {
+                    simd::gelu(out);
+                }
+            });
+            out
+        };
+        tensor(out, [rows, n])
+    }
+
+    fn select(&self, ids: &[u32]) -> Tensor<2> {
+        let cols = self.0.cols;
+        let mut out = vec![0.0f32; ids.len() * cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(cols.max(1))) {
+            self.0.dequantize_row(id as usize, row);
+        }
+        tensor(out, [ids.len(), cols])
+    }
+}
+
 impl Kernels for FlexKernels {
+    fn quantized(
+        &self,
+        values: QuantizedValues,
+        device: &burn::tensor::Device,
+    ) -> Result<Arc<dyn QuantizedMatrix>, QuantizedValues> {
+        if !enabled() || !matches!(device.as_dispatch(), DispatchDevice::Flex(_)) {
+            return Err(values);
+        }
+        Ok(Arc::new(FlexQuantized(values)))
+    }
+
     fn token_matrix(
         &self,
         values: Vec<f32>,
@@ -340,8 +438,8 @@ impl Kernels for FlexKernels {
             || window == 0
             || heads == 0
             || !c.is_multiple_of(heads)
-            || qkv.weight_t.dims() != [c, three_c]
-            || proj.weight_t.dims() != [c, c]
+            || qkv.weight.dims() != [c, three_c]
+            || proj.weight.dims() != [c, c]
             || qkv.bias.is_some_and(|b| b.dims() != [three_c])
             || proj.bias.is_some_and(|b| b.dims() != [c])
         {
@@ -357,7 +455,10 @@ impl Kernels for FlexKernels {
         };
         let scale = ((c / heads) as f64).powf(-0.5) as f32;
         let xf = flex(x)?;
-        if batch * h.div_ceil(window) >= 2 * parallel::threads() {
+        if batch * h.div_ceil(window) >= 2 * parallel::threads()
+            && qkv.dense().is_some()
+            && proj.dense().is_some()
+        {
             // Enough strips of windows for every thread: each strip's products on its thread.
             let mut out = parallel::zeros(batch * n * c);
             with_attention_layers(c, qkv, proj, |qkv, proj| {
@@ -366,7 +467,8 @@ impl Kernels for FlexKernels {
             return Some(tensor(out, [batch, n, c]));
         }
         let tokens = x.clone().reshape([batch * n, c]);
-        let projected = self.linear(&tokens, qkv.weight_t, qkv.bias, false)?;
+        // Either layer may be quantized here (`kernels::apply` picks its kernel).
+        let projected = crate::kernels::apply(tokens, qkv, false);
         let projected = flex(&projected)?;
         // A padding token is zero, so its projection is the bias.
         let pad = match qkv.bias {
@@ -375,12 +477,7 @@ impl Kernels for FlexKernels {
         };
         let mut out = parallel::zeros(batch * n * c);
         attention::window_attention(&dense(&projected), &pad, grid, scale, &mut out);
-        let out = self.linear(
-            &tensor(out, [batch * n, c]),
-            proj.weight_t,
-            proj.bias,
-            false,
-        )?;
+        let out = crate::kernels::apply(tensor(out, [batch * n, c]), proj, false);
         Some(out.reshape([batch, n, c]))
     }
 

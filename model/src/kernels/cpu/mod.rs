@@ -15,6 +15,7 @@ mod gemv;
 mod matmul;
 mod parallel;
 mod patch_conv;
+mod quantized;
 mod simd;
 mod token_matrix;
 
