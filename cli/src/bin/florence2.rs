@@ -10,6 +10,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use florence2::{Florence2Result, ImageSize, Source, Task};
+use florence2_burn::load::quantized::Scheme;
 use florence2_burn::{
     Error, Florence2, LoadOptions, ModelFiles, Result, RgbImage, RunOptions, Tokenizer,
 };
@@ -18,6 +19,8 @@ use florence2_cli::parity::Report;
 // The `label` subcommand's glue, beside this file (a crate root resolves `mod` from src/bin/).
 #[path = "florence2/label.rs"]
 mod label;
+#[path = "florence2/quantize.rs"]
+mod quantize;
 
 #[derive(Parser)]
 #[command(
@@ -162,6 +165,24 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Writes OUT, a model folder with the large matrices of the model in MODEL quantized
+    /// (the `florence2-blockwise` format, model/README.md), and optionally DEQUANTIZED, the
+    /// same model as plain f32 holding exactly the values the quantized one multiplies with.
+    Quantize {
+        /// The model folder to quantize (a plain f32/f16/bf16 checkpoint).
+        #[arg(long)]
+        model: PathBuf,
+        /// The folder to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// `q8` (every large matrix 8-bit), `q4` (4-bit), `mixed` (8-bit vision tower, 4-bit
+        /// language model and token matrix).
+        #[arg(long, value_parser = parse_scheme)]
+        scheme: Scheme,
+        /// Also write the dequantized model (f32) into this folder (must not exist).
+        #[arg(long)]
+        dequantized: Option<PathBuf>,
+    },
     /// Post-processes generated TEXT (special tokens kept) for a task and image size.
     Postprocess {
         #[arg(long)]
@@ -270,7 +291,12 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             let image = RgbImage::decode(&read(&image)?)?;
             let start = Instant::now();
             let model = load_model(&model, &device, backend.load_options())?;
-            println!("load {:.2} s", start.elapsed().as_secs_f64());
+            println!(
+                "load {:.2} s ({}, {:.1} MB of weights in memory)",
+                start.elapsed().as_secs_f64(),
+                model.dtype(),
+                model.weight_bytes() as f64 / 1e6
+            );
             bench(&model, &image, task, new_tokens, runs, beams.into())?;
             if matches!(backend, Backend::Cpu) {
                 // The product the model's layers are made of, on the same pool: the side
@@ -280,6 +306,15 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
                     florence2_burn::cpu::sgemm_gflops(2048)
                 );
             }
+            Ok(true)
+        }
+        Command::Quantize {
+            model,
+            out,
+            scheme,
+            dequantized,
+        } => {
+            quantize::run(&model, &out, scheme, dequantized.as_deref())?;
             Ok(true)
         }
         // Handled by `label::main` (its own exit codes).
@@ -305,6 +340,13 @@ fn execute(command: Command, backend: Backend) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn parse_scheme(name: &str) -> std::result::Result<Scheme, String> {
+    Scheme::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown scheme `{name}` (known: {})", known.join(", "))
+    })
 }
 
 fn bench(
