@@ -27,8 +27,12 @@ export interface LocalInfo {
    * "auto" passed a software adapter by, its name and that reason; null when none was asked
    * for or found. */
   adapter: string | null;
-  dtype: "f32" | "f16";
+  /** How the weights are held: "f32", or the quantization scheme of a folder written by
+   * `florence2 quantize` ("q8", "q4", "mixed"), which stays quantized in memory. */
+  dtype: "f32" | "q8" | "q4" | "mixed";
   parameters: number;
+  /** The weights' bytes in memory (wasm memory or GPU buffers). */
+  weightBytes: number;
   loadMs: number;
   fromCache: boolean;
   /** The runtime's wasm memory after the load (it only grows). */

@@ -101,6 +101,7 @@ async function load(id, { modelUrl, backend }) {
     adapter,
     dtype: info.dtype,
     parameters: info.parameters,
+    weightBytes: info.weightBytes,
     loadMs: performance.now() - started,
     fromCache: files.fromCache,
     wasmMemoryBytes: memory?.buffer.byteLength ?? 0,

@@ -55,6 +55,8 @@ pub fn has_webgpu() -> bool {
 struct Info {
     dtype: &'static str,
     parameters: u64,
+    /// The weights' bytes in memory (wasm memory or GPU buffers).
+    weight_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -152,10 +154,13 @@ impl LocalModel {
         };
         let model =
             Florence2::load_with(files, &device, options).map_err(|e| js_error(from_load(e)))?;
-        // f32 on every adapter: f16 weights alone change ids of the tiny goldens (pkg/README.md).
+        // As the checkpoint holds them: f32 (f16 files widened: f16 weights alone change ids
+        // of the tiny goldens, pkg/README.md), or quantized ("q8", "q4", "mixed"), which stay
+        // quantized in memory.
         let info = serde_json::to_string(&Info {
-            dtype: "f32",
+            dtype: model.dtype(),
             parameters: model.parameters(),
+            weight_bytes: model.weight_bytes(),
         })
         .unwrap_or_default();
         Ok(LocalModel {
@@ -173,7 +178,7 @@ impl LocalModel {
         warmup(&self.model).await.map_err(|e| js_error(from_run(e)))
     }
 
-    /// `{ dtype, parameters }` as JSON.
+    /// `{ dtype, parameters, weightBytes }` as JSON.
     pub fn info(&self) -> String {
         self.info.clone()
     }
