@@ -49,6 +49,9 @@ export interface LocalRunOptions {
   /** Default: the checkpoint's generation config. */
   beams?: number;
   maxNewTokens?: number;
+  /** The end token is held back until this many tokens are new (transformers'
+   * `min_new_tokens`; default 0): a benchmark's fixed token count. */
+  minNewTokens?: number;
   noRepeatNgramSize?: number;
   signal?: AbortSignal;
   /** Called after every generated token, from the worker, with the answer's text so far

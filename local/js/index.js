@@ -143,10 +143,10 @@ export class Florence2Local {
    * wasmMemoryBytes }`. `onToken({ text, tokens })`, when given, is called after every generated
    * token with the text so far (beams: the best hypothesis so far).
    */
-  async run({ image, task, text, region, beams, maxNewTokens, noRepeatNgramSize, signal, onToken } = {}) {
+  async run({ image, task, text, region, beams, maxNewTokens, minNewTokens, noRepeatNgramSize, signal, onToken } = {}) {
     if (!this.#channel) throw florence2Error("BAD_OPTION", "this model was disposed: load it again");
     const bytes = await imageBytes(image);
-    const options = { task, text, region, beams, maxNewTokens, noRepeatNgramSize };
+    const options = { task, text, region, beams, maxNewTokens, minNewTokens, noRepeatNgramSize };
     for (const key of Object.keys(options)) if (options[key] === undefined || options[key] === null) delete options[key];
     if (onToken !== undefined && typeof onToken !== "function") {
       throw florence2Error("BAD_OPTION", "onToken must be a function");

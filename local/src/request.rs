@@ -7,7 +7,7 @@ use florence2::{Error, ErrorCode, ImageSize, Result, Task};
 use florence2_burn::GenerationConfig;
 use serde::Deserialize;
 
-/// `{ task, text?, region?, beams?, maxNewTokens?, noRepeatNgramSize? }`, as the worker
+/// `{ task, text?, region?, beams?, maxNewTokens?, minNewTokens?, noRepeatNgramSize? }`, as the worker
 /// passes it on (JSON).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -22,6 +22,8 @@ pub struct RunRequest {
     pub beams: Option<f64>,
     #[serde(default)]
     pub max_new_tokens: Option<f64>,
+    #[serde(default)]
+    pub min_new_tokens: Option<f64>,
     #[serde(default)]
     pub no_repeat_ngram_size: Option<f64>,
 }
@@ -74,6 +76,9 @@ impl RunRequest {
         }
         if let Some(n) = self.max_new_tokens {
             generation.max_new_tokens = count(n, "maxNewTokens", 1, max_positions)?;
+        }
+        if let Some(n) = self.min_new_tokens {
+            generation.min_new_tokens = count(n, "minNewTokens", 0, max_positions)?;
         }
         if let Some(n) = self.no_repeat_ngram_size {
             generation.no_repeat_ngram_size = count(n, "noRepeatNgramSize", 0, 16)?;
@@ -130,10 +135,11 @@ mod tests {
             (Task::ObjectDetection, None, defaults())
         );
         let p =
-            plan(r#"{"task":"<OD>","beams":1,"maxNewTokens":20,"noRepeatNgramSize":0}"#).unwrap();
+            plan(r#"{"task":"<OD>","beams":1,"maxNewTokens":20,"minNewTokens":20,"noRepeatNgramSize":0}"#).unwrap();
         assert_eq!(p.generation.num_beams, 1);
         assert_eq!(p.generation.max_new_tokens, 20);
         assert_eq!(p.generation.no_repeat_ngram_size, 0);
+        assert_eq!(p.generation.min_new_tokens, 20);
     }
 
     #[test]
