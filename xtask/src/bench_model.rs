@@ -1,4 +1,6 @@
-//! `cargo xtask bench model`: our model against PyTorch on the CPU, side by side in one run.
+//! `cargo xtask bench model`: our model against PyTorch on the CPU, side by side in one run
+//! (with `--onnx DIR`: against onnxruntime on model/tools/export_onnx.py's export of the same
+//! weights, the files transformers.js loads, run by model/tools/bench_onnxruntime.py).
 //! For each thread count, rounds alternate which side goes first; each side's run prints
 //! medians of its own `--runs`, and the table shows the median over rounds, with the ratios
 //! the CPU issue sets goals for. The faster of two large sgemms, PyTorch's and ours (each
@@ -20,6 +22,7 @@ struct Options {
     model: PathBuf,
     image: PathBuf,
     python: String,
+    onnx: Option<PathBuf>,
     threads: Vec<usize>,
     rounds: usize,
     runs: usize,
@@ -28,9 +31,10 @@ struct Options {
 }
 
 const USAGE: &str = "usage: cargo xtask bench model --model DIR [--image PNG] [--python PY] \
-[--threads 1,2] [--rounds 2] [--runs 3] [--new-tokens 20] [--beams 1]
+[--threads 1,2] [--rounds 2] [--runs 3] [--new-tokens 20] [--beams 1] [--onnx DIR]
   DIR: a Florence-2 folder both sides load (model/tools/make_base_model.py makes a base-shaped
-  one); PY: a Python with torch and transformers (default: python3).";
+  one); PY: a Python with torch and transformers (default: python3); --onnx DIR: against
+  onnxruntime (pip) on model/tools/export_onnx.py's export of DIR (greedy only), not PyTorch.";
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut model = None;
@@ -39,6 +43,7 @@ fn parse(args: &[String]) -> Result<Options> {
         model: PathBuf::new(),
         image: PathBuf::new(),
         python: "python3".into(),
+        onnx: None,
         threads: vec![1, 2],
         rounds: 2,
         runs: 3,
@@ -60,6 +65,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--model" => model = Some(PathBuf::from(value)),
             "--image" => image = Some(PathBuf::from(value)),
             "--python" => o.python = value.clone(),
+            "--onnx" => o.onnx = Some(PathBuf::from(value)),
             "--threads" => {
                 o.threads = value
                     .split(',')
@@ -143,7 +149,20 @@ pub fn run(args: &[String]) -> Result {
         CLI.name,
     ]))?;
     let ours_bin = target_dir().join("release-native").join(CLI.name);
-    let torch_script = root().join("model/tools/bench_torch.py");
+    let torch_script = root().join(if o.onnx.is_some() {
+        "model/tools/bench_onnxruntime.py"
+    } else {
+        "model/tools/bench_torch.py"
+    });
+    if o.onnx.is_some() && o.beams != 1 {
+        return Err(format!("--onnx: greedy only (--beams 1)\n{USAGE}"));
+    }
+    let other_model = o
+        .onnx
+        .as_ref()
+        .unwrap_or(&o.model)
+        .to_string_lossy()
+        .into_owned();
     let (model, image) = (o.model.to_string_lossy(), o.image.to_string_lossy());
     let (runs, tokens, beams) = (
         o.runs.to_string(),
@@ -176,7 +195,8 @@ pub fn run(args: &[String]) -> Result {
             let script = torch_script.to_string_lossy();
             let text = output(
                 std::process::Command::new(&o.python)
-                    .args([&*script, &*model, &*image, &t, &runs, &tokens, &beams]),
+                    .args([&*script, &*other_model, &*image, &t, &runs, &tokens])
+                    .args(o.onnx.is_none().then_some(&*beams)),
             )?;
             print!("{text}");
             figures(&text, o.new_tokens)
@@ -244,7 +264,12 @@ fn print_table(o: &Options, table: &[(usize, Figures, Figures, Peak)]) {
         "\n`<CAPTION>`, {} tokens, {} beam(s); medians of {} rounds × {} runs per side",
         o.new_tokens, o.beams, o.rounds, o.runs
     );
-    println!("\n| threads | part | ours | PyTorch | ours / PyTorch |");
+    let other = if o.onnx.is_some() {
+        "onnxruntime"
+    } else {
+        "PyTorch"
+    };
+    println!("\n| threads | part | ours | {other} | ours / {other} |");
     println!("|---|---|---|---|---|");
     for (threads, ours, torch, _) in table {
         let rows: [(&str, f64, f64, &str, f64); 5] = [
@@ -270,7 +295,7 @@ fn print_table(o: &Options, table: &[(usize, Figures, Figures, Peak)]) {
     for (threads, ours, torch, peak) in table {
         let floor = CAPTION_GFLOP / peak.best();
         println!(
-            "- {threads} thread(s): {:.0} GFLOP/s (sgemm: ours {:.0}, PyTorch {:.0}) → ≥ {floor:.2} s; ours {:.0}% of peak, PyTorch {:.0}%",
+            "- {threads} thread(s): {:.0} GFLOP/s (sgemm: ours {:.0}, PyTorch {:.0}) → ≥ {floor:.2} s; ours {:.0}% of peak, {other} {:.0}%",
             peak.best(),
             peak.ours,
             peak.torch,
@@ -283,7 +308,7 @@ fn print_table(o: &Options, table: &[(usize, Figures, Figures, Peak)]) {
         table.iter().filter(|r| r.0 > 1).max_by_key(|r| r.0),
     ) {
         println!(
-            "- ours on {} threads / ours on 1: {:.2} (PyTorch: {:.2})",
+            "- ours on {} threads / ours on 1: {:.2} ({other}: {:.2})",
             more.0,
             more.1.total / one.1.total,
             more.2.total / one.2.total

@@ -6,9 +6,11 @@
 //! - `demo`  — builds and serves the demo on http://127.0.0.1:8080.
 //! - `e2e`   — builds the demo and runs only its end-to-end suite (optionally filtered).
 //! - `bench` — the benchmarks (criterion natively, `performance.now()` in the browser);
-//!   `bench model` — the model against PyTorch on the CPU, side by side.
+//!   `bench model` — the model against PyTorch (or onnxruntime) on the CPU, side by side;
+//!   `bench browser` — florence2-web against transformers.js in headless Chromium.
 
 // The commands, each made of steps and services.
+mod bench_browser;
 mod bench_model;
 mod build;
 mod demo;
@@ -38,6 +40,9 @@ fn main() -> ExitCode {
         Some("bench") if args.get(1).map(String::as_str) == Some("model") => {
             bench_model::run(&args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("browser") => {
+            bench_browser::run(&args[2..])
+        }
         Some("bench") => test::bench(),
         _ => {
             eprintln!("usage: cargo xtask <test|build|demo|e2e|bench>\n\n{}", HELP);
@@ -65,5 +70,7 @@ const HELP: &str = "\
   e2e    build the demo and run only its end-to-end suite in headless Chromium (e2e FILTER: only
          the tests whose name contains FILTER)
   bench  benchmarks: criterion natively, performance.now() in headless Chromium
-         (bench model --model DIR [--python PY] [--threads 1,2]: the model against PyTorch on the
-         CPU, alternating, with the table and ratios)";
+         (bench model --model DIR [--python PY] [--threads 1,2] [--onnx DIR]: the model against
+         PyTorch, or onnxruntime on that ONNX export, on the CPU, alternating, with the table and
+         ratios; bench browser --model DIR: florence2-web against transformers.js in headless
+         Chromium, the same weights, picture and tokens)";
