@@ -126,7 +126,8 @@ async function renderers() {
     grew = false;
     for (const p of all) if (!mine.has(p.pid) && mine.has(p.ppid)) { mine.add(p.pid); grew = true; }
   }
-  return all.filter((p) => mine.has(p.pid) && p.cmd.includes("--type=renderer")).map((p) => p.pid);
+  // Chromium rewrites its children's command lines as one string (setproctitle).
+  return all.filter((p) => mine.has(p.pid) && p.cmd.join(" ").includes("--type=renderer")).map((p) => p.pid);
 }
 const peakMiB = async (pid) => Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
 
