@@ -165,7 +165,7 @@ async function one(name) {
   // and what else lives (spare, UI) is small.
   const peak = Math.max(...(await Promise.all((await renderers()).map((pid) => peakMiB(pid).catch(() => 0)))));
   await context.close();
-  const warm = runs.slice(1);
+  const warm = runs.length > 1 ? runs.slice(1) : runs; // --warm-runs 0: the first run stands in
   return {
     name, load: load.loadMs, info: load.info, first: runs[0].ms, warm: median(warm.map((r) => r.ms)),
     token: median(warm.map((r) => perToken(r.stamps))), tokens: runs[0].ids.length, ids: runs[0].ids,
