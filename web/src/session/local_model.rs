@@ -15,6 +15,83 @@ pub const SERVED_MODEL_PROBE: &str = "models/florence2-tiny-e2e/config.json";
 pub const HUB_MODEL: &str =
     "https://huggingface.co/florence-community/Florence-2-base-ft/resolve/main/";
 
+/// A model folder the panel offers by name. The quantized ones are folders written by
+/// `florence2 quantize` (pkg/README.md, "Backends") and served beside the page under these
+/// names (`florence2-proxy --models DIR`); their sizes are Florence-2-base's
+/// `model.safetensors`, measured (model/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    pub label: &'static str,
+    pub url: &'static str,
+}
+
+pub const PRESETS: [Preset; 5] = [
+    Preset {
+        label: "tiny test model (served here)",
+        url: SERVED_MODEL,
+    },
+    Preset {
+        label: "base, mixed — 179 MB (served here)",
+        url: "models/florence2-base-mixed/",
+    },
+    Preset {
+        label: "base, q4 — 137 MB (served here)",
+        url: "models/florence2-base-q4/",
+    },
+    Preset {
+        label: "base, q8 — 248 MB (served here)",
+        url: "models/florence2-base-q8/",
+    },
+    Preset {
+        label: "base, f32 — 926 MB (Hugging Face)",
+        url: HUB_MODEL,
+    },
+];
+
+/// The preset whose folder `url` is.
+pub fn preset_of(url: &str) -> Option<Preset> {
+    PRESETS.into_iter().find(|p| p.url == url.trim())
+}
+
+/// The checkpoint's URL in the folder `url` (with or without its trailing slash).
+pub fn checkpoint_url(url: &str) -> String {
+    let url = url.trim();
+    if url.ends_with('/') {
+        format!("{url}model.safetensors")
+    } else {
+        format!("{url}/model.safetensors")
+    }
+}
+
+/// What the panel knows of a folder's download before it is loaded (a HEAD of its
+/// `model.safetensors`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DownloadSize {
+    #[default]
+    Unknown,
+    Checking,
+    Bytes(u64),
+    /// The server answered this status: no checkpoint there.
+    Missing(u16),
+}
+
+impl DownloadSize {
+    pub fn line(&self) -> String {
+        match self {
+            DownloadSize::Unknown => "Download size: unknown until the download starts.".into(),
+            DownloadSize::Checking => "Download size: asking the server…".into(),
+            DownloadSize::Bytes(n) => format!(
+                "Download: {} (model.safetensors), then kept in this browser's cache.",
+                bytes(*n as usize)
+            ),
+            DownloadSize::Missing(status) => format!(
+                "No model.safetensors at this address (HTTP {status}). Quantized folders are made \
+                 with `florence2 quantize` and served with `florence2-proxy --models`."
+            ),
+        }
+    }
+}
+
 /// Where a run goes: through the proxy (NVIDIA's endpoint, or the proxy's own model), or to
 /// the model loaded in this browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -230,6 +307,24 @@ fn count(s: &str, name: &str, max: u32) -> Result<Option<u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_are_found_by_their_folder_and_sizes_said_before_loading() {
+        assert_eq!(
+            preset_of(" models/florence2-base-mixed/ ").map(|p| p.label),
+            Some("base, mixed — 179 MB (served here)")
+        );
+        assert_eq!(preset_of("https://example.com/m/"), None);
+        assert_eq!(checkpoint_url("models/x"), "models/x/model.safetensors");
+        assert_eq!(checkpoint_url("models/x/"), "models/x/model.safetensors");
+        assert!(DownloadSize::Bytes(178_641_944).line().contains("178.6 MB"));
+        assert!(
+            DownloadSize::Missing(404)
+                .line()
+                .contains("florence2 quantize")
+        );
+        assert!(DownloadSize::Unknown.line().contains("unknown"));
+    }
 
     fn info(adapter: Option<&str>, from_cache: bool) -> LocalInfo {
         LocalInfo {

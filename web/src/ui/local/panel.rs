@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 
 use crate::messages::Problem;
-use crate::session::local_model::{BackendChoice, LoadStatus, MAX_BEAMS, MAX_NEW_TOKENS, Mode};
+use crate::session::local_model::{
+    BackendChoice, LoadStatus, MAX_BEAMS, MAX_NEW_TOKENS, Mode, PRESETS, preset_of,
+};
 use crate::ui::local::LocalState;
 
 #[component]
@@ -49,7 +51,24 @@ pub fn ModelPanel(local: LocalState, problem: RwSignal<Option<Problem>>) -> impl
 #[component]
 fn LocalControls(local: LocalState, problem: RwSignal<Option<Problem>>) -> impl IntoView {
     let loading = move || local.status.with(LoadStatus::loading);
+    // The download size follows the URL, whoever changed it.
+    Effect::new(move |_| local.probe_size(local.url.get()));
     view! {
+        <div class="field">
+            <label for="model-preset">"Model"</label>
+            <select id="model-preset" data-testid="model-preset"
+                on:change=move |ev| {
+                    let url = event_target_value(&ev);
+                    if !url.is_empty() {
+                        local.edit_url(url);
+                    }
+                }>
+                {PRESETS.into_iter().map(|p| view! {
+                    <option value=p.url prop:selected=move || local.url.with(|u| preset_of(u) == Some(p))>{p.label}</option>
+                }).collect_view()}
+                <option value="" prop:selected=move || local.url.with(|u| preset_of(u).is_none())>"Another folder (URL below)"</option>
+            </select>
+        </div>
         <div class="field">
             <label for="model-url">"Model folder URL"</label>
             <input id="model-url" type="text" inputmode="url" spellcheck="false" autocomplete="off"
@@ -57,7 +76,10 @@ fn LocalControls(local: LocalState, problem: RwSignal<Option<Problem>>) -> impl 
                 prop:value=move || local.url.get()
                 on:input=move |ev| local.edit_url(event_target_value(&ev))/>
             <p id="model-url-help" class="help">
-                "A Florence-2 folder: config.json, model.safetensors, tokenizer.json. Downloaded once, then kept in this browser's cache."
+                "A Florence-2 folder: config.json, model.safetensors, tokenizer.json (plain, or quantized by florence2 quantize). Downloaded once, then kept in this browser's cache."
+            </p>
+            <p class="help" data-testid="download-size" aria-live="polite">
+                {move || local.download.with(|d| d.line())}
             </p>
         </div>
         <div class="local-options">

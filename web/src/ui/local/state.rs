@@ -12,8 +12,8 @@ use web_sys::AbortController;
 
 use crate::messages::{Problem, Situation};
 use crate::session::local_model::{
-    BackendChoice, HUB_MODEL, LoadPhase, LoadProgress, LoadStatus, Mode, RunOptions, SERVED_MODEL,
-    SERVED_MODEL_PROBE, speed,
+    BackendChoice, DownloadSize, HUB_MODEL, LoadPhase, LoadProgress, LoadStatus, Mode, RunOptions,
+    SERVED_MODEL, SERVED_MODEL_PROBE, checkpoint_url, speed,
 };
 use crate::ui::local::js::{self, LocalModel};
 
@@ -28,6 +28,10 @@ pub struct LocalState {
     pub beams: RwSignal<String>,
     pub max_new_tokens: RwSignal<String>,
     pub status: RwSignal<LoadStatus>,
+    /// The folder's download size, asked of its server when the URL changes.
+    pub download: RwSignal<DownloadSize>,
+    /// Bumped by each size probe, so a superseded probe's answer is dropped.
+    size_probe: StoredValue<u32>,
     /// The model ready to run (its worker ends when the last holder lets go).
     model: StoredValue<Option<Rc<LocalModel>>, LocalStorage>,
     /// Cancels the load in flight.
@@ -48,6 +52,8 @@ impl LocalState {
             beams: RwSignal::new(String::new()),
             max_new_tokens: RwSignal::new(String::new()),
             status: RwSignal::new(LoadStatus::Idle),
+            download: RwSignal::new(DownloadSize::Unknown),
+            size_probe: StoredValue::new(0),
             model: StoredValue::new_local(None),
             loading: StoredValue::new_local(None),
             load_number: StoredValue::new(0),
@@ -78,6 +84,36 @@ impl LocalState {
     pub fn edit_url(&self, url: String) {
         self.url_edited.set_value(true);
         self.url.set(url);
+    }
+
+    /// Asks the server of the folder `url` how large its `model.safetensors` is (a HEAD
+    /// request), for the panel to say before anything is downloaded.
+    pub fn probe_size(&self, url: String) {
+        let number = self.size_probe.get_value() + 1;
+        self.size_probe.set_value(number);
+        if url.trim().is_empty() {
+            return self.download.set(DownloadSize::Unknown);
+        }
+        self.download.set(DownloadSize::Checking);
+        let this = *self;
+        spawn_local(async move {
+            let head = gloo_net::http::RequestBuilder::new(&checkpoint_url(&url))
+                .method(gloo_net::http::Method::HEAD)
+                .send()
+                .await;
+            let size = match head {
+                Ok(r) if r.ok() => r
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .map_or(DownloadSize::Unknown, DownloadSize::Bytes),
+                Ok(r) => DownloadSize::Missing(r.status()),
+                Err(_) => DownloadSize::Unknown,
+            };
+            if this.size_probe.get_value() == number {
+                this.download.set(size);
+            }
+        });
     }
 
     /// Once: when the page's own server serves the small model folder, that is the default
