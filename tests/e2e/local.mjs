@@ -22,6 +22,13 @@ const CLI = need("FLORENCE2_CLI"); // the florence2 binary: the shared post-proc
 const GOLDEN_DIR = need("FLORENCE2_E2E_MODEL"); // a model folder with golden_e2e.json
 const BACKENDS = (process.env.FLORENCE2_LOCAL_BACKENDS ?? "cpu,webgpu").split(",").filter(Boolean);
 const ONLY = process.env.FLORENCE2_E2E_ONLY ?? "";
+// Quantized folders (`florence2 quantize` of the golden one, each with its own golden_e2e.json
+// from transformers on its dequantized twin), as `scheme=DIR,…`; and how many of their golden
+// tasks of which schemes run on WebGPU too (SwiftShader takes ~35 s a case; "all" for every
+// task; the CPU runs every case of every scheme). `mixed` has both 8-bit and 4-bit matrices.
+const QUANTIZED = (process.env.FLORENCE2_E2E_QUANTIZED ?? "").split(",").filter(Boolean).map((s) => s.split("="));
+const QUANTIZED_WEBGPU_TASKS = process.env.FLORENCE2_QUANTIZED_WEBGPU_TASKS ?? "1";
+const QUANTIZED_WEBGPU_SCHEMES = (process.env.FLORENCE2_QUANTIZED_WEBGPU_SCHEMES ?? "mixed").split(",");
 const PAGE = fileURLToPath(new URL("./local.html", import.meta.url));
 
 const passed = [];
@@ -60,6 +67,13 @@ await copyFolder("good");
 // The backends' golden runs go at once, each in its own page on its own copy of the folder, so
 // that neither's cache clearing or filling touches the other's load.
 for (const backend of BACKENDS) await copyFolder(`golden-${backend}`);
+for (const [scheme, dir] of QUANTIZED) {
+  for (const backend of BACKENDS) {
+    const to = join(models, `${scheme}-${backend}`);
+    await mkdir(to, { recursive: true });
+    for (const file of FILES) await cp(join(dir, file), join(to, file)).catch((e) => { if (e.code !== "ENOENT") throw e; });
+  }
+}
 let gridSide, hugeSide;
 await copyFolder("no-tokenizer", ["tokenizer.json"]);
 const checkpoint = await readFile(join(GOLDEN_DIR, "model.safetensors"));
@@ -248,23 +262,29 @@ const runCases = async (Local, url, backend, image, cases, otherPicture) => {
   return out;
 };
 
-const goldenCases = [];
-for (const [task, c] of Object.entries(golden.cases)) {
-  const text = c.text_input || undefined;
-  goldenCases.push({ task, kind: "beam", golden: c, options: { task, text, maxNewTokens: c.beam3_ids.length - 1 } });
-  goldenCases.push({ task, kind: "greedy", golden: c, options: { task, text, maxNewTokens: c.greedy_ids.length - 1, beams: 1, noRepeatNgramSize: 0 } });
-}
+/** A golden file's cases, beam and greedy for each task (the first `tasks` tasks). */
+const casesOf = (golden, tasks = Infinity) => {
+  const cases = [];
+  for (const [task, c] of Object.entries(golden.cases).slice(0, tasks)) {
+    const text = c.text_input || undefined;
+    cases.push({ task, kind: "beam", golden: c, options: { task, text, maxNewTokens: c.beam3_ids.length - 1 } });
+    cases.push({ task, kind: "greedy", golden: c, options: { task, text, maxNewTokens: c.greedy_ids.length - 1, beams: 1, noRepeatNgramSize: 0 } });
+  }
+  return cases;
+};
+const goldenCases = casesOf(golden);
 
-/** Every golden case on `backend`, in a page of its own. */
-async function goldenOn(backend) {
-  const all = backend !== "webgpu";
-  const cases = goldenCases;
+/** Every golden case on `backend`, in a page of its own (of a quantized folder: `scheme`). */
+async function goldenOn(backend, scheme = null, cases = goldenCases) {
+  const all = backend !== "webgpu" && !scheme;
   assert.ok(cases.length > 0);
   const own = await openPage();
-  const got = await inPageOf(own)(runCases, modelUrl(`golden-${backend}`), backend, imageBytes, cases, all).finally(() => own.close());
+  const folder = `${scheme ?? "golden"}-${backend}`;
+  const got = await inPageOf(own)(runCases, modelUrl(folder), backend, imageBytes, cases, all).finally(() => own.close());
   assert.ok(got.value, JSON.stringify(got.error));
   const { info, phases, runs, other, again } = got.value;
   assert.equal(info.backend, backend);
+  assert.equal(info.dtype, scheme ?? "f32");
   assert.deepEqual(phases, ["compile", "download", "load", "warmup"]);
   assert.equal(info.fromCache, false);
   assert.ok(info.parameters > 0 && info.loadMs > 0);
@@ -289,7 +309,7 @@ async function goldenOn(backend) {
     assert.deepEqual(again.generatedIds, runs[0].generatedIds);
   }
   const times = runs.map((r, i) => `${cases[i].task} ${cases[i].kind} ${Math.round(r.ms)}`);
-  console.log(`     ${backend} (${info.adapter ?? "wasm"}): load ${Math.round(info.loadMs)} ms; ms per run: ${times.join(", ")}`);
+  console.log(`     ${scheme ?? "f32"} on ${backend} (${info.adapter ?? "wasm"}): load ${Math.round(info.loadMs)} ms, weights ${(info.weightBytes / 1e6).toFixed(1)} MB; ms per run: ${times.join(", ")}`);
 }
 
 // WebGPU runs on SwiftShader here — the CPU emulating a GPU, so slow (~40 s per vision pass),
@@ -299,10 +319,21 @@ async function goldenOn(backend) {
 // beside them, all done in 493 s). Two WebGPU pages gain nothing: their commands take turns
 // (each page's runs took twice as long, 510 s in all). Reusing a picture's features is the same
 // code on both backends: the other picture is checked on the CPU.
+// Quantized folders after the f32 ones, the CPU's beside WebGPU's in the same way.
+const quantizedOn = async (backend) => {
+  for (const [scheme, dir] of QUANTIZED) {
+    if (backend === "webgpu" && !QUANTIZED_WEBGPU_SCHEMES.includes(scheme)) continue;
+    const own = JSON.parse(await readFile(join(dir, "golden_e2e.json"), "utf8"));
+    const tasks = backend === "webgpu" && QUANTIZED_WEBGPU_TASKS !== "all" ? Number(QUANTIZED_WEBGPU_TASKS) : Infinity;
+    const which = Number.isFinite(tasks) ? `its first ${tasks} golden task(s)` : "every golden case";
+    await test(`${backend}, ${scheme}: ${which} give transformers' ids on the dequantized twin`, () => goldenOn(backend, scheme, casesOf(own, tasks)));
+  }
+};
 await Promise.all(
-  BACKENDS.map((backend) =>
-    test(`${backend}: every golden case gives transformers' ids and the shared post-processor's result`, () => goldenOn(backend)),
-  ),
+  BACKENDS.map(async (backend) => {
+    await test(`${backend}: every golden case gives transformers' ids and the shared post-processor's result`, () => goldenOn(backend));
+    await quantizedOn(backend);
+  }),
 );
 
 // Chromium's only adapter here is SwiftShader (the CPU emulating a GPU, ~100x slower than the

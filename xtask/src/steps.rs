@@ -170,9 +170,11 @@ pub fn local_e2e() -> Result<String> {
         return Ok("Florence2Local e2e IGNORED: no reference data".into());
     };
     bins::build()?;
+    let quantized = quantized_models(&model)?;
     run_step(
         Command::new("node")
             .arg(root().join("tests/e2e/local.mjs"))
+            .env("FLORENCE2_E2E_QUANTIZED", &quantized)
             .env("FLORENCE2_PKG", root().join("pkg"))
             .env("FLORENCE2_PROXY_BIN", PROXY.debug())
             .env("FLORENCE2_CLI", CLI.debug())
@@ -191,6 +193,42 @@ pub fn local_e2e() -> Result<String> {
     Ok(format!(
         "Florence2Local e2e passed ({LOCAL_BACKENDS}) | package in a fresh Vite app ok"
     ))
+}
+
+/// The quantization schemes the Florence2Local e2e loads, each against its own goldens
+/// (`tests/fixtures/quantized/SCHEME/golden_e2e.json`: transformers on the dequantized twin).
+const QUANTIZED_SCHEMES: [&str; 3] = ["q8", "q4", "mixed"];
+
+/// `florence2 quantize` of the tiny end-to-end folder into `<target>/e2e-quantized/SCHEME/`,
+/// each with the reference picture and its scheme's goldens; returns `scheme=DIR,…`.
+fn quantized_models(model: &std::path::Path) -> Result<String> {
+    let dir = target_dir().join("e2e-quantized");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut list = Vec::new();
+    for scheme in QUANTIZED_SCHEMES {
+        let out = dir.join(scheme);
+        run_step(
+            Command::new(CLI.debug())
+                .args(["quantize", "--scheme", scheme, "--model"])
+                .arg(model)
+                .arg("--out")
+                .arg(&out),
+        )?;
+        let golden = root()
+            .join("tests/fixtures/quantized")
+            .join(scheme)
+            .join("golden_e2e.json");
+        for (from, to) in [
+            (model.join("test_image.png"), out.join("test_image.png")),
+            (golden, out.join("golden_e2e.json")),
+        ] {
+            std::fs::copy(&from, &to)
+                .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))?;
+        }
+        list.push(format!("{scheme}={}", out.display()));
+    }
+    Ok(list.join(","))
 }
 
 /// The reference data's tiny model files a Local-mode page loads.
