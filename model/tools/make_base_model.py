@@ -2,11 +2,13 @@
 """Make a randomly initialised model of the real Florence-2-base shape, for benchmarks and
 the load check of both layouts (the real weights cannot be downloaded here).
 
-Usage: python make_base_model.py REFERENCE_DIR OUT_DIR
+Usage: python make_base_model.py REFERENCE_DIR OUT_DIR [base|large]
   REFERENCE_DIR  ../shared/reference (florence2-tiny-e2e/'s tokenizer and processor files are reused)
   OUT_DIR        gets native/ (transformers layout, florence-community naming) and
                  original/ (microsoft layout: renamed keys, transposed image_projection,
                  separate lm_head), each a complete model folder (~0.9 GB each, f32).
+  large          the Florence-2-large shape instead (native/ only, ~3.1 GB f32): for the size
+                 and memory figures of quantized large models.
 
 Needs torch, transformers>=5, safetensors. Never commit the output.
 """
@@ -20,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Florence2Config, Florence2ForConditionalGeneration
 
 REF, OUT = sys.argv[1], sys.argv[2]
+LARGE = len(sys.argv) > 3 and sys.argv[3] == "large"
 NATIVE, ORIGINAL = os.path.join(OUT, "native"), os.path.join(OUT, "original")
 torch.manual_seed(0)
 
@@ -41,6 +44,15 @@ config = Florence2Config(
     ),
     image_token_id=51289, tie_word_embeddings=True,
 )
+if LARGE:  # reference README: the large shape
+    config.vision_config.embed_dim = [256, 512, 1024, 2048]
+    config.vision_config.num_heads = [8, 16, 32, 64]
+    config.vision_config.num_groups = [8, 16, 32, 64]
+    config.vision_config.projection_dim = 1024
+    t = config.text_config
+    t.d_model, t.encoder_layers, t.decoder_layers = 1024, 12, 12
+    t.encoder_attention_heads = t.decoder_attention_heads = 16
+    t.encoder_ffn_dim = t.decoder_ffn_dim = 4096
 model = Florence2ForConditionalGeneration(config).eval()  # transformers' own random init
 model.generation_config.num_beams = 3
 model.generation_config.no_repeat_ngram_size = 3
@@ -48,6 +60,9 @@ model.save_pretrained(NATIVE, safe_serialization=True)
 # Tokenizer and processor files as the tiny e2e folder has them (with the native <image> token).
 for name in ["tokenizer.json", "tokenizer_config.json", "processor_config.json", "test_image.png"]:
     shutil.copy(os.path.join(REF, "florence2-tiny-e2e", name), NATIVE)
+if LARGE:
+    print(f"wrote {NATIVE} (large shape)")
+    sys.exit(0)
 
 # The original layout, per the key map of the conversion script (orig_key_map.json).
 key_map = {}

@@ -31,7 +31,7 @@ pub const PRESETS: [Preset; 5] = [
         url: SERVED_MODEL,
     },
     Preset {
-        label: "base, mixed — 179 MB (served here)",
+        label: "base, mixed — 166 MB (served here)",
         url: "models/florence2-base-mixed/",
     },
     Preset {
@@ -312,12 +312,12 @@ mod tests {
     fn presets_are_found_by_their_folder_and_sizes_said_before_loading() {
         assert_eq!(
             preset_of(" models/florence2-base-mixed/ ").map(|p| p.label),
-            Some("base, mixed — 179 MB (served here)")
+            Some("base, mixed — 166 MB (served here)")
         );
         assert_eq!(preset_of("https://example.com/m/"), None);
         assert_eq!(checkpoint_url("models/x"), "models/x/model.safetensors");
         assert_eq!(checkpoint_url("models/x/"), "models/x/model.safetensors");
-        assert!(DownloadSize::Bytes(178_641_944).line().contains("178.6 MB"));
+        assert!(DownloadSize::Bytes(166_041_944).line().contains("166.0 MB"));
         assert!(
             DownloadSize::Missing(404)
                 .line()
