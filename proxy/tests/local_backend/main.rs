@@ -3,6 +3,7 @@
 //! overflow, cancellation), bad input, and the binary refusing a model that does not load.
 //! One binary (one link) for all.
 
+mod assets;
 mod golden;
 mod input;
 mod queue;

@@ -189,3 +189,16 @@ pub fn server_timing(response: &reqwest::Response, name: &str) -> f64 {
         })
         .unwrap_or_else(|| panic!("no {name} in Server-Timing {header:?}"))
 }
+
+pub const ALICE: &str = "alice-token-0123456789abcdef";
+pub const BOB: &str = "bob-token-0123456789abcdef01";
+
+/// A `--client-tokens` file with both tokens, unique to `name`.
+pub fn tokens_file(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "florence2-local-{name}-{}.tokens",
+        std::process::id()
+    ));
+    std::fs::write(&path, format!("{ALICE}\n{BOB}\n")).expect("write the tokens");
+    path
+}

@@ -1,11 +1,12 @@
 //! `--backend local`: the same routes, body and ZIP answer as NVIDIA's endpoint, produced by
 //! the Florence-2 model of `--model` (florence2-burn, on the CPU) with the checkpoint's own
 //! generation config. Requests wait in a bounded queue for `--model-threads` runner threads;
-//! images are inline data URLs or assets kept in memory by `POST /v1/assets`. The features of
-//! the last few pictures are kept, so another task on the same picture skips the vision tower.
+//! images are inline data URLs, or assets the proxy keeps in its own store (`asset_store`,
+//! bounded by `--max-assets`, `--asset-store-mb`, `--asset-ttl`) and hands over inline. The
+//! features of the last few pictures are kept, so another task on the same picture skips the
+//! vision tower.
 
 mod answer;
-mod assets;
 mod failure;
 mod model_folder;
 mod pictures;
@@ -22,11 +23,10 @@ use florence2::{Error, ErrorCode, Result};
 use florence2_burn::Florence2;
 
 use self::answer::Job;
-use self::assets::AssetStore;
 use self::model_folder::ModelInfo;
 use self::pictures::PictureCache;
 use self::queue::{Lost, WorkQueue};
-use super::{AssetUpload, Backend, BoxFuture, CallContext, Health, Profile};
+use super::{AssetCustody, AssetUpload, Backend, BoxFuture, CallContext, Health, Profile};
 use crate::config::Config;
 use crate::observe::model_timing::{self, ModelTiming};
 
@@ -42,7 +42,6 @@ const PICTURES_KEPT: usize = 8;
 pub struct LocalBackend {
     queue: WorkQueue<Florence2>,
     info: ModelInfo,
-    assets: AssetStore,
     pictures: Arc<PictureCache>,
 }
 
@@ -70,12 +69,12 @@ impl LocalBackend {
         Ok(LocalBackend {
             queue,
             info,
-            assets: AssetStore::default(),
             pictures: Arc::new(PictureCache::new(PICTURES_KEPT)),
         })
     }
 
-    /// The image's bytes: decoded from the data URL, or the stored asset.
+    /// The image's bytes, decoded from the data URL. Assets never get here: the proxy keeps
+    /// them ([`AssetCustody::Proxy`]) and hands them over inline.
     fn image_bytes(&self, image: &ImageRef) -> Result<Bytes> {
         match image {
             ImageRef::Inline { base64, .. } => BASE64
@@ -88,7 +87,10 @@ impl LocalBackend {
                         format!("the data URL's base64 cannot be decoded: {e}"),
                     )
                 }),
-            ImageRef::Asset { asset_id, .. } => self.assets.get(asset_id),
+            ImageRef::Asset { asset_id, .. } => Err(Error::new(
+                ErrorCode::BadOption,
+                format!("no asset {asset_id}: upload the image to /v1/assets first"),
+            )),
         }
     }
 
@@ -160,8 +162,20 @@ impl Backend for LocalBackend {
         Box::pin(self.answer(invocation))
     }
 
-    fn upload_asset(&self, upload: AssetUpload, _: CallContext) -> BoxFuture<'_, Result<String>> {
-        Box::pin(async move { Ok(self.assets.put(upload.bytes)) })
+    fn upload_asset(&self, _: AssetUpload, _: CallContext) -> BoxFuture<'_, Result<String>> {
+        // Never called: the proxy's asset store keeps the bytes (`asset_custody`).
+        Box::pin(async {
+            Err(Error::new(
+                ErrorCode::Upstream,
+                "the local backend keeps no assets of its own",
+            )
+            .with_status(500))
+        })
+    }
+
+    fn asset_custody(&self) -> AssetCustody {
+        // One store for both backends: the proxy's, with its owners, bounds and expiry.
+        AssetCustody::Proxy
     }
 
     fn health(&self) -> BoxFuture<'_, Health> {
