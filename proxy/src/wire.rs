@@ -18,3 +18,13 @@ pub const BACKEND_HEADER: &str = "x-florence2-backend";
 
 /// Where upload URLs point: this prefix and a secret of 64 hex digits.
 pub const UPLOAD_PATH_PREFIX: &str = "/v2/nvcf/asset-uploads/";
+
+/// Who a request counts against when shares are kept (the asset store's entries and bytes,
+/// the local model's remembered pictures): its client token's SHA-256 digest when the proxy
+/// has `--client-tokens`, else its client address (an IPv6 client by its /64, as the rate
+/// limit keys it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tenant {
+    Token([u8; 32]),
+    Address(IpAddr),
+}

@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 
 use super::rate_limit::ClientRateLimit;
 use crate::error::ApiError;
-use crate::wire::ClientAddr;
+use crate::wire::{ClientAddr, Tenant};
 
 /// A token's SHA-256 digest: how a token is held, and who owns an asset.
 pub type TokenId = [u8; 32];
@@ -45,6 +45,16 @@ const MAX_TRACKED_TOKENS: usize = 10_000;
 /// `None` when the proxy runs without `--client-tokens` (then every caller is the same).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caller(pub Option<TokenId>);
+
+impl Caller {
+    /// Who this request counts against for shares: the token, else the client's address key.
+    pub fn tenant(self, client: IpAddr) -> Tenant {
+        match self.0 {
+            Some(id) => Tenant::Token(id),
+            None => Tenant::Address(super::client::client_key(client)),
+        }
+    }
+}
 
 /// The tokens from `--client-tokens`, re-read on demand.
 pub struct ClientTokens {

@@ -55,7 +55,7 @@ pub async fn upload(
         content_type,
         bytes,
     };
-    let asset_id = nvcf_assets::add(&app, caller, upload, context).await?;
+    let asset_id = nvcf_assets::add(&app, caller, caller.tenant(client.0), upload, context).await?;
     Ok(Json(json!({ "assetId": asset_id })))
 }
 

@@ -40,7 +40,7 @@ use crate::guard::body::{self, MAX_IMAGE_BYTES};
 use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
 use crate::state::App;
-use crate::wire::{ClientAddr, UPLOAD_PATH_PREFIX};
+use crate::wire::{ClientAddr, Tenant, UPLOAD_PATH_PREFIX};
 
 pub const UPLOAD_ROUTE: &str = "/v2/nvcf/asset-uploads/{secret}";
 /// Largest creation body read.
@@ -105,6 +105,7 @@ pub async fn create(
         .assets
         .create(
             caller.0,
+            caller.tenant(client.0),
             &create.content_type,
             &create.description,
             Instant::now(),
@@ -236,6 +237,7 @@ impl Drop for GiveBack<'_> {
 pub async fn add(
     app: &App,
     caller: Caller,
+    tenant: Tenant,
     upload: AssetUpload,
     context: CallContext,
 ) -> Result<String, ApiError> {
@@ -248,7 +250,7 @@ pub async fn add(
         }
     };
     app.assets
-        .add(caller.0, id, &content_type, content, Instant::now())
+        .add(caller.0, tenant, id, &content_type, content, Instant::now())
         .map_err(store_refusal)
 }
 

@@ -305,7 +305,7 @@ async fn a_backend_that_keeps_no_assets_gets_the_bytes_inline_within_the_stores_
         "--asset-store-mb",
         "1",
         "--max-assets",
-        "6",
+        "24",
     ])
     .await;
     let nim = NimClient::new(&url, "ignored");
@@ -352,9 +352,57 @@ async fn a_backend_that_keeps_no_assets_gets_the_bytes_inline_within_the_stores_
             .as_f64()
             .is_some_and(|s| s > 0.0)
     );
-    // Six records: three assets and their three upload URLs (one refused its bytes).
-    let f = nim.create_asset("image/png", "one more").await.unwrap_err();
-    assert_eq!((f.status, kind(&f)), (507, "asset-store-full"));
+    // Six records, this address's share (a quarter of --max-assets 24): three assets, two
+    // used upload URLs and the one that was refused its bytes. One more upload URL makes
+    // room from this caller's own spare URLs (the oldest used one goes); its assets stay.
+    nim.create_asset("image/png", "one more")
+        .await
+        .expect("room from its own spare URLs");
+    let content = format!("<OD><img src=\"data:image/png;asset_id,{id}\" />");
+    assert_eq!(nim.invoke_asset(&content, &id).await.status(), 200);
+}
+
+#[tokio::test]
+async fn one_caller_cannot_fill_the_asset_store_with_unused_urls() {
+    let (_dir, tokens) = token_file("fair-share", &[TOKEN_A, TOKEN_B]);
+    // 8 records: a quarter, 2, for each caller.
+    let (url, _echo) = serve_echo(&[
+        "--rate-limit",
+        "0",
+        "--max-assets",
+        "8",
+        "--client-tokens",
+        tokens.to_str().expect("path"),
+    ])
+    .await;
+    let a = NimClient::new(&url, TOKEN_A);
+    let b = NimClient::new(&url, TOKEN_B);
+    // A hands itself 20 upload URLs and uses none. Before, the ninth got 507, and so did
+    // everyone else until the URLs' hour was over.
+    let mut urls = Vec::new();
+    for i in 0..20 {
+        let (upload_url, _) = a
+            .create_asset("image/png", "hoarded")
+            .await
+            .unwrap_or_else(|f| panic!("create {i}: {} {}", f.status, f.body));
+        urls.push(upload_url);
+    }
+    // Its own oldest went first; its newest still works.
+    let f = a
+        .put(&urls[0], png(8, 8, 1), "image/png", "hoarded")
+        .await
+        .unwrap_err();
+    assert_eq!((f.status, kind(&f)), (404, "upload-url-not-found"));
+    a.put(&urls[19], png(8, 8, 1), "image/png", "hoarded")
+        .await
+        .expect("the newest URL is A's to use");
+    // B is served.
+    let id = b
+        .upload_asset(png(16, 16, 2), "image/png")
+        .await
+        .expect("B has its share");
+    let content = format!("<OD><img src=\"data:image/png;asset_id,{id}\" />");
+    assert_eq!(b.invoke_asset(&content, &id).await.status(), 200);
 }
 
 #[tokio::test]
