@@ -51,6 +51,7 @@ pub fn router(
         assets: AssetStore::new(config.asset_limits()),
         public_url: config.public_url.clone(),
         client_tokens_required: access.required(),
+        access: access.clone(),
     });
     // The routes that spend the key or hold assets need a caller (and, with tokens, a valid
     // one); the upload URL is its own credential, /healthz and the demo are open.

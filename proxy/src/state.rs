@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::asset_store::AssetStore;
 use crate::backend::Backend;
+use crate::guard::client_tokens::Access;
 use crate::guard::concurrency::ConcurrencyCap;
 use crate::guard::rate_limit::ClientRateLimit;
 
@@ -18,4 +19,6 @@ pub struct App {
     /// `--public-url`: where upload URLs point.
     pub public_url: Option<reqwest::Url>,
     pub client_tokens_required: bool,
+    /// Who may read `/healthz?detail` (a client token, when there are any).
+    pub access: Arc<Access>,
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::api_key::ApiKey;
+use crate::wire::Tenant;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -33,6 +34,9 @@ pub struct CallContext {
     pub caller_key: Option<ApiKey>,
     /// When the whole request must be answered.
     pub deadline: Instant,
+    /// Who the call counts against (its client token, else its address): what a backend
+    /// remembers from one call for the next (the local model's pictures) stays with it.
+    pub tenant: Tenant,
 }
 
 /// What `/healthz` reports.
@@ -46,10 +50,10 @@ pub struct Health {
     /// Whether requests may bring their own key in `X-Api-Key`.
     pub request_keys_accepted: bool,
     pub upstream: Option<Reachability>,
-    /// The local model (`--backend local` only).
+    /// The local model (`--backend local` only). Detail: only in `/healthz?detail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<serde_json::Value>,
-    /// The local model's queue (`--backend local` only).
+    /// The local model's queue (`--backend local` only). Detail: only in `/healthz?detail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<serde_json::Value>,
 }

@@ -241,8 +241,24 @@ impl Access {
         self.tokens.is_some()
     }
 
-    /// The caller behind `authorization`, or why not.
+    /// The caller behind `authorization`, or why not; an admitted caller spends one request
+    /// of its rate limit.
     fn admit(
+        &self,
+        authorization: Option<&HeaderValue>,
+        client: IpAddr,
+    ) -> Result<Caller, ApiError> {
+        let caller = self.identify(authorization, client)?;
+        if let Some(id) = &caller.0 {
+            self.per_token.check(id)?;
+            tracing::debug!(token = %fingerprint(id), "client token accepted");
+        }
+        Ok(caller)
+    }
+
+    /// The caller behind `authorization`, or why not, without spending its rate limit
+    /// (`/healthz?detail`); refusals are paced as on the API routes.
+    pub fn identify(
         &self,
         authorization: Option<&HeaderValue>,
         client: IpAddr,
@@ -275,8 +291,6 @@ impl Access {
                 "the client token in Authorization is not one this proxy accepts (unknown or revoked)",
             ));
         };
-        self.per_token.check(&id)?;
-        tracing::debug!(token = %fingerprint(&id), "client token accepted");
         Ok(Caller(Some(id)))
     }
 }
@@ -297,18 +311,21 @@ pub async fn require(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(refusal) => {
-            let unauthorized = refusal.status == StatusCode::UNAUTHORIZED;
-            let mut response = refusal.into_response();
-            if unauthorized {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"florence2-proxy\""),
-                );
-            }
-            response
-        }
+        Err(refusal) => refusal_response(refusal),
     }
+}
+
+/// A refused caller's answer: a 401 says how to authenticate (`WWW-Authenticate`).
+pub fn refusal_response(refusal: ApiError) -> Response {
+    let unauthorized = refusal.status == StatusCode::UNAUTHORIZED;
+    let mut response = refusal.into_response();
+    if unauthorized {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"florence2-proxy\""),
+        );
+    }
+    response
 }
 
 /// The per-client rate limit, kept per token.

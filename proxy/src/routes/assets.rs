@@ -45,6 +45,7 @@ pub async fn upload(
     let context = CallContext {
         caller_key: caller_key::from_headers(&headers, app.backend.profile())?,
         deadline: deadline.0,
+        tenant: caller.tenant(client.0),
     };
     let _slot = app
         .slots

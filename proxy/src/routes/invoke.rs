@@ -36,6 +36,7 @@ pub async fn invoke(
     let context = CallContext {
         caller_key: caller_key::from_headers(&headers, profile)?,
         deadline: deadline.0,
+        tenant: caller.tenant(client.0),
     };
     let _slot = app.slots.enter_unless(profile.own_queue).await?;
     tracing::info!(task = %invocation.prompt.task, asset, "invoke");

@@ -199,6 +199,7 @@ pub async fn upload(
                 let context = CallContext {
                     caller_key: caller_key::from_headers(&headers, app.backend.profile())?,
                     deadline: deadline.0,
+                    tenant: claim.tenant,
                 };
                 let _slot = app.slots.enter().await?;
                 let upload = AssetUpload {

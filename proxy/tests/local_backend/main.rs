@@ -5,6 +5,7 @@
 
 mod assets;
 mod golden;
+mod health;
 mod input;
 mod queue;
 mod startup;

@@ -79,9 +79,10 @@ impl LocalProxy {
             .expect("the proxy answers")
     }
 
+    /// `/healthz?detail` (open to loopback callers without client tokens).
     pub async fn health(&self) -> Value {
         self.client
-            .get(format!("{}/healthz", self.url))
+            .get(format!("{}/healthz?detail", self.url))
             .send()
             .await
             .expect("healthz answers")

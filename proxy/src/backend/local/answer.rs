@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::failure::from_model;
 use super::pictures::PictureCache;
+use crate::wire::Tenant;
 
 /// What a runner needs for one request (owned: it crosses to the runner thread).
 pub struct Job {
@@ -21,6 +22,8 @@ pub struct Job {
     pub text: Option<String>,
     /// The body's `max_tokens`: caps the new tokens below the model's own limit.
     pub max_tokens: Option<u32>,
+    /// Who asked: pictures are remembered for them only.
+    pub tenant: Tenant,
 }
 
 /// The answer archive and what it cost.
@@ -57,7 +60,7 @@ pub fn run(
         .prompt_ids(job.task, job.text.as_deref())
         .map_err(from_model)?;
     let features = pictures
-        .get_or_make(&job.image, || model.image_features(&image))
+        .get_or_make(job.tenant, &job.image, || model.image_features(&image))
         .map_err(from_model)?;
     let out = model
         .run_from(&features, job.task, job.text.as_deref(), generation, stop)

@@ -94,7 +94,7 @@ impl LocalBackend {
         }
     }
 
-    async fn answer(&self, invocation: Invocation) -> Result<Bytes> {
+    async fn answer(&self, invocation: Invocation, context: CallContext) -> Result<Bytes> {
         if invocation.max_tokens == Some(0) {
             return Err(Error::new(
                 ErrorCode::BadOption,
@@ -107,6 +107,7 @@ impl LocalBackend {
             task: invocation.prompt.task,
             text: (!text.is_empty()).then_some(text),
             max_tokens: invocation.max_tokens,
+            tenant: context.tenant,
         };
         let pictures = Arc::clone(&self.pictures);
         let pending = self
@@ -158,8 +159,8 @@ impl LocalBackend {
 }
 
 impl Backend for LocalBackend {
-    fn invoke(&self, invocation: Invocation, _: CallContext) -> BoxFuture<'_, Result<Bytes>> {
-        Box::pin(self.answer(invocation))
+    fn invoke(&self, invocation: Invocation, context: CallContext) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(self.answer(invocation, context))
     }
 
     fn upload_asset(&self, _: AssetUpload, _: CallContext) -> BoxFuture<'_, Result<String>> {

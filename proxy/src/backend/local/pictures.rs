@@ -1,6 +1,8 @@
 //! The features of the last few pictures: clients often ask several tasks about one picture
 //! (caption it, detect, ground a phrase), and a picture's features do not depend on the task,
-//! so a repeat skips the vision tower — the most expensive stage of a run.
+//! so a repeat skips the vision tower — the most expensive stage of a run. Kept per tenant
+//! (client token, else address): whether a picture was remembered shows in how fast its answer
+//! comes (and in `Server-Timing`), and must not tell one tenant what another just sent.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
@@ -9,9 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use florence2_burn::ImageFeatures;
 
-/// Pictures are known by a keyed hash of their bytes (SipHash with this process's random
-/// key: a client cannot make its bytes collide with another client's picture) and their
-/// length; the bytes themselves are not kept.
+use crate::wire::Tenant;
+
+/// Pictures are known by a keyed hash of their tenant and bytes (SipHash with this process's
+/// random key: a client cannot make its bytes collide with another client's picture) and
+/// their length; the bytes themselves are not kept.
 pub struct PictureCache {
     key: RandomState,
     capacity: usize,
@@ -29,14 +33,15 @@ impl PictureCache {
         }
     }
 
-    /// The features of `bytes`: remembered, or made by `make` and remembered (the oldest
-    /// picture goes when the cache is full).
+    /// The features of `bytes` for `tenant`: remembered for that tenant, or made by `make`
+    /// and remembered (the oldest picture goes when the cache is full).
     pub fn get_or_make<E>(
         &self,
+        tenant: Tenant,
         bytes: &[u8],
         make: impl FnOnce() -> Result<ImageFeatures, E>,
     ) -> Result<ImageFeatures, E> {
-        let id = (self.key.hash_one(bytes), bytes.len());
+        let id = (self.key.hash_one((tenant, bytes)), bytes.len());
         if let Some(features) = self.find(id) {
             self.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(features);
