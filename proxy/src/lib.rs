@@ -32,6 +32,7 @@ pub use backend::local::LocalBackend;
 pub use backend::upstream::UpstreamBackend;
 pub use config::{BackendKind, Config};
 pub use guard::client_tokens::{ClientTokens, Hangups};
+pub use guard::memory::{MemoryAccount, Reservation};
 pub use wire::Tenant;
 
 /// Why serving stopped or could not start.

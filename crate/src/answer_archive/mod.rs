@@ -11,7 +11,7 @@ mod overlay;
 
 pub use archive::zip;
 pub use document::response_json;
-pub use overlay::draw;
+pub use overlay::{draw, draw_on};
 
 use crate::task::{AnswerKind, Task};
 

@@ -20,7 +20,11 @@ const PALETTE: [[u8; 3]; 6] = [
 
 /// Draws boxes, quads and polygon rings on a copy of `image` and encodes it as PNG.
 pub fn draw(image: &RgbImage, entities: &Entities) -> Result<Vec<u8>, image::ImageError> {
-    let mut canvas = image.clone();
+    draw_on(image.clone(), entities)
+}
+
+/// [`draw`] on `canvas` itself, for a caller done with the picture: no copy of its pixels.
+pub fn draw_on(mut canvas: RgbImage, entities: &Entities) -> Result<Vec<u8>, image::ImageError> {
     let mut shapes: Vec<Vec<(f64, f64)>> = Vec::new();
     for [x1, y1, x2, y2] in entities.bboxes.iter().flatten() {
         shapes.push(vec![(*x1, *y1), (*x2, *y1), (*x2, *y2), (*x1, *y2)]);

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::api_key::ApiKey;
+use crate::guard::memory::MemoryAccount;
 use crate::wire::Tenant;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -37,6 +38,9 @@ pub struct CallContext {
     /// Who the call counts against (its client token, else its address): what a backend
     /// remembers from one call for the next (the local model's pictures) stays with it.
     pub tenant: Tenant,
+    /// The request's place in `--memory-budget`, for what the backend holds beyond the body
+    /// (absent for a request without a body).
+    pub memory: Option<MemoryAccount>,
 }
 
 /// What `/healthz` reports.

@@ -131,6 +131,42 @@ fn busy(message: String) -> ApiError {
     error
 }
 
+/// A request's place in the budget, for what its handler holds beyond its body (the local
+/// model's decoded picture): handed to the handler as a request extension.
+#[derive(Clone)]
+pub struct MemoryAccount {
+    budget: Arc<MemoryBudget>,
+    client: IpAddr,
+}
+
+impl std::fmt::Debug for MemoryAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryAccount")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryAccount {
+    /// The most one request may hold: a client's share of the budget.
+    pub fn request_limit(&self) -> u64 {
+        self.budget.per_client
+    }
+
+    /// Reserves `bytes` more for this request's client, waiting up to `wait` for room; a
+    /// refusal is `RATE_LIMITED` (429, with a wait).
+    pub async fn reserve(
+        &self,
+        bytes: u64,
+        wait: Duration,
+    ) -> Result<Reservation, florence2::Error> {
+        self.budget
+            .reserve(self.client, bytes, wait)
+            .await
+            .map_err(|refusal| refusal.error)
+    }
+}
+
 /// Bytes held until dropped.
 pub struct Reservation {
     budget: Arc<MemoryBudget>,
@@ -185,6 +221,11 @@ pub async fn guard(
         Ok(reservation) => reservation,
         Err(refusal) => return refusal.into_response(),
     };
+    let mut request = request;
+    request.extensions_mut().insert(MemoryAccount {
+        budget: budget.clone(),
+        client,
+    });
     let response = next.run(request).await;
     let answer = response.body().size_hint().upper().unwrap_or(0);
     if answer > reservation.bytes {

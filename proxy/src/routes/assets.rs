@@ -46,6 +46,8 @@ pub async fn upload(
         caller_key: caller_key::from_headers(&headers, app.backend.profile())?,
         deadline: deadline.0,
         tenant: caller.tenant(client.0),
+        // An upload holds its body only (reserved by the memory guard).
+        memory: None,
     };
     let _slot = app
         .slots

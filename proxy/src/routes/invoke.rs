@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::guard::body::{self, MAX_JSON_BYTES};
 use crate::guard::client_tokens::Caller;
 use crate::guard::deadline::Deadline;
+use crate::guard::memory::MemoryAccount;
 use crate::state::App;
 use crate::wire::{BACKEND_HEADER, ClientAddr};
 
@@ -22,6 +23,7 @@ pub async fn invoke(
     Extension(client): Extension<ClientAddr>,
     Extension(caller): Extension<Caller>,
     Extension(deadline): Extension<Deadline>,
+    memory: Option<Extension<MemoryAccount>>,
     headers: HeaderMap,
     request_body: Body,
 ) -> Result<Response, ApiError> {
@@ -37,6 +39,7 @@ pub async fn invoke(
         caller_key: caller_key::from_headers(&headers, profile)?,
         deadline: deadline.0,
         tenant: caller.tenant(client.0),
+        memory: memory.map(|Extension(account)| account),
     };
     let _slot = app.slots.enter_unless(profile.own_queue).await?;
     tracing::info!(task = %invocation.prompt.task, asset, "invoke");

@@ -200,6 +200,7 @@ pub async fn upload(
                     caller_key: caller_key::from_headers(&headers, app.backend.profile())?,
                     deadline: deadline.0,
                     tenant: claim.tenant,
+                    memory: None,
                 };
                 let _slot = app.slots.enter().await?;
                 let upload = AssetUpload {

@@ -7,6 +7,7 @@ mod assets;
 mod golden;
 mod health;
 mod input;
+mod memory;
 mod queue;
 mod startup;
 mod support;

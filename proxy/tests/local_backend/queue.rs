@@ -10,11 +10,11 @@ use tokio::net::TcpStream;
 use crate::support::{LocalProxy, body, data_url, parsed, server_timing};
 
 /// The decoder's position table caps a run: the longest one a request can ask for.
-const LONG: u32 = 1000;
+pub const LONG: u32 = 1000;
 
 /// Starts an invocation over a raw connection and leaves it open; dropping the stream is the
 /// client going away.
-async fn start_raw(proxy: &LocalProxy, json: &serde_json::Value) -> TcpStream {
+pub async fn start_raw(proxy: &LocalProxy, json: &serde_json::Value) -> TcpStream {
     let body = json.to_string();
     let request = format!(
         "POST /v1/vlm/microsoft/florence-2 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",

@@ -3,15 +3,15 @@
 //! the overlay — as the ZIP NVIDIA would send.
 
 use bytes::Bytes;
-use florence2::answer_archive::{draw, draws_overlay, response_json, zip};
-use florence2::image_prep::PrepareOptions;
-use florence2::image_prep::native::decode;
+use florence2::answer_archive::{draw_on, draws_overlay, response_json, zip};
 use florence2::{Error, ErrorCode, Result, Task};
 use florence2_burn::{Florence2, RgbImage, RunOptions};
 use serde_json::json;
 
 use super::failure::from_model;
 use super::pictures::PictureCache;
+use super::plan::{decode_rgb, max_new_tokens};
+use crate::guard::memory::Reservation;
 use crate::wire::Tenant;
 
 /// What a runner needs for one request (owned: it crosses to the runner thread).
@@ -24,6 +24,8 @@ pub struct Job {
     pub max_tokens: Option<u32>,
     /// Who asked: pictures are remembered for them only.
     pub tenant: Tenant,
+    /// The picture's decoding in `--memory-budget`, held until the run is over.
+    pub held: Option<Reservation>,
 }
 
 /// The answer archive and what it cost.
@@ -39,18 +41,16 @@ pub fn run(
     job: Job,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Answered> {
+    let _held = job.held;
     // The same limits as the JS client's preparation: typed IMAGE_DECODE / IMAGE_TOO_LARGE /
-    // IMAGE_TOO_SMALL before any large allocation.
-    let rgb = decode(&job.image, &PrepareOptions::default())?.to_rgb8();
+    // IMAGE_TOO_SMALL before any large allocation. One RGB copy, the model's input, and then
+    // the overlay's canvas.
+    let rgb = decode_rgb(&job.image)?;
     let (width, height) = rgb.dimensions();
-    let image = RgbImage::new(width, height, rgb.as_raw().clone()).map_err(from_model)?;
+    let input = RgbImage::new(width, height, rgb.into_raw()).map_err(from_model)?;
     let positions = model.model.config().text_config.max_position_embeddings;
-    let max_new_tokens = job
-        .max_tokens
-        .map_or(model.generation.max_new_tokens, |n| {
-            model.generation.max_new_tokens.min(n as usize)
-        })
-        .min(positions);
+    let max_new_tokens =
+        max_new_tokens(job.max_tokens, model.generation.max_new_tokens, positions)?;
     let generation = model.generation_config(RunOptions {
         num_beams: None,
         max_new_tokens: Some(max_new_tokens),
@@ -60,7 +60,7 @@ pub fn run(
         .prompt_ids(job.task, job.text.as_deref())
         .map_err(from_model)?;
     let features = pictures
-        .get_or_make(job.tenant, &job.image, || model.image_features(&image))
+        .get_or_make(job.tenant, &job.image, || model.image_features(&input))
         .map_err(from_model)?;
     let out = model
         .run_from(&features, job.task, job.text.as_deref(), generation, stop)
@@ -76,7 +76,13 @@ pub fn run(
     let content = format!("{}{}", job.task.token(), out.answer.text);
     let document = response_json(&id, &content, &out.answer.entities, usage);
     let overlay = if draws_overlay(job.task) {
-        Some(draw(&rgb, &out.answer.entities).map_err(|e| {
+        let canvas = image::RgbImage::from_raw(width, height, input.pixels).ok_or_else(|| {
+            Error::new(
+                ErrorCode::Upstream,
+                "the overlay's canvas has the wrong size",
+            )
+        })?;
+        Some(draw_on(canvas, &out.answer.entities).map_err(|e| {
             Error::new(
                 ErrorCode::Upstream,
                 format!("the overlay could not be drawn: {e}"),

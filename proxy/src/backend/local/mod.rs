@@ -10,15 +10,15 @@ mod answer;
 mod failure;
 mod model_folder;
 mod pictures;
+pub mod plan;
 mod queue;
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::{DecodePaddingMode, general_purpose};
+use std::time::Duration;
+
 use bytes::Bytes;
-use florence2::request::{ImageRef, Invocation};
+use florence2::request::Invocation;
 use florence2::{Error, ErrorCode, Result};
 use florence2_burn::Florence2;
 
@@ -28,16 +28,34 @@ use self::pictures::PictureCache;
 use self::queue::{Lost, WorkQueue};
 use super::{AssetCustody, AssetUpload, Backend, BoxFuture, CallContext, Health, Profile};
 use crate::config::Config;
+use crate::guard::memory::{MemoryAccount, Reservation};
 use crate::observe::model_timing::{self, ModelTiming};
-
-/// Base64 as data URLs carry it, padded or not.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Pictures whose features are kept for the next task on them (base: 1.7 MB each).
 const PICTURES_KEPT: usize = 8;
+
+/// How long a request waits for room in `--memory-budget` to decode its picture.
+const PICTURE_WAIT: Duration = Duration::from_secs(5);
+
+/// Reserves what decoding `picture` will hold: `IMAGE_TOO_LARGE` (413) when one request may
+/// never hold that much, `RATE_LIMITED` (429) when the budget has no room for it now.
+async fn reserve_picture(account: &MemoryAccount, picture: &plan::Picture) -> Result<Reservation> {
+    let limit = account.request_limit();
+    if picture.peak_bytes > limit {
+        const MB: f64 = 1024.0 * 1024.0;
+        return Err(Error::new(
+            ErrorCode::ImageTooLarge,
+            format!(
+                "the {}x{} picture takes {:.0} MB to decode, more than one request may hold ({:.0} MB, a quarter of --memory-budget); send it smaller",
+                picture.width,
+                picture.height,
+                picture.peak_bytes as f64 / MB,
+                limit as f64 / MB
+            ),
+        ));
+    }
+    account.reserve(picture.peak_bytes, PICTURE_WAIT).await
+}
 
 pub struct LocalBackend {
     queue: WorkQueue<Florence2>,
@@ -73,27 +91,6 @@ impl LocalBackend {
         })
     }
 
-    /// The image's bytes, decoded from the data URL. Assets never get here: the proxy keeps
-    /// them ([`AssetCustody::Proxy`]) and hands them over inline.
-    fn image_bytes(&self, image: &ImageRef) -> Result<Bytes> {
-        match image {
-            ImageRef::Inline { base64, .. } => BASE64
-                .decode(base64)
-                .or_else(|_| general_purpose::URL_SAFE.decode(base64))
-                .map(Bytes::from)
-                .map_err(|e| {
-                    Error::new(
-                        ErrorCode::ImageDecode,
-                        format!("the data URL's base64 cannot be decoded: {e}"),
-                    )
-                }),
-            ImageRef::Asset { asset_id, .. } => Err(Error::new(
-                ErrorCode::BadOption,
-                format!("no asset {asset_id}: upload the image to /v1/assets first"),
-            )),
-        }
-    }
-
     async fn answer(&self, invocation: Invocation, context: CallContext) -> Result<Bytes> {
         if invocation.max_tokens == Some(0) {
             return Err(Error::new(
@@ -102,12 +99,20 @@ impl LocalBackend {
             ));
         }
         let text = invocation.prompt.input_text();
+        let image = plan::image_bytes(&invocation.image)?;
+        // What decoding will hold, from the header: in the budget before a pixel is decoded.
+        let picture = plan::measure(&image)?;
+        let held = match &context.memory {
+            Some(account) => Some(reserve_picture(account, &picture).await?),
+            None => None,
+        };
         let job = Job {
-            image: self.image_bytes(&invocation.image)?,
+            image: Bytes::from(image),
             task: invocation.prompt.task,
             text: (!text.is_empty()).then_some(text),
             max_tokens: invocation.max_tokens,
             tenant: context.tenant,
+            held,
         };
         let pictures = Arc::clone(&self.pictures);
         let pending = self
