@@ -32,6 +32,8 @@ pub async fn invoke(
     let bytes = body::read(&headers, request_body, MAX_JSON_BYTES, "the JSON body").await?;
     let profile = app.backend.profile();
     let invocation = invoke_body::parse(&bytes, profile.all_tasks)?;
+    // The parsed copy is all that is needed from here on: the budget reserved one body.
+    drop(bytes);
     let asset = invocation.image.asset_id().is_some();
     // An asset id is the caller's own, translated for the backend (NVCF's id, or inline bytes).
     let invocation = nvcf_assets::resolve(&app, invocation, &headers, caller)?;

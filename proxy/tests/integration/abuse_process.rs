@@ -439,3 +439,89 @@ async fn stalled_uploads_give_their_memory_back_within_the_stall_timeout() {
         assert!(answer.contains("body-too-slow"), "{answer}");
     }
 }
+
+/// Issue 33, item 13: a body's copies (the body, its parsed JSON, what goes upstream) are all
+/// held while a request waits on a stalled upstream, and the budget reserved only one of them.
+/// 40 bodies of 3.8 MB from one address, `--max-concurrent 4`, `--memory-budget 64`: the
+/// proxy's peak RSS must stay within the budget and 32 MB of its resting RSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_waiting_on_a_stalled_upstream_stay_within_the_memory_budget() {
+    use base64::Engine;
+    florence2_proxy::tls::install_crypto_provider();
+    let stack = support::start(&[], &[], Some(KEY)).await;
+    let proxy = Proxy::start(
+        &stack.emulator_url,
+        &[
+            "--memory-budget",
+            &BUDGET_MB.to_string(),
+            "--max-concurrent",
+            "4",
+            "--rate-limit",
+            "0",
+        ],
+    );
+    let client = client_from("127.0.0.1");
+    let url = format!("{}/v1/vlm/microsoft/florence-2", proxy.url());
+    for _ in 0..3 {
+        let small = body(Task::Caption, &data_url(&png(64, 48, 2)));
+        let status = client
+            .post(&url)
+            .json(&small)
+            .send()
+            .await
+            .expect("warm-up");
+        assert_eq!(status.status(), 200, "warm-up");
+    }
+    let resting = proxy.memory_kib("VmRSS");
+    // 2.85 MB of incompressible bytes: a 3.8 MB body.
+    let mut noise = vec![0u8; 2_850_000];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for byte in noise.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let src = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&noise)
+    );
+    let large = serde_json::to_vec(&body(Task::Caption, &src)).expect("JSON");
+    assert!(large.len() > 3_700_000, "{} bytes", large.len());
+    stack
+        .emulator
+        .push_faults((0..40).map(|_| Fault::parse("delay-ms=15000").expect("fault")));
+    let mut requests = Vec::new();
+    for _ in 0..40 {
+        let (client, url, large) = (client.clone(), url.clone(), large.clone());
+        requests.push(tokio::spawn(async move {
+            let sent = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(large)
+                .timeout(Duration::from_secs(12))
+                .send()
+                .await;
+            sent.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    drop(large);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let rss = proxy.memory_kib("VmRSS");
+    let peak = proxy.memory_kib("VmHWM");
+    let upstream = stack.seen("/v1/vlm").len();
+    eprintln!(
+        "memory under 40 bodies of 3.8 MB from one address to a stalled upstream \
+         (--max-concurrent 4, --memory-budget {BUDGET_MB}): resting RSS {resting} KiB, RSS {rss} KiB, \
+         peak (VmHWM) {peak} KiB, growth {} KiB, bound {ALLOWED_GROWTH_KIB} KiB; {upstream} reached the upstream",
+        peak.saturating_sub(resting)
+    );
+    assert!(
+        peak.saturating_sub(resting) <= ALLOWED_GROWTH_KIB,
+        "the proxy grew by {} KiB (peak {peak} KiB, resting {resting} KiB)",
+        peak - resting
+    );
+    for request in requests {
+        request.abort();
+    }
+}

@@ -114,6 +114,8 @@ impl LocalBackend {
             tenant: context.tenant,
             held,
         };
+        // The data URL's text is not needed past here: the run holds the picture's bytes only.
+        drop(invocation);
         let pictures = Arc::clone(&self.pictures);
         let pending = self
             .queue

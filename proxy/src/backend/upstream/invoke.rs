@@ -29,16 +29,25 @@ pub async fn invoke(
     context: &CallContext,
 ) -> Result<Bytes> {
     let key = up.key(context)?;
-    // Rebuilt from the validated parts: nothing the caller sent goes upstream unchecked.
-    let content = invocation
-        .prompt
-        .endpoint_content(&invocation.image.src())?;
-    let request = InvokeRequest {
-        max_tokens: invocation.max_tokens,
-        ..InvokeRequest::new(content)
+    let asset = invocation.image.asset_id().map(str::to_owned);
+    // Rebuilt from the validated parts: nothing the caller sent goes upstream unchecked. The
+    // body is made in one step and the parts are dropped, so that a request waiting on the
+    // upstream holds one copy of its image, as much as the memory budget reserved for it.
+    let body = {
+        let content = invocation
+            .prompt
+            .endpoint_content(&invocation.image.src())?;
+        let max_tokens = invocation.max_tokens;
+        drop(invocation);
+        Bytes::from(
+            InvokeRequest {
+                max_tokens,
+                ..InvokeRequest::new(content)
+            }
+            .to_json(),
+        )
     };
-    let body = Bytes::from(request.to_json());
-    let asset = invocation.image.asset_id();
+    let asset = asset.as_deref();
     let response = up
         .send_retrying(context, "the inference request", key, || {
             let mut post = up
