@@ -13,13 +13,17 @@
 //! ([`Kernels::vocab_by_columns`]). The 3-row `lm_head` on lavapipe: 27.7 ms a launch, against
 //! 634 ms with burn's matmul (model/README.md has the steps between).
 
+mod quantized;
 mod skinny;
+
+use std::sync::Arc;
 
 use burn::backend::wgpu::CubeTensor;
 use burn::backend::{DispatchDevice, Wgpu};
 use burn::tensor::{DType, Device, Tensor, activation};
 
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, QuantizedMatrix};
+use crate::load::quantized::QuantizedValues;
 
 /// The most rows a product may have to go to [`skinny`]: greedy decoding and beam searches of
 /// up to 8 beams (the checkpoints' default is 3); wider products go to burn's tiled matmul.
@@ -38,6 +42,15 @@ fn cube<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
 }
 
 impl Kernels for CubeKernels {
+    /// Quantized matrices stay quantized on the device ([`quantized`]).
+    fn quantized(
+        &self,
+        values: QuantizedValues,
+        device: &Device,
+    ) -> Result<Arc<dyn QuantizedMatrix>, QuantizedValues> {
+        quantized::keep(values, device)
+    }
+
     fn vocab_by_columns(&self, device: &Device) -> Option<bool> {
         matches!(device.as_dispatch(), DispatchDevice::Cube(_)).then_some(true)
     }
