@@ -69,6 +69,8 @@ fn code_at(codes: &Tensor<u32>, o: usize, k: usize, cols: usize, #[comptime] q4:
 /// `out` `[rows, n]` contiguous. Invocation `p` owns column `o = p % n` of the rows
 /// `p / n × group ..`, of which those past the last row are read as the last row and not
 /// written.
+// Ceiling divisions spelled out: plain integer ops in the kernel.
+#[allow(clippy::manual_div_ceil)]
 #[cube(launch_unchecked)]
 fn quantized_linear_kernel(
     x: &Tensor<f32>,
@@ -158,6 +160,8 @@ fn quantized_linear_kernel(
 
 /// `out[i, k]` = weight `(ids[i], k)` for `out` `[ids, cols]`; zeros for an id past the last
 /// row of `W` (`rows` of them).
+// Ceiling divisions spelled out: plain integer ops in the kernel.
+#[allow(clippy::manual_div_ceil)]
 #[cube(launch_unchecked)]
 fn quantized_select_kernel(
     codes: &Tensor<u32>,
