@@ -24,11 +24,11 @@ const BACKENDS = (process.env.FLORENCE2_LOCAL_BACKENDS ?? "cpu,webgpu").split(",
 const ONLY = process.env.FLORENCE2_E2E_ONLY ?? "";
 // Quantized folders (`florence2 quantize` of the golden one, each with its own golden_e2e.json
 // from transformers on its dequantized twin), as `scheme=DIR,…`; and how many of their golden
-// tasks of which schemes run on WebGPU too (SwiftShader takes ~35 s a case; "all" for every
-// task; the CPU runs every case of every scheme). `mixed` has both 8-bit and 4-bit matrices.
+// tasks of which schemes run on WebGPU too (SwiftShader: ~35 s to load, 15-30 s a case; "all"
+// for every task; the CPU runs every case of every scheme).
 const QUANTIZED = (process.env.FLORENCE2_E2E_QUANTIZED ?? "").split(",").filter(Boolean).map((s) => s.split("="));
 const QUANTIZED_WEBGPU_TASKS = process.env.FLORENCE2_QUANTIZED_WEBGPU_TASKS ?? "1";
-const QUANTIZED_WEBGPU_SCHEMES = (process.env.FLORENCE2_QUANTIZED_WEBGPU_SCHEMES ?? "mixed").split(",");
+const QUANTIZED_WEBGPU_SCHEMES = (process.env.FLORENCE2_QUANTIZED_WEBGPU_SCHEMES ?? "q8,q4,mixed").split(",");
 const PAGE = fileURLToPath(new URL("./local.html", import.meta.url));
 
 const passed = [];
