@@ -45,11 +45,10 @@ impl QuantizedMatrix for Dequantizing {
     }
 
     fn select(&self, ids: &[u32]) -> Tensor<2> {
-        let cols = self.values.cols;
-        let mut out = vec![0.0f32; ids.len() * cols];
-        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(cols.max(1))) {
-            self.values.dequantize_row(id as usize, row);
-        }
-        Tensor::from_data(TensorData::new(out, [ids.len(), cols]), &self.device)
+        let rows = self.values.dequantize_rows(ids);
+        Tensor::from_data(
+            TensorData::new(rows, [ids.len(), self.values.cols]),
+            &self.device,
+        )
     }
 }

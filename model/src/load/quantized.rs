@@ -372,6 +372,15 @@ impl QuantizedValues {
         }
     }
 
+    /// The rows `ids` (each `< rows`) as f32, one after the other: token lookups.
+    pub fn dequantize_rows(&self, ids: &[u32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; ids.len() * self.cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(self.cols.max(1))) {
+            self.dequantize_row(id as usize, row);
+        }
+        out
+    }
+
     /// The whole matrix as f32, row-major: what a dequantized folder stores.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0.0; self.rows * self.cols];

@@ -151,19 +151,19 @@ impl<R: Read + Seek> Weights<R> {
         QuantizedValues::new(bits, out, inp, codes, scales)
     }
 
-    /// A token matrix stored as `stored`, quantized when the file lists it.
+    /// The token matrix of native name `name`, quantized when the file lists it.
     fn vocab_matrix(
         &mut self,
-        stored_native: &str,
+        name: &str,
         shape: [usize; 2],
         max_block_bytes: Option<usize>,
     ) -> Result<VocabMatrix> {
-        let stored = self.stored_name(stored_native);
+        let stored = self.stored_name(name);
         if let Some(bits) = self.bits(&stored) {
             let q = self.quantized(&stored, bits, shape)?;
             return Ok(VocabMatrix::Quantized(kernels::quantized(q, &self.device)));
         }
-        let t = self.f32(stored_native, &shape)?;
+        let t = self.f32(name, &shape)?;
         Ok(VocabMatrix::new(
             t.values,
             shape,

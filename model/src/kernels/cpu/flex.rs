@@ -181,18 +181,18 @@ impl QuantizedMatrix for FlexQuantized {
     fn linear(&self, x: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {
         let w = &self.0;
         let [rows, d_in] = x.dims();
-        let bias_values = bias.and_then(flex_primitive);
+        let bias_values = bias.map(flex_primitive);
         let xf = flex_primitive(x);
-        let (Some(xf), true, true) = (
-            xf,
-            d_in == w.cols,
-            bias.is_none_or(|b| b.dims() == [w.rows]) && bias.is_none() == bias_values.is_none(),
-        ) else {
-            // Not ours to take (shapes that disagree, another device): the reference
-            // composition, whose burn ops report the disagreement.
+        // Not ours to take (shapes that disagree, another device): the reference composition,
+        // whose burn ops report the disagreement.
+        let ours = d_in == w.cols
+            && bias.is_none_or(|b| b.dims() == [w.rows])
+            && bias_values.as_ref().is_none_or(Option::is_some);
+        let (Some(xf), true) = (xf, ours) else {
             return super::super::quantized::reference_linear(w, &x.device(), x, bias, gelu);
         };
         let n = w.rows;
+        let bias_values = bias_values.flatten();
         let bias_values = bias_values.as_ref().map(dense);
         let out = if rows <= gemv::GEMV_MAX_ROWS {
             let mut out = vec![0.0f32; rows * n];
@@ -234,12 +234,7 @@ impl QuantizedMatrix for FlexQuantized {
     }
 
     fn select(&self, ids: &[u32]) -> Tensor<2> {
-        let cols = self.0.cols;
-        let mut out = vec![0.0f32; ids.len() * cols];
-        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(cols.max(1))) {
-            self.0.dequantize_row(id as usize, row);
-        }
-        tensor(out, [ids.len(), cols])
+        tensor(self.0.dequantize_rows(ids), [ids.len(), self.0.cols])
     }
 }
 
