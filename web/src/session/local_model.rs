@@ -80,10 +80,9 @@ impl DownloadSize {
         match self {
             DownloadSize::Unknown => "Download size: unknown until the download starts.".into(),
             DownloadSize::Checking => "Download size: asking the server…".into(),
-            DownloadSize::Bytes(n) => format!(
-                "Download: {} (model.safetensors), then kept in this browser's cache.",
-                bytes(*n as usize)
-            ),
+            DownloadSize::Bytes(n) => {
+                format!("Download: {} (model.safetensors).", bytes(*n as usize))
+            }
             DownloadSize::Missing(status) => format!(
                 "No model.safetensors at this address (HTTP {status}). Quantized folders are made \
                  with `florence2 quantize` and served with `florence2-proxy --models`."
