@@ -32,7 +32,9 @@ pub fn layer(patterns: Vec<OriginPattern>) -> CorsLayer {
             HeaderName::from_static(HEADER_INPUT_ASSET_REFERENCES),
             HeaderName::from_static(HEADER_FUNCTION_ASSET_IDS),
         ])
+        // ETag: Florence2Local revalidates a cached model folder against it.
         .expose_headers([
+            header::ETAG,
             header::RETRY_AFTER,
             HeaderName::from_static(REQUEST_ID_HEADER),
             HeaderName::from_static(BACKEND_HEADER),

@@ -160,6 +160,23 @@ async fn model_folders_are_served_with_ranges_and_revalidated() {
     assert_eq!(replaced.status(), 200);
     assert_ne!(replaced.headers()["etag"], etag);
     assert_eq!(replaced.bytes().await.expect("body").as_ref(), &newer[..]);
+    // Florence2Local revalidates its cached folder with HEAD from the page's origin: the tag
+    // must be readable there.
+    let head = stack
+        .client
+        .head(format!("{}/models/tiny/model.safetensors", stack.proxy_url))
+        .header("origin", "http://localhost:5173")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "10001");
+    assert!(head.headers().contains_key("etag"));
+    let exposed = head.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(exposed.split(',').any(|h| h.trim() == "etag"), "{exposed}");
     std::fs::write(folder.join("model.safetensors"), &weights).expect("write");
     let part = stack
         .client
