@@ -34,7 +34,12 @@ export interface LocalInfo {
   /** The weights' bytes in memory (wasm memory or GPU buffers). */
   weightBytes: number;
   loadMs: number;
+  /** The files came from Cache Storage: the server still has the same ones (asked with HEAD
+   * requests; offline, the cached set stands) and each matched its stored size and SHA-256. */
   fromCache: boolean;
+  /** Why a cached set was not used and the folder was fetched again (`"MODEL_INVALID: …"`: a
+   * file missing, cut, or not the one the set's manifest describes); null otherwise. */
+  cacheRefused: string | null;
   /** The runtime's wasm memory after the load (it only grows). */
   wasmMemoryBytes: number;
 }

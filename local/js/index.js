@@ -133,7 +133,7 @@ export class Florence2Local {
     }
   }
 
-  /** `{ backend, adapter, dtype, parameters, weightBytes, loadMs, fromCache, wasmMemoryBytes }` */
+  /** `{ backend, adapter, dtype, parameters, weightBytes, loadMs, fromCache, cacheRefused, wasmMemoryBytes }` */
   get info() {
     return this.#info;
   }

@@ -87,7 +87,7 @@ async function load(id, { modelUrl, backend }) {
   progress(id, "load", 0, bytes);
   model = await LocalModel.load(files.bytes, chosen, bufferBytes);
   progress(id, "load", bytes, bytes);
-  if (!files.fromCache) await remember(modelUrl, files).catch(() => {});
+  if (!files.fromCache) await remember(modelUrl, files.files).catch(() => {});
   if (chosen === "webgpu") {
     // The GPU compiles each kernel on first use: do it now, not in the first prompt.
     progress(id, "warmup", 0, 1);
@@ -104,6 +104,7 @@ async function load(id, { modelUrl, backend }) {
     weightBytes: info.weightBytes,
     loadMs: performance.now() - started,
     fromCache: files.fromCache,
+    cacheRefused: files.cacheRefused,
     wasmMemoryBytes: memory?.buffer.byteLength ?? 0,
   };
 }
@@ -140,14 +141,26 @@ function isSoftwareAdapter(gpu, description) {
   return /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i.test(description);
 }
 
-/** The folder's files, from Cache Storage when a previous load stored them all. */
+/** The folder's files: from Cache Storage when a previous load stored them all, they still
+ * match the server's (asked with HEAD requests: a folder updated in place is fetched again) and
+ * their bytes still have the sizes and hashes stored with them; otherwise from the network. */
 async function download(id, modelUrl, signal) {
-  const cache = self.caches ? await self.caches.open(CACHE).catch(() => null) : null;
-  const cached = cache ? await fromCache(cache, modelUrl) : null;
-  if (cached) {
-    const total = Object.values(cached).reduce((sum, b) => sum + b.byteLength, 0);
-    progress(id, "download", total, total);
-    return { bytes: cached, fromCache: true, present: Object.keys(cached) };
+  const cache = self.caches && self.crypto?.subtle ? await self.caches.open(CACHE).catch(() => null) : null;
+  let refused = null;
+  if (cache) {
+    const manifest = await readManifest(cache, modelUrl);
+    if (manifest && (await unchanged(manifest, modelUrl, signal))) {
+      const cached = await fromCache(cache, modelUrl, manifest);
+      if (cached.bytes) {
+        const total = Object.values(cached.bytes).reduce((sum, b) => sum + b.byteLength, 0);
+        progress(id, "download", total, total);
+        return { bytes: cached.bytes, fromCache: true, cacheRefused: null };
+      }
+      // A set that does not belong together (a file lost, cut or replaced under the manifest):
+      // never loaded; fetched again below, and the page is told why.
+      refused = cached.refused;
+    }
+    await forget(cache, modelUrl);
   }
   const sizes = new Map();
   const received = new Map();
@@ -159,7 +172,9 @@ async function download(id, modelUrl, signal) {
     const url = new URL(name, modelUrl).href;
     let response;
     try {
-      response = await fetch(url, { signal, credentials: "omit" });
+      // Cache Storage is the cache: the HTTP cache would hold a second copy that clearCache()
+      // cannot reach. Without Cache Storage, the HTTP cache revalidates (the proxy's ETag).
+      response = await fetch(url, { signal, credentials: "omit", cache: cache ? "no-store" : "no-cache" });
     } catch (error) {
       if (signal.aborted) throw fail("ABORTED", "the download was cancelled");
       throw fail("MODEL_FETCH", `${url}: ${error.message} (network failure, or the server does not allow this page: CORS)`);
@@ -196,10 +211,10 @@ async function download(id, modelUrl, signal) {
       bytes.set(chunk, at);
       at += chunk.byteLength;
     }
-    return bytes;
+    return { bytes, name, ...validators(response) };
   };
   // config.json first: a folder that is not there is one clear MODEL_FETCH, not five.
-  const bytes = { config: await fetchFile("config", REQUIRED.config, true) };
+  const config = await fetchFile("config", REQUIRED.config, true);
   const rest = await Promise.all([
     ...Object.entries(REQUIRED)
       .filter(([key]) => key !== "config")
@@ -207,47 +222,103 @@ async function download(id, modelUrl, signal) {
     ...Object.entries(OPTIONAL).map(async ([key, names]) => {
       for (const name of names) {
         const file = await fetchFile(`${key}:${name}`, name, false);
-        if (file) return [key, file, name];
+        if (file) return [key, file];
       }
       return [key, null];
     }),
   ]);
-  const names = { ...REQUIRED };
-  for (const [key, file, name] of rest) {
-    if (file) {
-      bytes[key] = file;
-      if (name) names[key] = name;
-    }
-  }
-  return { bytes, fromCache: false, names };
+  const files = { config };
+  for (const [key, file] of rest) if (file) files[key] = file;
+  const bytes = Object.fromEntries(Object.entries(files).map(([key, file]) => [key, file.bytes]));
+  return { bytes, fromCache: false, cacheRefused: refused, files };
 }
+
+/** What tells one version of a file from the next: the server's validators, if it sends any
+ * (cross-origin, an ETag only where the server exposes it). */
+const validators = (response) => ({
+  etag: response.headers.get("etag"),
+  lastModified: response.headers.get("last-modified"),
+});
 
 const manifestUrl = (modelUrl) => new URL("florence2-web-manifest.json", modelUrl).href;
 
-/** Every file of a previous complete load, or null (nothing partial is ever used). */
-async function fromCache(cache, modelUrl) {
-  const manifest = await cache.match(manifestUrl(modelUrl));
-  if (!manifest) return null;
-  const names = await manifest.json().catch(() => null);
-  if (!names || typeof names !== "object") return null;
+/** The manifest a complete load stored: each file's name, size, SHA-256 and validators. */
+async function readManifest(cache, modelUrl) {
+  const stored = await cache.match(manifestUrl(modelUrl));
+  const manifest = stored ? await stored.json().catch(() => null) : null;
+  const ok = manifest?.version === MANIFEST_VERSION && manifest.files && REQUIRED_KEYS.every((key) => manifest.files[key]);
+  return ok ? manifest : null;
+}
+
+const MANIFEST_VERSION = 2;
+const REQUIRED_KEYS = Object.keys(REQUIRED);
+
+/** Whether the server still has the files the manifest describes: a HEAD request each (no
+ * body, no CORS preflight). Offline (the request fails), the cached set stands. */
+async function unchanged(manifest, modelUrl, signal) {
+  const same = await Promise.all(
+    Object.values(manifest.files).map(async (file) => {
+      let response;
+      try {
+        response = await fetch(new URL(file.name, modelUrl).href, { method: "HEAD", signal, credentials: "omit", cache: "no-store" });
+      } catch {
+        if (signal.aborted) throw fail("ABORTED", "the download was cancelled");
+        return true;
+      }
+      if (!response.ok) return false;
+      const now = validators(response);
+      const length = Number(response.headers.get("content-length"));
+      if (now.etag && file.etag) return now.etag === file.etag;
+      if (now.lastModified && file.lastModified && now.lastModified !== file.lastModified) return false;
+      return !length || length === file.size;
+    }),
+  );
+  return same.every(Boolean);
+}
+
+/** The manifest's files out of Cache Storage, each checked against its size and hash: either
+ * every one of them, or why the set was refused (nothing partial is ever used). */
+async function fromCache(cache, modelUrl, manifest) {
   const bytes = {};
-  for (const [key, name] of Object.entries(names)) {
-    const hit = await cache.match(new URL(name, modelUrl).href);
-    if (!hit) return null;
-    bytes[key] = new Uint8Array(await hit.arrayBuffer());
+  for (const [key, file] of Object.entries(manifest.files)) {
+    const hit = await cache.match(new URL(file.name, modelUrl).href);
+    if (!hit) return { refused: `MODEL_INVALID: ${file.name} is missing from the cache` };
+    const body = new Uint8Array(await hit.arrayBuffer());
+    if (body.byteLength !== file.size) {
+      return { refused: `MODEL_INVALID: the cached ${file.name} has ${body.byteLength} bytes, its manifest ${file.size}` };
+    }
+    if ((await sha256(body)) !== file.sha256) {
+      return { refused: `MODEL_INVALID: the cached ${file.name} is not the file its manifest describes (SHA-256 differs)` };
+    }
+    bytes[key] = body;
   }
-  return REQUIRED.config && bytes.config && bytes.model && bytes.tokenizer ? bytes : null;
+  return { bytes };
+}
+
+async function sha256(bytes) {
+  const digest = new Uint8Array(await self.crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Drops a folder's manifest (first: without it nothing else counts) and its files. */
+async function forget(cache, modelUrl) {
+  await cache.delete(manifestUrl(modelUrl));
+  for (const request of await cache.keys()) {
+    if (request.url.startsWith(modelUrl)) await cache.delete(request);
+  }
 }
 
 /** Stores a load's files, then the manifest that makes them count (after a good load only). */
 async function remember(modelUrl, files) {
-  const cache = self.caches ? await self.caches.open(CACHE) : null;
+  const cache = self.caches && self.crypto?.subtle ? await self.caches.open(CACHE) : null;
   if (!cache) return;
-  for (const [key, name] of Object.entries(files.names)) {
-    const body = files.bytes[key];
-    await cache.put(new URL(name, modelUrl).href, new Response(body, { headers: { "content-length": String(body.byteLength) } }));
+  const manifest = { version: MANIFEST_VERSION, files: {} };
+  for (const [key, file] of Object.entries(files)) {
+    const { bytes, name, etag, lastModified } = file;
+    await cache.put(new URL(name, modelUrl).href, new Response(bytes, { headers: { "content-length": String(bytes.byteLength) } }));
+    manifest.files[key] = { name, size: bytes.byteLength, sha256: await sha256(bytes), etag, lastModified };
   }
-  await cache.put(manifestUrl(modelUrl), new Response(JSON.stringify(files.names), { headers: { "content-type": "application/json" } }));
+  await cache.put(manifestUrl(modelUrl), new Response(JSON.stringify(manifest), { headers: { "content-type": "application/json" } }));
 }
 
 async function run(id, { image, options, stream }) {

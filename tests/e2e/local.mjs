@@ -64,6 +64,8 @@ async function copyFolder(name, skip = []) {
   return dir;
 }
 await copyFolder("good");
+// Updated in place by the cache test.
+await copyFolder("mutable");
 // The backends' golden runs go at once, each in its own page on its own copy of the folder, so
 // that neither's cache clearing or filling touches the other's load.
 for (const backend of BACKENDS) await copyFolder(`golden-${backend}`);
@@ -214,7 +216,7 @@ async function openPage() {
 const page = await openPage();
 const modelRequests = [];
 page.on("request", (r) => {
-  if (r.url().includes("/models/")) modelRequests.push(r.url());
+  if (r.url().includes("/models/")) modelRequests.push(`${r.method()} ${r.url()}`);
 });
 
 /** Runs `body(Florence2Local, ...args)` in `page`; a rejection comes back as { code, message }. */
@@ -348,18 +350,74 @@ if (BACKENDS.includes("webgpu")) {
   });
 }
 
-await test("a second load comes from Cache Storage with no request", async () => {
-  const load = (Local, url) => Local.load({ modelUrl: url, backend: "cpu" }).then((l) => (l.dispose(), l.info));
+const loadInfo = (Local, url) => Local.load({ modelUrl: url, backend: "cpu" }).then((l) => (l.dispose(), l.info));
+const fileOf = (request) => request.split("/").pop();
+
+await test("a second load comes from Cache Storage after HEAD requests only; a folder updated in place is fetched again", async () => {
+  const url = modelUrl("mutable");
   await inPage((Local) => Local.clearCache());
-  const first = await inPage(load, modelUrl("good"));
+  const first = await inPage(loadInfo, url);
   assert.equal(first.value?.fromCache, false, JSON.stringify(first));
-  const before = modelRequests.length;
-  const second = await inPage(load, modelUrl("good"));
+  assert.equal(first.value.cacheRefused, null);
+  let before = modelRequests.length;
+  const second = await inPage(loadInfo, url);
   assert.equal(second.value?.fromCache, true, JSON.stringify(second));
-  assert.deepEqual(modelRequests.slice(before), []);
-  await inPage((Local, url) => Local.clearCache(url), modelUrl("good"));
-  const third = await inPage(load, modelUrl("good"));
-  assert.equal(third.value?.fromCache, false);
+  const asked = modelRequests.slice(before);
+  assert.ok(asked.length >= 3 && asked.every((r) => r.startsWith("HEAD ")), asked.join(", "));
+  // The checkpoint replaced under the same URL (by a quantized one where there is one, so the
+  // load shows which weights it got): fetched again, not the year-old copy.
+  const [scheme, dir] = QUANTIZED[0] ?? [null, null];
+  if (dir) await cp(join(dir, "model.safetensors"), join(models, "mutable", "model.safetensors"));
+  else await writeFile(join(models, "mutable", "config.json"), `${await readFile(join(GOLDEN_DIR, "config.json"), "utf8")}\n`);
+  before = modelRequests.length;
+  const third = await inPage(loadInfo, url);
+  assert.equal(third.value?.fromCache, false, JSON.stringify(third));
+  if (scheme) assert.equal(third.value.dtype, scheme);
+  const fetched = modelRequests.slice(before).filter((r) => r.startsWith("GET ")).map(fileOf);
+  assert.ok(["config.json", "model.safetensors", "tokenizer.json"].every((f) => fetched.includes(f)), fetched.join(", "));
+  const fourth = await inPage(loadInfo, url);
+  assert.equal(fourth.value?.fromCache, true, JSON.stringify(fourth));
+  assert.equal(fourth.value.dtype, third.value.dtype);
+  await inPage((Local, url) => Local.clearCache(url), url);
+  const fifth = await inPage(loadInfo, url);
+  assert.equal(fifth.value?.fromCache, false);
+});
+
+await test("a cached set that does not match its manifest is refused (MODEL_INVALID) and fetched again", async () => {
+  const url = modelUrl("good");
+  await inPage((Local, url) => Local.clearCache(url), url);
+  assert.equal((await inPage(loadInfo, url)).value?.fromCache, false);
+  // Another file's bytes under a cached name, the same size: only the hash tells.
+  const tamper = (Local, url, name, how) =>
+    caches.open("florence2-web-models").then(async (cache) => {
+      const key = new URL(name, url).href;
+      if (how === "delete") return cache.delete(key);
+      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+      bytes[bytes.length - 1] ^= 1;
+      return cache.put(key, new Response(bytes));
+    });
+  for (const [name, how, why] of [["model.safetensors", "flip", /MODEL_INVALID: .*model\.safetensors.*SHA-256/], ["tokenizer.json", "delete", /MODEL_INVALID: tokenizer\.json is missing/]]) {
+    await inPage(tamper, url, name, how);
+    const refused = await inPage(loadInfo, url);
+    assert.equal(refused.value?.fromCache, false, JSON.stringify(refused));
+    assert.match(refused.value.cacheRefused ?? "", why);
+    const again = await inPage(loadInfo, url);
+    assert.equal(again.value?.fromCache, true, JSON.stringify(again));
+    assert.equal(again.value.cacheRefused, null);
+  }
+});
+
+await test("offline, a cached folder still loads; an uncached one is MODEL_FETCH", async () => {
+  const offline = (route) => route.abort("internetdisconnected");
+  await page.route(`${proxyUrl}/models/**`, offline);
+  try {
+    const cached = await inPage(loadInfo, modelUrl("good"));
+    assert.equal(cached.value?.fromCache, true, JSON.stringify(cached));
+    const uncached = await inPage(loadInfo, modelUrl("no-tokenizer"));
+    assert.equal(uncached.error?.code, "MODEL_FETCH", JSON.stringify(uncached));
+  } finally {
+    await page.unroute(`${proxyUrl}/models/**`, offline);
+  }
 });
 
 const loadError = async (url, backend = "cpu") => {
