@@ -78,6 +78,8 @@ impl<'a> LinearRef<'a> {
 pub trait QuantizedMatrix: Send + Sync {
     /// `[out, in]`.
     fn dims(&self) -> [usize; 2];
+    /// The kernel set's own type, for its kernels that take several layers at once.
+    fn as_any(&self) -> &dyn std::any::Any;
     /// `x · Wᵀ (+ bias) (→ GELU)` for `x` `[rows, in]`: `[rows, out]`.
     fn linear(&self, x: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2>;
     /// The rows `ids` of `W` (each `< out`) as f32, in order: `[ids.len(), in]` (token lookups).
@@ -237,18 +239,16 @@ pub trait Kernels: Sync {
         let _ = (x, groups, qkv, proj);
         None
     }
-    /// `residual + (GELU(x · w1 + b1) · w2 + b2)` for `x` `[rows, in]`, `w1` `[in, hidden]`,
-    /// `w2` `[hidden, out]`, `residual` `[rows, out]`.
+    /// `residual + fc2(GELU(fc1(x)))` for `x` `[rows, in]` and `residual` `[rows, out]`,
+    /// either layer dense or quantized.
     fn mlp(
         &self,
         x: &Tensor<2>,
-        w1: &Tensor<2>,
-        b1: &Tensor<1>,
-        w2: &Tensor<2>,
-        b2: &Tensor<1>,
+        fc1: LinearRef<'_>,
+        fc2: LinearRef<'_>,
         residual: &Tensor<2>,
     ) -> Option<Tensor<2>> {
-        let _ = (x, w1, b1, w2, b2, residual);
+        let _ = (x, fc1, fc2, residual);
         None
     }
 }
@@ -410,22 +410,14 @@ pub fn patch_conv(
     (y.flatten::<3>(2, 3).swap_dims(1, 2), [ho, wo])
 }
 
-pub fn mlp(
-    x: Tensor<2>,
-    w1: &Tensor<2>,
-    b1: &Tensor<1>,
-    w2: &Tensor<2>,
-    b2: &Tensor<1>,
-    residual: Tensor<2>,
-) -> Tensor<2> {
+pub fn mlp(x: Tensor<2>, fc1: LinearRef<'_>, fc2: LinearRef<'_>, residual: Tensor<2>) -> Tensor<2> {
     if let Some(y) = SPECIALISED
         .iter()
-        .find_map(|set| set.mlp(&x, w1, b1, w2, b2, &residual))
+        .find_map(|set| set.mlp(&x, fc1, fc2, &residual))
     {
         return y;
     }
-    let hidden = linear(x, w1, Some(b1), true);
-    residual + linear(hidden, w2, Some(b2), false)
+    residual + apply(apply(x, fc1, true), fc2, false)
 }
 
 /// `[b, 3·heads, …]` (a qkv projection's output, q, k and v one after the other) → the three

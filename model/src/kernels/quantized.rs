@@ -40,6 +40,10 @@ impl QuantizedMatrix for Dequantizing {
         [self.values.rows, self.values.cols]
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn linear(&self, x: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {
         reference_linear(&self.values, &self.device, x, bias, gelu)
     }

@@ -219,24 +219,14 @@ impl Mlp {
     /// `residual + fc2(GELU(fc1(x)))`: every MLP of the model (DaViT's and BART's) feeds a
     /// residual, which the CPU kernel adds while each block of rows is in cache.
     pub fn forward_residual<const D: usize>(&self, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
-        let (Some(b1), Some(b2), Matrix::Dense(w1), Matrix::Dense(w2)) = (
-            &self.fc1.bias,
-            &self.fc2.bias,
-            &self.fc1.weight,
-            &self.fc2.weight,
-        ) else {
-            return residual + self.fc2.forward(self.fc1.forward_gelu(x));
-        };
         let dims = residual.dims();
         let d_in = x.dims()[D - 1];
         let d_out = dims[D - 1];
         let rows = x.shape().num_elements() / d_in.max(1);
         let y = kernels::mlp(
             x.reshape([rows, d_in]),
-            w1,
-            b1,
-            w2,
-            b2,
+            self.fc1.weights(),
+            self.fc2.weights(),
             residual.reshape([rows, d_out]),
         );
         y.reshape(dims)

@@ -7,6 +7,7 @@
 use burn::backend::flex::FlexTensor;
 
 use super::gemv::GEMV_MAX_ROWS;
+use super::layer::Layer;
 use super::matmul::{MatRef, Output, Split, matmul};
 use super::parallel::{for_each_chunk, for_each_chunk_sized, zeros};
 use super::simd::{PackedHead, attend_head, attend_query, pad, softmax_rows};
@@ -330,7 +331,7 @@ pub fn window_attention(qkv: &[f32], padding: &[f32], g: WindowGrid, scale: f32,
     }
 }
 
-/// A linear layer's weights `[in, out]` and bias, for [`window_attention_fused`].
+/// A linear layer's f32 weights `[in, out]` and bias, for the channel attention.
 #[derive(Clone, Copy)]
 pub struct LinearSlices<'a> {
     pub weight: MatRef<'a>,
@@ -338,15 +339,8 @@ pub struct LinearSlices<'a> {
 }
 
 impl LinearSlices<'_> {
-    /// `rows` rows of the bias (zeros without one): an output the product is added to, as
-    /// the linear kernel starts its own.
-    fn start(&self, rows: usize) -> Vec<f32> {
-        let mut out = vec![0.0; rows * self.weight.cols];
-        self.start_into(&mut out);
-        out
-    }
-
-    /// [`LinearSlices::start`] into `out` (whole rows), reusing its memory.
+    /// `rows` rows of the bias (zeros without one) into `out` (whole rows): an output the
+    /// product is added to, as the linear kernel starts its own.
     pub fn start_into(&self, out: &mut [f32]) {
         match self.bias {
             Some(b) => {
@@ -369,8 +363,8 @@ impl LinearSlices<'_> {
 /// When the slices do not fit the grid (the caller checks the tensors' shapes; a bug there).
 pub fn window_attention_fused(
     x: &[f32],
-    qkv: LinearSlices<'_>,
-    proj: LinearSlices<'_>,
+    qkv: Layer<'_>,
+    proj: Layer<'_>,
     g: WindowGrid,
     scale: f32,
     out: &mut [f32],
@@ -393,8 +387,8 @@ pub fn window_attention_fused(
         for_each_chunk(
             out,
             strip * c,
-            || (WindowScratch::new(&g), vec![0.0f32; strip * c]),
-            |(s, attended), i, out| {
+            || (WindowScratch::new(&g), vec![0.0f32; strip * c], Vec::new()),
+            |(s, attended, panel), i, out| {
                 let rows = out.len() / c;
                 let strip_tokens = MatRef {
                     offset: i * strip * c,
@@ -402,14 +396,7 @@ pub fn window_attention_fused(
                     ..tokens
                 };
                 let mut projected = qkv.start(rows);
-                matmul(
-                    &mut projected,
-                    strip_tokens,
-                    qkv.weight,
-                    1.0,
-                    Output::Accumulate,
-                    Split::Caller,
-                );
+                qkv.weight.accumulate(strip_tokens, &mut projected, panel);
                 let attended = &mut attended[..rows * c];
                 attend_strip(&projected, &padding, &g, scale, s, attended);
                 let attended = MatRef {
@@ -421,14 +408,7 @@ pub fn window_attention_fused(
                     col_stride: 1,
                 };
                 proj.start_into(out);
-                matmul(
-                    out,
-                    attended,
-                    proj.weight,
-                    1.0,
-                    Output::Accumulate,
-                    Split::Caller,
-                );
+                proj.weight.accumulate(attended, out, panel);
             },
         );
     }
@@ -436,6 +416,7 @@ pub fn window_attention_fused(
 
 #[cfg(test)]
 mod tests {
+    use super::super::layer::{Layer, Weight};
     use burn::backend::flex::FlexTensor;
     use burn::tensor::TensorData;
 
@@ -651,12 +632,12 @@ mod tests {
             let mut got = vec![f32::NAN; x.len()];
             super::window_attention_fused(
                 &x,
-                super::LinearSlices {
-                    weight: weight(&qkv_w, c, 3 * c),
+                Layer {
+                    weight: Weight::Dense(weight(&qkv_w, c, 3 * c)),
                     bias: qb,
                 },
-                super::LinearSlices {
-                    weight: weight(&proj_w, c, c),
+                Layer {
+                    weight: Weight::Dense(weight(&proj_w, c, c)),
                     bias: pb,
                 },
                 grid,

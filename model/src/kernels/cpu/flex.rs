@@ -9,12 +9,13 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchDevice, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use super::layer::{Layer, Weight};
 use super::matmul::{MatRef, Output, Split, matmul};
 use super::token_matrix::ScreenedRows;
 use super::{
     attention, channel_attention, conv, enabled, gemv, parallel, patch_conv, quantized, simd,
 };
-use crate::kernels::{Kernels, LinearRef, QuantizedMatrix, TokenMatrix};
+use crate::kernels::{Kernels, LinearRef, Matrix, QuantizedMatrix, TokenMatrix};
 use crate::load::quantized::QuantizedValues;
 
 /// A tensor's flex primitive, when it is an f32 tensor on the flex device.
@@ -131,6 +132,27 @@ fn row_block_len(rows: usize) -> usize {
     parallel::balanced_block_len(rows, ROW_BLOCK)
 }
 
+/// A layer's f32 weight as a flex tensor; `Some(None)` for a quantized one.
+fn dense_weight(layer: LinearRef<'_>) -> Option<Option<FlexTensor>> {
+    match layer.dense() {
+        Some(w) => flex(w).map(Some),
+        None => Some(None),
+    }
+}
+
+/// A layer's weight as the fused kernels take it; `None` for a quantized matrix of another
+/// kernel set, or a dense one that is not a flex tensor (`dense` from [`dense_weight`]).
+fn weight_of<'a>(layer: LinearRef<'a>, dense: Option<&'a FlexTensor>) -> Option<Weight<'a>> {
+    match (layer.weight, dense) {
+        (Matrix::Dense(_), Some(w)) => Some(Weight::Dense(view(w, 0, 0, 1))),
+        (Matrix::Quantized(q), None) => q
+            .as_any()
+            .downcast_ref::<FlexQuantized>()
+            .map(|q| Weight::Quantized(&q.0)),
+        _ => None,
+    }
+}
+
 /// These kernels as the model's [`crate::kernels::Kernels`] set for the flex device.
 pub struct FlexKernels;
 
@@ -176,6 +198,10 @@ struct FlexQuantized(QuantizedValues);
 impl QuantizedMatrix for FlexQuantized {
     fn dims(&self) -> [usize; 2] {
         [self.0.rows, self.0.cols]
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn linear(&self, x: &Tensor<2>, bias: Option<&Tensor<1>>, gelu: bool) -> Tensor<2> {
@@ -350,39 +376,42 @@ impl Kernels for FlexKernels {
     fn mlp(
         &self,
         x: &Tensor<2>,
-        w1: &Tensor<2>,
-        b1: &Tensor<1>,
-        w2: &Tensor<2>,
-        b2: &Tensor<1>,
+        fc1: LinearRef<'_>,
+        fc2: LinearRef<'_>,
         residual: &Tensor<2>,
     ) -> Option<Tensor<2>> {
         let [rows, d_in] = x.dims();
-        let [w1_in, hidden] = w1.dims();
-        let [w2_in, d_out] = w2.dims();
-        if d_in != w1_in
-            || w2_in != hidden
-            || b1.dims() != [hidden]
-            || b2.dims() != [d_out]
-            || residual.dims() != [rows, d_out]
-        {
-            return None;
-        }
         // A decoder step's few rows go through the two linear layers (their gemv path).
         if rows <= gemv::GEMV_MAX_ROWS {
             return None;
         }
-        let (xf, w1f, b1f, w2f, b2f) = (flex(x)?, flex(w1)?, flex(b1)?, flex(w2)?, flex(b2)?);
-        let rf = flex(residual)?;
+        let (b1f, b2f) = (flex(fc1.bias?)?, flex(fc2.bias?)?);
+        let (xf, rf) = (flex(x)?, flex(residual)?);
+        let (w1f, w2f) = (dense_weight(fc1)?, dense_weight(fc2)?);
+        let layer1 = weight_of(fc1, w1f.as_ref())?;
+        let layer2 = weight_of(fc2, w2f.as_ref())?;
+        let ([w1_in, hidden], [w2_in, d_out]) = (layer1.dims(), layer2.dims());
+        if d_in != w1_in
+            || w2_in != hidden
+            || b1f.layout().shape().num_elements() != hidden
+            || b2f.layout().shape().num_elements() != d_out
+            || residual.dims() != [rows, d_out]
+        {
+            return None;
+        }
         let (b1, b2, residual) = (dense(&b1f), dense(&b2f), dense(&rf));
-        let (xv, w1v, w2v) = (view(&xf, 0, 0, 1), view(&w1f, 0, 0, 1), view(&w2f, 0, 0, 1));
+        let xv = view(&xf, 0, 0, 1);
         let block_rows = row_block_len(rows);
         // The output starts as fc2's bias (written once, not zeroed first).
         let mut out = parallel::repeat(&b2, rows);
         parallel::for_each_chunk(
             &mut out,
             block_rows * d_out,
-            || vec![0.0f32; block_rows * hidden],
-            |h, block, out| {
+            // The block's hidden rows, and a quantized layer's dequantized panel: fc1's
+            // output is never held for all rows at once (4× the tokens: 75 MB on base's
+            // first stage).
+            || (vec![0.0f32; block_rows * hidden], Vec::new()),
+            |(h, scratch), block, out| {
                 let first = block * block_rows;
                 let n = out.len() / d_out;
                 let h = &mut h[..n * hidden];
@@ -394,7 +423,7 @@ impl Kernels for FlexKernels {
                     rows: n,
                     ..xv
                 };
-                matmul(h, x_rows, w1v, 1.0, Output::Accumulate, Split::Caller);
+                layer1.accumulate(x_rows, h, scratch);
                 simd::gelu(h);
                 let h_rows = MatRef {
                     data: h,
@@ -404,7 +433,7 @@ impl Kernels for FlexKernels {
                     row_stride: hidden,
                     col_stride: 1,
                 };
-                matmul(out, h_rows, w2v, 1.0, Output::Accumulate, Split::Caller);
+                layer2.accumulate(h_rows, out, scratch);
                 // Added last, as a separate addition would (addition commutes): the same values.
                 let residual = &residual[first * d_out..][..out.len()];
                 for (o, &r) in out.iter_mut().zip(residual) {
@@ -450,15 +479,26 @@ impl Kernels for FlexKernels {
         };
         let scale = ((c / heads) as f64).powf(-0.5) as f32;
         let xf = flex(x)?;
-        if batch * h.div_ceil(window) >= 2 * parallel::threads()
-            && qkv.dense().is_some()
-            && proj.dense().is_some()
-        {
-            // Enough strips of windows for every thread: each strip's products on its thread.
+        if batch * h.div_ceil(window) >= 2 * parallel::threads() {
+            // Enough strips of windows for every thread: each strip's products on its thread,
+            // the weights f32 or quantized.
+            let (qkv_w, proj_w) = (dense_weight(qkv)?, dense_weight(proj)?);
+            let bias = |b: Option<&Tensor<1>>| match b {
+                Some(b) => flex(b).map(Some),
+                None => Some(None),
+            };
+            let (qkv_b, proj_b) = (bias(qkv.bias)?, bias(proj.bias)?);
+            let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
+            let qkv = Layer {
+                weight: weight_of(qkv, qkv_w.as_ref())?,
+                bias: qkv_b.as_deref(),
+            };
+            let proj = Layer {
+                weight: weight_of(proj, proj_w.as_ref())?,
+                bias: proj_b.as_deref(),
+            };
             let mut out = parallel::zeros(batch * n * c);
-            with_attention_layers(c, qkv, proj, |qkv, proj| {
-                attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out)
-            })?;
+            attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out);
             return Some(tensor(out, [batch, n, c]));
         }
         let tokens = x.clone().reshape([batch * n, c]);

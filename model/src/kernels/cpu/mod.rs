@@ -12,6 +12,7 @@ mod channel_attention;
 mod conv;
 mod flex;
 mod gemv;
+mod layer;
 mod matmul;
 mod parallel;
 mod patch_conv;

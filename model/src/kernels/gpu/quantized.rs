@@ -276,6 +276,10 @@ impl QuantizedMatrix for CubeQuantized {
         [self.rows, self.cols]
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn linear(&self, x: &BurnTensor<2>, bias: Option<&BurnTensor<1>>, gelu: bool) -> BurnTensor<2> {
         let [rows, d_in] = x.dims();
         let n = self.rows;
