@@ -3,8 +3,9 @@
 // the same number of greedy tokens. Run by `cargo xtask bench browser`; by hand:
 //   FLORENCE2_PKG=pkg FLORENCE2_PROXY_BIN=… FLORENCE2_BENCH_MODEL=DIR FLORENCE2_BENCH_ONNX=ONNX_DIR \
 //   [FLORENCE2_ROUNDS=2] [FLORENCE2_WARM_RUNS=2] [FLORENCE2_MAX_NEW_TOKENS=20] \
-//   [FLORENCE2_ROWS=ours-f32,tjs-fp32,tjs-mix] node tests/bench/browser.mjs
-// DIR: a Florence-2 folder (transformers layout, with test_image.png), served by our proxy;
+//   [FLORENCE2_ROWS=ours-f32,ours-mixed,tjs-fp32,tjs-mix] node tests/bench/browser.mjs
+// DIR: a Florence-2 folder (transformers layout, with test_image.png), served by our proxy, and
+// DIR-mixed beside it (`florence2 quantize --scheme mixed` of it) for the ours-mixed row;
 // ONNX_DIR: model/tools/export_onnx.py's export of it, served to transformers.js.
 // Every (row, round) gets a fresh browser context (empty caches, its own renderer process);
 // rounds alternate the rows' order. Per row: load, first run (vision included), warm runs
@@ -38,13 +39,14 @@ const NO_REPEAT = 3; // the checkpoint's generation_config value, given to both 
 // transformers.js' Florence-2 demo: fp16 vision and embeddings, q4 encoder and decoder.
 const MIX = { embed_tokens: "fp16", vision_encoder: "fp16", encoder_model: "q4", decoder_model_merged: "q4" };
 const ROWS = {
-  "ours-f32": { side: "ours", label: "florence2-web, CPU (wasm SIMD), f32, 1 thread" },
-  "tjs-fp32": { side: "tjs", dtype: "fp32", label: "transformers.js, wasm, fp32" },
-  "tjs-mix": { side: "tjs", dtype: MIX, label: "transformers.js, wasm, fp16 vision+embed / q4 enc+dec" },
-  "tjs-q4": { side: "tjs", dtype: "q4", label: "transformers.js, wasm, q4" },
-  "tjs-fp16": { side: "tjs", dtype: "fp16", label: "transformers.js, wasm, fp16" },
+  "ours-f32": { side: "ours", folder: basename(MODEL), label: "florence2-web, CPU (wasm SIMD), f32, 1 thread" },
+  "ours-mixed": { side: "ours", folder: `${basename(MODEL)}-mixed`, vs: "ours-f32", label: "florence2-web, CPU (wasm SIMD), mixed 8/4-bit, 1 thread" },
+  "tjs-fp32": { side: "tjs", dtype: "fp32", vs: "ours-f32", label: "transformers.js, wasm, fp32" },
+  "tjs-mix": { side: "tjs", dtype: MIX, vs: "ours-mixed", label: "transformers.js, wasm, fp16 vision+embed / q4 enc+dec" },
+  "tjs-q4": { side: "tjs", dtype: "q4", vs: "ours-mixed", label: "transformers.js, wasm, q4" },
+  "tjs-fp16": { side: "tjs", dtype: "fp16", vs: "ours-mixed", label: "transformers.js, wasm, fp16" },
 };
-const rowNames = env("FLORENCE2_ROWS", "ours-f32,tjs-fp32,tjs-mix").split(",");
+const rowNames = env("FLORENCE2_ROWS", "ours-f32,ours-mixed,tjs-fp32,tjs-mix").split(",");
 for (const r of rowNames) if (!ROWS[r]) throw new Error(`unknown row ${r}: ${Object.keys(ROWS)}`);
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -153,7 +155,7 @@ async function one(name) {
   await page.waitForFunction(() => window.ready === true, null, { timeout: 120_000 });
   const call = (fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
   const load = row.side === "ours"
-    ? await call("load", { modelUrl: `${proxyUrl}/models/${basename(MODEL)}/` })
+    ? await call("load", { modelUrl: `${proxyUrl}/models/${row.folder}/` })
     : await call("load", { modelId: basename(ONNX), dtype: row.dtype });
   const runs = [];
   for (let i = 0; i <= WARM; i++) {
@@ -198,9 +200,13 @@ try {
 // The table: medians over rounds, and each row's times against ours (same run).
 const med = (name, key) => median(results[name].map((r) => r[key]));
 const ref = rowNames.find((n) => ROWS[n].side === "ours");
+// Each row against its counterpart (f32 against f32, small variants against ours-mixed), or
+// the first of ours when that row was not run.
+const versus = (name) => (rowNames.includes(ROWS[name].vs) ? ROWS[name].vs : ref);
 const cell = (name, key, digits = 1, scale = 1000) => {
   const v = med(name, key) / scale;
-  const ratio = ref && name !== ref && key !== "peak" && key !== "bytes" ? ` (${(med(ref, key) / med(name, key)).toFixed(2)}×)` : "";
+  const against = versus(name);
+  const ratio = against && name !== against && key !== "peak" && key !== "bytes" ? ` (${(med(against, key) / med(name, key)).toFixed(2)}× ${against})` : "";
   return `${v.toFixed(digits)}${ratio}`;
 };
 console.log("\n| row | download MB | load s | first run s | warm run s | decoder ms/token | peak renderer MiB | tokens |");
@@ -211,10 +217,11 @@ for (const name of rowNames) {
       `${cell(name, "token", 0, 1)} | ${med(name, "peak").toFixed(0)} | ${results[name][0].tokens} |`,
   );
 }
-if (ref) console.log(`(×: ours' time / that row's time, medians of the same run; below 1 = ours faster)`);
-const same = rowNames.filter((n) => n !== ref && ROWS[n].dtype === "fp32");
+if (ref) console.log(`(×: the named row's time / this row's time, medians of the same run; below 1 = the named row faster)`);
+const same = rowNames.filter((n) => ROWS[n].dtype === "fp32" && rowNames.includes(ROWS[n].vs));
 for (const n of same) {
-  const a = results[ref][0].ids.join(" "), b = results[n][0].ids.join(" ");
-  console.log(`tokens, ours vs ${n}: ${a === b ? "identical" : `differ\n  ours: ${a}\n  ${n}: ${b}`}`);
+  const ours = ROWS[n].vs;
+  const a = results[ours][0].ids.join(" "), b = results[n][0].ids.join(" ");
+  console.log(`tokens, ${ours} vs ${n}: ${a === b ? "identical" : `differ\n  ${ours}: ${a}\n  ${n}: ${b}`}`);
 }
 for (const n of rowNames) console.log(`${n}: ${results[n][0].text.slice(0, 120)}`);

@@ -8,14 +8,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::bins::CLI;
 use crate::util::{Result, cargo, root, run_step, target_dir};
 use crate::{package, setup};
 
 const USAGE: &str = "usage: cargo xtask bench browser --model DIR [--onnx DIR] [--python PY] \
-[--rounds 2] [--warm-runs 2] [--new-tokens 20] [--rows ours-f32,tjs-fp32,tjs-mix]
+[--rounds 2] [--warm-runs 2] [--new-tokens 20] [--rows ours-f32,ours-mixed,tjs-fp32,tjs-mix]
   DIR: a Florence-2 folder in transformers' layout with test_image.png (model/tools/make_base_model.py
   makes a base-shaped one: OUT/native); --onnx: its ONNX export for transformers.js (default: DIR-onnx
   beside it, made with PY, which needs torch, transformers, onnx and onnxruntime, when missing).
+  The ours-mixed row loads DIR-mixed beside DIR (`florence2 quantize --scheme mixed`, made when
+  missing).
   FLORENCE2_PROXY_BIN=… uses that florence2-proxy instead of building it (release).";
 
 pub fn run(args: &[String]) -> Result {
@@ -43,13 +46,7 @@ pub fn run(args: &[String]) -> Result {
     let model = std::path::absolute(model.ok_or(USAGE)?).map_err(|e| e.to_string())?;
     let onnx = match onnx {
         Some(dir) => std::path::absolute(dir).map_err(|e| e.to_string())?,
-        None => {
-            let name = model
-                .file_name()
-                .ok_or("--model names no folder")?
-                .to_string_lossy();
-            model.with_file_name(format!("{name}-onnx"))
-        }
+        None => sibling(&model, "onnx")?,
     };
     if !onnx.join("onnx/decoder_model_merged.onnx").exists() {
         run_step(
@@ -57,6 +54,16 @@ pub fn run(args: &[String]) -> Result {
                 .arg(root().join("model/tools/export_onnx.py"))
                 .arg(&model)
                 .arg(&onnx),
+        )?;
+    }
+    let mixed = sibling(&model, "mixed")?;
+    if !mixed.join("model.safetensors").exists() {
+        run_step(
+            CLI.command()?
+                .args(["quantize", "--scheme", "mixed", "--model"])
+                .arg(&model)
+                .arg("--out")
+                .arg(&mixed),
         )?;
     }
     eprintln!("{}", package::build()?);
@@ -91,4 +98,13 @@ pub fn run(args: &[String]) -> Result {
             .env("FLORENCE2_BENCH_ONNX", &onnx)
             .envs(env),
     )
+}
+
+/// `DIR-suffix` beside the model folder `DIR`.
+fn sibling(model: &std::path::Path, suffix: &str) -> Result<PathBuf> {
+    let name = model
+        .file_name()
+        .ok_or("--model names no folder")?
+        .to_string_lossy();
+    Ok(model.with_file_name(format!("{name}-{suffix}")))
 }
