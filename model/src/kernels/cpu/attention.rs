@@ -331,28 +331,6 @@ pub fn window_attention(qkv: &[f32], padding: &[f32], g: WindowGrid, scale: f32,
     }
 }
 
-/// A linear layer's f32 weights `[in, out]` and bias, for the channel attention.
-#[derive(Clone, Copy)]
-pub struct LinearSlices<'a> {
-    pub weight: MatRef<'a>,
-    pub bias: Option<&'a [f32]>,
-}
-
-impl LinearSlices<'_> {
-    /// `rows` rows of the bias (zeros without one) into `out` (whole rows): an output the
-    /// product is added to, as the linear kernel starts its own.
-    pub fn start_into(&self, out: &mut [f32]) {
-        match self.bias {
-            Some(b) => {
-                for row in out.chunks_exact_mut(b.len()) {
-                    row.copy_from_slice(b);
-                }
-            }
-            None => out.fill(0.0),
-        }
-    }
-}
-
 /// [`window_attention`] with both projections done strip by strip: `x` `[batch, h·w,
 /// channels]` are the normed tokens, `out` gets `proj(attention(qkv(x)))`. A strip's
 /// projections and attention stay in the thread's scratch (a few MB, in cache) instead of

@@ -9,7 +9,7 @@
 //! projects the output a block at a time, straight into the output's rows. Every
 //! intermediate stays in the thread's cache.
 
-use super::attention::LinearSlices;
+use super::layer::Layer;
 use super::matmul::{MatRef, Output, Split, matmul};
 use super::parallel::{balanced_block_len, for_each_chunk};
 use super::simd::{pad, softmax_rows};
@@ -47,8 +47,8 @@ const OUTPUT_BLOCK_MAX: usize = 1024;
 /// When the slices do not fit the grid (the caller checks the tensors' shapes; a bug there).
 pub fn channel_attention_fused(
     x: &[f32],
-    qkv: LinearSlices<'_>,
-    proj: LinearSlices<'_>,
+    qkv: Layer<'_>,
+    proj: Layer<'_>,
     g: ChannelGrid,
     scale: f32,
     out: &mut [f32],
@@ -59,11 +59,9 @@ pub fn channel_attention_fused(
             && c.is_multiple_of(groups)
             && x.len() == g.batch * n * c
             && out.len() == x.len()
-            && qkv.weight.rows == c
-            && qkv.weight.cols == 3 * c
+            && qkv.weight.dims() == [c, 3 * c]
             && qkv.bias.is_none_or(|b| b.len() == 3 * c)
-            && proj.weight.rows == c
-            && proj.weight.cols == c
+            && proj.weight.dims() == [c, c]
             && proj.bias.is_none_or(|b| b.len() == c),
         "channel attention shapes"
     );
@@ -72,21 +70,8 @@ pub fn channel_attention_fused(
     }
     let d = c / groups;
     // The three thirds of the qkv layer: q and k together, then v.
-    let qk_layer = LinearSlices {
-        weight: MatRef {
-            cols: 2 * c,
-            ..qkv.weight
-        },
-        bias: qkv.bias.map(|b| &b[..2 * c]),
-    };
-    let v_layer = LinearSlices {
-        weight: MatRef {
-            offset: qkv.weight.offset + 2 * c * qkv.weight.col_stride,
-            cols: c,
-            ..qkv.weight
-        },
-        bias: qkv.bias.map(|b| &b[2 * c..]),
-    };
+    let qk_layer = qkv.columns(0, 2 * c);
+    let v_layer = qkv.columns(2 * c, c);
     for (x, out) in x.chunks_exact(n * c).zip(out.chunks_exact_mut(n * c)) {
         let tokens = |first: usize, rows: usize| MatRef {
             data: x,
@@ -103,8 +88,8 @@ pub fn channel_attention_fused(
         for_each_chunk(
             &mut partial,
             groups * d * d,
-            || vec![0.0f32; block_len * 2 * c],
-            |qk, block, scores| {
+            || (vec![0.0f32; block_len * 2 * c], Vec::new()),
+            |(qk, panel), block, scores| {
                 let first = (block * block_len).min(n);
                 let rows = block_len.min(n - first);
                 if rows == 0 {
@@ -113,14 +98,7 @@ pub fn channel_attention_fused(
                 }
                 let qk = &mut qk[..rows * 2 * c];
                 qk_layer.start_into(qk);
-                matmul(
-                    qk,
-                    tokens(first, rows),
-                    qk_layer.weight,
-                    1.0,
-                    Output::Accumulate,
-                    Split::Caller,
-                );
+                qk_layer.weight.accumulate(tokens(first, rows), qk, panel);
                 for (gi, scores) in scores.chunks_exact_mut(d * d).enumerate() {
                     // q of the group as `[d, rows]` (transposed in place), k as `[rows, d]`.
                     let q = MatRef {
@@ -165,21 +143,15 @@ pub fn channel_attention_fused(
                     vec![0.0f32; rows_max * c],
                     vec![0.0f32; rows_max * c],
                     vec![0.0f32; rows_max * d],
+                    Vec::new(),
                 )
             },
-            |(v, attended, group_out), block, out| {
+            |(v, attended, group_out, panel), block, out| {
                 let (first, rows) = (block * rows_max, out.len() / c);
                 let (v, attended) = (&mut v[..rows * c], &mut attended[..rows * c]);
                 let group_out = &mut group_out[..rows * d];
                 v_layer.start_into(v);
-                matmul(
-                    v,
-                    tokens(first, rows),
-                    v_layer.weight,
-                    1.0,
-                    Output::Accumulate,
-                    Split::Caller,
-                );
+                v_layer.weight.accumulate(tokens(first, rows), v, panel);
                 for gi in 0..groups {
                     let v_group = MatRef {
                         data: v,
@@ -219,14 +191,7 @@ pub fn channel_attention_fused(
                     row_stride: c,
                     col_stride: 1,
                 };
-                matmul(
-                    out,
-                    attended,
-                    proj.weight,
-                    1.0,
-                    Output::Accumulate,
-                    Split::Caller,
-                );
+                proj.weight.accumulate(attended, out, panel);
             },
         );
     }
@@ -234,7 +199,7 @@ pub fn channel_attention_fused(
 
 #[cfg(test)]
 mod tests {
-    use super::super::attention::LinearSlices;
+    use super::super::layer::{Layer, Weight};
     use super::super::matmul::MatRef;
     use super::{ChannelGrid, channel_attention_fused};
 
@@ -325,12 +290,12 @@ mod tests {
                 let mut got = vec![f32::NAN; x.len()];
                 channel_attention_fused(
                     &x,
-                    LinearSlices {
-                        weight: matrix(&wqkv, c, 3 * c),
+                    Layer {
+                        weight: Weight::Dense(matrix(&wqkv, c, 3 * c)),
                         bias: qb,
                     },
-                    LinearSlices {
-                        weight: matrix(&wproj, c, c),
+                    Layer {
+                        weight: Weight::Dense(matrix(&wproj, c, c)),
                         bias: pb,
                     },
                     ChannelGrid {

@@ -66,23 +66,23 @@ fn in_order<'a>(t: &'a FlexTensor, order: &[usize]) -> Cow<'a, [f32]> {
 }
 
 /// Runs `f` on an attention block's `qkv` (`[c, 3c]`) and output (`[c, c]`) projections as
-/// slices; `None` when their shapes do not fit `c` or they are not flex tensors.
+/// the fused kernels take them, f32 or quantized; `None` when their shapes do not fit `c` or
+/// they are not this set's tensors.
 fn with_attention_layers<R>(
     c: usize,
     qkv: LinearRef<'_>,
     proj: LinearRef<'_>,
-    f: impl FnOnce(attention::LinearSlices<'_>, attention::LinearSlices<'_>) -> R,
+    f: impl FnOnce(Layer<'_>, Layer<'_>) -> R,
 ) -> Option<R> {
     let three_c = c.checked_mul(3)?;
-    let (qkv_w, proj_w) = (qkv.dense()?, proj.dense()?);
-    if qkv_w.dims() != [c, three_c]
-        || proj_w.dims() != [c, c]
+    if qkv.weight.dims() != [c, three_c]
+        || proj.weight.dims() != [c, c]
         || qkv.bias.is_some_and(|b| b.dims() != [three_c])
         || proj.bias.is_some_and(|b| b.dims() != [c])
     {
         return None;
     }
-    let (qkv_w, proj_w) = (flex(qkv_w)?, flex(proj_w)?);
+    let (qkv_w, proj_w) = (dense_weight(qkv)?, dense_weight(proj)?);
     // `Some(None)` for no bias, `None` for a bias that is not a flex tensor.
     let bias = |b: Option<&Tensor<1>>| match b {
         Some(b) => flex(b).map(Some),
@@ -91,12 +91,12 @@ fn with_attention_layers<R>(
     let (qkv_b, proj_b) = (bias(qkv.bias)?, bias(proj.bias)?);
     let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
     Some(f(
-        attention::LinearSlices {
-            weight: view(&qkv_w, 0, 0, 1),
+        Layer {
+            weight: weight_of(qkv, qkv_w.as_ref())?,
             bias: qkv_b.as_deref(),
         },
-        attention::LinearSlices {
-            weight: view(&proj_w, 0, 0, 1),
+        Layer {
+            weight: weight_of(proj, proj_w.as_ref())?,
             bias: proj_b.as_deref(),
         },
     ))
@@ -148,7 +148,7 @@ fn weight_of<'a>(layer: LinearRef<'a>, dense: Option<&'a FlexTensor>) -> Option<
         (Matrix::Quantized(q), None) => q
             .as_any()
             .downcast_ref::<FlexQuantized>()
-            .map(|q| Weight::Quantized(&q.0)),
+            .map(|q| Weight::quantized(&q.0)),
         _ => None,
     }
 }
@@ -482,23 +482,10 @@ impl Kernels for FlexKernels {
         if batch * h.div_ceil(window) >= 2 * parallel::threads() {
             // Enough strips of windows for every thread: each strip's products on its thread,
             // the weights f32 or quantized.
-            let (qkv_w, proj_w) = (dense_weight(qkv)?, dense_weight(proj)?);
-            let bias = |b: Option<&Tensor<1>>| match b {
-                Some(b) => flex(b).map(Some),
-                None => Some(None),
-            };
-            let (qkv_b, proj_b) = (bias(qkv.bias)?, bias(proj.bias)?);
-            let (qkv_b, proj_b) = (qkv_b.as_ref().map(dense), proj_b.as_ref().map(dense));
-            let qkv = Layer {
-                weight: weight_of(qkv, qkv_w.as_ref())?,
-                bias: qkv_b.as_deref(),
-            };
-            let proj = Layer {
-                weight: weight_of(proj, proj_w.as_ref())?,
-                bias: proj_b.as_deref(),
-            };
             let mut out = parallel::zeros(batch * n * c);
-            attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out);
+            with_attention_layers(c, qkv, proj, |qkv, proj| {
+                attention::window_attention_fused(&dense(&xf), qkv, proj, grid, scale, &mut out)
+            })?;
             return Some(tensor(out, [batch, n, c]));
         }
         let tokens = x.clone().reshape([batch * n, c]);

@@ -6,11 +6,16 @@ use super::matmul::{MatRef, Output, Split, matmul};
 use super::quantized;
 use crate::load::quantized::QuantizedValues;
 
-/// A layer's weight: f32 `[in, out]`, or quantized (`W` `[out, in]`).
+/// A layer's weight: f32 `[in, out]`, or quantized (`W` `[out, in]`): its rows `first..first
+/// + rows` (a layer's output columns, e.g. the v third of a qkv projection).
 #[derive(Clone, Copy)]
 pub enum Weight<'a> {
     Dense(MatRef<'a>),
-    Quantized(&'a QuantizedValues),
+    Quantized {
+        w: &'a QuantizedValues,
+        first: usize,
+        rows: usize,
+    },
 }
 
 impl Weight<'_> {
@@ -18,7 +23,39 @@ impl Weight<'_> {
     pub fn dims(&self) -> [usize; 2] {
         match self {
             Weight::Dense(w) => [w.rows, w.cols],
-            Weight::Quantized(q) => [q.cols, q.rows],
+            Weight::Quantized { w, rows, .. } => [w.cols, *rows],
+        }
+    }
+
+    /// A quantized matrix whole.
+    pub fn quantized(w: &QuantizedValues) -> Weight<'_> {
+        Weight::Quantized {
+            w,
+            first: 0,
+            rows: w.rows,
+        }
+    }
+
+    /// Output columns `first..first + count`.
+    ///
+    /// # Panics
+    /// Beyond the layer's outputs (the caller's shapes; a bug there).
+    pub fn columns(self, first: usize, count: usize) -> Self {
+        assert!(
+            first + count <= self.dims()[1],
+            "layer columns out of range"
+        );
+        match self {
+            Weight::Dense(m) => Weight::Dense(MatRef {
+                offset: m.offset + first * m.col_stride,
+                cols: count,
+                ..m
+            }),
+            Weight::Quantized { w, first: f, .. } => Weight::Quantized {
+                w,
+                first: f + first,
+                rows: count,
+            },
         }
     }
 
@@ -28,8 +65,15 @@ impl Weight<'_> {
     pub fn accumulate(&self, x: MatRef<'_>, out: &mut [f32], scratch: &mut Vec<f32>) {
         match self {
             Weight::Dense(w) => matmul(out, x, *w, 1.0, Output::Accumulate, Split::Caller),
-            Weight::Quantized(q) => {
-                quantized::many_rows(x, q, out, Output::Accumulate, scratch);
+            Weight::Quantized { w, first, rows } => {
+                quantized::many_rows_of(
+                    x,
+                    w,
+                    *first..*first + *rows,
+                    out,
+                    Output::Accumulate,
+                    scratch,
+                );
             }
         }
     }
@@ -43,6 +87,14 @@ pub struct Layer<'a> {
 }
 
 impl Layer<'_> {
+    /// Output columns `first..first + count`, with their part of the bias.
+    pub fn columns(self, first: usize, count: usize) -> Self {
+        Layer {
+            weight: self.weight.columns(first, count),
+            bias: self.bias.map(|b| &b[first..first + count]),
+        }
+    }
+
     /// `rows` rows of the bias (zeros without one): an output the product is added to, as
     /// the linear kernel starts its own.
     pub fn start(&self, rows: usize) -> Vec<f32> {

@@ -55,16 +55,29 @@ pub fn many_rows(
     output: Output,
     scratch: &mut Vec<f32>,
 ) {
-    let (m, n, k) = (x.rows, w.rows, w.cols);
+    many_rows_of(x, w, 0..w.rows, out, output, scratch);
+}
+
+/// [`many_rows`] with `W`'s rows `rows` only (`out` is `[m × rows.len()]`): a part of a
+/// layer's outputs, such as the v third of a qkv projection.
+pub fn many_rows_of(
+    x: MatRef<'_>,
+    w: &QuantizedValues,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+    output: Output,
+    scratch: &mut Vec<f32>,
+) {
+    let (m, n, k) = (x.rows, rows.len(), w.cols);
     assert!(
-        x.cols == k && out.len() == m * n,
+        x.cols == k && rows.end <= w.rows && out.len() == m * n,
         "quantized many_rows shapes"
     );
     for first in (0..n).step_by(PANEL) {
         let count = PANEL.min(n - first);
         scratch.resize(k * count + m * count, 0.0);
         let (panel, product) = scratch.split_at_mut(k * count);
-        dequantize_panel(w, first, count, panel);
+        dequantize_panel(w, rows.start + first, count, panel);
         // The panel's transpose, `[in × count]`, as `gemm`'s right-hand side.
         let rhs = MatRef {
             data: panel,
@@ -186,6 +199,58 @@ mod tests {
                         (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
                         "{bits:?} {m}x{k}x{n} [{i}]: {got} vs {want}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_of_rows_gives_those_columns_of_the_whole_product() {
+        let (m, k, n) = (12, 150, 130);
+        for bits in [Bits::Q8, Bits::Q4] {
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.02)
+                .collect();
+            let w = QuantizedValues::quantize(&w, n, k, bits).unwrap();
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 5 % 17) as f32 - 8.0) * 0.1)
+                .collect();
+            let xv = MatRef {
+                data: &x,
+                offset: 0,
+                rows: m,
+                cols: k,
+                row_stride: k,
+                col_stride: 1,
+            };
+            let mut whole = vec![f32::NAN; m * n];
+            many_rows(xv, &w, &mut whole, Output::Overwrite, &mut Vec::new());
+            // From a panel's edge (as the thirds of DaViT's qkv, whose widths are multiples
+            // of 64) the panels are the whole product's: the same values. From elsewhere,
+            // `gemm` sees panels of other widths: equal up to rounding.
+            for (range, exact) in [(64..130, true), (40..110, false)] {
+                let len = range.len();
+                let mut part = vec![1.0f32; m * len];
+                many_rows_of(
+                    xv,
+                    &w,
+                    range.clone(),
+                    &mut part,
+                    Output::Accumulate,
+                    &mut Vec::new(),
+                );
+                for r in 0..m {
+                    for (j, &got) in part[r * len..][..len].iter().enumerate() {
+                        let want = 1.0 + whole[r * n + range.start + j];
+                        if exact {
+                            assert_eq!(got, want, "{bits:?} {range:?} row {r} column {j}");
+                        } else {
+                            assert!(
+                                (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                                "{bits:?} {range:?} [{r}, {j}]"
+                            );
+                        }
+                    }
                 }
             }
         }
