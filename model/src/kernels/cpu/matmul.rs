@@ -80,11 +80,38 @@ pub fn matmul(
     output: Output,
     split: Split,
 ) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(
+        out.len() == m * n,
+        "matmul shapes: a {m}x{}, b {}x{n}, out {}",
+        a.cols,
+        b.rows,
+        out.len()
+    );
+    matmul_strided(out, n, a, b, scale, output, split);
+}
+
+/// [`matmul`] into `out`'s first `b.cols` columns of rows `out_row_stride` apart (a block of
+/// columns of a wider output), `out_row_stride ≥ b.cols`.
+///
+/// # Panics
+/// As [`matmul`], and when the rows do not fit `out`.
+pub fn matmul_strided(
+    out: &mut [f32],
+    out_row_stride: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    scale: f32,
+    output: Output,
+    split: Split,
+) {
     let (accumulate, parallel) = (output == Output::Accumulate, split == Split::Pool);
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
-        b.rows == k && out.len() == m * n,
-        "matmul shapes: a {m}x{k}, b {}x{n}, out {}",
+        b.rows == k
+            && out_row_stride >= n
+            && (m == 0 || n == 0 || out.len() >= (m - 1) * out_row_stride + n),
+        "matmul shapes: a {m}x{k}, b {}x{n}, out {} with rows {out_row_stride} apart",
         b.rows,
         out.len()
     );
@@ -97,13 +124,15 @@ pub fn matmul(
     }
     if k == 0 {
         if !accumulate {
-            out.fill(0.0);
+            for row in out.chunks_mut(out_row_stride).take(m) {
+                row[..n].fill(0.0);
+            }
         }
         return;
     }
-    // SAFETY: `out` holds exactly m·n elements addressed row-major (row stride n, column
-    // stride 1); every element of `a` and `b` lies inside its slice (checked above); `out`
-    // is a unique borrow, so it aliases neither input.
+    // SAFETY: `out` holds the m rows of n elements addressed row-major (row stride
+    // `out_row_stride`, column stride 1; checked above); every element of `a` and `b` lies
+    // inside its slice (checked above); `out` is a unique borrow, so it aliases neither input.
     unsafe {
         gemm::gemm(
             m,
@@ -111,7 +140,7 @@ pub fn matmul(
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_row_stride as isize,
             accumulate,
             a.data.as_ptr().add(a.offset),
             a.col_stride as isize,

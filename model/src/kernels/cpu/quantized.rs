@@ -1,11 +1,11 @@
 //! Products with quantized matrices (`W` `[out, in]` as codes and block scales, see
 //! `load::quantized`), the weights never held as f32: a few rows (decoder steps) multiply
 //! each block's codes, unpacked in registers, with `x` and apply its scale once; many rows (the
-//! vision tower, the encoder) dequantize a panel of `W`'s rows into a small scratch that
-//! `gemm` multiplies, panel after panel.
+//! vision tower, the encoder) dequantize a panel of `W`'s rows, transposed, into a scratch
+//! that `gemm` multiplies, panel after panel.
 
 use super::gemv::{Columns, GEMV_MAX_ROWS, by_column_blocks};
-use super::matmul::{MatRef, Output, Split, matmul};
+use super::matmul::{MatRef, Output, Split, matmul_strided};
 use super::simd::{madd, multiversion};
 use crate::load::quantized::{BLOCK, Bits, QuantizedValues, dequantize_block};
 
@@ -13,10 +13,15 @@ use crate::load::quantized::{BLOCK, Bits, QuantizedValues, dequantize_block};
 /// contiguous part of the codes.
 const ROWS_PER_TASK: usize = 64;
 
-/// Rows of `W` dequantized at a time for the many-rows product: a scratch of at most
-/// `PANEL × in` floats (768 KB for base's 3072-wide inputs) that stays in L2 while `gemm`
-/// reads it once per block of rows.
-pub const PANEL: usize = 64;
+/// Most floats of the panel of `W` the many-rows product dequantizes at a time (4 MB):
+/// `gemm` packs `x` again for every panel, so a panel holds as many of `W`'s rows as fit
+/// (all of them for most of the vision tower's layers; at least 64).
+const PANEL_FLOATS: usize = 1 << 20;
+
+/// Rows of `W` per panel of the many-rows product, for `in` = `k`.
+fn panel_rows(n: usize, k: usize) -> usize {
+    (PANEL_FLOATS / k.max(1) / 64 * 64).max(64).min(n.max(1))
+}
 
 /// `out[m × out] = x[m × in] · Wᵀ` for `m ≤` [`GEMV_MAX_ROWS`], over the pool by blocks of
 /// `W`'s rows.
@@ -34,20 +39,47 @@ pub fn few_rows(x: &[f32], m: usize, w: &QuantizedValues, out: &mut [f32]) {
     });
 }
 
-/// Rows `first..first + count` of `W` as f32 into `panel` (`[count × in]`, row-major).
-fn dequantize_panel(w: &QuantizedValues, first: usize, count: usize, panel: &mut [f32]) {
-    for (j, row) in panel
-        .chunks_exact_mut(w.cols.max(1))
-        .take(count)
-        .enumerate()
-    {
-        w.dequantize_row(first + j, row);
+/// Block column `b` of rows `first..first + count` of `W` (their inputs `64b..64b + len`),
+/// dequantized and transposed: `out[len × count]`, row-major. 16 rows of `W` at a time go
+/// through a small tile, so that every write is a run of 16 floats: `gemm` packs a
+/// right-hand side with contiguous rows several times faster than one it must gather by
+/// columns (base's vision tower spent 12% of its time packing a transposed view).
+pub fn dequantize_transposed(
+    w: &QuantizedValues,
+    first: usize,
+    count: usize,
+    b: usize,
+    out: &mut [f32],
+) {
+    const TILE: usize = 16;
+    let (k, bits) = (w.cols, w.bits);
+    let start = b * BLOCK;
+    let len = BLOCK.min(k - start);
+    let (row_bytes, blocks) = (
+        QuantizedValues::row_bytes(bits, k),
+        QuantizedValues::blocks_per_row(k),
+    );
+    let step = QuantizedValues::row_bytes(bits, BLOCK);
+    let out = &mut out[..len * count];
+    let mut tile = [[0.0f32; BLOCK]; TILE];
+    for j0 in (0..count).step_by(TILE) {
+        let rows = TILE.min(count - j0);
+        for (jj, t) in tile.iter_mut().take(rows).enumerate() {
+            let j = first + j0 + jj;
+            let codes = &w.codes[j * row_bytes + b * step..];
+            dequantize_block(bits, codes, w.scales[j * blocks + b], &mut t[..len]);
+        }
+        for (p, o) in out.chunks_exact_mut(count).enumerate() {
+            for (o, t) in o[j0..j0 + rows].iter_mut().zip(&tile) {
+                *o = t[p];
+            }
+        }
     }
 }
 
 /// `out[m × out] (+)= x[m × in] · Wᵀ` on the calling thread, `x` row-major with `m` rows, a
-/// panel of `W` at a time; `scratch` holds a panel and its product. `Output::Accumulate`
-/// adds to what `out` holds (a bias).
+/// panel of `W` at a time, its product written straight into its columns of `out`;
+/// `scratch` holds a panel. `Output::Accumulate` adds to what `out` holds (a bias).
 pub fn many_rows(
     x: MatRef<'_>,
     w: &QuantizedValues,
@@ -68,36 +100,45 @@ pub fn many_rows_of(
     output: Output,
     scratch: &mut Vec<f32>,
 ) {
+    let panel_rows = panel_rows(rows.len(), w.cols);
+    many_rows_in_panels(x, w, rows, out, output, scratch, panel_rows);
+}
+
+/// [`many_rows_of`] by panels of `panel_rows` rows of `W`.
+fn many_rows_in_panels(
+    x: MatRef<'_>,
+    w: &QuantizedValues,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+    output: Output,
+    scratch: &mut Vec<f32>,
+    panel_rows: usize,
+) {
     let (m, n, k) = (x.rows, rows.len(), w.cols);
     assert!(
         x.cols == k && rows.end <= w.rows && out.len() == m * n,
         "quantized many_rows shapes"
     );
-    for first in (0..n).step_by(PANEL) {
-        let count = PANEL.min(n - first);
-        scratch.resize(k * count + m * count, 0.0);
-        let (panel, product) = scratch.split_at_mut(k * count);
-        dequantize_panel(w, rows.start + first, count, panel);
-        // The panel's transpose, `[in × count]`, as `gemm`'s right-hand side.
+    if m == 0 {
+        return;
+    }
+    for first in (0..n).step_by(panel_rows) {
+        let count = panel_rows.min(n - first);
+        scratch.resize(k * count, 0.0);
+        let panel = &mut scratch[..k * count];
+        for (b, part) in panel.chunks_mut(BLOCK * count).enumerate() {
+            dequantize_transposed(w, rows.start + first, count, b, part);
+        }
+        // `[in × count]`, row-major: `gemm`'s right-hand side.
         let rhs = MatRef {
             data: panel,
             offset: 0,
             rows: k,
             cols: count,
-            row_stride: 1,
-            col_stride: k,
+            row_stride: count,
+            col_stride: 1,
         };
-        matmul(product, x, rhs, 1.0, Output::Overwrite, Split::Caller);
-        for (o, p) in out.chunks_exact_mut(n).zip(product.chunks_exact(count)) {
-            let o = &mut o[first..first + count];
-            if output == Output::Accumulate {
-                for (o, &p) in o.iter_mut().zip(p) {
-                    *o += p;
-                }
-            } else {
-                o.copy_from_slice(p);
-            }
-        }
+        matmul_strided(&mut out[first..], n, x, rhs, 1.0, output, Split::Caller);
     }
 }
 
@@ -264,6 +305,26 @@ mod tests {
     }
 
     #[test]
+    fn transposed_blocks_are_the_dequantized_matrix_transposed() {
+        // 150 inputs (a short last block), rows 3..40 of 45 (tiles of 16 and a short one).
+        for bits in [Bits::Q8, Bits::Q4] {
+            let (n, k, first, count) = (45, 150, 3, 37);
+            let w: Vec<f32> = (0..n * k).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
+            let w = QuantizedValues::quantize(&w, n, k, bits).unwrap();
+            let dense = w.dequantize();
+            let mut out = vec![f32::NAN; k * count];
+            for (b, part) in out.chunks_mut(BLOCK * count).enumerate() {
+                dequantize_transposed(&w, first, count, b, part);
+            }
+            for p in 0..k {
+                for j in 0..count {
+                    assert_eq!(out[p * count + j], dense[(first + j) * k + p], "{bits:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn fused_few_rows_match_the_dequantized_matrix_for_every_row_count() {
         // Widths: a short block alone, whole blocks, whole blocks and a short one (odd for
         // 8 bits; 4-bit codes need an even width).
@@ -339,6 +400,23 @@ mod tests {
                         col_stride: 1,
                     };
                     many_rows(xv, &w, &mut out, Output::Overwrite, &mut Vec::new());
+                    // Panels of 16 rows and a short one, into a bias.
+                    let mut panels = vec![0.5f32; m * n];
+                    many_rows_in_panels(
+                        xv,
+                        &w,
+                        0..n,
+                        &mut panels,
+                        Output::Accumulate,
+                        &mut Vec::new(),
+                        16,
+                    );
+                    for (&p, &o) in panels.iter().zip(&out) {
+                        assert!(
+                            (p - 0.5 - o).abs() < 1e-5 * (1.0 + o.abs()),
+                            "{p} vs {o} + 0.5"
+                        );
+                    }
                 }
                 for (i, (&got, &want)) in out.iter().zip(&want).enumerate() {
                     assert!(
@@ -369,22 +447,44 @@ mod tests {
                 row_stride: k,
                 col_stride: 1,
             };
+            // In panels of 32 rows: a range from a panel's edge (as the thirds of DaViT's
+            // qkv, whose widths are multiples of 64) is cut into the whole product's panels,
+            // the same values. From elsewhere, `gemm` sees panels of other widths: equal up to
+            // rounding.
             let mut whole = vec![f32::NAN; m * n];
-            many_rows(xv, &w, &mut whole, Output::Overwrite, &mut Vec::new());
-            // From a panel's edge (as the thirds of DaViT's qkv, whose widths are multiples
-            // of 64) the panels are the whole product's: the same values. From elsewhere,
-            // `gemm` sees panels of other widths: equal up to rounding.
+            many_rows_in_panels(
+                xv,
+                &w,
+                0..n,
+                &mut whole,
+                Output::Overwrite,
+                &mut Vec::new(),
+                32,
+            );
             for (range, exact) in [(64..130, true), (40..110, false)] {
                 let len = range.len();
                 let mut part = vec![1.0f32; m * len];
-                many_rows_of(
-                    xv,
-                    &w,
-                    range.clone(),
-                    &mut part,
-                    Output::Accumulate,
-                    &mut Vec::new(),
-                );
+                let scratch = &mut Vec::new();
+                if exact {
+                    many_rows_in_panels(
+                        xv,
+                        &w,
+                        range.clone(),
+                        &mut part,
+                        Output::Accumulate,
+                        scratch,
+                        32,
+                    );
+                } else {
+                    many_rows_of(
+                        xv,
+                        &w,
+                        range.clone(),
+                        &mut part,
+                        Output::Accumulate,
+                        scratch,
+                    );
+                }
                 for r in 0..m {
                     for (j, &got) in part[r * len..][..len].iter().enumerate() {
                         let want = 1.0 + whole[r * n + range.start + j];
