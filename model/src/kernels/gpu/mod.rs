@@ -13,6 +13,7 @@
 //! ([`Kernels::vocab_by_columns`]). The 3-row `lm_head` on lavapipe: 27.7 ms a launch, against
 //! 634 ms with burn's matmul (model/README.md has the steps between).
 
+mod norm;
 mod quantized;
 mod skinny;
 
@@ -78,5 +79,22 @@ impl Kernels for CubeKernels {
         let y = skinny::matmul(cube(x)?, w, bias);
         let y = Tensor::from_primitive::<Wgpu>(y);
         Some(if gelu { activation::gelu(y) } else { y })
+    }
+
+    /// A decoder step's rows in one launch ([`norm`]); wider inputs keep burn's, whose
+    /// reductions spread a row over many invocations.
+    fn layer_norm(
+        &self,
+        x: &Tensor<2>,
+        w: &Tensor<1>,
+        b: &Tensor<1>,
+        eps: f64,
+    ) -> Option<Tensor<2>> {
+        let [rows, d] = x.dims();
+        if rows > SKINNY_MAX_ROWS || w.dims() != [d] || b.dims() != [d] {
+            return None;
+        }
+        let y = norm::layer_norm(cube(x)?, cube(w)?, cube(b)?, eps);
+        Some(Tensor::from_primitive::<Wgpu>(y))
     }
 }
