@@ -13,6 +13,7 @@
 //! ([`Kernels::vocab_by_columns`]). The 3-row `lm_head` on lavapipe: 27.7 ms a launch, against
 //! 634 ms with burn's matmul (model/README.md has the steps between).
 
+mod attention;
 mod norm;
 mod quantized;
 mod skinny;
@@ -95,6 +96,31 @@ impl Kernels for CubeKernels {
             return None;
         }
         let y = norm::layer_norm(cube(x)?, cube(w)?, cube(b)?, eps);
+        Some(Tensor::from_primitive::<Wgpu>(y))
+    }
+
+    /// A decoder step's queries (a row per beam) in one launch ([`attention`]); longer query
+    /// sequences (the encoder, the vision tower) keep burn's.
+    fn scaled_dot_product_attention(
+        &self,
+        q: &Tensor<4>,
+        k: &Tensor<4>,
+        v: &Tensor<4>,
+        scale: f32,
+        causal: bool,
+    ) -> Option<Tensor<4>> {
+        let [b, h, rows, head_dim] = q.dims();
+        let [_, _, len, _] = k.dims();
+        if (causal && rows > 1)
+            || rows > SKINNY_MAX_ROWS
+            || head_dim > attention::MAX_HEAD_DIM
+            || len == 0
+            || k.dims() != [b, h, len, head_dim]
+            || v.dims() != [b, h, len, head_dim]
+        {
+            return None;
+        }
+        let y = attention::attention(cube(q)?, cube(k)?, cube(v)?, scale);
         Some(Tensor::from_primitive::<Wgpu>(y))
     }
 }
