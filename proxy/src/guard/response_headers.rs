@@ -1,7 +1,9 @@
 //! Headers on every answer, static files and API alike: no MIME sniffing (a JSON error or an
 //! uploaded-looking body is never run as a script or page), no referrer to other sites, no
 //! framing (clickjacking), and a Content-Security-Policy that lets the demo run and nothing
-//! else (see `static_files::content_security_policy`).
+//! else (see `static_files::content_security_policy`). The demo's pages are cross-origin
+//! isolated (COOP `same-origin`, COEP `require-corp`): the local runtime's threads share wasm
+//! memory, which browsers give only to isolated pages.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -25,6 +27,10 @@ pub async fn add(State(csp): State<HeaderValue>, request: Request, next: Next) -
         (
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),
+        ),
+        (
+            HeaderName::from_static("cross-origin-embedder-policy"),
+            HeaderValue::from_static("require-corp"),
         ),
     ];
     for (name, value) in set {

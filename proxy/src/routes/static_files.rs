@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -35,6 +35,11 @@ pub const MODELS_PATH: &str = "/models";
 /// a browser never runs a config of one checkpoint with the weights of another.
 const MODEL_CACHE_CONTROL: &str = "no-cache";
 
+/// Model folders may be loaded by cross-origin isolated pages of other origins (COEP
+/// `require-corp`), which take a cross-origin file only when it says so; whether such a page
+/// may read it is still CORS's answer.
+const MODEL_RESOURCE_POLICY: &str = "cross-origin";
+
 /// Adds the static files (or the explanation) to `router` as its fallback, and the model
 /// folders under [`MODELS_PATH`]; unknown paths get the JSON 404.
 pub fn attach<S: Clone + Send + Sync + 'static>(
@@ -54,6 +59,10 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
                 .layer(SetResponseHeaderLayer::if_not_present(
                     CACHE_CONTROL,
                     HeaderValue::from_static(MODEL_CACHE_CONTROL),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    HeaderName::from_static("cross-origin-resource-policy"),
+                    HeaderValue::from_static(MODEL_RESOURCE_POLICY),
                 ))
                 .layer(from_fn_with_state(root.clone(), inside_root))
                 .layer(from_fn_with_state(root, entity_tag))

@@ -389,6 +389,9 @@ async fn answers_carry_security_headers_and_the_demo_may_run_its_boot_script() {
     let h = page.headers();
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "no-referrer");
+    // Cross-origin isolated, so that the local runtime may run threads (issue 32).
+    assert_eq!(h["cross-origin-opener-policy"], "same-origin");
+    assert_eq!(h["cross-origin-embedder-policy"], "require-corp");
     let csp = h["content-security-policy"]
         .to_str()
         .expect("text")

@@ -135,6 +135,11 @@ async fn model_folders_are_served_with_ranges_and_revalidated() {
     assert_eq!(whole.status(), 200);
     // Issue 33, item 16: revalidated (a folder may be replaced), never kept a year unasked.
     assert_eq!(whole.headers()["cache-control"], "no-cache");
+    // Loadable by other origins' cross-origin isolated pages (issue 32); CORS still decides.
+    assert_eq!(
+        whole.headers()["cross-origin-resource-policy"],
+        "cross-origin"
+    );
     let etag = whole.headers()["etag"].clone();
     assert_eq!(whole.bytes().await.expect("body").as_ref(), &weights[..]);
     let again = stack
