@@ -1,13 +1,14 @@
 //! Threads for the CPU kernels. Native builds have one rayon pool, shared by these kernels,
-//! `gemm` and burn-flex's own ops, sized once by [`set_threads`] (default: every core). The
-//! browser's CPU fallback has no threads: the same calls run in order on the calling thread.
-//! This is the only place that knows which.
+//! `gemm` and burn-flex's own ops, sized once by [`set_threads`] (default: every core). In the
+//! browser the `threads` build (wasm atomics) has the same pool, started from JS on Web Workers
+//! by wasm-bindgen-rayon; the other build has no threads: the same calls run in order on the
+//! calling thread. This is the only place that knows which.
 
 /// Products smaller than this many multiply-adds stay on one thread: handing out the work
 /// costs more than it saves (a decoder step's 768×768 product is 0.6 M).
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 mod imp {
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -76,7 +77,7 @@ mod imp {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
 mod imp {
     pub fn set_threads(n: usize) -> Result<(), String> {
         if n == 1 {
