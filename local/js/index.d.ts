@@ -17,6 +17,10 @@ export interface LocalLoadOptions {
    * software adapter such as SwiftShader is ~100x slower than the CPU backend); "webgpu" takes
    * any adapter. */
   backend?: "auto" | "webgpu" | "cpu";
+  /** Threads for the CPU backend (default: `navigator.hardwareConcurrency`). More than one
+   * needs a cross-origin isolated page (`crossOriginIsolated`: COOP `same-origin` and COEP
+   * `require-corp` headers); elsewhere the CPU runs on the worker's one thread. */
+  threads?: number;
   onProgress?: (progress: LocalProgress) => void;
   signal?: AbortSignal;
 }
@@ -27,6 +31,11 @@ export interface LocalInfo {
    * "auto" passed a software adapter by, its name and that reason; null when none was asked
    * for or found. */
   adapter: string | null;
+  /** The threads the CPU backend runs on (1 on WebGPU, or without cross-origin isolation). */
+  threads: number;
+  /** Why the CPU backend got fewer threads than asked for (the page is not cross-origin
+   * isolated, or the threaded runtime did not start); null otherwise. */
+  threadsNote: string | null;
   /** How the weights are held: "f32", or the quantization scheme of a folder written by
    * `florence2 quantize` ("q8", "q4", "mixed"), which stays quantized in memory. */
   dtype: "f32" | "q8" | "q4" | "mixed";

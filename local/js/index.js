@@ -4,6 +4,8 @@
 
 const CACHE = "florence2-web-models";
 const BACKENDS = ["auto", "webgpu", "cpu"];
+/** More Web Workers than any machine has cores for is a mistake, not a wish. */
+const MAX_THREADS = 256;
 
 function florence2Error(code, message) {
   const error = new Error(message);
@@ -108,10 +110,13 @@ export class Florence2Local {
    * Loads a model folder (config.json, model.safetensors, tokenizer.json, and
    * generation_config.json / preprocessor_config.json when present) into a new worker.
    */
-  static async load({ modelUrl, backend = "auto", onProgress, signal } = {}) {
+  static async load({ modelUrl, backend = "auto", threads, onProgress, signal } = {}) {
     const url = folderUrl(modelUrl);
     if (!BACKENDS.includes(backend)) {
       throw florence2Error("BAD_OPTION", `backend must be one of ${BACKENDS.join(", ")}, not ${backend}`);
+    }
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
+      throw florence2Error("BAD_OPTION", `threads must be a whole number from 1 to ${MAX_THREADS}, not ${threads}`);
     }
     if (signal?.aborted) throw aborted("load");
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
@@ -123,7 +128,7 @@ export class Florence2Local {
     };
     signal?.addEventListener("abort", cancel, { once: true });
     try {
-      const info = await channel.call({ op: "load", modelUrl: url, backend }, { onProgress, what: "load" });
+      const info = await channel.call({ op: "load", modelUrl: url, backend, threads }, { onProgress, what: "load" });
       return new Florence2Local(channel, info);
     } catch (error) {
       worker.terminate();
@@ -133,7 +138,7 @@ export class Florence2Local {
     }
   }
 
-  /** `{ backend, adapter, dtype, parameters, weightBytes, loadMs, fromCache, cacheRefused, wasmMemoryBytes }` */
+  /** `{ backend, adapter, threads, threadsNote, dtype, parameters, weightBytes, loadMs, fromCache, cacheRefused, wasmMemoryBytes }` */
   get info() {
     return this.#info;
   }

@@ -2,13 +2,13 @@
 // Storage), loads it into the local runtime (florence2-local wasm, fetched only now) and runs
 // prompts, so the page's thread never waits on the model. One worker per loaded model.
 //
-// Messages in:  { id, op: "load", modelUrl, backend } | { id, op: "run", image, options, stream }
+// Messages in:  { id, op: "load", modelUrl, backend, threads } | { id, op: "run", image, options, stream }
 //               | { op: "abort", target }
 // Messages out: { id, ok: true, value } | { id, ok: false, error: { code, message } }
 //               | { id, progress: { phase, loaded, total } }
 //               | { id, token: { text, tokens } }  (a run with `stream`: after every token)
 
-import initRuntime, { LocalModel, hasWebgpu } from "./florence2_local.js";
+import initSingle, * as single from "./florence2_local.js";
 
 const CACHE = "florence2-web-models";
 const REQUIRED = { config: "config.json", model: "model.safetensors", tokenizer: "tokenizer.json" };
@@ -19,6 +19,9 @@ const OPTIONAL = {
 
 let model = null;
 let memory = null;
+/** The runtime this worker loaded: `single` (WebGPU, or the CPU on this thread), or the
+ * threaded build (`threads/`: the CPU on a pool of workers sharing its memory). */
+let runtime = null;
 const aborted = new Set();
 const downloads = new Map();
 
@@ -63,17 +66,17 @@ function progress(id, phase, loaded, total) {
 // The smallest module using a SIMD instruction (v128: i32.const 0, i8x16.splat, popcnt).
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
 
-async function load(id, { modelUrl, backend }) {
+async function load(id, { modelUrl, backend, threads }) {
   const started = performance.now();
   // The runtime is built with wasm SIMD (Chrome 91, Firefox 89, Safari 16.4 and later): where it
   // is missing, say so rather than fail compiling the module.
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw fail("WASM_SIMD_UNAVAILABLE", "this browser has no WebAssembly SIMD, which the local runtime needs");
   }
-  progress(id, "compile", 0, 1);
-  ({ memory } = await initRuntime());
-  progress(id, "compile", 1, 1);
   const { chosen, adapter, bufferBytes } = await chooseBackend(backend);
+  progress(id, "compile", 0, 1);
+  const pool = await startRuntime(chosen, threads);
+  progress(id, "compile", 1, 1);
   const controller = new AbortController();
   downloads.set(id, controller);
   let files;
@@ -85,7 +88,7 @@ async function load(id, { modelUrl, backend }) {
   if (aborted.has(id)) throw fail("ABORTED", "the load was cancelled");
   const bytes = Object.values(files.bytes).reduce((sum, b) => sum + b.byteLength, 0);
   progress(id, "load", 0, bytes);
-  model = await LocalModel.load(files.bytes, chosen, bufferBytes);
+  model = await runtime.LocalModel.load(files.bytes, chosen, bufferBytes);
   progress(id, "load", bytes, bytes);
   if (!files.fromCache) await remember(modelUrl, files.files).catch(() => {});
   if (chosen === "webgpu") {
@@ -99,6 +102,8 @@ async function load(id, { modelUrl, backend }) {
   return {
     backend: chosen,
     adapter,
+    threads: runtime.threads(),
+    threadsNote: pool.note,
     dtype: info.dtype,
     parameters: info.parameters,
     weightBytes: info.weightBytes,
@@ -111,7 +116,7 @@ async function load(id, { modelUrl, backend }) {
 
 async function chooseBackend(backend) {
   if (backend === "cpu") return { chosen: "cpu", adapter: null };
-  const gpu = hasWebgpu() && self.navigator?.gpu ? await self.navigator.gpu.requestAdapter().catch(() => null) : null;
+  const gpu = self.navigator?.gpu ? await self.navigator.gpu.requestAdapter().catch(() => null) : null;
   if (gpu) {
     const i = gpu.info ?? {};
     const adapter = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(" ") || "WebGPU";
@@ -125,13 +130,53 @@ async function chooseBackend(backend) {
     const bufferBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
     return { chosen: "webgpu", adapter, bufferBytes };
   }
-  if (backend === "webgpu") {
-    throw fail(
-      "WEBGPU_UNAVAILABLE",
-      hasWebgpu() ? "this browser offers no WebGPU adapter" : "this build of the local runtime has no WebGPU backend",
-    );
-  }
+  if (backend === "webgpu") throw fail("WEBGPU_UNAVAILABLE", "this browser offers no WebGPU adapter");
   return { chosen: "cpu", adapter: null };
+}
+
+const POOL_START_MS = 60_000;
+
+// The threaded build's glue, loaded by URL, which bundlers leave as it is: its pool's workers
+// import it again by that URL, which a bundled chunk would not answer to (pkg/README.md,
+// "Threads", says how a bundled app serves the folder).
+const THREADED_RUNTIME = "./threads/florence2_local.js";
+
+function within(ms, promise, why) {
+  let timer;
+  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(why)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Compiles the runtime for `backend` into `runtime` and `memory`. The CPU runs on `threads`
+ * (default: every core) where the page is cross-origin isolated, which shared wasm memory
+ * needs: the threaded build, its pool started here. Otherwise, or when that fails, on this
+ * thread; `note` says why. */
+async function startRuntime(backend, threads) {
+  const wanted = threads ?? self.navigator?.hardwareConcurrency ?? 1;
+  let note = null;
+  if (backend === "cpu" && wanted > 1) {
+    if (self.crossOriginIsolated) {
+      try {
+        const url = new URL(THREADED_RUNTIME, import.meta.url).href;
+        const threaded = await import(/* @vite-ignore */ /* webpackIgnore: true */ url);
+        ({ memory } = await threaded.default());
+        // Each pool worker fetches and instantiates the module itself: seconds, not minutes.
+        await within(POOL_START_MS, threaded.initThreadPool(wanted), "its workers did not start in time");
+        runtime = threaded;
+        return { note };
+      } catch (error) {
+        note = `the threaded runtime did not start (${error?.message ?? error}): one thread`;
+      }
+    } else {
+      note = "the page is not cross-origin isolated (COOP/COEP headers), which threads need: one thread";
+    }
+  }
+  ({ memory } = await initSingle());
+  runtime = single;
+  if (backend === "webgpu" && !single.hasWebgpu()) {
+    throw fail("WEBGPU_UNAVAILABLE", "this build of the local runtime has no WebGPU backend");
+  }
+  return { note };
 }
 
 /** WebGPU's own flag (`GPUAdapterInfo.isFallbackAdapter`, earlier on the adapter), or the

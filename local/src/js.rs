@@ -50,6 +50,18 @@ pub fn has_webgpu() -> bool {
     cfg!(feature = "webgpu")
 }
 
+/// Starts the CPU backend's pool on `n` Web Workers (a promise); the worker calls it once,
+/// before loading, in the `threads` build only.
+#[cfg(feature = "threads")]
+#[allow(unused_imports)] // exported to JS by its own `#[wasm_bindgen]`
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// How many threads the CPU backend's kernels run on: the pool's size, 1 without one.
+#[wasm_bindgen]
+pub fn threads() -> usize {
+    florence2_burn::cpu::threads()
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info {

@@ -170,11 +170,14 @@ const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "applic
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
   if (path.startsWith("/slow/")) return slow(path.slice("/slow/".length), res);
-  const file = path === "/" ? PAGE : path.startsWith("/pkg/") ? join(PKG, path.slice("/pkg/".length)) : null;
+  const file = path === "/" || path === "/plain/" ? PAGE : path.startsWith("/pkg/") ? join(PKG, path.slice("/pkg/".length)) : null;
+  // Cross-origin isolated, as florence2-proxy serves the demo: the CPU backend gets threads. The
+  // page at /plain/ is not, and runs on one thread.
+  const isolation = path === "/plain/" ? {} : { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" };
   try {
     if (!file || path.includes("..")) throw new Error("not found");
     const body = await readFile(file);
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", ...isolation }).end(body);
   } catch {
     res.writeHead(404).end("not found");
   }
@@ -205,12 +208,12 @@ const problems = [];
 // A panic's message (the runtime's hook logs it before the trap) belongs in the test output.
 const echoPanics = (source) => source.on("console", (m) => m.text().includes("panicked") && console.log(`     console: ${m.text()}`));
 /** A page of the package, its errors kept in `problems`. */
-async function openPage() {
+async function openPage(path = "") {
   const page = await browser.newPage();
   page.on("pageerror", (e) => problems.push(e.message));
   echoPanics(page);
   page.on("worker", echoPanics);
-  await page.goto(pageUrl);
+  await page.goto(pageUrl + path);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
   return page;
 }
@@ -244,7 +247,7 @@ const runCases = async (Local, url, backend, image, cases, otherPicture) => {
   await Local.clearCache(url); // a download each time: the cache has its own test
   const phases = new Set();
   const local = await Local.load({ modelUrl: url, backend, onProgress: (p) => phases.add(p.phase) });
-  const out = { info: local.info, phases: [...phases], runs: [] };
+  const out = { info: local.info, phases: [...phases], runs: [], cores: navigator.hardwareConcurrency };
   const bytes = new Uint8Array(image);
   for (const c of cases) {
     const started = performance.now();
@@ -292,6 +295,9 @@ async function goldenOn(backend, scheme = null, cases = goldenCases) {
   assert.equal(info.fromCache, false);
   assert.ok(info.parameters > 0 && info.loadMs > 0);
   if (backend === "webgpu") assert.ok(typeof info.adapter === "string" && info.adapter.length > 0);
+  // The CPU on every core of this isolated page (the threaded runtime); WebGPU needs none.
+  assert.equal(info.threads, backend === "cpu" ? got.value.cores : 1);
+  assert.equal(info.threadsNote, null);
   cases.forEach((c, i) => {
     const run = runs[i];
     const ids = c.kind === "beam" ? c.golden.beam3_ids : c.golden.greedy_ids;
@@ -312,7 +318,7 @@ async function goldenOn(backend, scheme = null, cases = goldenCases) {
     assert.deepEqual(again.generatedIds, runs[0].generatedIds);
   }
   const times = runs.map((r, i) => `${cases[i].task} ${cases[i].kind} ${Math.round(r.ms)}`);
-  console.log(`     ${scheme ?? "f32"} on ${backend} (${info.adapter ?? "wasm"}): load ${Math.round(info.loadMs)} ms, weights ${(info.weightBytes / 1e6).toFixed(1)} MB; ms per run: ${times.join(", ")}`);
+  console.log(`     ${scheme ?? "f32"} on ${backend} (${info.adapter ?? `wasm, ${info.threads} threads`}): load ${Math.round(info.loadMs)} ms, weights ${(info.weightBytes / 1e6).toFixed(1)} MB; ms per run: ${times.join(", ")}`);
 }
 
 // WebGPU runs on SwiftShader here — the CPU emulating a GPU, so slow (~40 s per vision pass),
@@ -348,6 +354,33 @@ if (BACKENDS.includes("webgpu")) {
     assert.ok(got.value, JSON.stringify(got.error));
     assert.equal(got.value.backend, "cpu");
     assert.match(got.value.adapter ?? "", /software adapter/);
+  });
+}
+
+if (BACKENDS.includes("cpu")) {
+  await test("the CPU on one thread where the page is not cross-origin isolated, or when asked: the same ids", async () => {
+    const [first] = goldenCases;
+    const once = async (Local, url, image, options, threads) => {
+      const local = await Local.load({ modelUrl: url, backend: "cpu", threads });
+      const answer = await local.run({ image: new Uint8Array(image), ...options });
+      local.dispose();
+      return { info: local.info, ids: answer.generatedIds };
+    };
+    const plain = await openPage("plain/");
+    const notIsolated = await inPageOf(plain)(once, modelUrl("good"), imageBytes, first.options).finally(() => plain.close());
+    assert.ok(notIsolated.value, JSON.stringify(notIsolated.error));
+    assert.equal(notIsolated.value.info.threads, 1);
+    assert.match(notIsolated.value.info.threadsNote, /not cross-origin isolated/);
+    assert.deepEqual(notIsolated.value.ids, first.golden.beam3_ids);
+    const asked = await inPage(once, modelUrl("good"), imageBytes, first.options, 1);
+    assert.ok(asked.value, JSON.stringify(asked.error));
+    assert.equal(asked.value.info.threads, 1);
+    assert.equal(asked.value.info.threadsNote, null);
+    assert.deepEqual(asked.value.ids, first.golden.beam3_ids);
+    for (const threads of [0, 1.5, "2", 1000]) {
+      const bad = await inPage((Local, url, threads) => Local.load({ modelUrl: url, threads }), modelUrl("good"), threads);
+      assert.equal(bad.error?.code, "BAD_OPTION", `threads ${threads}`);
+    }
   });
 }
 

@@ -34,7 +34,8 @@ window.check = async (modelUrl, image) => {
   const local = await Florence2Local.load({ modelUrl, backend: "cpu" });
   const { result, generatedIds } = await local.run({ image: new Uint8Array(image), task: "<OD>", maxNewTokens: 8, beams: 1 });
   local.dispose();
-  return { tasks: TASKS.length, backend: local.info.backend, source: result.source, task: result.task, ids: generatedIds.length };
+  return { tasks: TASKS.length, backend: local.info.backend, source: result.source, task: result.task, ids: generatedIds.length,
+           threads: local.info.threads, note: local.info.threadsNote, cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated };
 };
 window.ready = true;
 `,
@@ -69,11 +70,21 @@ window.ready = true;
       await page.goto(`${url}/`);
       await page.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
       const image = [...(await readFile(join(MODEL, "test_image.png")))];
-      const out = await page.evaluate(([image]) => window.check("/models/tiny/", image).catch((e) => ({ error: `${e.code}: ${e.message}` })), [image]);
-      assert.deepEqual(out, { tasks: 14, backend: "cpu", source: "local", task: "<OD>", ids: out.ids });
+      const check = () => page.evaluate(([image]) => window.check("/models/tiny/", image).catch((e) => ({ error: `${e.code}: ${e.message}` })), [image]);
+      const out = await check();
+      // florence2-proxy serves the app cross-origin isolated, but the bundle has no threaded
+      // runtime (bundlers leave it alone): one thread, and the note says why.
+      assert.deepEqual(out, { tasks: 14, backend: "cpu", source: "local", task: "<OD>", ids: out.ids, threads: 1, note: out.note, cores: out.cores, isolated: true });
       assert.ok(out.ids >= 2 && out.ids <= 9, JSON.stringify(out));
+      assert.match(out.note ?? "", /threaded runtime did not start/, JSON.stringify(out));
+      // pkg/README's recipe: the package's local/threads/ beside the bundled worker.
+      await cp(join(app, "node_modules/florence2-web/local/threads"), join(app, "dist/assets/threads"), { recursive: true });
+      await page.reload();
+      await page.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
+      const threaded = await check();
+      assert.deepEqual(threaded, { ...out, threads: out.cores, note: null });
       assert.deepEqual(problems, []);
-      console.log(`npm package in a fresh Vite app: worker and local runtime bundled (${assets.length} assets), Florence2Local answered in Chromium`);
+      console.log(`npm package in a fresh Vite app: worker and local runtime bundled (${assets.length} assets), Florence2Local answered in Chromium on 1 thread, and on ${threaded.threads} with local/threads/ served beside it`);
     } finally {
       await browser.close();
     }

@@ -68,6 +68,47 @@ pub fn build() -> Result<PackageReport> {
 const LOCAL_RUSTFLAGS: &str =
     r#"target.wasm32-unknown-unknown.rustflags=["-Ctarget-feature=+simd128"]"#;
 
+/// The threaded build's flags: wasm atomics and bulk memory on top of SIMD, for the standard
+/// library too (`build-std`); `local/build.rs` links its memory as shared.
+const THREADS_RUSTFLAGS: &str = r#"target.wasm32-unknown-unknown.rustflags=["-Ctarget-feature=+simd128,+atomics,+bulk-memory"]"#;
+
+/// The local runtime's threaded CPU build (`pkg/local/threads/`), which the worker loads on a
+/// cross-origin isolated page: no WebGPU (wgpu's browser types are not `Send`, and a GPU
+/// needs no CPU threads), built by the pinned nightly into its own target folder.
+fn threaded_runtime(out: &std::path::Path) -> Result {
+    setup::threads_toolchain()?;
+    let target = target_dir().join("wasm-threads");
+    run_step(
+        Command::new("rustup")
+            .args(["run", setup::THREADS_NIGHTLY, "cargo", "build", "--release"])
+            .args([
+                "--target",
+                "wasm32-unknown-unknown",
+                "-Z",
+                "build-std=panic_abort,std",
+            ])
+            .args(["-p", "florence2-local", "--lib", "--features", "threads"])
+            .args(["--config", THREADS_RUSTFLAGS])
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC"),
+    )?;
+    let wasm = target.join("wasm32-unknown-unknown/release/florence2_local.wasm");
+    run_step(
+        Command::new("wasm-bindgen")
+            .args([
+                "--target",
+                "web",
+                "--out-name",
+                "florence2_local",
+                "--out-dir",
+            ])
+            .arg(out)
+            .arg(&wasm),
+    )
+}
+
 /// The local runtime (`local/`): its own wasm, fetched only by `Florence2Local.load`, with
 /// its glue, the page-side class and the worker, into `pkg/local/`. Returns the wasm's path.
 fn local_runtime(out: &std::path::Path) -> Result<std::path::PathBuf> {
@@ -98,6 +139,7 @@ fn local_runtime(out: &std::path::Path) -> Result<std::path::PathBuf> {
         std::fs::copy(root().join("local/js").join(js), out.join(js))
             .map_err(|e| format!("copying local/js/{js} into pkg/local/: {e}"))?;
     }
+    threaded_runtime(&out.join("threads"))?;
     Ok(out.join("florence2_local_bg.wasm"))
 }
 
@@ -127,6 +169,8 @@ fn check_packed_files(pkg: &std::path::Path) -> Result {
         "local/worker.js",
         "local/florence2_local.js",
         "local/florence2_local_bg.wasm",
+        "local/threads/florence2_local.js",
+        "local/threads/florence2_local_bg.wasm",
     ];
     let missing: Vec<&str> = wanted
         .iter()

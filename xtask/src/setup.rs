@@ -27,6 +27,35 @@ pub fn wasm_toolchain() -> Result {
     Ok(())
 }
 
+/// The nightly the threaded local runtime is built with: wasm threads need the standard
+/// library rebuilt with atomics (`-Z build-std`), which stable cargo cannot do. Pinned, so a
+/// build is the same every day; its `rust-src` is all it needs (no prebuilt wasm32 std).
+pub const THREADS_NIGHTLY: &str = "nightly-2026-05-19";
+
+/// Installs [`THREADS_NIGHTLY`] with `rust-src` when missing (rustup; ~10 s).
+pub fn threads_toolchain() -> Result {
+    let src = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        THREADS_NIGHTLY,
+    ]))
+    .unwrap_or_default();
+    if !src.lines().any(|l| l.trim() == "rust-src") {
+        run_step(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            THREADS_NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
+    }
+    Ok(())
+}
+
 /// The version of `package` in Cargo.lock.
 pub fn locked_version(package: &str) -> Result<String> {
     let lock = std::fs::read_to_string(root().join("Cargo.lock"))

@@ -83,15 +83,25 @@ fn copy_local_runtime(to: &Path) -> Result {
         );
         eprintln!("{}", package::build()?);
     }
+    copy_tree(&from, to)
+}
+
+/// `from`'s files and folders (the threaded runtime in `threads/`, with its snippets) into `to`.
+fn copy_tree(from: &Path, to: &Path) -> Result {
     std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for entry in std::fs::read_dir(&from)
+    for entry in std::fs::read_dir(from)
         .map_err(|e| format!("{}: {e}", from.display()))?
         .flatten()
     {
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            let target = to.join(entry.file_name());
-            std::fs::copy(entry.path(), &target)
-                .map_err(|e| format!("{} -> {}: {e}", entry.path().display(), target.display()))?;
+        let target = to.join(entry.file_name());
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => copy_tree(&entry.path(), &target)?,
+            Ok(t) if t.is_file() => {
+                std::fs::copy(entry.path(), &target).map_err(|e| {
+                    format!("{} -> {}: {e}", entry.path().display(), target.display())
+                })?;
+            }
+            _ => {}
         }
     }
     Ok(())
