@@ -949,7 +949,10 @@ await localTest("local mode: load the served model with progress, run <OD> and a
   console.log(`     loaded in ${Date.now() - started} ms: ${seen.texts.join(" → ")}`);
   assert.ok(seen.progress, "a progress bar showed during the load");
   assert.ok(seen.texts.some((t) => /Downloading the model \(backend cpu\): [\d.]+ MB \/ [\d.]+ MB/.test(t)), "the download's progress in MB");
-  assert.match(ready, /^ready — cpu, f32, [\d.]+( [MB])? parameters, loaded in [\d.]+ m?s$/, "a first load is not from the cache");
+  assert.match(ready, /^ready — cpu \((\d+) threads?\), f32, [\d.]+( [MB])? parameters, loaded in [\d.]+ m?s$/, "a first load is not from the cache");
+  // The proxy serves the demo cross-origin isolated: the CPU backend runs on every core.
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert.equal(Number(/\((\d+) threads?\)/.exec(ready)[1]), cores, ready);
   assert.equal(await page.locator("[data-testid=error]").count(), 0, "loading clears the NO_MODEL message");
 
   // <OD>, on the golden's budget (24 new tokens; the checkpoint's 3 beams).

@@ -146,10 +146,20 @@ pub struct LocalInfo {
     pub backend: String,
     #[serde(default)]
     pub adapter: Option<String>,
+    /// The CPU backend's threads (1 on WebGPU, or where the page is not cross-origin isolated).
+    #[serde(default = "one")]
+    pub threads: u32,
+    /// Why the CPU got fewer threads than it asked for.
+    #[serde(default)]
+    pub threads_note: Option<String>,
     pub dtype: String,
     pub parameters: f64,
     pub load_ms: f64,
     pub from_cache: bool,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The steps of a load, as `onProgress` names them.
@@ -250,11 +260,25 @@ pub fn parameters(n: f64) -> String {
     }
 }
 
-/// `ready — cpu, f32, 3.8 M parameters, loaded in 1.2 s (from cache)`.
+/// `ready — cpu (2 threads), f32, 3.8 M parameters, loaded in 1.2 s (from cache)`.
 pub fn ready_line(info: &LocalInfo) -> String {
-    let backend = match info.adapter.as_deref().filter(|a| !a.is_empty()) {
-        Some(adapter) => format!("{} ({adapter})", info.backend),
-        None => info.backend.clone(),
+    let mut about: Vec<String> = info
+        .adapter
+        .iter()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .collect();
+    if info.backend == "cpu" {
+        about.push(match (&info.threads_note, info.threads) {
+            (Some(note), _) => note.clone(),
+            (None, 1) => "1 thread".into(),
+            (None, n) => format!("{n} threads"),
+        });
+    }
+    let backend = if about.is_empty() {
+        info.backend.clone()
+    } else {
+        format!("{} ({})", info.backend, about.join("; "))
     };
     format!(
         "ready — {backend}, {}, {} parameters, loaded in {}{}",
@@ -329,6 +353,8 @@ mod tests {
         LocalInfo {
             backend: if adapter.is_some() { "webgpu" } else { "cpu" }.into(),
             adapter: adapter.map(str::to_owned),
+            threads: if adapter.is_some() { 1 } else { 2 },
+            threads_note: None,
             dtype: "f32".into(),
             parameters: 3_812_345.0,
             load_ms: 1234.0,
@@ -340,7 +366,16 @@ mod tests {
     fn ready_says_ready_with_backend_size_and_time() {
         assert_eq!(
             ready_line(&info(None, true)),
-            "ready — cpu, f32, 3.8 M parameters, loaded in 1.2 s (from cache)"
+            "ready — cpu (2 threads), f32, 3.8 M parameters, loaded in 1.2 s (from cache)"
+        );
+        let one_thread = LocalInfo {
+            threads: 1,
+            threads_note: Some("the page is not cross-origin isolated: one thread".into()),
+            ..info(None, false)
+        };
+        assert_eq!(
+            ready_line(&one_thread),
+            "ready — cpu (the page is not cross-origin isolated: one thread), f32, 3.8 M parameters, loaded in 1.2 s"
         );
         assert_eq!(
             ready_line(&info(Some("nvidia ampere"), false)),
@@ -382,6 +417,16 @@ mod tests {
         .unwrap();
         assert_eq!(i.adapter, None);
         assert_eq!(i.load_ms, 3.5);
+        assert_eq!(
+            (i.threads, i.threads_note),
+            (1, None),
+            "an older runtime: one thread"
+        );
+        let i: LocalInfo = serde_json::from_str(
+            r#"{"backend":"cpu","adapter":null,"threads":4,"threadsNote":null,"dtype":"f32","parameters":42,"loadMs":3.5,"fromCache":false}"#,
+        )
+        .unwrap();
+        assert_eq!(i.threads, 4);
     }
 
     #[test]
