@@ -161,7 +161,7 @@ async function startRuntime(backend, threads) {
         const threaded = await import(/* @vite-ignore */ /* webpackIgnore: true */ url);
         ({ memory } = await threaded.default());
         // Each pool worker fetches and instantiates the module itself: seconds, not minutes.
-        await within(POOL_START_MS, threaded.initThreadPool(wanted), "its workers did not start in time");
+        await within(POOL_START_MS, threaded.startThreads(wanted), "its workers did not start in time");
         runtime = threaded;
         return { note };
       } catch (error) {

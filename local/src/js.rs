@@ -50,11 +50,28 @@ pub fn has_webgpu() -> bool {
     cfg!(feature = "webgpu")
 }
 
-/// Starts the CPU backend's pool on `n` Web Workers (a promise); the worker calls it once,
-/// before loading, in the `threads` build only.
+/// Starts the CPU backend's pool on `n` Web Workers; the worker calls it once, before
+/// loading, in the `threads` build only. Passes then run on the pool (see [`on_pool`]).
 #[cfg(feature = "threads")]
-#[allow(unused_imports)] // exported to JS by its own `#[wasm_bindgen]`
-pub use wasm_bindgen_rayon::init_thread_pool;
+#[wasm_bindgen(js_name = startThreads)]
+pub async fn start_threads(n: usize) -> Result<(), JsValue> {
+    JsFuture::from(wasm_bindgen_rayon::init_thread_pool(n)).await?;
+    florence2_burn::cpu::adopt_pool();
+    Ok(())
+}
+
+/// Runs `f` (a vision pass, the encoder, a decoder step) on one of the pool's threads: its
+/// kernels then hand out work from inside the pool and take their share, rather than wake
+/// the pool from outside for each of a decoder step's ~60 products while this thread waits.
+#[cfg(feature = "threads")]
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    florence2_burn::cpu::on_pool(f)
+}
+
+#[cfg(not(feature = "threads"))]
+fn on_pool<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 
 /// How many threads the CPU backend's kernels run on: the pool's size, 1 without one.
 #[wasm_bindgen]
@@ -302,7 +319,7 @@ async fn run(
     let features = match picture {
         Picture::Seen(features) => *features,
         Picture::New(decoded) => {
-            let features = model.image_features(&decoded).map_err(from_run)?;
+            let features = on_pool(|| model.image_features(&decoded)).map_err(from_run)?;
             *last_image.borrow_mut() = Some((image.to_vec(), features.clone()));
             features
         }
@@ -314,9 +331,9 @@ async fn run(
         now() - vision_started
     };
     let encoder_started = now();
-    let mut started = model
-        .start_from(&features, plan.task, plan.text.as_deref(), &plan.generation)
-        .map_err(from_run)?;
+    let mut started =
+        on_pool(|| model.start_from(&features, plan.task, plan.text.as_deref(), &plan.generation))
+            .map_err(from_run)?;
     timings.encoder_ms = now() - encoder_started;
     let decoder_started = now();
     // The text after a token is sent while the next step's turn of the event loop waits (the
@@ -337,6 +354,10 @@ async fn run(
         if stop(&mut || send(unsent.take(), tokens)).await {
             return Err(cancelled());
         }
+        // The threaded build is the CPU's alone, whose reads never wait.
+        #[cfg(feature = "threads")]
+        on_pool(|| started.decoding.step()).map_err(from_run)?;
+        #[cfg(not(feature = "threads"))]
         started.decoding.step_async().await.map_err(from_run)?;
         timings.tokens += 1;
         if calls.on_token.is_some() {

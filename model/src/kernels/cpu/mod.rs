@@ -23,7 +23,7 @@ mod token_matrix;
 pub use allocator::keep_freed_memory;
 pub use flex::FlexKernels;
 pub use matmul::sgemm_gflops;
-pub use parallel::{on_pool, set_threads, threads};
+pub use parallel::{adopt_pool, on_pool, set_threads, threads};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

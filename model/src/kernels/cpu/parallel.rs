@@ -48,6 +48,10 @@ mod imp {
         }
     }
 
+    pub fn adopt_pool() {
+        POOL_BUILT_HERE.store(true, Ordering::Release);
+    }
+
     pub fn threads() -> usize {
         rayon::current_num_threads()
     }
@@ -87,6 +91,8 @@ mod imp {
         }
     }
 
+    pub fn adopt_pool() {}
+
     pub fn threads() -> usize {
         1
     }
@@ -125,6 +131,13 @@ pub fn set_threads(n: usize) -> Result<(), String> {
 /// share of the work itself.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     imp::on_pool(f)
+}
+
+/// Takes the global pool someone else built (the browser's, started from JS by
+/// wasm-bindgen-rayon, whose threads have 2 MiB stacks, twice the wasm main thread's) as fit
+/// for [`on_pool`] to run whole passes on.
+pub fn adopt_pool() {
+    imp::adopt_pool()
 }
 
 /// The pool's size.
