@@ -87,10 +87,14 @@ async function load(id, { modelUrl, backend, threads }) {
   }
   if (aborted.has(id)) throw fail("ABORTED", "the load was cancelled");
   const bytes = Object.values(files.bytes).reduce((sum, b) => sum + b.byteLength, 0);
+  // Stored before the weights are in wasm memory: storing and hashing copy each file for a
+  // while, and beside the loaded weights those copies were the load's peak (base in f32:
+  // 3.9 GB). The manifest, which makes the files count, waits for a good load.
+  const manifest = files.fromCache ? null : await store(modelUrl, files.files).catch(() => null);
   progress(id, "load", 0, bytes);
   model = await runtime.LocalModel.load(files.bytes, chosen, bufferBytes);
   progress(id, "load", bytes, bytes);
-  if (!files.fromCache) await remember(modelUrl, files.files).catch(() => {});
+  if (manifest) await commit(modelUrl, manifest).catch(() => {});
   if (chosen === "webgpu") {
     // The GPU compiles each kernel on first use: do it now, not in the first prompt.
     progress(id, "warmup", 0, 1);
@@ -353,16 +357,24 @@ async function forget(cache, modelUrl) {
   }
 }
 
-/** Stores a load's files, then the manifest that makes them count (after a good load only). */
-async function remember(modelUrl, files) {
+/** Stores a download's files, one at a time; returns the manifest that would make them count
+ * (null without Cache Storage). Files without a manifest are never used, and go at the next
+ * load of their folder. */
+async function store(modelUrl, files) {
   const cache = self.caches && self.crypto?.subtle ? await self.caches.open(CACHE) : null;
-  if (!cache) return;
+  if (!cache) return null;
   const manifest = { version: MANIFEST_VERSION, files: {} };
   for (const [key, file] of Object.entries(files)) {
     const { bytes, name, etag, lastModified } = file;
-    await cache.put(new URL(name, modelUrl).href, new Response(bytes, { headers: { "content-length": String(bytes.byteLength) } }));
     manifest.files[key] = { name, size: bytes.byteLength, sha256: await sha256(bytes), etag, lastModified };
+    await cache.put(new URL(name, modelUrl).href, new Response(bytes, { headers: { "content-length": String(bytes.byteLength) } }));
   }
+  return manifest;
+}
+
+/** Writes the manifest of stored files (after a good load only). */
+async function commit(modelUrl, manifest) {
+  const cache = await self.caches.open(CACHE);
   await cache.put(manifestUrl(modelUrl), new Response(JSON.stringify(manifest), { headers: { "content-type": "application/json" } }));
 }
 
