@@ -3,7 +3,8 @@
 // the same number of greedy tokens. Run by `cargo xtask bench browser`; by hand:
 //   FLORENCE2_PKG=pkg FLORENCE2_PROXY_BIN=… FLORENCE2_BENCH_MODEL=DIR FLORENCE2_BENCH_ONNX=ONNX_DIR \
 //   [FLORENCE2_ROUNDS=2] [FLORENCE2_WARM_RUNS=2] [FLORENCE2_MAX_NEW_TOKENS=20] \
-//   [FLORENCE2_ROWS=ours-f32,ours-mixed,tjs-fp32,tjs-mix] node tests/bench/browser.mjs
+//   [FLORENCE2_ROWS=ours-f32,ours-f32-threads,ours-mixed,ours-mixed-threads,tjs-fp32,tjs-mix] \
+//   node tests/bench/browser.mjs
 // DIR: a Florence-2 folder (transformers layout, with test_image.png), served by our proxy, and
 // DIR-mixed beside it (`florence2 quantize --scheme mixed` of it) for the ours-mixed row;
 // ONNX_DIR: model/tools/export_onnx.py's export of it, served to transformers.js.
@@ -38,15 +39,20 @@ const TASK = "<CAPTION>";
 const NO_REPEAT = 3; // the checkpoint's generation_config value, given to both sides explicitly
 // transformers.js' Florence-2 demo: fp16 vision and embeddings, q4 encoder and decoder.
 const MIX = { embed_tokens: "fp16", vision_encoder: "fp16", encoder_model: "q4", decoder_model_merged: "q4" };
+// Ours on one thread (`threads: 1`) and on every core (the threaded runtime: the page is
+// cross-origin isolated); transformers.js with its own default threading on the same page.
+const CORES = (await import("node:os")).availableParallelism();
 const ROWS = {
-  "ours-f32": { side: "ours", folder: basename(MODEL), label: "florence2-web, CPU (wasm SIMD), f32, 1 thread" },
-  "ours-mixed": { side: "ours", folder: `${basename(MODEL)}-mixed`, vs: "ours-f32", label: "florence2-web, CPU (wasm SIMD), mixed 8/4-bit, 1 thread" },
+  "ours-f32": { side: "ours", folder: basename(MODEL), threads: 1, label: "florence2-web, CPU (wasm SIMD), f32, 1 thread" },
+  "ours-f32-threads": { side: "ours", folder: basename(MODEL), threads: CORES, vs: "ours-f32", label: `florence2-web, CPU (wasm SIMD), f32, ${CORES} threads` },
+  "ours-mixed": { side: "ours", folder: `${basename(MODEL)}-mixed`, threads: 1, vs: "ours-f32", label: "florence2-web, CPU (wasm SIMD), mixed 8/4-bit, 1 thread" },
+  "ours-mixed-threads": { side: "ours", folder: `${basename(MODEL)}-mixed`, threads: CORES, vs: "ours-mixed", label: `florence2-web, CPU (wasm SIMD), mixed 8/4-bit, ${CORES} threads` },
   "tjs-fp32": { side: "tjs", dtype: "fp32", vs: "ours-f32", label: "transformers.js, wasm, fp32" },
   "tjs-mix": { side: "tjs", dtype: MIX, vs: "ours-mixed", label: "transformers.js, wasm, fp16 vision+embed / q4 enc+dec" },
   "tjs-q4": { side: "tjs", dtype: "q4", vs: "ours-mixed", label: "transformers.js, wasm, q4" },
   "tjs-fp16": { side: "tjs", dtype: "fp16", vs: "ours-mixed", label: "transformers.js, wasm, fp16" },
 };
-const rowNames = env("FLORENCE2_ROWS", "ours-f32,ours-mixed,tjs-fp32,tjs-mix").split(",");
+const rowNames = env("FLORENCE2_ROWS", "ours-f32,ours-f32-threads,ours-mixed,ours-mixed-threads,tjs-fp32,tjs-mix").split(",");
 for (const r of rowNames) if (!ROWS[r]) throw new Error(`unknown row ${r}: ${Object.keys(ROWS)}`);
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -94,7 +100,11 @@ const server = createServer(async (req, res) => {
   try {
     const s = await stat(file);
     if (!s.isFile()) throw new Error();
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-length": s.size });
+    // Cross-origin isolated, as florence2-proxy serves its demo: both sides may use threads.
+    res.writeHead(200, {
+      "content-type": types[extname(file)] ?? "application/octet-stream", "content-length": s.size,
+      "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp",
+    });
     createReadStream(file).pipe(res);
   } catch {
     console.error(`  404 ${req.url}`);
@@ -153,9 +163,15 @@ async function one(name) {
   page.on("console", (m) => m.type() === "error" && console.error(`  [${name}] ${m.text()}`));
   await page.goto(`${base}/?side=${row.side}`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 120_000 });
+  // The renderers' peak, polled while the row runs: read once at the end, it sometimes came
+  // from a spare renderer rather than the page's (1.2 GB where the page's had reached 3.9).
+  let peak = 0;
+  const poll = setInterval(async () => {
+    for (const pid of await renderers()) peak = Math.max(peak, await peakMiB(pid).catch(() => 0));
+  }, 250);
   const call = (fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
   const load = row.side === "ours"
-    ? await call("load", { modelUrl: `${proxyUrl}/models/${row.folder}/` })
+    ? await call("load", { modelUrl: `${proxyUrl}/models/${row.folder}/`, threads: row.threads })
     : await call("load", { modelId: basename(ONNX), dtype: row.dtype });
   const runs = [];
   for (let i = 0; i <= WARM; i++) {
@@ -165,13 +181,14 @@ async function one(name) {
   // The page's renderer: Chromium may hand a new context a spare renderer started earlier,
   // so it is found by size: the previous (row, round)'s renderer exited with its context,
   // and what else lives (spare, UI) is small.
-  const peak = Math.max(...(await Promise.all((await renderers()).map((pid) => peakMiB(pid).catch(() => 0)))));
+  clearInterval(poll);
+  for (const pid of await renderers()) peak = Math.max(peak, await peakMiB(pid).catch(() => 0));
   await context.close();
   const warm = runs.length > 1 ? runs.slice(1) : runs; // --warm-runs 0: the first run stands in
   return {
     name, load: load.loadMs, info: load.info, first: runs[0].ms, warm: median(warm.map((r) => r.ms)),
     token: median(warm.map((r) => perToken(r.stamps))), tokens: runs[0].ids.length, ids: runs[0].ids,
-    text: runs[0].text, peak, bytes, timings: warm.at(-1).timings,
+    text: runs[0].text, peak, bytes, timings: warm.at(-1).timings, wasm: runs.at(-1).wasmMemoryBytes,
   };
 }
 
@@ -187,7 +204,7 @@ try {
       console.log(
         `round ${round + 1} ${name}: load ${(r.load / 1000).toFixed(1)} s, first ${(r.first / 1000).toFixed(1)} s, ` +
           `warm ${(r.warm / 1000).toFixed(1)} s, ${r.token.toFixed(0)} ms/token, ${r.tokens} tokens, peak ${r.peak.toFixed(0)} MiB, ` +
-          `${(r.bytes / 1e6).toFixed(0)} MB${r.timings ? `; timings ${JSON.stringify(r.timings)}` : ""}${r.info ? `; ${JSON.stringify(r.info).slice(0, 160)}` : ""}`,
+          `${(r.bytes / 1e6).toFixed(0)} MB${r.wasm ? `, wasm memory ${(r.wasm / 2 ** 20).toFixed(0)} MiB` : ""}${r.timings ? `; timings ${JSON.stringify(r.timings)}` : ""}${r.info ? `; ${JSON.stringify(r.info).slice(0, 160)}` : ""}`,
       );
     }
   }

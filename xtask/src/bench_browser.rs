@@ -13,12 +13,14 @@ use crate::util::{Result, cargo, root, run_step, target_dir};
 use crate::{package, setup};
 
 const USAGE: &str = "usage: cargo xtask bench browser --model DIR [--onnx DIR] [--python PY] \
-[--rounds 2] [--warm-runs 2] [--new-tokens 20] [--rows ours-f32,ours-mixed,tjs-fp32,tjs-mix]
+[--rounds 2] [--warm-runs 2] [--new-tokens 20]
+  [--rows ours-f32,ours-f32-threads,ours-mixed,ours-mixed-threads,tjs-fp32,tjs-mix]
   DIR: a Florence-2 folder in transformers' layout with test_image.png (model/tools/make_base_model.py
   makes a base-shaped one: OUT/native); --onnx: its ONNX export for transformers.js (default: DIR-onnx
   beside it, made with PY, which needs torch, transformers, onnx and onnxruntime, when missing).
-  The ours-mixed row loads DIR-mixed beside DIR (`florence2 quantize --scheme mixed`, made when
-  missing).
+  The ours-mixed rows load DIR-mixed beside DIR (`florence2 quantize --scheme mixed`, made when
+  missing); the -threads rows run on every core (the page is cross-origin isolated), the others
+  on one; tjs-q4 and tjs-fp16 are rows too.
   FLORENCE2_PROXY_BIN=… uses that florence2-proxy instead of building it (release).";
 
 pub fn run(args: &[String]) -> Result {
