@@ -94,7 +94,14 @@ fn threaded_runtime(out: &std::path::Path) -> Result {
             .env_remove("RUSTC")
             .env_remove("RUSTDOC"),
     )?;
-    let wasm = target.join("wasm32-unknown-unknown/release/florence2_local.wasm");
+    bind_local_runtime(
+        &target.join("wasm32-unknown-unknown/release/florence2_local.wasm"),
+        out,
+    )
+}
+
+/// wasm-bindgen's glue for a build of the local runtime, into `out`.
+fn bind_local_runtime(wasm: &std::path::Path, out: &std::path::Path) -> Result {
     run_step(
         Command::new("wasm-bindgen")
             .args([
@@ -105,7 +112,7 @@ fn threaded_runtime(out: &std::path::Path) -> Result {
                 "--out-dir",
             ])
             .arg(out)
-            .arg(&wasm),
+            .arg(wasm),
     )
 }
 
@@ -123,18 +130,7 @@ fn local_runtime(out: &std::path::Path) -> Result<std::path::PathBuf> {
     ])?;
     let wasm = target_dir().join("wasm32-unknown-unknown/release/florence2_local.wasm");
     let _ = std::fs::remove_dir_all(out);
-    run_step(
-        Command::new("wasm-bindgen")
-            .args([
-                "--target",
-                "web",
-                "--out-name",
-                "florence2_local",
-                "--out-dir",
-            ])
-            .arg(out)
-            .arg(&wasm),
-    )?;
+    bind_local_runtime(&wasm, out)?;
     for js in ["index.js", "index.d.ts", "worker.js"] {
         std::fs::copy(root().join("local/js").join(js), out.join(js))
             .map_err(|e| format!("copying local/js/{js} into pkg/local/: {e}"))?;
