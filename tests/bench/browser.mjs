@@ -47,6 +47,10 @@ const ROWS = {
   "ours-f32-threads": { side: "ours", folder: basename(MODEL), threads: CORES, vs: "ours-f32", label: `florence2-web, CPU (wasm SIMD), f32, ${CORES} threads` },
   "ours-mixed": { side: "ours", folder: `${basename(MODEL)}-mixed`, threads: 1, vs: "ours-f32", label: "florence2-web, CPU (wasm SIMD), mixed 8/4-bit, 1 thread" },
   "ours-mixed-threads": { side: "ours", folder: `${basename(MODEL)}-mixed`, threads: CORES, vs: "ours-mixed", label: `florence2-web, CPU (wasm SIMD), mixed 8/4-bit, ${CORES} threads` },
+  // WebGPU: whatever adapter Chromium finds (here SwiftShader, the CPU emulating a GPU, on
+  // which base-shaped runs take hours: for machines with a GPU).
+  "ours-f32-webgpu": { side: "ours", folder: basename(MODEL), backend: "webgpu", vs: "ours-f32", label: "florence2-web, WebGPU, f32" },
+  "tjs-fp32-webgpu": { side: "tjs", dtype: "fp32", device: "webgpu", vs: "ours-f32-webgpu", label: "transformers.js, WebGPU, fp32" },
   "tjs-fp32": { side: "tjs", dtype: "fp32", vs: "ours-f32", label: "transformers.js, wasm, fp32" },
   "tjs-mix": { side: "tjs", dtype: MIX, vs: "ours-mixed", label: "transformers.js, wasm, fp16 vision+embed / q4 enc+dec" },
   "tjs-q4": { side: "tjs", dtype: "q4", vs: "ours-mixed", label: "transformers.js, wasm, q4" },
@@ -145,7 +149,10 @@ const peakMiB = async (pid) => Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/
 
 const browser = await chromium.launch({
   executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-  args: ["--no-sandbox", "--js-flags=--max-old-space-size=8192", marker],
+  // WebGPU rows need the flag headless; a GPU machine may need more (CHROMIUM_ARGS, e.g.
+  // "--use-angle=vulkan --enable-features=Vulkan").
+  args: ["--no-sandbox", "--js-flags=--max-old-space-size=8192", "--enable-unsafe-webgpu", marker,
+         ...env("CHROMIUM_ARGS", "").split(" ").filter(Boolean)],
 });
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -171,8 +178,8 @@ async function one(name) {
   }, 250);
   const call = (fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
   const load = row.side === "ours"
-    ? await call("load", { modelUrl: `${proxyUrl}/models/${row.folder}/`, threads: row.threads })
-    : await call("load", { modelId: basename(ONNX), dtype: row.dtype });
+    ? await call("load", { modelUrl: `${proxyUrl}/models/${row.folder}/`, threads: row.threads, backend: row.backend })
+    : await call("load", { modelId: basename(ONNX), dtype: row.dtype, device: row.device });
   const runs = [];
   for (let i = 0; i <= WARM; i++) {
     runs.push(await call("run", { image: variant(i), task: TASK, maxNewTokens: MAX_NEW, minNewTokens: MAX_NEW, noRepeatNgramSize: NO_REPEAT }));
